@@ -1,0 +1,8 @@
+//! hotspot: geospatial hotspot analysis for community safety partnerships.
+//!
+//! Data flows one way: `ingest` (parse files) -> `store` (SQLite store of record) ->
+//! `analysis` (in-memory columnar store, aggregation). `spatial` holds the coordinate
+//! transforms and boundaries every stage shares; `generate` writes realistic fixtures.
+
+pub mod model;
+pub mod spatial;

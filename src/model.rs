@@ -1,0 +1,324 @@
+//! Types that carry meaning at the edges: parsed once, never re-validated deep inside.
+//!
+//! `Month` is a calendar month stored as months since January 1970 so that ranges and
+//! differences are plain integer arithmetic; `CrimeType` is the police.uk category list plus
+//! the categories force extracts and STATS19 add; `Severity` is the STATS19 collision
+//! severity.
+
+use std::fmt;
+use std::str::FromStr;
+
+use thiserror::Error;
+
+/// A calendar month (`YYYY-MM`), stored as months since 1970-01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Month(u16);
+
+/// Why a month string was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("'{0}' is not a month: expected YYYY-MM between 1970-01 and 2199-12")]
+pub struct MonthError(pub String);
+
+impl Month {
+    /// Builds a month from a year and a month number (1-12).
+    ///
+    /// # Errors
+    /// When the year is outside 1970..=2199 or the month outside 1..=12.
+    pub fn new(year: u32, month: u32) -> Result<Self, MonthError> {
+        if !(1970..=2199).contains(&year) || !(1..=12).contains(&month) {
+            return Err(MonthError(format!("{year:04}-{month:02}")));
+        }
+        Ok(Month(((year - 1970) * 12 + (month - 1)) as u16))
+    }
+
+    /// The month from its index (months since 1970-01).
+    pub fn from_index(index: u16) -> Self {
+        Month(index)
+    }
+
+    /// Months since 1970-01.
+    pub fn index(self) -> u16 {
+        self.0
+    }
+
+    pub fn year(self) -> u32 {
+        1970 + u32::from(self.0) / 12
+    }
+
+    pub fn month(self) -> u32 {
+        u32::from(self.0) % 12 + 1
+    }
+
+    /// The month after this one.
+    pub fn succ(self) -> Self {
+        Month(self.0.saturating_add(1))
+    }
+
+    /// Parses `YYYY-MM` from bytes without allocating (hot path of CSV ingest).
+    ///
+    /// # Errors
+    /// When the bytes are not exactly `YYYY-MM` with a valid month.
+    pub fn parse_bytes(b: &[u8]) -> Result<Self, MonthError> {
+        let bad = || MonthError(String::from_utf8_lossy(b).into_owned());
+        if b.len() != 7 || b[4] != b'-' {
+            return Err(bad());
+        }
+        let digit = |i: usize| -> Result<u32, MonthError> {
+            let c = b[i];
+            if c.is_ascii_digit() {
+                Ok(u32::from(c - b'0'))
+            } else {
+                Err(bad())
+            }
+        };
+        let year = digit(0)? * 1000 + digit(1)? * 100 + digit(2)? * 10 + digit(3)?;
+        let month = digit(5)? * 10 + digit(6)?;
+        Month::new(year, month).map_err(|_| bad())
+    }
+
+    /// Parses a date as `DD/MM/YYYY` (STATS19), `YYYY-MM-DD` or `YYYY-MM` and keeps its month.
+    ///
+    /// # Errors
+    /// When the text is none of those forms.
+    pub fn parse_date(s: &str) -> Result<Self, MonthError> {
+        let s = s.trim();
+        let bad = || MonthError(s.to_owned());
+        let b = s.as_bytes();
+        if b.len() == 10 && b[2] == b'/' && b[5] == b'/' {
+            let m: u32 = s[3..5].parse().map_err(|_| bad())?;
+            let y: u32 = s[6..10].parse().map_err(|_| bad())?;
+            let d: u32 = s[0..2].parse().map_err(|_| bad())?;
+            if !(1..=31).contains(&d) {
+                return Err(bad());
+            }
+            return Month::new(y, m).map_err(|_| bad());
+        }
+        if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
+            let d: u32 = s[8..10].parse().map_err(|_| bad())?;
+            if !(1..=31).contains(&d) {
+                return Err(bad());
+            }
+            return Month::parse_bytes(&b[..7]).map_err(|_| bad());
+        }
+        Month::parse_bytes(b).map_err(|_| bad())
+    }
+}
+
+impl FromStr for Month {
+    type Err = MonthError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Month::parse_bytes(s.trim().as_bytes())
+    }
+}
+
+impl fmt::Display for Month {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:04}-{:02}", self.year(), self.month())
+    }
+}
+
+macro_rules! crime_types {
+    ($( $variant:ident = $code:expr, $label:expr, $slug:expr; )*) => {
+        /// Incident category: the 14 police.uk crime types, road collisions (STATS19), and
+        /// the sensitive categories force extracts carry that police.uk merges away.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        #[repr(u8)]
+        pub enum CrimeType { $( $variant = $code, )* }
+
+        impl CrimeType {
+            /// Every category, in code order.
+            pub const ALL: &'static [CrimeType] = &[$( CrimeType::$variant, )*];
+
+            /// The label as police.uk (or the data source) writes it.
+            pub fn label(self) -> &'static str {
+                match self { $( CrimeType::$variant => $label, )* }
+            }
+
+            /// A short lower-case name for command lines and URLs.
+            pub fn slug(self) -> &'static str {
+                match self { $( CrimeType::$variant => $slug, )* }
+            }
+
+            /// The category with this code, if any.
+            pub fn from_code(code: u8) -> Option<Self> {
+                match code { $( $code => Some(CrimeType::$variant), )* _ => None }
+            }
+
+            /// Exact match on the police.uk label (hot path: no allocation).
+            pub fn from_label_bytes(b: &[u8]) -> Option<Self> {
+                match b { $( x if x == $label.as_bytes() => Some(CrimeType::$variant), )* _ => None }
+            }
+        }
+    };
+}
+
+crime_types! {
+    AntiSocialBehaviour = 0, "Anti-social behaviour", "anti-social-behaviour";
+    BicycleTheft = 1, "Bicycle theft", "bicycle-theft";
+    Burglary = 2, "Burglary", "burglary";
+    CriminalDamageArson = 3, "Criminal damage and arson", "criminal-damage-arson";
+    Drugs = 4, "Drugs", "drugs";
+    OtherTheft = 5, "Other theft", "other-theft";
+    PossessionOfWeapons = 6, "Possession of weapons", "possession-of-weapons";
+    PublicOrder = 7, "Public order", "public-order";
+    Robbery = 8, "Robbery", "robbery";
+    Shoplifting = 9, "Shoplifting", "shoplifting";
+    TheftFromThePerson = 10, "Theft from the person", "theft-from-the-person";
+    VehicleCrime = 11, "Vehicle crime", "vehicle-crime";
+    ViolenceAndSexualOffences = 12, "Violence and sexual offences", "violent-crime";
+    OtherCrime = 13, "Other crime", "other-crime";
+    RoadCollision = 14, "Road collision", "road-collision";
+    SexualOffences = 15, "Sexual offences", "sexual-offences";
+    DomesticAbuse = 16, "Domestic abuse", "domestic-abuse";
+    Exploitation = 17, "Exploitation", "exploitation";
+}
+
+impl CrimeType {
+    /// Number of categories (codes are 0..COUNT).
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The 14 police.uk street-crime categories.
+    pub fn police_uk() -> &'static [CrimeType] {
+        &Self::ALL[..14]
+    }
+
+    /// Lenient match for user input and generic CSVs: label, slug, or police.uk's older
+    /// names, ignoring case and surrounding space.
+    pub fn parse_lenient(s: &str) -> Option<Self> {
+        let t = s.trim();
+        if let Some(c) = Self::ALL
+            .iter()
+            .find(|c| c.label().eq_ignore_ascii_case(t) || c.slug().eq_ignore_ascii_case(t))
+        {
+            return Some(*c);
+        }
+        let lower = t.to_ascii_lowercase();
+        Some(match lower.as_str() {
+            "asb" | "anti social behaviour" | "antisocial behaviour" => Self::AntiSocialBehaviour,
+            "violent crime" | "violence" | "violence against the person" => {
+                Self::ViolenceAndSexualOffences
+            }
+            "criminal damage" | "arson" | "criminal-damage" => Self::CriminalDamageArson,
+            "weapons" | "knife crime" | "possession of a weapon" => Self::PossessionOfWeapons,
+            "vehicle" | "vehicle offences" => Self::VehicleCrime,
+            "road collision" | "collision" | "rtc" => Self::RoadCollision,
+            "other" => Self::OtherCrime,
+            _ => return None,
+        })
+    }
+}
+
+impl FromStr for CrimeType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        CrimeType::parse_lenient(s).ok_or_else(|| {
+            let known: Vec<&str> = CrimeType::ALL.iter().map(|c| c.slug()).collect();
+            format!("unknown crime type '{s}' (known: {})", known.join(", "))
+        })
+    }
+}
+
+impl fmt::Display for CrimeType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A set of crime types as a bit mask (fast filter in the aggregation scan).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TypeSet(u32);
+
+impl TypeSet {
+    pub const fn all() -> Self {
+        TypeSet((1u32 << CrimeType::COUNT) - 1)
+    }
+    pub const fn empty() -> Self {
+        TypeSet(0)
+    }
+    pub fn with(self, t: CrimeType) -> Self {
+        TypeSet(self.0 | (1 << t as u8))
+    }
+    #[inline]
+    pub fn contains_code(self, code: u8) -> bool {
+        code < 32 && self.0 & (1 << code) != 0
+    }
+    pub fn contains(self, t: CrimeType) -> bool {
+        self.contains_code(t as u8)
+    }
+    pub fn iter(self) -> impl Iterator<Item = CrimeType> {
+        CrimeType::ALL.iter().copied().filter(move |t| self.contains(*t))
+    }
+    pub fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+impl FromIterator<CrimeType> for TypeSet {
+    fn from_iter<I: IntoIterator<Item = CrimeType>>(iter: I) -> Self {
+        iter.into_iter().fold(TypeSet::empty(), TypeSet::with)
+    }
+}
+
+/// STATS19 collision severity (0 where the source has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(u8)]
+pub enum Severity {
+    #[default]
+    None = 0,
+    Fatal = 1,
+    Serious = 2,
+    Slight = 3,
+}
+
+impl Severity {
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => Severity::Fatal,
+            2 => Severity::Serious,
+            3 => Severity::Slight,
+            _ => Severity::None,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::None => "",
+            Severity::Fatal => "Fatal",
+            Severity::Serious => "Serious",
+            Severity::Slight => "Slight",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_round_trips_and_rejects_nonsense() {
+        let m: Month = "2023-07".parse().unwrap();
+        assert_eq!((m.year(), m.month()), (2023, 7));
+        assert_eq!(m.to_string(), "2023-07");
+        assert_eq!(m.succ().to_string(), "2023-08");
+        for bad in ["2023-13", "2023-00", "23-07", "2023/07", "", "1969-12", "abcd-ef"] {
+            assert!(bad.parse::<Month>().is_err(), "{bad}");
+        }
+        assert_eq!(Month::parse_date("31/01/2022").unwrap().to_string(), "2022-01");
+        assert_eq!(Month::parse_date("2022-03-04").unwrap().to_string(), "2022-03");
+        assert!(Month::parse_date("32/01/2022").is_err());
+    }
+
+    #[test]
+    fn crime_type_codes_labels_and_slugs_are_consistent() {
+        for (i, c) in CrimeType::ALL.iter().enumerate() {
+            assert_eq!(*c as usize, i);
+            assert_eq!(CrimeType::from_code(i as u8), Some(*c));
+            assert_eq!(CrimeType::from_label_bytes(c.label().as_bytes()), Some(*c));
+            assert_eq!(c.slug().parse::<CrimeType>(), Ok(*c));
+        }
+        assert_eq!(CrimeType::police_uk().len(), 14);
+        assert!("nonsense".parse::<CrimeType>().is_err());
+        let s: TypeSet = [CrimeType::Drugs, CrimeType::Burglary].into_iter().collect();
+        assert!(s.contains(CrimeType::Drugs) && !s.contains(CrimeType::Robbery));
+        assert_eq!(TypeSet::all().iter().count(), CrimeType::COUNT);
+    }
+}
