@@ -4,5 +4,10 @@
 //! `analysis` (in-memory columnar store, aggregation). `spatial` holds the coordinate
 //! transforms and boundaries every stage shares; `generate` writes realistic fixtures.
 
+pub mod analysis;
+pub mod cli;
+pub mod generate;
+pub mod ingest;
 pub mod model;
 pub mod spatial;
+pub mod store;

@@ -1,6 +1,17 @@
-use std::path::Path;
-fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let r = hotspot::spatial::derive::derive_boundaries(Path::new(&args[1]), Path::new(&args[2])).unwrap();
-    for d in r { println!("{d:?}"); }
+//! The `hotspot` binary: a thin shell around the library (`hotspot::cli`).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = hotspot::cli::Cli::parse();
+    match hotspot::cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let msg = format!("{e:#}").replace('\n', " ");
+            eprintln!("hotspot: error: {msg}");
+            ExitCode::FAILURE
+        }
+    }
 }

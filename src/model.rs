@@ -246,7 +246,10 @@ impl TypeSet {
         self.contains_code(t as u8)
     }
     pub fn iter(self) -> impl Iterator<Item = CrimeType> {
-        CrimeType::ALL.iter().copied().filter(move |t| self.contains(*t))
+        CrimeType::ALL
+            .iter()
+            .copied()
+            .filter(move |t| self.contains(*t))
     }
     pub fn bits(self) -> u32 {
         self.0
@@ -299,11 +302,19 @@ mod tests {
         assert_eq!((m.year(), m.month()), (2023, 7));
         assert_eq!(m.to_string(), "2023-07");
         assert_eq!(m.succ().to_string(), "2023-08");
-        for bad in ["2023-13", "2023-00", "23-07", "2023/07", "", "1969-12", "abcd-ef"] {
+        for bad in [
+            "2023-13", "2023-00", "23-07", "2023/07", "", "1969-12", "abcd-ef",
+        ] {
             assert!(bad.parse::<Month>().is_err(), "{bad}");
         }
-        assert_eq!(Month::parse_date("31/01/2022").unwrap().to_string(), "2022-01");
-        assert_eq!(Month::parse_date("2022-03-04").unwrap().to_string(), "2022-03");
+        assert_eq!(
+            Month::parse_date("31/01/2022").unwrap().to_string(),
+            "2022-01"
+        );
+        assert_eq!(
+            Month::parse_date("2022-03-04").unwrap().to_string(),
+            "2022-03"
+        );
         assert!(Month::parse_date("32/01/2022").is_err());
     }
 
@@ -317,7 +328,9 @@ mod tests {
         }
         assert_eq!(CrimeType::police_uk().len(), 14);
         assert!("nonsense".parse::<CrimeType>().is_err());
-        let s: TypeSet = [CrimeType::Drugs, CrimeType::Burglary].into_iter().collect();
+        let s: TypeSet = [CrimeType::Drugs, CrimeType::Burglary]
+            .into_iter()
+            .collect();
         assert!(s.contains(CrimeType::Drugs) && !s.contains(CrimeType::Robbery));
         assert_eq!(TypeSet::all().iter().count(), CrimeType::COUNT);
     }

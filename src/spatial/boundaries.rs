@@ -107,18 +107,18 @@ impl BoundarySet {
         id_prop: &str,
         name_prop: Option<&str>,
     ) -> Result<Self, BoundaryError> {
-        let fc: geojson::FeatureCollection =
-            text.parse::<geojson::GeoJson>()
-                .map_err(|e| BoundaryError::Json {
+        let fc: geojson::FeatureCollection = text
+            .parse::<geojson::GeoJson>()
+            .map_err(|e| BoundaryError::Json {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })
+            .and_then(|g| {
+                geojson::FeatureCollection::try_from(g).map_err(|e| BoundaryError::Json {
                     path: path.to_owned(),
                     reason: e.to_string(),
                 })
-                .and_then(|g| {
-                    geojson::FeatureCollection::try_from(g).map_err(|e| BoundaryError::Json {
-                        path: path.to_owned(),
-                        reason: e.to_string(),
-                    })
-                })?;
+            })?;
         let (mut codes, mut names, mut props, mut polys) = (vec![], vec![], vec![], vec![]);
         for (index, f) in fc.features.into_iter().enumerate() {
             let fail = |reason: String| BoundaryError::Feature {
@@ -197,7 +197,12 @@ impl BoundarySet {
         let p = Point::new(lon, lat);
         self.tree
             .locate_in_envelope_intersecting(&env)
-            .map(|e| (Euclidean.distance(&p, &self.polygons[e.data as usize]), e.data))
+            .map(|e| {
+                (
+                    Euclidean.distance(&p, &self.polygons[e.data as usize]),
+                    e.data,
+                )
+            })
             .filter(|(d, _)| *d <= t)
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
             .map(|(_, i)| i)
@@ -229,8 +234,8 @@ fn geometry_name(g: &geo::Geometry<f64>) -> &'static str {
 /// A polygon's area in square metres on the WGS84 ellipsoid. Rings are oriented first:
 /// the geodesic area of a clockwise exterior is the rest of the globe.
 pub fn area_m2(mp: &MultiPolygon<f64>) -> f64 {
-    use geo::orient::{Direction, Orient};
     use geo::GeodesicArea;
+    use geo::orient::{Direction, Orient};
     mp.0.iter()
         .map(|p| p.orient(Direction::Default).geodesic_area_unsigned())
         .sum()
@@ -269,6 +274,9 @@ mod tests {
         let e = BoundarySet::from_geojson_str(text, Path::new("beats.geojson"), "id", None)
             .unwrap_err()
             .to_string();
-        assert!(e.contains("beats.geojson") && e.contains("feature 0"), "{e}");
+        assert!(
+            e.contains("beats.geojson") && e.contains("feature 0"),
+            "{e}"
+        );
     }
 }

@@ -38,7 +38,10 @@ pub struct DistrictReport {
 /// # Errors
 /// When the source cannot be read, a district dissolves to an invalid polygon, or its
 /// area differs from the sum of its LSOAs by more than [`AREA_TOLERANCE`].
-pub fn derive_boundaries(source: &Path, out_dir: &Path) -> Result<Vec<DistrictReport>, BoundaryError> {
+pub fn derive_boundaries(
+    source: &Path,
+    out_dir: &Path,
+) -> Result<Vec<DistrictReport>, BoundaryError> {
     let lsoas = BoundarySet::from_geojson_file(source, "LSOA11CD", Some("LSOA11NM"))?;
     let invalid = |reason: String| BoundaryError::Invalid {
         path: source.to_owned(),
@@ -57,18 +60,28 @@ pub fn derive_boundaries(source: &Path, out_dir: &Path) -> Result<Vec<DistrictRe
     };
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for i in 0..lsoas.len() {
-        groups.entry((prop(i, "LAD_CODE")?, prop(i, "LAD_NAME")?)).or_default().push(i);
+        groups
+            .entry((prop(i, "LAD_CODE")?, prop(i, "LAD_NAME")?))
+            .or_default()
+            .push(i);
     }
     let interior: Vec<Point<f64>> = lsoas
         .polygons
         .iter()
-        .map(|mp| mp.interior_point().ok_or_else(|| invalid("an LSOA has no interior point".into())))
+        .map(|mp| {
+            mp.interior_point()
+                .ok_or_else(|| invalid("an LSOA has no interior point".into()))
+        })
         .collect::<Result<_, _>>()?;
     // One interior point per polygon part, so that islands of an LSOA are kept.
     let part_points: Vec<Vec<Point<f64>>> = lsoas
         .polygons
         .iter()
-        .map(|mp| mp.0.iter().filter_map(InteriorPoint::interior_point).collect())
+        .map(|mp| {
+            mp.0.iter()
+                .filter_map(InteriorPoint::interior_point)
+                .collect()
+        })
         .collect();
     let lsoa_area: Vec<f64> = lsoas.polygons.iter().map(area_m2).collect();
 
@@ -76,14 +89,19 @@ pub fn derive_boundaries(source: &Path, out_dir: &Path) -> Result<Vec<DistrictRe
     let mut district_polys = Vec::new();
     for ((code, name), members) in &groups {
         let polys: Vec<&MultiPolygon<f64>> = members.iter().map(|&i| &lsoas.polygons[i]).collect();
-        let own: Vec<Point<f64>> = members.iter().flat_map(|&i| part_points[i].iter().copied()).collect();
+        let own: Vec<Point<f64>> = members
+            .iter()
+            .flat_map(|&i| part_points[i].iter().copied())
+            .collect();
         let others: Vec<Point<f64>> = (0..lsoas.len())
             .filter(|i| !members.contains(i))
             .map(|i| interior[i])
             .collect();
         let (mp, holes_filled, slivers_dropped) = clean(unary_union(polys), &own, &others);
         if !mp.is_valid() {
-            return Err(invalid(format!("district {name} dissolves to an invalid polygon")));
+            return Err(invalid(format!(
+                "district {name} dissolves to an invalid polygon"
+            )));
         }
         let area = area_m2(&mp);
         let sum: f64 = members.iter().map(|&i| lsoa_area[i]).sum();
@@ -141,19 +159,31 @@ pub fn derive_boundaries(source: &Path, out_dir: &Path) -> Result<Vec<DistrictRe
         );
         (props, mp)
     });
-    write_collection(&out_dir.join("districts.geojson"), "districts", district_features)?;
+    write_collection(
+        &out_dir.join("districts.geojson"),
+        "districts",
+        district_features,
+    )?;
     let county_props = format!(
         r#""code":"lancashire","name":"Lancashire (with Blackburn with Darwen and Blackpool)","districts":{},"area_km2":{}"#,
         reports.len(),
         num(area_m2(&county) / 1e6, 6)
     );
-    write_collection(&out_dir.join("county.geojson"), "county", std::iter::once((county_props, &county)))?;
+    write_collection(
+        &out_dir.join("county.geojson"),
+        "county",
+        std::iter::once((county_props, &county)),
+    )?;
     Ok(reports)
 }
 
 /// Drops parts that hold none of `own` (slivers) and holes that hold none of `others`
 /// (gaps left by the union). Returns the cleaned polygon and the counts of each.
-fn clean(mp: MultiPolygon<f64>, own: &[Point<f64>], others: &[Point<f64>]) -> (MultiPolygon<f64>, usize, usize) {
+fn clean(
+    mp: MultiPolygon<f64>,
+    own: &[Point<f64>],
+    others: &[Point<f64>],
+) -> (MultiPolygon<f64>, usize, usize) {
     let (mut holes_filled, mut slivers) = (0, 0);
     let mut parts = Vec::new();
     for p in mp.0 {

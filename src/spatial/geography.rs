@@ -44,13 +44,28 @@ impl Geography {
             let path = dir.join(name);
             std::fs::read_to_string(&path).map_err(|source| BoundaryError::Io { path, source })
         };
-        Self::from_strs(&read("lsoa.geojson")?, &read("districts.geojson")?, &read("county.geojson")?, dir)
+        Self::from_strs(
+            &read("lsoa.geojson")?,
+            &read("districts.geojson")?,
+            &read("county.geojson")?,
+            dir,
+        )
     }
 
-    fn from_strs(lsoa: &str, districts: &str, county: &str, dir: &Path) -> Result<Self, BoundaryError> {
-        let lsoas = BoundarySet::from_geojson_str(lsoa, &dir.join("lsoa.geojson"), "code", Some("name"))?;
-        let districts =
-            BoundarySet::from_geojson_str(districts, &dir.join("districts.geojson"), "code", Some("name"))?;
+    fn from_strs(
+        lsoa: &str,
+        districts: &str,
+        county: &str,
+        dir: &Path,
+    ) -> Result<Self, BoundaryError> {
+        let lsoas =
+            BoundarySet::from_geojson_str(lsoa, &dir.join("lsoa.geojson"), "code", Some("name"))?;
+        let districts = BoundarySet::from_geojson_str(
+            districts,
+            &dir.join("districts.geojson"),
+            "code",
+            Some("name"),
+        )?;
         let county_path = dir.join("county.geojson");
         let county_set = BoundarySet::from_geojson_str(county, &county_path, "code", Some("name"))?;
         if districts.len() >= usize::from(NO_DISTRICT) || lsoas.len() >= usize::from(NO_LSOA) {
@@ -61,7 +76,9 @@ impl Geography {
         }
         let lsoa_district = (0..lsoas.len())
             .map(|i| {
-                let dc = lsoas.properties[i].get("district_code").and_then(|v| v.as_str());
+                let dc = lsoas.properties[i]
+                    .get("district_code")
+                    .and_then(|v| v.as_str());
                 dc.and_then(|dc| districts.index_of(dc))
                     .map(|d| d as u8)
                     .ok_or_else(|| BoundaryError::Feature {
@@ -71,7 +88,11 @@ impl Geography {
                     })
             })
             .collect::<Result<_, _>>()?;
-        let county = county_set.polygons.into_iter().next().unwrap_or(MultiPolygon(vec![]));
+        let county = county_set
+            .polygons
+            .into_iter()
+            .next()
+            .unwrap_or(MultiPolygon(vec![]));
         Ok(Geography {
             lsoas,
             districts,
@@ -92,7 +113,8 @@ impl Geography {
     pub fn district_index(&self, key: &str) -> Option<u8> {
         (0..self.districts.len())
             .find(|&i| {
-                self.districts.codes[i].eq_ignore_ascii_case(key) || self.districts.names[i].eq_ignore_ascii_case(key)
+                self.districts.codes[i].eq_ignore_ascii_case(key)
+                    || self.districts.names[i].eq_ignore_ascii_case(key)
             })
             .map(|i| i as u8)
     }

@@ -36,7 +36,11 @@ fn push_ring(out: &mut String, ring: &LineString<f64>, ccw: bool) {
     out.push('[');
     let n = ring.0.len();
     for i in 0..n {
-        let c = if reverse { ring.0[n - 1 - i] } else { ring.0[i] };
+        let c = if reverse {
+            ring.0[n - 1 - i]
+        } else {
+            ring.0[i]
+        };
         if i > 0 {
             out.push(',');
         }
@@ -111,7 +115,10 @@ mod tests {
             .iter()
             .map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap()))
             .collect();
-        let area: f64 = ring.windows(2).map(|w| w[0].0 * w[1].1 - w[1].0 * w[0].1).sum();
+        let area: f64 = ring
+            .windows(2)
+            .map(|w| w[0].0 * w[1].1 - w[1].0 * w[0].1)
+            .sum();
         assert!(area > 0.0, "{s}");
     }
 }

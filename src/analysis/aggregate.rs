@@ -1,0 +1,331 @@
+//! Counts by unit (H3 resolution 5-11, LSOA, district, or a user boundary) x time (month
+//! or the whole period) x crime type, with filters on types, month range and district.
+//!
+//! # Algorithm
+//! Units are resolved per distinct location first (an H3 parent, an LSOA, a district, or
+//! a precomputed point-in-polygon for user boundaries) into a dense unit id. The incident
+//! columns are then scanned in one chunk per thread; each thread counts into a dense array
+//! `unit x time x type` when that fits (the common case) or a hash map otherwise, and the
+//! per-thread counts are summed. H3 units are parents of the base-resolution cell, as H3
+//! defines hierarchy, so counts at every resolution nest exactly.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use h3o::{CellIndex, Resolution};
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+
+use super::AnalysisStore;
+use crate::model::{CrimeType, Month, TypeSet};
+use crate::spatial::BoundarySet;
+use crate::spatial::geography::{NO_DISTRICT, NO_LSOA};
+
+/// A spatial unit of aggregation.
+#[derive(Debug, Clone)]
+pub enum Unit {
+    H3(Resolution),
+    Lsoa,
+    District,
+    Boundary(Arc<UserBoundary>),
+}
+
+impl FromStr for Unit {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim().to_ascii_lowercase();
+        match t.as_str() {
+            "lsoa" => return Ok(Unit::Lsoa),
+            "district" => return Ok(Unit::District),
+            _ => {}
+        }
+        let res = t.strip_prefix("h3:").ok_or_else(|| {
+            format!("unknown unit '{s}': expected h3:5 .. h3:11, lsoa or district")
+        })?;
+        let r: u8 = res
+            .parse()
+            .map_err(|_| format!("'{s}': the H3 resolution must be a number from 5 to 11"))?;
+        if !(5..=11).contains(&r) {
+            return Err(format!("'{s}': the H3 resolution must be from 5 to 11"));
+        }
+        Resolution::try_from(r)
+            .map(Unit::H3)
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// A user's boundary file with each store location already placed in it.
+#[derive(Debug)]
+pub struct UserBoundary {
+    pub set: BoundarySet,
+    /// Unit index per location of the store it was built for (`u32::MAX`: outside).
+    pub loc_unit: Vec<u32>,
+}
+
+impl UserBoundary {
+    /// Places every location of `store` in `set` (once, in parallel).
+    pub fn new(set: BoundarySet, store: &AnalysisStore) -> Self {
+        let l = &store.locations;
+        let loc_unit = (0..l.len())
+            .into_par_iter()
+            .map(|i| set.locate(l.lon(i), l.lat(i)).unwrap_or(u32::MAX))
+            .collect();
+        UserBoundary { set, loc_unit }
+    }
+}
+
+/// Time binning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimeBin {
+    All,
+    Month,
+}
+
+/// Which incidents count.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub types: TypeSet,
+    pub from: Option<Month>,
+    pub to: Option<Month>,
+    /// District indices to keep (None: all).
+    pub districts: Option<Vec<u8>>,
+}
+
+impl Default for Filter {
+    fn default() -> Self {
+        Filter {
+            types: TypeSet::all(),
+            from: None,
+            to: None,
+            districts: None,
+        }
+    }
+}
+
+/// An aggregation request.
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub unit: Unit,
+    pub time: TimeBin,
+    pub by_type: bool,
+    pub filter: Filter,
+}
+
+/// The key of a unit in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum UnitKey {
+    Cell(CellIndex),
+    /// Index into the LSOAs, districts or user boundary set.
+    Index(u32),
+}
+
+/// One non-zero count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Count {
+    pub unit: UnitKey,
+    /// The month, or None when time is not binned.
+    pub month: Option<Month>,
+    /// The type, or None when types are not split.
+    pub ctype: Option<CrimeType>,
+    pub count: u64,
+}
+
+/// The result: non-zero counts sorted by unit, month, type.
+#[derive(Debug, Clone)]
+pub struct Aggregation {
+    pub unit: Unit,
+    pub counts: Vec<Count>,
+    /// The month range actually covered.
+    pub from: Option<Month>,
+    pub to: Option<Month>,
+}
+
+impl Aggregation {
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.count).sum()
+    }
+}
+
+/// Largest dense counting array per thread (entries).
+const DENSE_MAX: usize = 1 << 22;
+
+/// Resolves every location to a dense unit id; returns the ids and the unit keys.
+fn units_of_locations(
+    store: &AnalysisStore,
+    unit: &Unit,
+    filter: &Filter,
+) -> (Vec<u32>, Vec<UnitKey>) {
+    let l = &store.locations;
+    let keep = |i: usize| match &filter.districts {
+        None => true,
+        Some(d) => d.contains(&l.district[i]),
+    };
+    let mut keys = Vec::new();
+    let ids = match unit {
+        Unit::H3(res) => {
+            let mut dense: FxHashMap<u64, u32> = FxHashMap::default();
+            (0..l.len())
+                .map(|i| {
+                    let parent = CellIndex::try_from(l.cell[i])
+                        .ok()
+                        .and_then(|c| c.parent(*res));
+                    match parent {
+                        Some(p) if keep(i) => *dense.entry(u64::from(p)).or_insert_with(|| {
+                            keys.push(UnitKey::Cell(p));
+                            keys.len() as u32 - 1
+                        }),
+                        _ => u32::MAX,
+                    }
+                })
+                .collect()
+        }
+        Unit::Lsoa | Unit::District | Unit::Boundary(_) => {
+            let n = match unit {
+                Unit::Lsoa => store.geography.lsoas.len(),
+                Unit::District => store.geography.districts.len(),
+                Unit::Boundary(b) => b.set.len(),
+                Unit::H3(_) => 0,
+            };
+            keys = (0..n as u32).map(UnitKey::Index).collect();
+            (0..l.len())
+                .map(|i| {
+                    let id = match unit {
+                        Unit::Lsoa if l.lsoa[i] != NO_LSOA => u32::from(l.lsoa[i]),
+                        Unit::District if l.district[i] != NO_DISTRICT => u32::from(l.district[i]),
+                        Unit::Boundary(b) => b.loc_unit[i],
+                        _ => u32::MAX,
+                    };
+                    if keep(i) { id } else { u32::MAX }
+                })
+                .collect()
+        }
+    };
+    (ids, keys)
+}
+
+/// Runs an aggregation.
+pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
+    let (loc_unit, keys) = units_of_locations(store, &q.unit, &q.filter);
+    let inc = &store.incidents;
+    let data_range = store.month_range();
+    let from = q.filter.from.or(data_range.map(|r| r.0));
+    let to = q.filter.to.or(data_range.map(|r| r.1));
+    let (Some(from), Some(to)) = (from, to) else {
+        return Aggregation {
+            unit: q.unit.clone(),
+            counts: vec![],
+            from,
+            to,
+        };
+    };
+    if from > to || keys.is_empty() {
+        return Aggregation {
+            unit: q.unit.clone(),
+            counts: vec![],
+            from: Some(from),
+            to: Some(to),
+        };
+    }
+    let (lo, hi) = (from.index(), to.index());
+    let n_t = if q.time == TimeBin::Month {
+        usize::from(hi - lo) + 1
+    } else {
+        1
+    };
+    let n_y = if q.by_type { CrimeType::COUNT } else { 1 };
+    let size = keys.len() * n_t * n_y;
+    let types = q.filter.types;
+    let slot = |i: usize| -> Option<usize> {
+        let u = loc_unit[inc.loc[i] as usize];
+        let m = inc.month[i];
+        let c = inc.ctype[i];
+        if u == u32::MAX || m < lo || m > hi || !types.contains_code(c) {
+            return None;
+        }
+        let t = if n_t > 1 { usize::from(m - lo) } else { 0 };
+        let y = if n_y > 1 { usize::from(c) } else { 0 };
+        Some((u as usize * n_t + t) * n_y + y)
+    };
+    let threads = rayon::current_num_threads().max(1);
+    let chunk = inc.len().div_ceil(threads).max(1);
+    let ranges: Vec<(usize, usize)> = (0..inc.len())
+        .step_by(chunk)
+        .map(|s| (s, (s + chunk).min(inc.len())))
+        .collect();
+    let pairs: Vec<(usize, u64)> = if size <= DENSE_MAX {
+        let dense = ranges
+            .par_iter()
+            .map(|&(s, e)| {
+                let mut acc = vec![0u32; size];
+                for i in s..e {
+                    if let Some(k) = slot(i) {
+                        acc[k] += 1;
+                    }
+                }
+                acc
+            })
+            .reduce(
+                || vec![0u32; size],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a
+                },
+            );
+        dense
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c > 0)
+            .map(|(k, c)| (k, u64::from(*c)))
+            .collect()
+    } else {
+        let map = ranges
+            .par_iter()
+            .map(|&(s, e)| {
+                let mut acc: FxHashMap<usize, u64> = FxHashMap::default();
+                for i in s..e {
+                    if let Some(k) = slot(i) {
+                        *acc.entry(k).or_default() += 1;
+                    }
+                }
+                acc
+            })
+            .reduce(FxHashMap::default, |mut a, b| {
+                for (k, v) in b {
+                    *a.entry(k).or_default() += v;
+                }
+                a
+            });
+        let mut v: Vec<(usize, u64)> = map.into_iter().collect();
+        v.sort_unstable();
+        v
+    };
+    let mut counts: Vec<Count> = pairs
+        .into_iter()
+        .map(|(k, count)| {
+            let y = k % n_y;
+            let t = (k / n_y) % n_t;
+            let u = k / n_y / n_t;
+            Count {
+                unit: keys[u],
+                month: (q.time == TimeBin::Month).then(|| Month::from_index(lo + t as u16)),
+                ctype: if q.by_type {
+                    CrimeType::from_code(y as u8)
+                } else {
+                    None
+                },
+                count,
+            }
+        })
+        .collect();
+    counts.sort_unstable();
+    Aggregation {
+        unit: q.unit.clone(),
+        counts,
+        from: Some(from),
+        to: Some(to),
+    }
+}
+
+#[cfg(test)]
+#[path = "aggregate_tests.rs"]
+mod tests;

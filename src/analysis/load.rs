@@ -1,0 +1,188 @@
+//! Filling the analysis store: from the SQLite store of record at start-up, or straight
+//! from CSV files (the ingest benchmark and quick looks without a store).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+
+use super::{AnalysisStore, Builder};
+use crate::ingest::{self, FileStats, IngestError, Source};
+use crate::spatial::Geography;
+use crate::store::{DB_FILE, StoreError};
+
+/// Why the analysis store could not be filled.
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// Loads every located incident from the store in `dir`, reading id ranges in parallel on
+/// separate read-only connections.
+///
+/// # Errors
+/// When the store is missing or unreadable.
+pub fn from_store(
+    dir: &std::path::Path,
+    geography: Arc<Geography>,
+) -> Result<AnalysisStore, LoadError> {
+    let path = dir.join(DB_FILE);
+    let open = || -> Result<Connection, StoreError> {
+        if !path.exists() {
+            return Err(StoreError::Schema {
+                path: path.clone(),
+                reason: "no store here: run `hotspot ingest` first".into(),
+            });
+        }
+        Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })
+    };
+    let sql = |source| StoreError::Sql {
+        path: path.clone(),
+        source,
+    };
+    let conn = open()?;
+    let mut builder = Builder::new();
+    // Location ids in the database -> dense ids in the builder.
+    let mut db_to_dense: Vec<u32> = Vec::new();
+    {
+        let mut q = conn
+            .prepare("SELECT id, lon_e7, lat_e7, street FROM locations ORDER BY id")
+            .map_err(sql)?;
+        let mut rows = q.query([]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            let id: i64 = r.get(0).map_err(sql)?;
+            let street: String = r.get(3).map_err(sql)?;
+            let dense = builder.location(r.get(1).map_err(sql)?, r.get(2).map_err(sql)?, &street);
+            let id = usize::try_from(id).unwrap_or(0);
+            if db_to_dense.len() <= id {
+                db_to_dense.resize(id + 1, u32::MAX);
+            }
+            db_to_dense[id] = dense;
+        }
+    }
+    let unlocated: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM incidents WHERE loc IS NULL",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    builder.unlocated(unlocated as u64);
+    let batches: Vec<i64> = {
+        let mut q = conn
+            .prepare("SELECT id FROM batches ORDER BY id")
+            .map_err(sql)?;
+        q.query_map([], |r| r.get(0))
+            .map_err(sql)?
+            .collect::<Result<_, _>>()
+            .map_err(sql)?
+    };
+    let ranges = id_ranges(&batches, rayon::current_num_threads() * 2);
+    let parts: Vec<Result<Builder, StoreError>> = ranges
+        .par_iter()
+        .map(|&(lo, hi)| {
+            let conn = open()?;
+            let mut part = Builder::new();
+            let mut q = conn
+                .prepare_cached(
+                    "SELECT loc, month, ctype, severity FROM incidents WHERE id >= ?1 AND id < ?2 AND loc IS NOT NULL",
+                )
+                .map_err(sql)?;
+            let mut rows = q.query([lo, hi]).map_err(sql)?;
+            while let Some(r) = rows.next().map_err(sql)? {
+                let loc: i64 = r.get(0).map_err(sql)?;
+                let dense = usize::try_from(loc).ok().and_then(|i| db_to_dense.get(i)).copied().unwrap_or(u32::MAX);
+                if dense == u32::MAX {
+                    continue;
+                }
+                part.incident(dense, r.get(1).map_err(sql)?, r.get(2).map_err(sql)?, r.get(3).map_err(sql)?);
+            }
+            Ok(part)
+        })
+        .collect();
+    for p in parts {
+        builder.append_incidents(p?);
+    }
+    Ok(builder.finish(geography))
+}
+
+/// Splits the row-id space into about `n` ranges along batch boundaries, covering it all.
+fn id_ranges(batches: &[i64], n: usize) -> Vec<(i64, i64)> {
+    let n = n.max(1);
+    let mut cuts: Vec<i64> = (1..n)
+        .filter_map(|k| batches.get(k * batches.len() / n).map(|b| b << 32))
+        .collect();
+    cuts.dedup();
+    let mut out = Vec::new();
+    let mut lo = i64::MIN;
+    for c in cuts {
+        if c > lo {
+            out.push((lo, c));
+            lo = c;
+        }
+    }
+    out.push((lo, i64::MAX));
+    out
+}
+
+/// Parses CSV (and other) files straight into an analysis store, one file per task.
+/// Returns the store and the per-file statistics.
+///
+/// # Errors
+/// When a path cannot be read or a file's header is unusable.
+pub fn from_csv_paths(
+    paths: &[PathBuf],
+    geography: Arc<Geography>,
+) -> Result<(AnalysisStore, Vec<FileStats>), LoadError> {
+    let sources = ingest::discover(paths)?;
+    let parts: Vec<Result<(Builder, FileStats), IngestError>> = sources
+        .par_iter()
+        .map(|src| {
+            let bytes = src.read()?;
+            let mut b = Builder::new();
+            let stats = ingest::parse_bytes(&src.name(), &bytes, None, &mut b)?;
+            Ok((b, stats))
+        })
+        .collect();
+    let mut builder = Builder::new();
+    let mut stats = Vec::new();
+    for p in parts {
+        let (b, s) = p?;
+        builder.merge(b);
+        stats.push(s);
+    }
+    let _: &[Source] = &sources;
+    Ok((builder.finish(geography), stats))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::id_ranges;
+
+    #[test]
+    fn id_ranges_cover_everything_without_overlap() {
+        for batches in [vec![], vec![1], vec![1, 2, 3, 4, 5, 9, 12]] {
+            for n in 1..6 {
+                let r = id_ranges(&batches, n);
+                assert_eq!(r[0].0, i64::MIN);
+                assert_eq!(r.last().unwrap().1, i64::MAX);
+                for w in r.windows(2) {
+                    assert_eq!(w[0].1, w[1].0);
+                    assert!(w[0].0 < w[0].1);
+                }
+            }
+        }
+    }
+}

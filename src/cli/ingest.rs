@@ -1,0 +1,127 @@
+//! `hotspot ingest`: files, directories and zips into the store, one transaction a file.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::DataDir;
+use crate::ingest::{Format, Reject, discover};
+use crate::store::{IngestSummary, Store};
+
+#[derive(Debug, Args)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Files, directories or zip archives.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Force a format instead of detecting it from the header: police, stats19, generic, geojson.
+    #[arg(long)]
+    pub format: Option<Format>,
+    /// Where to write the rejected rows (default: DATA/rejects/ingest-<time>.csv).
+    #[arg(long, value_name = "CSV")]
+    pub rejects: Option<PathBuf>,
+}
+
+pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
+    let sources = discover(&a.paths)?;
+    let mut store = Store::open(&a.data.dir)?;
+    let bar = ProgressBar::new(sources.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} files {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = std::time::Instant::now();
+    let mut summaries: Vec<IngestSummary> = Vec::new();
+    let mut failures = Vec::new();
+    for src in &sources {
+        bar.set_message(src.name());
+        match store.ingest_source(src, a.format) {
+            Ok(s) => summaries.push(s),
+            Err(e) => {
+                bar.println(format!(
+                    "error: {e} (file not ingested; the store is unchanged for it)"
+                ));
+                failures.push(e);
+            }
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    print_summary(&summaries, started.elapsed().as_secs_f64());
+    let rejects: Vec<&Reject> = summaries.iter().flat_map(|s| &s.rejects).collect();
+    if !rejects.is_empty() {
+        let path = match &a.rejects {
+            Some(p) => p.clone(),
+            None => {
+                let secs = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                a.data
+                    .dir
+                    .join("rejects")
+                    .join(format!("ingest-{secs}.csv"))
+            }
+        };
+        write_rejects(&path, &rejects)
+            .with_context(|| format!("writing rejects to {}", path.display()))?;
+        println!("rejected rows written to {}", path.display());
+    }
+    match failures.len() {
+        0 => Ok(()),
+        n => anyhow::bail!(
+            "{n} of {} files could not be ingested (see errors above)",
+            sources.len()
+        ),
+    }
+}
+
+fn print_summary(s: &[IngestSummary], secs: f64) {
+    let sum = |f: fn(&IngestSummary) -> u64| s.iter().map(f).sum::<u64>();
+    let unchanged = s.iter().filter(|x| x.unchanged).count();
+    println!(
+        "{} files ({} unchanged, skipped): {} rows read, {} stored, {} replaced, {} unlocated, {} rejected in {:.1} s",
+        s.len(),
+        unchanged,
+        sum(|x| x.rows_read),
+        sum(|x| x.stored),
+        sum(|x| x.replaced),
+        sum(|x| x.unlocated),
+        sum(|x| x.rejected),
+        secs
+    );
+    let mut reasons: std::collections::BTreeMap<&str, u64> = Default::default();
+    for x in s {
+        for (r, n) in &x.rejected_by_reason {
+            *reasons.entry(r).or_default() += n;
+        }
+    }
+    for (r, n) in reasons {
+        println!("  rejected {n:>8}  {r}");
+    }
+}
+
+fn write_rejects(path: &std::path::Path, rejects: &[&Reject]) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut w = csv::Writer::from_path(path)?;
+    w.write_record(["file", "line", "field", "reason", "value"])?;
+    for r in rejects {
+        w.write_record([
+            r.file.as_str(),
+            &r.line.to_string(),
+            &r.field,
+            &r.reason,
+            &r.value,
+        ])?;
+    }
+    w.flush()?;
+    std::io::stdout().flush()?;
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Field-level helpers shared by the parsers: text decoding (UTF-8, else Latin-1),
+//! coordinate parsing and the plausibility checks that catch swapped axes.
+
+use std::borrow::Cow;
+
+/// WGS84 extent accepted for incidents: the UK and its waters.
+pub const LON_RANGE: (f64, f64) = (-8.7, 1.9);
+pub const LAT_RANGE: (f64, f64) = (49.8, 60.9);
+/// British National Grid extent (metres).
+pub const EASTING_RANGE: (f64, f64) = (0.0, 700_000.0);
+pub const NORTHING_RANGE: (f64, f64) = (0.0, 1_250_000.0);
+
+/// Decodes a field as UTF-8, or as Latin-1 when it is not valid UTF-8 (older force
+/// extracts), trimming surrounding space.
+pub fn text(b: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => Cow::Borrowed(s.trim()),
+        Err(_) => Cow::Owned(
+            b.iter()
+                .map(|&c| c as char)
+                .collect::<String>()
+                .trim()
+                .to_owned(),
+        ),
+    }
+}
+
+/// True for the spellings sources use for "no value".
+pub fn is_missing(b: &[u8]) -> bool {
+    let t = b.trim_ascii();
+    t.is_empty() || t == b"-1" || t.eq_ignore_ascii_case(b"NULL") || t.eq_ignore_ascii_case(b"NA")
+}
+
+/// Parses a finite number.
+pub fn number(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(b.trim_ascii()).ok()?;
+    let v: f64 = s.parse().ok()?;
+    v.is_finite().then_some(v)
+}
+
+/// Why a lon/lat pair is unusable, with the field to blame.
+pub fn check_lonlat(lon: f64, lat: f64) -> Result<(), (&'static str, String)> {
+    let in_lon = |v: f64| (LON_RANGE.0..=LON_RANGE.1).contains(&v);
+    let in_lat = |v: f64| (LAT_RANGE.0..=LAT_RANGE.1).contains(&v);
+    if in_lon(lon) && in_lat(lat) {
+        return Ok(());
+    }
+    if in_lon(lat) && in_lat(lon) {
+        return Err(("Longitude", "latitude and longitude look swapped".into()));
+    }
+    if !in_lon(lon) {
+        return Err((
+            "Longitude",
+            format!(
+                "out of range: {lon} is outside {}..{}",
+                LON_RANGE.0, LON_RANGE.1
+            ),
+        ));
+    }
+    Err((
+        "Latitude",
+        format!(
+            "out of range: {lat} is outside {}..{}",
+            LAT_RANGE.0, LAT_RANGE.1
+        ),
+    ))
+}
+
+/// Why an easting/northing pair is unusable.
+pub fn check_bng(e: f64, n: f64) -> Result<(), (&'static str, String)> {
+    if !(EASTING_RANGE.0..=EASTING_RANGE.1).contains(&e) {
+        return Err((
+            "easting",
+            format!("out of range: {e} is outside the British National Grid"),
+        ));
+    }
+    if !(NORTHING_RANGE.0..=NORTHING_RANGE.1).contains(&n) {
+        return Err((
+            "northing",
+            format!("out of range: {n} is outside the British National Grid"),
+        ));
+    }
+    Ok(())
+}
+
+/// Strips a UTF-8 byte order mark.
+pub fn strip_bom(b: &[u8]) -> &[u8] {
+    b.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(b)
+}
+
+/// A short printable copy of a raw value for reject reports.
+pub fn show(b: &[u8]) -> String {
+    let t = text(b);
+    t.chars().take(80).collect()
+}

@@ -1,0 +1,221 @@
+//! Generic incident CSV with named columns, as force and council extracts come: WGS84
+//! `longitude`/`latitude` (or `lon`/`lat`, `x`/`y`) or British National Grid
+//! `easting`/`northing`; `date` or `month`; `category` (or `crime_type`, `type`,
+//! `offence`); optional `id` (or `crime_id`, `incident_id`, `reference`) and `location`.
+//! Rows with an id upsert by it; categories are matched leniently to [`CrimeType`].
+
+use std::borrow::Cow;
+
+use crate::model::{CrimeType, Month, Severity};
+use crate::spatial::bng::bng_to_wgs84;
+
+use super::detect::header_fields;
+use super::fields::{check_bng, check_lonlat, is_missing, number, show, strip_bom, text};
+use super::{FileStats, Identity, IngestError, Record, Reject, Sink};
+
+const LON: &[&str] = &["longitude", "lon", "lng", "long", "x"];
+const LAT: &[&str] = &["latitude", "lat", "y"];
+const EAST: &[&str] = &["easting", "eastings", "bng_easting", "x_bng", "east"];
+const NORTH: &[&str] = &["northing", "northings", "bng_northing", "y_bng", "north"];
+const DATE: &[&str] = &[
+    "date",
+    "month",
+    "occurred",
+    "date_occurred",
+    "occurrence_date",
+];
+const CATEGORY: &[&str] = &[
+    "category",
+    "crime_type",
+    "crime type",
+    "type",
+    "offence",
+    "offence_type",
+];
+const ID: &[&str] = &[
+    "id",
+    "crime_id",
+    "crime id",
+    "incident_id",
+    "reference",
+    "ref",
+];
+const LOCATION: &[&str] = &["location", "street", "address"];
+
+/// Column positions of a generic CSV.
+#[derive(Debug, Clone)]
+pub struct GenericColumns {
+    coords: Coords,
+    date: usize,
+    category: usize,
+    id: Option<usize>,
+    location: Option<usize>,
+    width: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Coords {
+    LonLat(usize, usize),
+    Bng(usize, usize),
+}
+
+impl GenericColumns {
+    /// Finds the columns in a lower-cased header; `Err` says what is missing.
+    ///
+    /// # Errors
+    /// When coordinates, a date/month or a category column is missing.
+    pub fn from_header(header: &[String]) -> Result<Self, String> {
+        let find = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
+        let coords = match (find(LON), find(LAT), find(EAST), find(NORTH)) {
+            (_, _, Some(e), Some(n)) => Coords::Bng(e, n),
+            (Some(x), Some(y), _, _) => Coords::LonLat(x, y),
+            _ => return Err("coordinate columns (longitude/latitude or easting/northing)".into()),
+        };
+        Ok(GenericColumns {
+            coords,
+            date: find(DATE).ok_or("a date or month column")?,
+            category: find(CATEGORY).ok_or("a category column")?,
+            id: find(ID),
+            location: find(LOCATION),
+            width: header.len(),
+        })
+    }
+}
+
+pub(super) fn parse(
+    file: &str,
+    bytes: &[u8],
+    sink: &mut dyn Sink,
+) -> Result<FileStats, IngestError> {
+    let header = header_fields(bytes);
+    let cols = GenericColumns::from_header(&header).map_err(|missing| IngestError::Header {
+        file: file.to_owned(),
+        line: 1,
+        reason: format!("generic CSV header lacks {missing}"),
+    })?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(strip_bom(bytes));
+    let mut stats = FileStats::default();
+    let mut rec = csv::ByteRecord::new();
+    let mut first = true;
+    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        if std::mem::take(&mut first) {
+            continue;
+        }
+        let line = rec.position().map_or(0, csv::Position::line);
+        stats.rows_read += 1;
+        match row(&cols, &header, &rec) {
+            Ok(r) => {
+                stats.records += 1;
+                stats.unlocated += u64::from(r.point.is_none());
+                sink.record(&r)?;
+            }
+            Err((field, reason, value)) => stats.reject(Reject {
+                file: file.to_owned(),
+                line,
+                field,
+                reason,
+                value,
+            }),
+        }
+    }
+    Ok(stats)
+}
+
+type RowError = (String, String, String);
+
+fn row<'r>(
+    c: &GenericColumns,
+    header: &[String],
+    rec: &'r csv::ByteRecord,
+) -> Result<Record<'r>, RowError> {
+    let name = |i: usize| header.get(i).cloned().unwrap_or_default();
+    if rec.len() != c.width {
+        return Err((
+            "*".into(),
+            format!(
+                "wrong number of fields: expected {}, found {} (truncated or malformed row)",
+                c.width,
+                rec.len()
+            ),
+            show(rec.as_slice()),
+        ));
+    }
+    let header_again = rec
+        .iter()
+        .zip(header)
+        .all(|(f, h)| text(f).eq_ignore_ascii_case(h));
+    if header_again {
+        return Err(("*".into(), "repeated header".into(), String::new()));
+    }
+    let date = text(&rec[c.date]);
+    let month =
+        Month::parse_date(&date).map_err(|e| (name(c.date), e.to_string(), show(&rec[c.date])))?;
+    let cat = text(&rec[c.category]);
+    let ctype = CrimeType::parse_lenient(&cat).ok_or_else(|| {
+        (
+            name(c.category),
+            "unknown category: not a police.uk crime type or known alias".into(),
+            show(&rec[c.category]),
+        )
+    })?;
+    let point = match c.coords {
+        Coords::LonLat(x, y) => point(rec, x, y, header, false)?,
+        Coords::Bng(e, n) => point(rec, e, n, header, true)?,
+    };
+    let id = c.id.map(|i| text(&rec[i])).filter(|s| !s.is_empty());
+    Ok(Record {
+        month,
+        ctype,
+        severity: Severity::None,
+        point,
+        crime_id: id.clone().unwrap_or(Cow::Borrowed("")),
+        location: c.location.map_or(Cow::Borrowed(""), |i| text(&rec[i])),
+        outcome: Cow::Borrowed(""),
+        identity: match id {
+            Some(key) => Identity::Key {
+                source: "generic",
+                key,
+            },
+            None => Identity::None,
+        },
+    })
+}
+
+fn point(
+    rec: &csv::ByteRecord,
+    a: usize,
+    b: usize,
+    header: &[String],
+    bng: bool,
+) -> Result<Option<(f64, f64)>, RowError> {
+    let name = |i: usize| header.get(i).cloned().unwrap_or_default();
+    if rec[a].trim_ascii().is_empty() && rec[b].trim_ascii().is_empty()
+        || (is_missing(&rec[a]) && is_missing(&rec[b]))
+    {
+        return Ok(None);
+    }
+    let x = number(&rec[a]).ok_or_else(|| (name(a), "not a number".to_owned(), show(&rec[a])))?;
+    let y = number(&rec[b]).ok_or_else(|| (name(b), "not a number".to_owned(), show(&rec[b])))?;
+    if bng {
+        check_bng(x, y).map_err(|(f, r)| {
+            (
+                if f == "easting" { name(a) } else { name(b) },
+                r,
+                format!("{x},{y}"),
+            )
+        })?;
+        let p = bng_to_wgs84(x, y).map_err(|e| (name(a), e.to_string(), format!("{x},{y}")))?;
+        return Ok(Some(p));
+    }
+    check_lonlat(x, y).map_err(|(f, r)| {
+        (
+            if f == "Longitude" { name(a) } else { name(b) },
+            r,
+            format!("{x},{y}"),
+        )
+    })?;
+    Ok(Some((x, y)))
+}

@@ -1,0 +1,167 @@
+//! Parsing of incident files into [`Record`]s: police.uk street CSVs, DfT STATS19
+//! collision CSVs (both header vintages), generic CSVs with named columns, and GeoJSON
+//! points, from plain files, directories, or the zip archives police.uk ships.
+//!
+//! Parsers never panic and never stop at a bad row: each row either becomes a `Record`
+//! handed to a [`Sink`] or a [`Reject`] naming file, line, field and reason. Only a file
+//! whose header is unusable fails as a whole ([`IngestError::Header`]). The same parsers
+//! feed both the SQLite store of record and the in-memory analysis store, so the two can
+//! never disagree about what a row means.
+
+mod detect;
+mod fields;
+mod generic;
+mod geojson_points;
+mod police;
+mod source;
+mod stats19;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use thiserror::Error;
+
+use crate::model::{CrimeType, Month, Severity};
+
+pub use detect::{Format, detect_format};
+pub use source::{Source, discover};
+
+/// One parsed incident, borrowing its text from the parser's buffer.
+#[derive(Debug, Clone)]
+pub struct Record<'a> {
+    pub month: Month,
+    pub ctype: CrimeType,
+    pub severity: Severity,
+    /// WGS84 (lon, lat); `None` for rows the source could not locate.
+    pub point: Option<(f64, f64)>,
+    pub crime_id: Cow<'a, str>,
+    /// police.uk `Location` ("On or near ...") or a generic location text.
+    pub location: Cow<'a, str>,
+    pub outcome: Cow<'a, str>,
+    /// How the row is kept unique across ingests.
+    pub identity: Identity<'a>,
+}
+
+/// The rule that makes re-ingesting the same data store nothing new.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identity<'a> {
+    /// police.uk: a (force, month) is replaced as a whole when it is ingested again.
+    Batch { force: Cow<'a, str>, month: Month },
+    /// STATS19 collision index or a generic id column: upserted by key within the source.
+    Key {
+        source: &'static str,
+        key: Cow<'a, str>,
+    },
+    /// No identity: the file's checksum alone guards against a repeat.
+    None,
+}
+
+/// A row that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    pub file: String,
+    pub line: u64,
+    pub field: String,
+    pub reason: String,
+    pub value: String,
+}
+
+/// Where parsed records go (the SQLite writer, the in-memory builder, a test).
+pub trait Sink {
+    /// Takes one record; an error aborts the file (nothing of it is kept).
+    ///
+    /// # Errors
+    /// When the sink cannot store the record (a database failure).
+    fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError>;
+}
+
+impl<F: FnMut(&Record<'_>)> Sink for F {
+    fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError> {
+        self(rec);
+        Ok(())
+    }
+}
+
+/// Counts for one file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileStats {
+    pub rows_read: u64,
+    pub records: u64,
+    pub unlocated: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// The first [`MAX_REJECTS_KEPT`] rejects with their details.
+    pub rejects: Vec<Reject>,
+}
+
+/// Rejects kept in detail per file (all are counted).
+pub const MAX_REJECTS_KEPT: usize = 100_000;
+
+impl FileStats {
+    pub(crate) fn reject(&mut self, r: Reject) {
+        self.rejected += 1;
+        *self
+            .rejected_by_reason
+            .entry(reason_class(&r.reason))
+            .or_default() += 1;
+        if self.rejects.len() < MAX_REJECTS_KEPT {
+            self.rejects.push(r);
+        }
+    }
+}
+
+/// The reason without its row-specific detail, for the summary table.
+fn reason_class(reason: &str) -> String {
+    reason
+        .split([':', '('])
+        .next()
+        .unwrap_or(reason)
+        .trim()
+        .to_owned()
+}
+
+/// A file that could not be ingested at all.
+#[derive(Debug, Error)]
+pub enum IngestError {
+    #[error("{file}: {source}")]
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: line {line}: {reason}")]
+    Header {
+        file: String,
+        line: u64,
+        reason: String,
+    },
+    #[error("{file}: {reason}")]
+    Format { file: String, reason: String },
+    #[error("{file}: store: {reason}")]
+    Store { file: String, reason: String },
+}
+
+/// Parses one file's bytes, handing records to `sink`.
+///
+/// # Errors
+/// When the header is unusable or the sink fails; rows never fail the file.
+pub fn parse_bytes(
+    file: &str,
+    bytes: &[u8],
+    format: Option<Format>,
+    sink: &mut dyn Sink,
+) -> Result<FileStats, IngestError> {
+    let format = match format {
+        Some(f) => f,
+        None => detect_format(file, bytes)?,
+    };
+    match format {
+        Format::PoliceUk => police::parse(file, bytes, sink),
+        Format::Stats19 => stats19::parse(file, bytes, sink),
+        Format::Generic => generic::parse(file, bytes, sink),
+        Format::GeoJson => geojson_points::parse(file, bytes, sink),
+    }
+}
+
+#[cfg(test)]
+#[path = "ingest_tests.rs"]
+mod tests;

@@ -1,0 +1,117 @@
+//! Finding input files: plain files, directories (recursively) and zip archives, whose
+//! CSV and GeoJSON entries (police.uk's `YYYY-MM/YYYY-MM-force-street.csv`) are read
+//! one by one, each as its own file.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use super::IngestError;
+
+/// Largest single file or archive entry read (bytes).
+pub const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// One readable input.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    File(PathBuf),
+    ZipEntry { archive: PathBuf, entry: String },
+}
+
+impl Source {
+    /// How the source is named in reports: the path, or `archive.zip!entry`.
+    pub fn name(&self) -> String {
+        match self {
+            Source::File(p) => p.display().to_string(),
+            Source::ZipEntry { archive, entry } => format!("{}!{entry}", archive.display()),
+        }
+    }
+
+    /// Reads the whole source.
+    ///
+    /// # Errors
+    /// When the file or archive cannot be read.
+    pub fn read(&self) -> Result<Vec<u8>, IngestError> {
+        let io = |source| IngestError::Io {
+            file: self.name(),
+            source,
+        };
+        match self {
+            Source::File(p) => std::fs::read(p).map_err(io),
+            Source::ZipEntry { archive, entry } => {
+                let f = std::fs::File::open(archive).map_err(io)?;
+                let mut zip = zip::ZipArchive::new(f).map_err(|e| self.format(e))?;
+                let mut e = zip.by_name(entry).map_err(|e| self.format(e))?;
+                let mut buf = Vec::with_capacity(e.size().min(MAX_FILE_BYTES) as usize);
+                e.by_ref()
+                    .take(MAX_FILE_BYTES)
+                    .read_to_end(&mut buf)
+                    .map_err(io)?;
+                Ok(buf)
+            }
+        }
+    }
+
+    fn format(&self, e: zip::result::ZipError) -> IngestError {
+        IngestError::Format {
+            file: self.name(),
+            reason: format!("unreadable zip archive: {e}"),
+        }
+    }
+}
+
+fn wanted(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n.ends_with(".csv") || n.ends_with(".geojson") || n.ends_with(".json")
+}
+
+/// Expands paths into sources, in a stable (sorted) order.
+///
+/// # Errors
+/// When a path does not exist or an archive cannot be listed.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
+    let mut out = Vec::new();
+    for p in paths {
+        visit(p, &mut out, true)?;
+    }
+    Ok(out)
+}
+
+fn visit(p: &Path, out: &mut Vec<Source>, explicit: bool) -> Result<(), IngestError> {
+    let io = |source| IngestError::Io {
+        file: p.display().to_string(),
+        source,
+    };
+    let meta = std::fs::metadata(p).map_err(io)?;
+    if meta.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            visit(&e, out, false)?;
+        }
+        return Ok(());
+    }
+    let name = p.to_string_lossy().to_ascii_lowercase();
+    if name.ends_with(".zip") {
+        let f = std::fs::File::open(p).map_err(io)?;
+        let zip = zip::ZipArchive::new(f).map_err(|e| IngestError::Format {
+            file: p.display().to_string(),
+            reason: format!("unreadable zip archive: {e}"),
+        })?;
+        let mut names: Vec<String> = zip
+            .file_names()
+            .filter(|n| wanted(n))
+            .map(str::to_owned)
+            .collect();
+        names.sort();
+        out.extend(names.into_iter().map(|entry| Source::ZipEntry {
+            archive: p.to_owned(),
+            entry,
+        }));
+    } else if explicit || wanted(&name) {
+        out.push(Source::File(p.to_owned()));
+    }
+    Ok(())
+}

@@ -1,0 +1,196 @@
+//! DfT STATS19 road collision CSV, both header vintages: `accident_*` (to 2022) and
+//! `collision_*` (from late 2023), found by column name, not position.
+//!
+//! Locations come from the OSGR easting/northing through OSTN15 when present, else from
+//! the longitude/latitude columns; missing values are empty, `-1` or `NULL`. Severity
+//! 1/2/3 is kept; -1 or 9 means unknown. Rows upsert by collision index.
+
+use std::borrow::Cow;
+
+use crate::model::{CrimeType, Month, Severity};
+use crate::spatial::bng::bng_to_wgs84;
+
+use super::detect::header_fields;
+use super::fields::{check_bng, check_lonlat, is_missing, number, show, strip_bom, text};
+use super::{FileStats, Identity, IngestError, Record, Reject, Sink};
+
+struct Columns {
+    index: usize,
+    severity: Option<usize>,
+    date: usize,
+    easting: Option<usize>,
+    northing: Option<usize>,
+    lon: Option<usize>,
+    lat: Option<usize>,
+    width: usize,
+}
+
+fn columns(file: &str, header: &[String]) -> Result<Columns, IngestError> {
+    let find = |names: &[&str]| header.iter().position(|h| names.contains(&h.as_str()));
+    let need = |names: &[&str]| {
+        find(names).ok_or_else(|| IngestError::Header {
+            file: file.to_owned(),
+            line: 1,
+            reason: format!("STATS19 header lacks a {} column", names.join("/")),
+        })
+    };
+    let c = Columns {
+        index: need(&["collision_index", "accident_index"])?,
+        severity: find(&["collision_severity", "accident_severity"]),
+        date: need(&["date"])?,
+        easting: find(&["location_easting_osgr"]),
+        northing: find(&["location_northing_osgr"]),
+        lon: find(&["longitude"]),
+        lat: find(&["latitude"]),
+        width: header.len(),
+    };
+    if (c.easting.is_none() || c.northing.is_none()) && (c.lon.is_none() || c.lat.is_none()) {
+        return Err(IngestError::Header {
+            file: file.to_owned(),
+            line: 1,
+            reason: "STATS19 header has neither location_easting_osgr/location_northing_osgr nor longitude/latitude".into(),
+        });
+    }
+    Ok(c)
+}
+
+pub(super) fn parse(
+    file: &str,
+    bytes: &[u8],
+    sink: &mut dyn Sink,
+) -> Result<FileStats, IngestError> {
+    let header = header_fields(bytes);
+    let cols = columns(file, &header)?;
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(strip_bom(bytes));
+    let mut stats = FileStats::default();
+    let mut rec = csv::ByteRecord::new();
+    let mut first = true;
+    while let Ok(true) = rdr.read_byte_record(&mut rec) {
+        if std::mem::take(&mut first) {
+            continue;
+        }
+        let line = rec.position().map_or(0, csv::Position::line);
+        stats.rows_read += 1;
+        match row(&cols, &rec) {
+            Ok(r) => {
+                stats.records += 1;
+                stats.unlocated += u64::from(r.point.is_none());
+                sink.record(&r)?;
+            }
+            Err((field, reason, value)) => stats.reject(Reject {
+                file: file.to_owned(),
+                line,
+                field: field.into(),
+                reason,
+                value,
+            }),
+        }
+    }
+    Ok(stats)
+}
+
+type RowError = (String, String, String);
+
+fn row<'r>(c: &Columns, rec: &'r csv::ByteRecord) -> Result<Record<'r>, RowError> {
+    let err = |f: &str, r: String, v: &[u8]| (f.to_owned(), r, show(v));
+    if rec.len() != c.width {
+        if rec.get(c.index).is_some_and(|f| {
+            let f = f.trim_ascii();
+            f.eq_ignore_ascii_case(b"accident_index") || f.eq_ignore_ascii_case(b"collision_index")
+        }) {
+            return Err(err("*", "repeated header".into(), b""));
+        }
+        return Err(err(
+            "*",
+            format!(
+                "wrong number of fields: expected {}, found {} (truncated or malformed row)",
+                c.width,
+                rec.len()
+            ),
+            rec.as_slice(),
+        ));
+    }
+    let index = text(&rec[c.index]);
+    if index.is_empty() {
+        return Err(err(
+            "collision_index",
+            "missing collision index".into(),
+            b"",
+        ));
+    }
+    if index.eq_ignore_ascii_case("accident_index") || index.eq_ignore_ascii_case("collision_index")
+    {
+        return Err(err("*", "repeated header".into(), b""));
+    }
+    let month = Month::parse_date(&text(&rec[c.date]))
+        .map_err(|e| err("date", e.to_string(), &rec[c.date]))?;
+    let severity = match c.severity.map(|i| rec[i].trim_ascii()) {
+        None | Some(b"-1" | b"9" | b"") => Severity::None,
+        Some(b"1") => Severity::Fatal,
+        Some(b"2") => Severity::Serious,
+        Some(b"3") => Severity::Slight,
+        Some(other) => {
+            return Err(err(
+                "collision_severity",
+                "not 1, 2, 3, 9 or -1".into(),
+                other,
+            ));
+        }
+    };
+    let point = match (c.easting, c.northing) {
+        (Some(e), Some(n)) if !is_missing(&rec[e]) && !is_missing(&rec[n]) => {
+            let east = number(&rec[e])
+                .ok_or_else(|| err("location_easting_osgr", "not a number".into(), &rec[e]))?;
+            let north = number(&rec[n])
+                .ok_or_else(|| err("location_northing_osgr", "not a number".into(), &rec[n]))?;
+            check_bng(east, north)
+                .map_err(|(f, r)| (format!("location_{f}_osgr"), r, format!("{east},{north}")))?;
+            Some(
+                bng_to_wgs84(east, north)
+                    .map_err(|e| err("location_easting_osgr", e.to_string(), b""))?,
+            )
+        }
+        _ => lonlat(c, rec)?,
+    };
+    Ok(Record {
+        month,
+        ctype: CrimeType::RoadCollision,
+        severity,
+        point,
+        crime_id: index.clone(),
+        location: Cow::Borrowed(""),
+        outcome: Cow::Borrowed(""),
+        identity: Identity::Key {
+            source: "stats19",
+            key: index,
+        },
+    })
+}
+
+fn lonlat(c: &Columns, rec: &csv::ByteRecord) -> Result<Option<(f64, f64)>, RowError> {
+    let (Some(lo), Some(la)) = (c.lon, c.lat) else {
+        return Ok(None);
+    };
+    if is_missing(&rec[lo]) || is_missing(&rec[la]) {
+        return Ok(None);
+    }
+    let lon = number(&rec[lo]).ok_or_else(|| {
+        (
+            "longitude".to_owned(),
+            "not a number".to_owned(),
+            show(&rec[lo]),
+        )
+    })?;
+    let lat = number(&rec[la]).ok_or_else(|| {
+        (
+            "latitude".to_owned(),
+            "not a number".to_owned(),
+            show(&rec[la]),
+        )
+    })?;
+    check_lonlat(lon, lat).map_err(|(f, r)| (f.to_ascii_lowercase(), r, format!("{lon},{lat}")))?;
+    Ok(Some((lon, lat)))
+}

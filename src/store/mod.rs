@@ -1,0 +1,124 @@
+//! The durable store of record: SQLite (WAL) in the data directory, `hotspot.sqlite`.
+//!
+//! Each ingested file is one transaction, so a crash leaves it wholly in or wholly out,
+//! and the ingest log row is written in the same transaction as the data. Re-ingesting is
+//! idempotent three ways: a file whose SHA-256 was already ingested is skipped; a
+//! police.uk (force, month) replaces the earlier one as a whole; keyed rows (STATS19
+//! collision index, generic id) upsert.
+//!
+//! Incidents of one batch (a police.uk force-month, or one file's unkeyed rows) get the
+//! row ids `batch << 32 | seq`, so replacing a batch is a range delete on the primary key
+//! and needs no secondary index to slow the insert path.
+
+mod schema;
+mod writer;
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags};
+use thiserror::Error;
+
+pub use writer::IngestSummary;
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "hotspot.sqlite";
+
+/// A store failure, with the database path.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: database error: {source}")]
+    Sql {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error("{path}: {reason}")]
+    Schema { path: PathBuf, reason: String },
+}
+
+/// An open store.
+pub struct Store {
+    pub(crate) conn: Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    ///
+    /// # Errors
+    /// When the directory cannot be created or the database opened, or it was written by
+    /// a newer schema.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path).map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        let store = Store { conn, path };
+        schema::init(&store.conn).map_err(|e| store.err(e))?;
+        Ok(store)
+    }
+
+    /// Opens an existing store read-only (for loading the analysis store).
+    ///
+    /// # Errors
+    /// When there is no store in `dir` or it cannot be opened.
+    pub fn open_read_only(dir: &Path) -> Result<Self, StoreError> {
+        let path = dir.join(DB_FILE);
+        if !path.exists() {
+            return Err(StoreError::Schema {
+                path,
+                reason: "no store here: run `hotspot ingest` first".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Store { conn, path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Number of incidents stored (located or not).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn incident_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM incidents", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// SQLite's own consistency check ("ok" when sound).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn integrity_check(&self) -> Result<String, StoreError> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+}

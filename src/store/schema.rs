@@ -1,0 +1,64 @@
+//! Schema and connection settings.
+
+use rusqlite::Connection;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+pub fn init(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
+    conn.pragma_update(None, "cache_size", -65536)?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(rusqlite::Error::InvalidParameterName(format!(
+            "store schema version {version} is newer than this hotspot ({SCHEMA_VERSION})"
+        )));
+    }
+    conn.execute_batch(
+        "BEGIN;
+        CREATE TABLE IF NOT EXISTS locations (
+            id INTEGER PRIMARY KEY,
+            lon_e7 INTEGER NOT NULL,
+            lat_e7 INTEGER NOT NULL,
+            street TEXT NOT NULL DEFAULT '',
+            UNIQUE (lon_e7, lat_e7)
+        );
+        CREATE TABLE IF NOT EXISTS batches (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            ingest_id INTEGER NOT NULL,
+            rows INTEGER NOT NULL
+        );
+        CREATE TABLE IF NOT EXISTS incidents (
+            id INTEGER PRIMARY KEY,
+            month INTEGER NOT NULL,
+            ctype INTEGER NOT NULL,
+            severity INTEGER NOT NULL DEFAULT 0,
+            loc INTEGER,
+            source TEXT,
+            ext_key TEXT,
+            crime_id TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL DEFAULT ''
+        );
+        CREATE UNIQUE INDEX IF NOT EXISTS incidents_key ON incidents (source, ext_key)
+            WHERE ext_key IS NOT NULL;
+        CREATE TABLE IF NOT EXISTS ingest_log (
+            id INTEGER PRIMARY KEY,
+            file TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            format TEXT NOT NULL,
+            started TEXT NOT NULL,
+            finished TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+            rows_read INTEGER NOT NULL,
+            stored INTEGER NOT NULL,
+            replaced INTEGER NOT NULL,
+            unlocated INTEGER NOT NULL,
+            rejected INTEGER NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS ingest_log_sha ON ingest_log (sha256);
+        PRAGMA user_version = 1;
+        COMMIT;",
+    )
+}
