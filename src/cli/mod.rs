@@ -101,10 +101,7 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let opts = crate::generate::GenerateOptions {
         out: a.out.clone(),
-        lsoa_geojson: a
-            .lsoas
-            .clone()
-            .unwrap_or_else(|| PathBuf::from("../shared/data/lancashire_lsoa_2011_bsc.geojson")),
+        lsoa_geojson: a.lsoas.clone(),
         police_rows: a.rows,
         stats19_rows: a.stats19_rows,
         months: a.months,

@@ -23,7 +23,7 @@ pub(super) struct Lsoa {
     pub code: String,
     pub lad_code: String,
     pub area_km2: f64,
-    polygon: MultiPolygon<f64>,
+    pub polygon: MultiPolygon<f64>,
     bbox: Rect<f64>,
 }
 
@@ -64,7 +64,7 @@ const REJECTION_TRIES: u32 = 2_000;
 
 impl Layout {
     /// Reads the LSOA polygons and draws the snap points.
-    pub fn build(path: &Path, seed: u64) -> Result<Layout, GenerateError> {
+    pub fn build(path: Option<&Path>, seed: u64) -> Result<Layout, GenerateError> {
         let lsoas_named = read_lsoas(path)?;
         let mut rng = stream_rng(seed, STREAM_LAYOUT);
         let mut lsoas = Vec::with_capacity(lsoas_named.len());
@@ -258,21 +258,34 @@ fn town_word(lad_name: &str) -> String {
         .to_owned()
 }
 
-/// Reads the LSOAs as (LSOA, LSOA name, town word), in file order.
-fn read_lsoas(path: &Path) -> Result<Vec<(Lsoa, String, String)>, GenerateError> {
+/// Reads the LSOAs as (LSOA, LSOA name, town word), in file order, from `path` (ONS
+/// property names) or, without one, from the bundled `boundaries/lsoa.geojson`.
+fn read_lsoas(path: Option<&Path>) -> Result<Vec<(Lsoa, String, String)>, GenerateError> {
+    let shown = path.unwrap_or(Path::new("boundaries/lsoa.geojson"));
     let bad = |reason: String| GenerateError::Geojson {
-        path: path.to_path_buf(),
+        path: shown.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(GenerateError::io(path))?;
+    let text = match path {
+        Some(p) => std::fs::read_to_string(p).map_err(GenerateError::io(p))?,
+        None => crate::spatial::geography::LSOA_GEOJSON.to_owned(),
+    };
     let fc: geojson::FeatureCollection = text
         .parse()
         .map_err(|e: geojson::Error| bad(e.to_string()))?;
     let mut out = Vec::with_capacity(fc.features.len());
     for (index, feature) in fc.features.iter().enumerate() {
+        // ONS names, else the names of the bundled boundaries.
         let prop = |key: &str| -> Result<String, GenerateError> {
+            let alias = match key {
+                "LSOA11CD" => "code",
+                "LSOA11NM" => "name",
+                "LAD_NAME" => "district_name",
+                _ => "district_code",
+            };
             feature
                 .property(key)
+                .or_else(|| feature.property(alias))
                 .and_then(|v| v.as_str())
                 .map(str::to_owned)
                 .ok_or_else(|| bad(format!("feature {index}: no string property {key}")))

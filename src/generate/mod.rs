@@ -38,7 +38,7 @@ pub struct GenerateOptions {
     /// Output directory (created).
     pub out: PathBuf,
     /// LSOA polygons (WGS84 GeoJSON with `LSOA11CD`, `LSOA11NM`, `LAD_NAME`, `LAD_CODE`).
-    pub lsoa_geojson: PathBuf,
+    pub lsoa_geojson: Option<PathBuf>,
     /// Total police.uk rows over all months.
     pub police_rows: u64,
     /// Total STATS19 collisions over all years.
@@ -120,7 +120,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError
         )));
     }
     std::fs::create_dir_all(&opts.out).map_err(GenerateError::io(&opts.out))?;
-    let layout = layout::Layout::build(&opts.lsoa_geojson, opts.seed)?;
+    let layout = layout::Layout::build(opts.lsoa_geojson.as_deref(), opts.seed)?;
 
     let mut summary = GenerateSummary::default();
     let police = police::write(opts, &layout)?;

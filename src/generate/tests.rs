@@ -11,13 +11,13 @@ fn lsoa_path() -> PathBuf {
     ))
 }
 
-const ROWS: u64 = 60_000;
+const ROWS: u64 = 120_000;
 const MONTHS: u32 = 24;
 
 fn options(out: &Path, seed: u64, zip: bool) -> GenerateOptions {
     GenerateOptions {
         out: out.to_path_buf(),
-        lsoa_geojson: lsoa_path(),
+        lsoa_geojson: Some(lsoa_path()),
         police_rows: ROWS,
         stats19_rows: 3_000,
         months: MONTHS,
@@ -353,11 +353,11 @@ fn bad_inputs_are_reported_with_their_path() {
     opts.months = 0;
     assert!(matches!(generate(&opts), Err(GenerateError::Options(_))));
     opts.months = 1;
-    opts.lsoa_geojson = dir.path().join("missing.geojson");
+    opts.lsoa_geojson = Some(dir.path().join("missing.geojson"));
     let err = generate(&opts).unwrap_err();
     assert!(matches!(err, GenerateError::Io { .. }) && err.to_string().contains("missing.geojson"));
     std::fs::write(
-        &opts.lsoa_geojson,
+        opts.lsoa_geojson.as_ref().unwrap(),
         "{\"type\": \"FeatureCollection\", \"features\": []}",
     )
     .unwrap();
@@ -365,11 +365,45 @@ fn bad_inputs_are_reported_with_their_path() {
         generate(&opts),
         Err(GenerateError::Geojson { .. })
     ));
-    std::fs::write(&opts.lsoa_geojson, "not json").unwrap();
+    std::fs::write(opts.lsoa_geojson.as_ref().unwrap(), "not json").unwrap();
     assert!(matches!(
         generate(&opts),
         Err(GenerateError::Geojson { .. })
     ));
+}
+
+#[test]
+fn snap_points_lie_in_their_lsoa_and_every_hotspot_has_some() {
+    use geo::Contains;
+    let layout = layout::Layout::build(Some(&lsoa_path()), 9).unwrap();
+    assert_eq!(layout.lsoas.len(), 941);
+    assert!(
+        (24 * 941..=36 * 941).contains(&layout.lsoa_points.iter().map(|r| r.len()).sum::<usize>())
+    );
+    for (i, range) in layout.lsoa_points.iter().enumerate() {
+        for p in &layout.points[range.start as usize..range.end as usize] {
+            assert_eq!(p.lsoa as usize, i);
+            let inside = layout.lsoas[i]
+                .polygon
+                .contains(&geo::Point::new(p.lon, p.lat));
+            assert!(
+                inside,
+                "{} {} outside {}",
+                p.lon, p.lat, layout.lsoas[i].code
+            );
+        }
+    }
+    for (h, spots) in planted_hotspots().iter().zip(&layout.hotspots) {
+        assert!(spots.points.len() >= 5, "{}", h.name);
+        for &p in &spots.points {
+            let p = &layout.points[p as usize];
+            assert!(
+                distance_m(h.lon, h.lat, p.lon, p.lat) <= h.radius_m + 1e-6,
+                "{}",
+                h.name
+            );
+        }
+    }
 }
 
 #[test]
@@ -388,5 +422,27 @@ fn helpers_do_what_they_say() {
     for h in planted_hotspots() {
         let total: f64 = (0..36).map(|i| h.monthly_share(i, 36)).sum();
         assert!(total > 0.0, "{}", h.name);
+    }
+}
+
+/// Timing and inspection run: `HOTSPOT_GEN_OUT=/tmp/x HOTSPOT_GEN_ROWS=1000000 cargo test
+/// --release --lib generate::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "writes a large fixture; run by hand"]
+fn timing() {
+    let out = PathBuf::from(std::env::var("HOTSPOT_GEN_OUT").unwrap_or("/tmp/hotspot-gen".into()));
+    let rows = std::env::var("HOTSPOT_GEN_ROWS").map_or(1_000_000, |r| r.parse().unwrap());
+    for zip in [false, true] {
+        let mut opts = options(&out, 42, zip);
+        (opts.police_rows, opts.stats19_rows, opts.months) = (rows, rows / 100, 36);
+        opts.start = Month::new(2021, 1).unwrap();
+        let t = std::time::Instant::now();
+        let s = generate(&opts).unwrap();
+        println!(
+            "zip={zip}: {} police + {} stats19 rows in {:.2?}",
+            s.police_rows,
+            s.stats19_rows,
+            t.elapsed()
+        );
     }
 }

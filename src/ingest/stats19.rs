@@ -83,7 +83,7 @@ pub(super) fn parse(
             Err((field, reason, value)) => stats.reject(Reject {
                 file: file.to_owned(),
                 line,
-                field: field.into(),
+                field,
                 reason,
                 value,
             }),

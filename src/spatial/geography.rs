@@ -7,7 +7,8 @@ use geo::MultiPolygon;
 
 use super::boundaries::{BoundaryError, BoundarySet};
 
-const LSOA: &str = include_str!("../../boundaries/lsoa.geojson");
+/// The bundled LSOA GeoJSON text (also the generator's default).
+pub const LSOA_GEOJSON: &str = include_str!("../../boundaries/lsoa.geojson");
 const DISTRICTS: &str = include_str!("../../boundaries/districts.geojson");
 const COUNTY: &str = include_str!("../../boundaries/county.geojson");
 
@@ -31,7 +32,7 @@ impl Geography {
     /// # Errors
     /// Only if the bundled files are corrupt (a build problem).
     pub fn bundled() -> Result<Self, BoundaryError> {
-        Self::from_strs(LSOA, DISTRICTS, COUNTY, Path::new("boundaries"))
+        Self::from_strs(LSOA_GEOJSON, DISTRICTS, COUNTY, Path::new("boundaries"))
     }
 
     /// Loads `lsoa.geojson`, `districts.geojson` and `county.geojson` from a directory in

@@ -1,0 +1,190 @@
+//! Property tests: aggregation equals a brute-force count for random data, filters and
+//! units; point-in-polygon through the R-tree agrees with testing every polygon.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use geo::{Distance, Euclidean, Point};
+use h3o::{CellIndex, LatLng, Resolution};
+use hotspot::analysis::aggregate::aggregate;
+use hotspot::analysis::{AnalysisStore, Builder, Filter, Query, TimeBin, Unit, UnitKey};
+use hotspot::model::{CrimeType, Month, TypeSet};
+use hotspot::spatial::Geography;
+use hotspot::spatial::boundaries::SNAP_TOLERANCE_DEG;
+use proptest::prelude::*;
+
+static GEO: LazyLock<Arc<Geography>> = LazyLock::new(|| Arc::new(Geography::bundled().unwrap()));
+
+/// Lancashire's bounding box, a little enlarged so some points fall outside.
+const LON: (f64, f64) = (-3.15, -2.0);
+const LAT: (f64, f64) = (53.45, 54.3);
+
+#[derive(Debug, Clone)]
+struct Case {
+    locations: Vec<(i32, i32)>,
+    incidents: Vec<(usize, u16, u8)>,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    let loc = (
+        (LON.0 * 1e7) as i32..(LON.1 * 1e7) as i32,
+        (LAT.0 * 1e7) as i32..(LAT.1 * 1e7) as i32,
+    );
+    prop::collection::vec(loc, 1..40).prop_flat_map(|locations| {
+        let n = locations.len();
+        let base = Month::new(2021, 1).unwrap().index();
+        let inc = (0..n, base..base + 36, 0u8..CrimeType::COUNT as u8);
+        prop::collection::vec(inc, 0..400).prop_map(move |incidents| Case {
+            locations: locations.clone(),
+            incidents,
+        })
+    })
+}
+
+fn build(c: &Case) -> AnalysisStore {
+    let mut b = Builder::new();
+    let ids: Vec<u32> = c
+        .locations
+        .iter()
+        .map(|&(x, y)| b.location(x, y, ""))
+        .collect();
+    for &(l, m, t) in &c.incidents {
+        b.incident(ids[l], m, t, 0);
+    }
+    b.finish(GEO.clone())
+}
+
+/// LSOA by testing every polygon, then the nearest within the snap tolerance.
+fn lsoa_brute(lon: f64, lat: f64) -> Option<u32> {
+    let g = &GEO.lsoas;
+    g.locate_brute_force(lon, lat).or_else(|| {
+        let p = Point::new(lon, lat);
+        (0..g.len() as u32)
+            .map(|i| (Euclidean.distance(&p, &g.polygons[i as usize]), i))
+            .filter(|(d, _)| *d <= SNAP_TOLERANCE_DEG)
+            .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
+            .map(|(_, i)| i)
+    })
+}
+
+type Key = (UnitKey, Option<Month>, Option<CrimeType>);
+
+fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
+    let mut out = BTreeMap::new();
+    for &(l, m, t) in &c.incidents {
+        let (x, y) = c.locations[l];
+        let (lon, lat) = (f64::from(x) / 1e7, f64::from(y) / 1e7);
+        let lsoa = lsoa_brute(lon, lat);
+        let district = lsoa.map(|i| GEO.lsoa_district[i as usize]);
+        if let Some(ds) = &q.filter.districts
+            && !district.is_some_and(|d| ds.contains(&d))
+        {
+            continue;
+        }
+        if m < lo || m > hi || !q.filter.types.contains_code(t) {
+            continue;
+        }
+        let unit = match q.unit {
+            Unit::H3(r) => {
+                let cell: CellIndex = LatLng::new(lat, lon).unwrap().to_cell(Resolution::Eleven);
+                UnitKey::Cell(cell.parent(r).unwrap())
+            }
+            Unit::Lsoa => match lsoa {
+                Some(i) => UnitKey::Index(i),
+                None => continue,
+            },
+            Unit::District => match district {
+                Some(d) => UnitKey::Index(u32::from(d)),
+                None => continue,
+            },
+            Unit::Boundary(_) => unreachable!(),
+        };
+        let month = (q.time == TimeBin::Month).then(|| Month::from_index(m));
+        let ctype = if q.by_type {
+            CrimeType::from_code(t)
+        } else {
+            None
+        };
+        *out.entry((unit, month, ctype)).or_default() += 1;
+    }
+    out
+}
+
+fn query() -> impl Strategy<Value = Query> {
+    let unit = prop_oneof![
+        (5u8..=11).prop_map(|r| Unit::H3(Resolution::try_from(r).unwrap())),
+        Just(Unit::Lsoa),
+        Just(Unit::District),
+    ];
+    let base = Month::new(2021, 1).unwrap().index();
+    let range = prop_oneof![
+        Just((None, None)),
+        (0u16..40, 0u16..40).prop_map(move |(a, b)| (
+            Some(Month::from_index(base + a.min(b))),
+            Some(Month::from_index(base + a.max(b)))
+        )),
+    ];
+    let types = prop::collection::vec(0u8..CrimeType::COUNT as u8, 0..5).prop_map(|v| {
+        if v.is_empty() {
+            TypeSet::all()
+        } else {
+            v.into_iter().filter_map(CrimeType::from_code).collect()
+        }
+    });
+    let districts = prop_oneof![
+        Just(None),
+        prop::collection::vec(0u8..14, 1..4).prop_map(Some)
+    ];
+    (unit, any::<bool>(), any::<bool>(), range, types, districts).prop_map(
+        |(unit, monthly, by_type, (from, to), types, districts)| Query {
+            unit,
+            time: if monthly {
+                TimeBin::Month
+            } else {
+                TimeBin::All
+            },
+            by_type,
+            filter: Filter {
+                types,
+                from,
+                to,
+                districts,
+            },
+        },
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn aggregation_equals_brute_force(c in case(), q in query()) {
+        let store = build(&c);
+        let agg = aggregate(&store, &q);
+        let (lo, hi) = match (agg.from, agg.to) {
+            (Some(a), Some(b)) => (a.index(), b.index()),
+            _ => (1, 0),
+        };
+        if let Some(f) = q.filter.from { prop_assert_eq!(f.index(), lo); }
+        let got: BTreeMap<Key, u64> = agg.counts.iter().map(|c| ((c.unit, c.month, c.ctype), c.count)).collect();
+        prop_assert_eq!(got.len(), agg.counts.len(), "duplicate keys in the aggregation");
+        prop_assert_eq!(got, brute(&c, &q, lo, hi));
+    }
+
+    #[test]
+    fn point_in_polygon_agrees_with_testing_every_polygon(x in LON.0..LON.1, y in LAT.0..LAT.1) {
+        prop_assert_eq!(GEO.lsoas.locate(x, y), GEO.lsoas.locate_brute_force(x, y));
+        let (lsoa, _) = GEO.locate(x, y);
+        let want = lsoa_brute(x, y).map_or(u16::MAX, |i| i as u16);
+        prop_assert_eq!(lsoa, want);
+    }
+
+    #[test]
+    fn vertices_on_shared_edges_go_to_one_lsoa_consistently(i in 0usize..941, k in 0usize..1000) {
+        let poly = &GEO.lsoas.polygons[i].0[0];
+        let ring = &poly.exterior().0;
+        let c = ring[k % ring.len()];
+        prop_assert_eq!(GEO.lsoas.locate(c.x, c.y), GEO.lsoas.locate_brute_force(c.x, c.y));
+        prop_assert!(GEO.lsoas.locate(c.x, c.y).is_some());
+    }
+}
