@@ -164,9 +164,7 @@ fn main() {
             let t = Instant::now();
             let mut s = Store::open(&data).expect("store");
             let mut stored = 0;
-            for src in &sources {
-                stored += s.ingest_source(src, None).expect("ingest").stored;
-            }
+            s.ingest_sources(&sources, None, |_, r| stored += r.expect("ingest").stored);
             drop(s);
             let w = stored as f64 / t.elapsed().as_secs_f64();
             let (t_start, st) = best(2, || {

@@ -160,24 +160,31 @@ fn units_of_locations(
         None => true,
         Some(d) => d.contains(&l.district[i]),
     };
-    let mut keys = Vec::new();
-    let ids = match unit {
+    match unit {
         Unit::H3(res) => {
-            let mut dense: FxHashMap<u64, u32> = FxHashMap::default();
-            (0..l.len())
+            // Dense ids in cell order, so the counts come out sorted without a sort.
+            let parents: Vec<Option<CellIndex>> = (0..l.len())
+                .into_par_iter()
                 .map(|i| {
-                    let parent = CellIndex::try_from(l.cell[i])
+                    CellIndex::try_from(l.cell[i])
                         .ok()
-                        .and_then(|c| c.parent(*res));
-                    match parent {
-                        Some(p) if keep(i) => *dense.entry(u64::from(p)).or_insert_with(|| {
-                            keys.push(UnitKey::Cell(p));
-                            keys.len() as u32 - 1
-                        }),
-                        _ => u32::MAX,
-                    }
+                        .and_then(|c| c.parent(*res))
+                        .filter(|_| keep(i))
                 })
-                .collect()
+                .collect();
+            let mut cells: Vec<CellIndex> = parents.iter().flatten().copied().collect();
+            cells.sort_unstable();
+            cells.dedup();
+            let dense: FxHashMap<CellIndex, u32> = cells
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (*c, i as u32))
+                .collect();
+            let ids = parents
+                .iter()
+                .map(|p| p.map_or(u32::MAX, |p| dense[&p]))
+                .collect();
+            (ids, cells.into_iter().map(UnitKey::Cell).collect())
         }
         Unit::Lsoa | Unit::District | Unit::Boundary(_) => {
             let n = match unit {
@@ -186,8 +193,8 @@ fn units_of_locations(
                 Unit::Boundary(b) => b.set.len(),
                 Unit::H3(_) => 0,
             };
-            keys = (0..n as u32).map(UnitKey::Index).collect();
-            (0..l.len())
+            let keys = (0..n as u32).map(UnitKey::Index).collect();
+            let ids = (0..l.len())
                 .map(|i| {
                     let id = match unit {
                         Unit::Lsoa if l.lsoa[i] != NO_LSOA => u32::from(l.lsoa[i]),
@@ -197,10 +204,39 @@ fn units_of_locations(
                     };
                     if keep(i) { id } else { u32::MAX }
                 })
-                .collect()
+                .collect();
+            (ids, keys)
         }
-    };
-    (ids, keys)
+    }
+}
+
+/// The inner loop over a range of incidents, handing each counted incident's slot to `add`.
+struct Scan<'a> {
+    inc: &'a super::Incidents,
+    base: &'a [usize],
+    lo: u16,
+    span: u16,
+    types: TypeSet,
+    t_mul: usize,
+    y_mul: usize,
+}
+
+impl Scan<'_> {
+    #[inline]
+    fn run(&self, s: usize, e: usize, mut add: impl FnMut(usize)) {
+        let inc = self.inc;
+        let cols = inc.loc[s..e]
+            .iter()
+            .zip(&inc.month[s..e])
+            .zip(&inc.ctype[s..e]);
+        for ((&l, &m), &c) in cols {
+            let b = self.base[l as usize];
+            let dm = m.wrapping_sub(self.lo);
+            if b != usize::MAX && dm <= self.span && self.types.contains_code(c) {
+                add(b + usize::from(dm) * self.t_mul + usize::from(c) * self.y_mul);
+            }
+        }
+    }
 }
 
 /// Runs an aggregation.
@@ -235,16 +271,28 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
     let n_y = if q.by_type { CrimeType::COUNT } else { 1 };
     let size = keys.len() * n_t * n_y;
     let types = q.filter.types;
-    let slot = |i: usize| -> Option<usize> {
-        let u = loc_unit[inc.loc[i] as usize];
-        let m = inc.month[i];
-        let c = inc.ctype[i];
-        if u == u32::MAX || m < lo || m > hi || !types.contains_code(c) {
-            return None;
-        }
-        let t = if n_t > 1 { usize::from(m - lo) } else { 0 };
-        let y = if n_y > 1 { usize::from(c) } else { 0 };
-        Some((u as usize * n_t + t) * n_y + y)
+    // Per location: the first slot of its unit (or MAX), so the scan does one lookup.
+    let stride = n_t * n_y;
+    let base: Vec<usize> = loc_unit
+        .iter()
+        .map(|&u| {
+            if u == u32::MAX {
+                usize::MAX
+            } else {
+                u as usize * stride
+            }
+        })
+        .collect();
+    let span = hi - lo;
+    let (t_mul, y_mul) = (usize::from(n_t > 1) * n_y, usize::from(n_y > 1));
+    let scan = Scan {
+        inc,
+        base: &base,
+        lo,
+        span,
+        types,
+        t_mul,
+        y_mul,
     };
     let threads = rayon::current_num_threads().max(1);
     let chunk = inc.len().div_ceil(threads).max(1);
@@ -257,11 +305,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
             .par_iter()
             .map(|&(s, e)| {
                 let mut acc = vec![0u32; size];
-                for i in s..e {
-                    if let Some(k) = slot(i) {
-                        acc[k] += 1;
-                    }
-                }
+                scan.run(s, e, |k| acc[k] += 1);
                 acc
             })
             .reduce(
@@ -282,11 +326,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
             .par_iter()
             .map(|&(s, e)| {
                 let mut acc: FxHashMap<usize, u64> = FxHashMap::default();
-                for i in s..e {
-                    if let Some(k) = slot(i) {
-                        *acc.entry(k).or_default() += 1;
-                    }
-                }
+                scan.run(s, e, |k| *acc.entry(k).or_default() += 1);
                 acc
             })
             .reduce(FxHashMap::default, |mut a, b| {
@@ -317,7 +357,10 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
             }
         })
         .collect();
-    counts.sort_unstable();
+    // Dense ids follow unit order, so this is already sorted for H3, LSOA and districts.
+    if !counts.is_sorted() {
+        counts.sort_unstable();
+    }
     Aggregation {
         unit: q.unit.clone(),
         counts,

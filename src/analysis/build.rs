@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::{AnalysisStore, Incidents, Locations};
-use crate::ingest::{IngestError, Record, Sink};
+use crate::ingest::{IngestError, Record, Sink, Text};
 use crate::spatial::Geography;
 
 /// H3 resolution stored per location; coarser units are its parents.
@@ -35,6 +35,16 @@ impl Builder {
         Self::default()
     }
 
+    /// A builder with room for `incidents` incidents.
+    pub fn with_capacity(incidents: usize) -> Self {
+        let mut b = Self::default();
+        b.incidents.loc.reserve(incidents);
+        b.incidents.month.reserve(incidents);
+        b.incidents.ctype.reserve(incidents);
+        b.incidents.severity.reserve(incidents);
+        b
+    }
+
     /// Adds a location (deduplicated by coordinate) and returns its id.
     pub fn location(&mut self, lon_e7: i32, lat_e7: i32, street: &str) -> u32 {
         let next = self.lon_e7.len() as u32;
@@ -42,6 +52,18 @@ impl Builder {
             self.lon_e7.push(lon_e7);
             self.lat_e7.push(lat_e7);
             self.street.push(street.into());
+            next
+        })
+    }
+
+    /// As [`Builder::location`], decoding the street text only for a new location.
+    #[inline]
+    pub fn location_text(&mut self, lon_e7: i32, lat_e7: i32, street: &Text<'_>) -> u32 {
+        let next = self.lon_e7.len() as u32;
+        *self.index.entry(pack(lon_e7, lat_e7)).or_insert_with(|| {
+            self.lon_e7.push(lon_e7);
+            self.lat_e7.push(lat_e7);
+            self.street.push(street.decode().into());
             next
         })
     }
@@ -124,7 +146,7 @@ impl Sink for Builder {
     fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError> {
         match rec.point {
             Some((lon, lat)) => {
-                let loc = self.location(
+                let loc = self.location_text(
                     (lon * 1e7).round() as i32,
                     (lat * 1e7).round() as i32,
                     &rec.location,

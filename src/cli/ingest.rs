@@ -39,9 +39,9 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut summaries: Vec<IngestSummary> = Vec::new();
     let mut failures = Vec::new();
-    for src in &sources {
+    store.ingest_sources(&sources, a.format, |src, result| {
         bar.set_message(src.name());
-        match store.ingest_source(src, a.format) {
+        match result {
             Ok(s) => summaries.push(s),
             Err(e) => {
                 bar.println(format!(
@@ -51,7 +51,7 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
             }
         }
         bar.inc(1);
-    }
+    });
     bar.finish_and_clear();
     print_summary(&summaries, started.elapsed().as_secs_f64());
     let rejects: Vec<&Reject> = summaries.iter().flat_map(|s| &s.rejects).collect();

@@ -1,8 +1,8 @@
 //! Which parser a file needs, from its name and header.
 
 use super::IngestError;
-use super::fields::strip_bom;
 use super::generic::GenericColumns;
+use super::scan::Scanner;
 
 /// The input formats the engine reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,18 +45,12 @@ pub(crate) const POLICE_HEADER: [&str; 12] = [
 
 /// The header fields of the first line, trimmed and lower-cased.
 pub(crate) fn header_fields(bytes: &[u8]) -> Vec<String> {
-    let bytes = strip_bom(bytes);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(bytes);
-    let mut rec = csv::ByteRecord::new();
-    match rdr.read_byte_record(&mut rec) {
-        Ok(true) => rec
+    match Scanner::new(bytes).next_row() {
+        Some((_, rec)) => rec
             .iter()
             .map(|f| String::from_utf8_lossy(f).trim().to_ascii_lowercase())
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     }
 }
 

@@ -4,14 +4,13 @@
 //! `offence`); optional `id` (or `crime_id`, `incident_id`, `reference`) and `location`.
 //! Rows with an id upsert by it; categories are matched leniently to [`CrimeType`].
 
-use std::borrow::Cow;
-
 use crate::model::{CrimeType, Month, Severity};
 use crate::spatial::bng::bng_to_wgs84;
 
 use super::detect::header_fields;
-use super::fields::{check_bng, check_lonlat, is_missing, number, show, strip_bom, text};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink};
+use super::fields::{check_bng, check_lonlat, is_missing, number, show, text};
+use super::scan::{Row, Scanner};
+use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
 
 const LON: &[&str] = &["longitude", "lon", "lng", "long", "x"];
 const LAT: &[&str] = &["latitude", "lat", "y"];
@@ -93,18 +92,10 @@ pub(super) fn parse(
         line: 1,
         reason: format!("generic CSV header lacks {missing}"),
     })?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(strip_bom(bytes));
+    let mut scan = Scanner::new(bytes);
     let mut stats = FileStats::default();
-    let mut rec = csv::ByteRecord::new();
-    let mut first = true;
-    while let Ok(true) = rdr.read_byte_record(&mut rec) {
-        if std::mem::take(&mut first) {
-            continue;
-        }
-        let line = rec.position().map_or(0, csv::Position::line);
+    let _header = scan.next_row();
+    while let Some((line, rec)) = scan.next_row() {
         stats.rows_read += 1;
         match row(&cols, &header, &rec) {
             Ok(r) => {
@@ -126,11 +117,7 @@ pub(super) fn parse(
 
 type RowError = (String, String, String);
 
-fn row<'r>(
-    c: &GenericColumns,
-    header: &[String],
-    rec: &'r csv::ByteRecord,
-) -> Result<Record<'r>, RowError> {
+fn row<'r>(c: &GenericColumns, header: &[String], rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     let name = |i: usize| header.get(i).cloned().unwrap_or_default();
     if rec.len() != c.width {
         return Err((
@@ -140,7 +127,7 @@ fn row<'r>(
                 c.width,
                 rec.len()
             ),
-            show(rec.as_slice()),
+            show(&rec.raw()),
         ));
     }
     let header_again = rec
@@ -150,34 +137,38 @@ fn row<'r>(
     if header_again {
         return Err(("*".into(), "repeated header".into(), String::new()));
     }
-    let date = text(&rec[c.date]);
-    let month =
-        Month::parse_date(&date).map_err(|e| (name(c.date), e.to_string(), show(&rec[c.date])))?;
-    let cat = text(&rec[c.category]);
+    let date = text(rec.get(c.date));
+    let month = Month::parse_date(&date)
+        .map_err(|e| (name(c.date), e.to_string(), show(rec.get(c.date))))?;
+    let cat = text(rec.get(c.category));
     let ctype = CrimeType::parse_lenient(&cat).ok_or_else(|| {
         (
             name(c.category),
             "unknown category: not a police.uk crime type or known alias".into(),
-            show(&rec[c.category]),
+            show(rec.get(c.category)),
         )
     })?;
     let point = match c.coords {
         Coords::LonLat(x, y) => point(rec, x, y, header, false)?,
         Coords::Bng(e, n) => point(rec, e, n, header, true)?,
     };
-    let id = c.id.map(|i| text(&rec[i])).filter(|s| !s.is_empty());
+    let id =
+        c.id.map(|i| rec.get(i).trim_ascii())
+            .filter(|s| !s.is_empty());
     Ok(Record {
         month,
         ctype,
         severity: Severity::None,
         point,
-        crime_id: id.clone().unwrap_or(Cow::Borrowed("")),
-        location: c.location.map_or(Cow::Borrowed(""), |i| text(&rec[i])),
-        outcome: Cow::Borrowed(""),
+        crime_id: Text::raw(id.unwrap_or_default()),
+        location: c
+            .location
+            .map_or(Text::default(), |i| Text::raw(rec.get(i))),
+        outcome: Text::default(),
         identity: match id {
             Some(key) => Identity::Key {
                 source: "generic",
-                key,
+                key: Text::raw(key),
             },
             None => Identity::None,
         },
@@ -185,20 +176,22 @@ fn row<'r>(
 }
 
 fn point(
-    rec: &csv::ByteRecord,
+    rec: &Row<'_>,
     a: usize,
     b: usize,
     header: &[String],
     bng: bool,
 ) -> Result<Option<(f64, f64)>, RowError> {
     let name = |i: usize| header.get(i).cloned().unwrap_or_default();
-    if rec[a].trim_ascii().is_empty() && rec[b].trim_ascii().is_empty()
-        || (is_missing(&rec[a]) && is_missing(&rec[b]))
+    if rec.get(a).trim_ascii().is_empty() && rec.get(b).trim_ascii().is_empty()
+        || (is_missing(rec.get(a)) && is_missing(rec.get(b)))
     {
         return Ok(None);
     }
-    let x = number(&rec[a]).ok_or_else(|| (name(a), "not a number".to_owned(), show(&rec[a])))?;
-    let y = number(&rec[b]).ok_or_else(|| (name(b), "not a number".to_owned(), show(&rec[b])))?;
+    let x =
+        number(rec.get(a)).ok_or_else(|| (name(a), "not a number".to_owned(), show(rec.get(a))))?;
+    let y =
+        number(rec.get(b)).ok_or_else(|| (name(b), "not a number".to_owned(), show(rec.get(b))))?;
     if bng {
         check_bng(x, y).map_err(|(f, r)| {
             (

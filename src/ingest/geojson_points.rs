@@ -2,14 +2,12 @@
 //! a `month` or `date`, a `category` (or `crime_type`, `type`) and optionally an `id`.
 //! Features are numbered from 1 in reject reports (the "line").
 
-use std::borrow::Cow;
-
 use serde_json::Value;
 
 use crate::model::{CrimeType, Month, Severity};
 
 use super::fields::{check_lonlat, strip_bom};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink};
+use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
 
 pub(super) fn parse(
     file: &str,
@@ -96,8 +94,8 @@ fn feature(f: &Value) -> Result<Record<'_>, (&'static str, String)> {
     let ctype =
         CrimeType::parse_lenient(cat).ok_or(("category", format!("unknown category '{cat}'")))?;
     let id = prop(props, &["id", "crime_id", "Crime ID"]).map(|v| match v {
-        Value::String(s) => Cow::Borrowed(s.as_str()),
-        other => Cow::Owned(other.to_string()),
+        Value::String(s) => Text::raw(s.as_bytes()),
+        other => Text::owned(other.to_string()),
     });
     let location = prop(props, &["location", "Location"])
         .and_then(Value::as_str)
@@ -107,11 +105,11 @@ fn feature(f: &Value) -> Result<Record<'_>, (&'static str, String)> {
         ctype,
         severity: Severity::None,
         point,
-        crime_id: id.clone().unwrap_or(Cow::Borrowed("")),
-        location: Cow::Borrowed(location),
-        outcome: Cow::Borrowed(""),
+        crime_id: id.clone().unwrap_or_default(),
+        location: Text::raw(location.as_bytes()),
+        outcome: Text::default(),
         identity: match id {
-            Some(key) if !key.is_empty() => Identity::Key {
+            Some(key) if !key.is_blank() => Identity::Key {
                 source: "geojson",
                 key,
             },

@@ -13,6 +13,7 @@ mod fields;
 mod generic;
 mod geojson_points;
 mod police;
+mod scan;
 mod source;
 mod stats19;
 
@@ -34,24 +35,52 @@ pub struct Record<'a> {
     pub severity: Severity,
     /// WGS84 (lon, lat); `None` for rows the source could not locate.
     pub point: Option<(f64, f64)>,
-    pub crime_id: Cow<'a, str>,
+    pub crime_id: Text<'a>,
     /// police.uk `Location` ("On or near ...") or a generic location text.
-    pub location: Cow<'a, str>,
-    pub outcome: Cow<'a, str>,
+    pub location: Text<'a>,
+    pub outcome: Text<'a>,
     /// How the row is kept unique across ingests.
     pub identity: Identity<'a>,
+}
+
+/// Field text as read, decoded only when a sink needs it (the analysis store reads the
+/// location text once per distinct location, not once per row).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Text<'a>(Cow<'a, [u8]>);
+
+impl<'a> Text<'a> {
+    pub fn raw(b: &'a [u8]) -> Self {
+        Text(Cow::Borrowed(b))
+    }
+    pub fn owned(s: String) -> Text<'static> {
+        Text(Cow::Owned(s.into_bytes()))
+    }
+    /// The bytes as read (untrimmed).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+    /// Trimmed text: UTF-8, or Latin-1 when the bytes are not UTF-8.
+    pub fn decode(&self) -> Cow<'_, str> {
+        fields::text(&self.0)
+    }
+    pub fn is_blank(&self) -> bool {
+        self.0.trim_ascii().is_empty()
+    }
+}
+
+impl std::fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.decode())
+    }
 }
 
 /// The rule that makes re-ingesting the same data store nothing new.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity<'a> {
     /// police.uk: a (force, month) is replaced as a whole when it is ingested again.
-    Batch { force: Cow<'a, str>, month: Month },
+    Batch { force: Text<'a>, month: Month },
     /// STATS19 collision index or a generic id column: upserted by key within the source.
-    Key {
-        source: &'static str,
-        key: Cow<'a, str>,
-    },
+    Key { source: &'static str, key: Text<'a> },
     /// No identity: the file's checksum alone guards against a repeat.
     None,
 }

@@ -6,13 +6,12 @@
 //! and `No Location` and are stored as unlocated. A (force, month) is the unit of
 //! replacement: police.uk re-issues months with updated outcomes.
 
-use std::borrow::Cow;
-
 use crate::model::{CrimeType, Month, Severity};
 
 use super::detect::POLICE_HEADER;
-use super::fields::{check_lonlat, number, show, strip_bom, text};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink};
+use super::fields::{check_lonlat, number, show, strip_bom};
+use super::scan::{Row, Scanner};
+use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
 
 const MONTH: usize = 1;
 const REPORTED_BY: usize = 2;
@@ -28,43 +27,20 @@ pub(super) fn parse(
     bytes: &[u8],
     sink: &mut dyn Sink,
 ) -> Result<FileStats, IngestError> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(strip_bom(bytes));
+    let mut scan = Scanner::new(bytes);
     let mut stats = FileStats::default();
-    let mut rec = csv::ByteRecord::new();
-    let mut first = true;
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                // Only I/O can fail on an in-memory slice with flexible records; report and stop.
-                let line = e.position().map_or(0, csv::Position::line);
-                stats.rows_read += 1;
-                stats.reject(Reject {
-                    file: file.to_owned(),
-                    line,
-                    field: "*".into(),
-                    reason: format!("unreadable row: {e}"),
-                    value: String::new(),
-                });
-                break;
-            }
-        }
-        let line = rec.position().map_or(0, csv::Position::line);
-        if first {
-            first = false;
-            if is_header(&rec) {
-                continue;
-            }
+    match scan.next_row() {
+        Some((_, h)) if is_header(&h) => {}
+        Some((line, _)) => {
             return Err(IngestError::Header {
                 file: file.to_owned(),
                 line,
                 reason: format!("expected the police.uk header {}", POLICE_HEADER.join(",")),
             });
         }
+        None => return Ok(stats),
+    }
+    while let Some((line, rec)) = scan.next_row() {
         stats.rows_read += 1;
         match row(&rec) {
             Ok(r) => {
@@ -84,7 +60,7 @@ pub(super) fn parse(
     Ok(stats)
 }
 
-fn is_header(rec: &csv::ByteRecord) -> bool {
+fn is_header(rec: &Row<'_>) -> bool {
     rec.len() == POLICE_HEADER.len()
         && rec
             .iter()
@@ -94,11 +70,8 @@ fn is_header(rec: &csv::ByteRecord) -> bool {
 
 type RowError = (&'static str, String, String);
 
-fn row(rec: &csv::ByteRecord) -> Result<Record<'_>, RowError> {
+fn row<'r>(rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     if rec.len() != POLICE_HEADER.len() {
-        if is_header(rec) {
-            return Err(("*", "repeated header".into(), String::new()));
-        }
         return Err((
             "*",
             format!(
@@ -106,40 +79,40 @@ fn row(rec: &csv::ByteRecord) -> Result<Record<'_>, RowError> {
                 POLICE_HEADER.len(),
                 rec.len()
             ),
-            show(rec.as_slice()),
+            show(&rec.raw()),
         ));
     }
-    if is_header(rec) {
-        return Err(("*", "repeated header".into(), String::new()));
-    }
-    let month = Month::parse_bytes(rec[MONTH].trim_ascii())
-        .map_err(|e| ("Month", e.to_string(), show(&rec[MONTH])))?;
-    let ctype = CrimeType::from_label_bytes(rec[CRIME_TYPE].trim_ascii()).ok_or_else(|| {
+    let month_b = rec.get(MONTH).trim_ascii();
+    let month = match Month::parse_bytes(month_b) {
+        Ok(m) => m,
+        Err(_) if is_header(rec) => return Err(("*", "repeated header".into(), String::new())),
+        Err(e) => return Err(("Month", e.to_string(), show(month_b))),
+    };
+    let ctype_b = rec.get(CRIME_TYPE).trim_ascii();
+    let ctype = CrimeType::from_label_bytes(ctype_b).ok_or_else(|| {
         (
             "Crime type",
             "unknown crime type: not one of the 14 police.uk categories".to_owned(),
-            show(&rec[CRIME_TYPE]),
+            show(ctype_b),
         )
     })?;
-    let point = point(&rec[LON], &rec[LAT])?;
-    let force = match text(&rec[REPORTED_BY]) {
-        f if f.is_empty() => text(&rec[FALLS_WITHIN]),
-        f => f,
+    let point = point(rec.get(LON), rec.get(LAT))?;
+    let reported = rec.get(REPORTED_BY);
+    let force = if reported.trim_ascii().is_empty() {
+        rec.get(FALLS_WITHIN)
+    } else {
+        reported
     };
     Ok(Record {
         month,
         ctype,
         severity: Severity::None,
         point,
-        crime_id: text(&rec[0]),
-        location: text(&rec[LOCATION]),
-        outcome: text(&rec[OUTCOME]),
+        crime_id: Text::raw(rec.get(0)),
+        location: Text::raw(rec.get(LOCATION)),
+        outcome: Text::raw(rec.get(OUTCOME)),
         identity: Identity::Batch {
-            force: if force.is_empty() {
-                Cow::Borrowed("unknown")
-            } else {
-                force
-            },
+            force: Text::raw(force),
             month,
         },
     })

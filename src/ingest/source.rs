@@ -31,24 +31,40 @@ impl Source {
     /// # Errors
     /// When the file or archive cannot be read.
     pub fn read(&self) -> Result<Vec<u8>, IngestError> {
+        let mut buf = Vec::new();
+        self.read_into(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Reads the whole source into `buf` (cleared first), reusing its allocation.
+    ///
+    /// # Errors
+    /// When the file or archive cannot be read.
+    pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<(), IngestError> {
         let io = |source| IngestError::Io {
             file: self.name(),
             source,
         };
+        buf.clear();
         match self {
-            Source::File(p) => std::fs::read(p).map_err(io),
+            Source::File(p) => {
+                let f = std::fs::File::open(p).map_err(io)?;
+                let len = f.metadata().map_err(io)?.len().min(MAX_FILE_BYTES);
+                buf.reserve(len as usize);
+                f.take(MAX_FILE_BYTES).read_to_end(buf).map_err(io)?;
+            }
             Source::ZipEntry { archive, entry } => {
                 let f = std::fs::File::open(archive).map_err(io)?;
                 let mut zip = zip::ZipArchive::new(f).map_err(|e| self.format(e))?;
                 let mut e = zip.by_name(entry).map_err(|e| self.format(e))?;
-                let mut buf = Vec::with_capacity(e.size().min(MAX_FILE_BYTES) as usize);
+                buf.reserve(e.size().min(MAX_FILE_BYTES) as usize);
                 e.by_ref()
                     .take(MAX_FILE_BYTES)
-                    .read_to_end(&mut buf)
+                    .read_to_end(buf)
                     .map_err(io)?;
-                Ok(buf)
             }
         }
+        Ok(())
     }
 
     fn format(&self, e: zip::result::ZipError) -> IngestError {

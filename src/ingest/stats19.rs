@@ -5,14 +5,13 @@
 //! the longitude/latitude columns; missing values are empty, `-1` or `NULL`. Severity
 //! 1/2/3 is kept; -1 or 9 means unknown. Rows upsert by collision index.
 
-use std::borrow::Cow;
-
 use crate::model::{CrimeType, Month, Severity};
 use crate::spatial::bng::bng_to_wgs84;
 
 use super::detect::header_fields;
-use super::fields::{check_bng, check_lonlat, is_missing, number, show, strip_bom, text};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink};
+use super::fields::{check_bng, check_lonlat, is_missing, number, show, text};
+use super::scan::{Row, Scanner};
+use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
 
 struct Columns {
     index: usize,
@@ -61,18 +60,10 @@ pub(super) fn parse(
 ) -> Result<FileStats, IngestError> {
     let header = header_fields(bytes);
     let cols = columns(file, &header)?;
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(strip_bom(bytes));
+    let mut scan = Scanner::new(bytes);
     let mut stats = FileStats::default();
-    let mut rec = csv::ByteRecord::new();
-    let mut first = true;
-    while let Ok(true) = rdr.read_byte_record(&mut rec) {
-        if std::mem::take(&mut first) {
-            continue;
-        }
-        let line = rec.position().map_or(0, csv::Position::line);
+    let _header = scan.next_row();
+    while let Some((line, rec)) = scan.next_row() {
         stats.rows_read += 1;
         match row(&cols, &rec) {
             Ok(r) => {
@@ -94,13 +85,11 @@ pub(super) fn parse(
 
 type RowError = (String, String, String);
 
-fn row<'r>(c: &Columns, rec: &'r csv::ByteRecord) -> Result<Record<'r>, RowError> {
+fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     let err = |f: &str, r: String, v: &[u8]| (f.to_owned(), r, show(v));
     if rec.len() != c.width {
-        if rec.get(c.index).is_some_and(|f| {
-            let f = f.trim_ascii();
-            f.eq_ignore_ascii_case(b"accident_index") || f.eq_ignore_ascii_case(b"collision_index")
-        }) {
+        let f = rec.get(c.index).trim_ascii();
+        if f.eq_ignore_ascii_case(b"accident_index") || f.eq_ignore_ascii_case(b"collision_index") {
             return Err(err("*", "repeated header".into(), b""));
         }
         return Err(err(
@@ -110,10 +99,11 @@ fn row<'r>(c: &Columns, rec: &'r csv::ByteRecord) -> Result<Record<'r>, RowError
                 c.width,
                 rec.len()
             ),
-            rec.as_slice(),
+            &rec.raw(),
         ));
     }
-    let index = text(&rec[c.index]);
+    let index_b = rec.get(c.index).trim_ascii();
+    let index = text(index_b);
     if index.is_empty() {
         return Err(err(
             "collision_index",
@@ -125,9 +115,9 @@ fn row<'r>(c: &Columns, rec: &'r csv::ByteRecord) -> Result<Record<'r>, RowError
     {
         return Err(err("*", "repeated header".into(), b""));
     }
-    let month = Month::parse_date(&text(&rec[c.date]))
-        .map_err(|e| err("date", e.to_string(), &rec[c.date]))?;
-    let severity = match c.severity.map(|i| rec[i].trim_ascii()) {
+    let month = Month::parse_date(&text(rec.get(c.date)))
+        .map_err(|e| err("date", e.to_string(), rec.get(c.date)))?;
+    let severity = match c.severity.map(|i| rec.get(i).trim_ascii()) {
         None | Some(b"-1" | b"9" | b"") => Severity::None,
         Some(b"1") => Severity::Fatal,
         Some(b"2") => Severity::Serious,
@@ -141,11 +131,11 @@ fn row<'r>(c: &Columns, rec: &'r csv::ByteRecord) -> Result<Record<'r>, RowError
         }
     };
     let point = match (c.easting, c.northing) {
-        (Some(e), Some(n)) if !is_missing(&rec[e]) && !is_missing(&rec[n]) => {
-            let east = number(&rec[e])
-                .ok_or_else(|| err("location_easting_osgr", "not a number".into(), &rec[e]))?;
-            let north = number(&rec[n])
-                .ok_or_else(|| err("location_northing_osgr", "not a number".into(), &rec[n]))?;
+        (Some(e), Some(n)) if !is_missing(rec.get(e)) && !is_missing(rec.get(n)) => {
+            let east = number(rec.get(e))
+                .ok_or_else(|| err("location_easting_osgr", "not a number".into(), rec.get(e)))?;
+            let north = number(rec.get(n))
+                .ok_or_else(|| err("location_northing_osgr", "not a number".into(), rec.get(n)))?;
             check_bng(east, north)
                 .map_err(|(f, r)| (format!("location_{f}_osgr"), r, format!("{east},{north}")))?;
             Some(
@@ -160,35 +150,35 @@ fn row<'r>(c: &Columns, rec: &'r csv::ByteRecord) -> Result<Record<'r>, RowError
         ctype: CrimeType::RoadCollision,
         severity,
         point,
-        crime_id: index.clone(),
-        location: Cow::Borrowed(""),
-        outcome: Cow::Borrowed(""),
+        crime_id: Text::raw(index_b),
+        location: Text::default(),
+        outcome: Text::default(),
         identity: Identity::Key {
             source: "stats19",
-            key: index,
+            key: Text::raw(index_b),
         },
     })
 }
 
-fn lonlat(c: &Columns, rec: &csv::ByteRecord) -> Result<Option<(f64, f64)>, RowError> {
+fn lonlat(c: &Columns, rec: &Row<'_>) -> Result<Option<(f64, f64)>, RowError> {
     let (Some(lo), Some(la)) = (c.lon, c.lat) else {
         return Ok(None);
     };
-    if is_missing(&rec[lo]) || is_missing(&rec[la]) {
+    if is_missing(rec.get(lo)) || is_missing(rec.get(la)) {
         return Ok(None);
     }
-    let lon = number(&rec[lo]).ok_or_else(|| {
+    let lon = number(rec.get(lo)).ok_or_else(|| {
         (
             "longitude".to_owned(),
             "not a number".to_owned(),
-            show(&rec[lo]),
+            show(rec.get(lo)),
         )
     })?;
-    let lat = number(&rec[la]).ok_or_else(|| {
+    let lat = number(rec.get(la)).ok_or_else(|| {
         (
             "latitude".to_owned(),
             "not a number".to_owned(),
-            show(&rec[la]),
+            show(rec.get(la)),
         )
     })?;
     check_lonlat(lon, lat).map_err(|(f, r)| (f.to_ascii_lowercase(), r, format!("{lon},{lat}")))?;

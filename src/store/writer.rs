@@ -62,11 +62,52 @@ impl Store {
         bytes: &[u8],
         format: Option<Format>,
     ) -> Result<IngestSummary, IngestError> {
+        self.ingest_hashed(file, bytes, sha256_hex(bytes), format)
+    }
+
+    /// Ingests several sources in order, one transaction each, reading and checksumming
+    /// the next file on another thread while this one is written. `each` sees every
+    /// file's outcome as it completes; a failed file leaves the store unchanged for it
+    /// and the rest still go in.
+    pub fn ingest_sources(
+        &mut self,
+        sources: &[Source],
+        format: Option<Format>,
+        mut each: impl FnMut(&Source, Result<IngestSummary, IngestError>),
+    ) {
+        type Read = Result<(Vec<u8>, String), IngestError>;
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Read>(1);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for src in sources {
+                    let read = src.read().map(|b| {
+                        let sha = sha256_hex(&b);
+                        (b, sha)
+                    });
+                    if tx.send(read).is_err() {
+                        break;
+                    }
+                }
+            });
+            for (src, read) in sources.iter().zip(rx.iter()) {
+                let result = read
+                    .and_then(|(bytes, sha)| self.ingest_hashed(&src.name(), &bytes, sha, format));
+                each(src, result);
+            }
+        });
+    }
+
+    fn ingest_hashed(
+        &mut self,
+        file: &str,
+        bytes: &[u8],
+        sha256: String,
+        format: Option<Format>,
+    ) -> Result<IngestSummary, IngestError> {
         let sql = |e: rusqlite::Error| IngestError::Store {
             file: file.to_owned(),
             reason: e.to_string(),
         };
-        let sha256 = hex(&Sha256::digest(bytes));
         let seen: bool = self
             .conn
             .query_row(
@@ -142,7 +183,7 @@ struct TxWriter<'t> {
     locations: FxHashMap<u64, i64>,
     next_location: i64,
     next_batch: i64,
-    batches: FxHashMap<(String, u16), OpenBatch>,
+    batches: Vec<(String, u16, OpenBatch)>,
     file_batch: Option<OpenBatch>,
     replaced: u64,
     plain: CachedStatement<'t>,
@@ -173,7 +214,7 @@ impl<'t> TxWriter<'t> {
             next_location: max("locations")? + 1,
             next_batch: max("batches")? + 1,
             locations,
-            batches: FxHashMap::default(),
+            batches: Vec::new(),
             file_batch: None,
             replaced: 0,
             plain: tx.prepare_cached(
@@ -201,7 +242,7 @@ impl<'t> TxWriter<'t> {
         let id = self.next_location;
         self.next_location += 1;
         self.new_location
-            .execute(params![id, key.0, key.1, rec.location.as_ref()])?;
+            .execute(params![id, key.0, key.1, rec.location.decode().as_ref()])?;
         self.locations.insert(pack(key), id);
         Ok(Some(id))
     }
@@ -209,8 +250,25 @@ impl<'t> TxWriter<'t> {
     /// The row id for the next record of a police.uk (force, month), replacing what an
     /// earlier ingest stored for it.
     fn police_id(&mut self, force: &str, month: u16) -> rusqlite::Result<i64> {
-        let key = (force.to_owned(), month);
-        if !self.batches.contains_key(&key) {
+        // A file is almost always one (force, month): a linear scan of the open batches
+        // finds it without allocating a key per row.
+        let found = self
+            .batches
+            .iter()
+            .position(|(f, m, _)| *m == month && f == force);
+        let index = match found {
+            Some(i) => i,
+            None => self.open_police_batch(force, month)?,
+        };
+        let b = &mut self.batches[index].2;
+        let id = (b.id << 32) | b.rows;
+        b.rows += 1;
+        Ok(id)
+    }
+
+    /// Opens a batch for a police.uk (force, month), deleting an earlier ingest's rows.
+    fn open_police_batch(&mut self, force: &str, month: u16) -> rusqlite::Result<usize> {
+        {
             let name = format!("police|{force}|{month}");
             let old: Option<(i64, i64)> = self
                 .tx
@@ -238,12 +296,10 @@ impl<'t> TxWriter<'t> {
             }
             let id = self.next_batch;
             self.next_batch += 1;
-            self.batches.insert(key.clone(), OpenBatch { id, rows: 0 });
+            self.batches
+                .push((force.to_owned(), month, OpenBatch { id, rows: 0 }));
         }
-        let b = self.batches.get_mut(&key).expect("inserted above");
-        let id = (b.id << 32) | b.rows;
-        b.rows += 1;
-        Ok(id)
+        Ok(self.batches.len() - 1)
     }
 
     fn file_id(&mut self) -> i64 {
@@ -262,7 +318,7 @@ impl<'t> TxWriter<'t> {
         let mut ins = self.tx.prepare_cached(
             "INSERT INTO batches (id, key, ingest_id, rows) VALUES (?1, ?2, ?3, ?4)",
         )?;
-        for ((force, month), b) in &self.batches {
+        for (force, month, b) in &self.batches {
             ins.execute(params![
                 b.id,
                 format!("police|{force}|{month}"),
@@ -286,15 +342,15 @@ impl<'t> TxWriter<'t> {
         let (month, ctype, sev) = (rec.month.index(), rec.ctype as u8, rec.severity as u8);
         match &rec.identity {
             Identity::Batch { force, month: m } => {
-                let id = self.police_id(force, m.index())?;
+                let id = self.police_id(&force.decode(), m.index())?;
                 self.plain.execute(params![
                     id,
                     month,
                     ctype,
                     sev,
                     loc,
-                    rec.crime_id.as_ref(),
-                    rec.outcome.as_ref()
+                    rec.crime_id.decode().as_ref(),
+                    rec.outcome.decode().as_ref()
                 ])?;
             }
             Identity::Key { source, key } => {
@@ -305,10 +361,10 @@ impl<'t> TxWriter<'t> {
                     ctype,
                     sev,
                     loc,
-                    rec.crime_id.as_ref(),
-                    rec.outcome.as_ref(),
+                    rec.crime_id.decode().as_ref(),
+                    rec.outcome.decode().as_ref(),
                     source,
-                    key.as_ref()
+                    key.decode().as_ref()
                 ])?;
             }
             Identity::None => {
@@ -319,8 +375,8 @@ impl<'t> TxWriter<'t> {
                     ctype,
                     sev,
                     loc,
-                    rec.crime_id.as_ref(),
-                    rec.outcome.as_ref()
+                    rec.crime_id.decode().as_ref(),
+                    rec.outcome.decode().as_ref()
                 ])?;
             }
         }
@@ -335,6 +391,11 @@ impl Sink for TxWriter<'_> {
             reason: e.to_string(),
         })
     }
+}
+
+/// The SHA-256 of `bytes` in lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 fn hex(bytes: &[u8]) -> String {
