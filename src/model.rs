@@ -16,7 +16,7 @@ pub struct Month(u16);
 
 /// Why a month string was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
-#[error("'{0}' is not a month: expected YYYY-MM between 1970-01 and 2199-12")]
+#[error("not a month: '{0}' (expected YYYY-MM between 1970-01 and 2199-12)")]
 pub struct MonthError(pub String);
 
 impl Month {
@@ -84,18 +84,26 @@ impl Month {
         let s = s.trim();
         let bad = || MonthError(s.to_owned());
         let b = s.as_bytes();
+        // Digits by byte, so no slice can split a multi-byte character.
+        let num = |r: std::ops::Range<usize>| -> Result<u32, MonthError> {
+            b[r].iter().try_fold(0u32, |acc, &c| {
+                if c.is_ascii_digit() {
+                    Ok(acc * 10 + u32::from(c - b'0'))
+                } else {
+                    Err(bad())
+                }
+            })
+        };
         if b.len() == 10 && b[2] == b'/' && b[5] == b'/' {
-            let m: u32 = s[3..5].parse().map_err(|_| bad())?;
-            let y: u32 = s[6..10].parse().map_err(|_| bad())?;
-            let d: u32 = s[0..2].parse().map_err(|_| bad())?;
+            let (d, m, y) = (num(0..2)?, num(3..5)?, num(6..10)?);
             if !(1..=31).contains(&d) {
                 return Err(bad());
             }
             return Month::new(y, m).map_err(|_| bad());
         }
         if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
-            let d: u32 = s[8..10].parse().map_err(|_| bad())?;
-            if !(1..=31).contains(&d) {
+            let d = num(8..10)?;
+            if !(1..=31).contains(&d) || (b.len() > 10 && !matches!(b[10], b'T' | b' ')) {
                 return Err(bad());
             }
             return Month::parse_bytes(&b[..7]).map_err(|_| bad());
@@ -316,6 +324,21 @@ mod tests {
             "2022-03"
         );
         assert!(Month::parse_date("32/01/2022").is_err());
+        assert_eq!(
+            Month::parse_date("2022-03-04T10:00:00Z")
+                .unwrap()
+                .to_string(),
+            "2022-03"
+        );
+        for bad in [
+            "1é/01/2022",
+            "01/é1/202",
+            "2022-03-0é",
+            "2022-03-04x",
+            "ab/cd/efgh",
+        ] {
+            assert!(Month::parse_date(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -79,6 +79,30 @@ pub fn detect_format(file: &str, bytes: &[u8]) -> Result<Format, IngestError> {
     {
         return Ok(Format::PoliceUk);
     }
+    // police.uk's own columns with a header that is not exactly police.uk's: a renamed
+    // or missing column would silently lose outcomes and force-month replacement if read
+    // as a generic CSV, so refuse it and name what differs.
+    let has = |name: &str| header.iter().any(|h| h == name);
+    if has("reported by") && has("falls within") {
+        let missing: Vec<&str> = POLICE_HEADER
+            .iter()
+            .filter(|p| !header.iter().any(|h| h.eq_ignore_ascii_case(p)))
+            .copied()
+            .collect();
+        let missing = if missing.is_empty() {
+            "nothing, but the columns are out of order or extra".to_owned()
+        } else {
+            missing.join(", ")
+        };
+        return Err(IngestError::Header {
+            file: file.to_owned(),
+            line: 1,
+            reason: format!(
+                "looks like a police.uk file but the header differs (missing or renamed: {missing}); expected exactly {}",
+                POLICE_HEADER.join(",")
+            ),
+        });
+    }
     if header
         .iter()
         .any(|h| h == "accident_index" || h == "collision_index")

@@ -38,7 +38,13 @@ pub(super) fn parse(
                 reason: format!("expected the police.uk header {}", POLICE_HEADER.join(",")),
             });
         }
-        None => return Ok(stats),
+        None => {
+            return Err(IngestError::Header {
+                file: file.to_owned(),
+                line: 1,
+                reason: "the file is empty: no header line".into(),
+            });
+        }
     }
     while let Some((line, rec)) = scan.next_row() {
         stats.rows_read += 1;
@@ -89,13 +95,15 @@ fn row<'r>(rec: &Row<'r>) -> Result<Record<'r>, RowError> {
         Err(e) => return Err(("Month", e.to_string(), show(month_b))),
     };
     let ctype_b = rec.get(CRIME_TYPE).trim_ascii();
-    let ctype = CrimeType::from_label_bytes(ctype_b).ok_or_else(|| {
-        (
-            "Crime type",
-            "unknown crime type: not one of the 14 police.uk categories".to_owned(),
-            show(ctype_b),
-        )
-    })?;
+    let ctype = CrimeType::from_label_bytes(ctype_b)
+        .filter(|c| CrimeType::police_uk().contains(c))
+        .ok_or_else(|| {
+            (
+                "Crime type",
+                "unknown crime type: not one of the 14 police.uk categories".to_owned(),
+                show(ctype_b),
+            )
+        })?;
     let point = point(rec.get(LON), rec.get(LAT))?;
     let reported = rec.get(REPORTED_BY);
     let force = if reported.trim_ascii().is_empty() {

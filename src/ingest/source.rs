@@ -75,9 +75,13 @@ impl Source {
     }
 }
 
+/// Incident files: CSV and GeoJSON, but not the `-outcomes.csv` and
+/// `-stop-and-search.csv` files a police.uk download carries beside the street files
+/// (outcomes repeat street crimes; searches are not incidents).
 fn wanted(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    n.ends_with(".csv") || n.ends_with(".geojson") || n.ends_with(".json")
+    let data = n.ends_with(".csv") || n.ends_with(".geojson") || n.ends_with(".json");
+    data && !n.ends_with("-outcomes.csv") && !n.ends_with("-stop-and-search.csv")
 }
 
 /// Expands paths into sources, in a stable (sorted) order.

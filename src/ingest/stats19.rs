@@ -14,6 +14,9 @@ use super::scan::{Row, Scanner};
 use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
 
 struct Columns {
+    /// The file's own names for the index and severity columns (vintage-dependent).
+    index_name: String,
+    severity_name: String,
     index: usize,
     severity: Option<usize>,
     date: usize,
@@ -33,9 +36,14 @@ fn columns(file: &str, header: &[String]) -> Result<Columns, IngestError> {
             reason: format!("STATS19 header lacks a {} column", names.join("/")),
         })
     };
+    let index = need(&["collision_index", "accident_index"])?;
+    let severity = find(&["collision_severity", "accident_severity"]);
     let c = Columns {
-        index: need(&["collision_index", "accident_index"])?,
-        severity: find(&["collision_severity", "accident_severity"]),
+        index_name: header[index].clone(),
+        severity_name: severity
+            .map_or_else(|| "collision_severity".to_owned(), |i| header[i].clone()),
+        index,
+        severity,
         date: need(&["date"])?,
         easting: find(&["location_easting_osgr"]),
         northing: find(&["location_northing_osgr"]),
@@ -105,11 +113,7 @@ fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     let index_b = rec.get(c.index).trim_ascii();
     let index = text(index_b);
     if index.is_empty() {
-        return Err(err(
-            "collision_index",
-            "missing collision index".into(),
-            b"",
-        ));
+        return Err(err(&c.index_name, "missing collision index".into(), b""));
     }
     if index.eq_ignore_ascii_case("accident_index") || index.eq_ignore_ascii_case("collision_index")
     {
@@ -118,16 +122,12 @@ fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     let month = Month::parse_date(&text(rec.get(c.date)))
         .map_err(|e| err("date", e.to_string(), rec.get(c.date)))?;
     let severity = match c.severity.map(|i| rec.get(i).trim_ascii()) {
-        None | Some(b"-1" | b"9" | b"") => Severity::None,
+        None | Some(b"-1" | b"9" | b"" | b"NULL" | b"null") => Severity::None,
         Some(b"1") => Severity::Fatal,
         Some(b"2") => Severity::Serious,
         Some(b"3") => Severity::Slight,
         Some(other) => {
-            return Err(err(
-                "collision_severity",
-                "not 1, 2, 3, 9 or -1".into(),
-                other,
-            ));
+            return Err(err(&c.severity_name, "not 1, 2, 3, 9 or -1".into(), other));
         }
     };
     let point = match (c.easting, c.northing) {
