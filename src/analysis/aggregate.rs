@@ -63,12 +63,16 @@ pub struct UserBoundary {
 }
 
 impl UserBoundary {
-    /// Places every location of `store` in `set` (once, in parallel).
+    /// Places every location of `store` in `set` (once, in parallel), by the same rule as
+    /// the built-in LSOAs: inside, else the nearest unit within the snap tolerance.
     pub fn new(set: BoundarySet, store: &AnalysisStore) -> Self {
         let l = &store.locations;
         let loc_unit = (0..l.len())
             .into_par_iter()
-            .map(|i| set.locate(l.lon(i), l.lat(i)).unwrap_or(u32::MAX))
+            .map(|i| {
+                set.locate_or_nearest(l.lon(i), l.lat(i))
+                    .unwrap_or(u32::MAX)
+            })
             .collect();
         UserBoundary { set, loc_unit }
     }

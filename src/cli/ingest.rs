@@ -44,9 +44,10 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
         match result {
             Ok(s) => summaries.push(s),
             Err(e) => {
-                bar.println(format!(
-                    "error: {e} (file not ingested; the store is unchanged for it)"
-                ));
+                // Shown even when the bar is hidden (not a terminal).
+                bar.suspend(|| {
+                    eprintln!("error: {e} (file not ingested; the store is unchanged for it)")
+                });
                 failures.push(e);
             }
         }

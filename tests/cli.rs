@@ -1,0 +1,219 @@
+//! The command line end to end on the committed fixtures: ingest, summary, aggregate
+//! (including a user boundary file), and one-line errors with a non-zero exit.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::LazyLock;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn hotspot(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hotspot"))
+        .args(args)
+        .env("HOTSPOT_DATA", data)
+        .current_dir(root())
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// One store of the sample fixtures shared by the tests (ingested once).
+static SAMPLE: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().unwrap();
+    let out = hotspot(dir.path(), &["ingest", "fixtures/sample"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+});
+
+fn counts_by_code(csv: &str) -> Vec<(String, u64)> {
+    let mut v: Vec<(String, u64)> = csv
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            (f[0].to_owned(), f[f.len() - 1].parse().unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn ingesting_the_sample_stores_every_row_and_a_second_run_nothing() {
+    let data = SAMPLE.path();
+    let again = hotspot(data, &["ingest", "fixtures/sample"]);
+    assert!(again.status.success());
+    let t = text(&again);
+    assert!(t.contains("0 rows read, 0 stored"), "{t}");
+    let conn = rusqlite::Connection::open(data.join("hotspot.sqlite")).unwrap();
+    let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(q("SELECT count(*) FROM incidents"), 63_000);
+    assert_eq!(q("SELECT count(*) FROM incidents WHERE ctype = 14"), 3_000);
+    assert_eq!(
+        q("SELECT count(DISTINCT severity) FROM incidents WHERE ctype = 14"),
+        3
+    );
+    assert_eq!(q("SELECT count(*) FROM ingest_log WHERE rejected > 0"), 0);
+    assert_eq!(q("SELECT count(*) FROM ingest_log"), 39);
+}
+
+#[test]
+fn a_user_boundary_file_gives_the_same_counts_as_the_built_in_districts() {
+    let data = SAMPLE.path();
+    let builtin = hotspot(data, &["aggregate", "--unit", "district", "--by", "all"]);
+    let user = hotspot(
+        data,
+        &[
+            "aggregate",
+            "--unit",
+            "boundary",
+            "--boundary",
+            "boundaries/districts.geojson",
+            "--by",
+            "all",
+        ],
+    );
+    assert!(builtin.status.success() && user.status.success());
+    let (b, u) = (
+        counts_by_code(&text(&builtin)),
+        counts_by_code(&text(&user)),
+    );
+    assert_eq!(b.len(), 14);
+    assert_eq!(b, u);
+}
+
+#[test]
+fn summary_total_equals_the_located_incidents_and_filters_narrow_it() {
+    let data = SAMPLE.path();
+    let all = text(&hotspot(data, &["summary"]));
+    assert!(
+        all.contains("Blackburn with Darwen") && all.contains("Wyre"),
+        "{all}"
+    );
+    let total_line = all.lines().find(|l| l.starts_with("Total")).unwrap();
+    let total: u64 = total_line
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let conn = rusqlite::Connection::open(data.join("hotspot.sqlite")).unwrap();
+    let located: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM incidents WHERE loc IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(total, located as u64);
+
+    let agg = hotspot(
+        data,
+        &[
+            "aggregate",
+            "--unit",
+            "h3:8",
+            "--types",
+            "burglary",
+            "--from",
+            "2023-01",
+            "--to",
+            "2023-03",
+            "--district",
+            "Preston",
+        ],
+    );
+    let rows = text(&agg);
+    let months: std::collections::BTreeSet<&str> = rows
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
+    assert!(
+        !months.is_empty() && months.iter().all(|m| ("2023-01"..="2023-03").contains(m)),
+        "{months:?}"
+    );
+    let n: u64 = counts_by_code(&rows).iter().map(|c| c.1).sum();
+    let want: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM incidents WHERE ctype = 2 AND month BETWEEN (2023-1970)*12 AND (2023-1970)*12+2 AND loc IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        n > 0 && n < want as u64,
+        "Preston's burglaries ({n}) are some of Lancashire's ({want})"
+    );
+}
+
+#[test]
+fn geojson_output_is_rfc7946() {
+    let out = hotspot(
+        SAMPLE.path(),
+        &[
+            "aggregate",
+            "--unit",
+            "lsoa",
+            "--by",
+            "all",
+            "--format",
+            "geojson",
+            "--types",
+            "drugs",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let features = v["features"].as_array().unwrap();
+    assert!(!features.is_empty());
+    assert!(v.get("crs").is_none());
+    for f in features {
+        assert!(f["properties"]["unit"].as_str().unwrap().starts_with("E01"));
+        assert!(f["properties"]["count"].as_u64().unwrap() > 0);
+        let t = f["geometry"]["type"].as_str().unwrap();
+        assert!(t == "Polygon" || t == "MultiPolygon");
+    }
+}
+
+#[test]
+fn failures_exit_non_zero_with_one_line() {
+    let empty = tempfile::tempdir().unwrap();
+    let cases: [&[&str]; 6] = [
+        &["summary"],
+        &["aggregate", "--unit", "h3:12"],
+        &["aggregate", "--unit", "district", "--district", "Atlantis"],
+        &["ingest", "no/such/file.csv"],
+        &["aggregate", "--unit", "boundary"],
+        &["ingest", "tests/bad_input/police_wrong_header.csv"],
+    ];
+    let data = SAMPLE.path();
+    for (i, args) in cases.iter().enumerate() {
+        let dir = if i == 0 { empty.path() } else { data };
+        let out = hotspot(dir, args);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("hotspot: error:"))
+            .collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for sub in ["ingest", "aggregate", "summary", "generate", "boundaries"] {
+        let out = hotspot(Path::new("unused"), &[sub, "--help"]);
+        assert!(out.status.success(), "{sub}");
+        assert!(text(&out).contains("Usage:"), "{sub}");
+    }
+}
