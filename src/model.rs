@@ -10,6 +10,15 @@ use std::str::FromStr;
 
 use thiserror::Error;
 
+/// Degrees to whole 1e-7 degrees (about 1 cm), rounding half away from zero: the
+/// coordinate key every stage uses for a location. Written out rather than `f64::round`
+/// (a libm call on baseline x86_64) because it runs once per ingested row.
+#[inline]
+pub fn to_e7(deg: f64) -> i32 {
+    let x = deg * 1e7;
+    (x + 0.5f64.copysign(x)) as i32
+}
+
 /// A calendar month (`YYYY-MM`), stored as months since 1970-01.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Month(u16);

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap;
 
 use super::{AnalysisStore, Incidents, Locations};
 use crate::ingest::{IngestError, Record, Sink, Text};
+use crate::model::to_e7;
 use crate::spatial::Geography;
 
 /// H3 resolution stored per location; coarser units are its parents.
@@ -146,11 +147,7 @@ impl Sink for Builder {
     fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError> {
         match rec.point {
             Some((lon, lat)) => {
-                let loc = self.location_text(
-                    (lon * 1e7).round() as i32,
-                    (lat * 1e7).round() as i32,
-                    &rec.location,
-                );
+                let loc = self.location_text(to_e7(lon), to_e7(lat), &rec.location);
                 self.incident(loc, rec.month.index(), rec.ctype as u8, rec.severity as u8);
             }
             None => self.unlocated += 1,

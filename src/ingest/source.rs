@@ -67,6 +67,36 @@ impl Source {
         Ok(())
     }
 
+    /// Runs `f` on the source's bytes: a plain file is memory-mapped (no copy; the
+    /// analysis loader's path), an archive entry is read into `buf`.
+    ///
+    /// A mapped file must not be truncated by another process while it is read (the
+    /// usual caveat of mapping, as in ripgrep); ingest into the store reads instead.
+    ///
+    /// # Errors
+    /// When the source cannot be opened or read, or `f` fails.
+    pub fn with_bytes<T>(
+        &self,
+        buf: &mut Vec<u8>,
+        f: impl FnOnce(&[u8]) -> Result<T, IngestError>,
+    ) -> Result<T, IngestError> {
+        if let Source::File(p) = self {
+            let io = |source| IngestError::Io {
+                file: self.name(),
+                source,
+            };
+            let file = std::fs::File::open(p).map_err(io)?;
+            if file.metadata().map_err(io)?.len() > 0 {
+                // SAFETY: the map is read-only and dropped before returning; see the caveat above.
+                let map =
+                    unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io)?;
+                return f(&map);
+            }
+        }
+        self.read_into(buf)?;
+        f(buf)
+    }
+
     fn format(&self, e: zip::result::ZipError) -> IngestError {
         IngestError::Format {
             file: self.name(),

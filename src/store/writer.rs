@@ -30,7 +30,7 @@ pub struct IngestSummary {
 
 /// Packs a coordinate as the location key (1e-7 degree, about 1 cm).
 pub fn location_key(lon: f64, lat: f64) -> (i32, i32) {
-    ((lon * 1e7).round() as i32, (lat * 1e7).round() as i32)
+    (crate::model::to_e7(lon), crate::model::to_e7(lat))
 }
 
 fn pack(k: (i32, i32)) -> u64 {
