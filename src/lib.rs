@@ -10,4 +10,5 @@ pub mod generate;
 pub mod ingest;
 pub mod model;
 pub mod spatial;
+pub mod stats;
 pub mod store;

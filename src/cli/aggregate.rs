@@ -76,7 +76,7 @@ pub struct SummaryArgs {
     pub filter: FilterArgs,
 }
 
-fn load(data: &DataDir) -> anyhow::Result<AnalysisStore> {
+pub(super) fn load(data: &DataDir) -> anyhow::Result<AnalysisStore> {
     let geography = Arc::new(Geography::bundled()?);
     let store = analysis::from_store(&data.dir, geography)?;
     anyhow::ensure!(
@@ -87,7 +87,7 @@ fn load(data: &DataDir) -> anyhow::Result<AnalysisStore> {
     Ok(store)
 }
 
-fn filter(store: &AnalysisStore, f: &FilterArgs) -> anyhow::Result<Filter> {
+pub(super) fn filter(store: &AnalysisStore, f: &FilterArgs) -> anyhow::Result<Filter> {
     let types = if f.types.is_empty() {
         TypeSet::all()
     } else {
@@ -148,11 +148,7 @@ pub fn run(a: &AggregateArgs) -> anyhow::Result<()> {
         OutFormat::Csv => output::to_csv(&store, &agg),
         OutFormat::Geojson => output::to_geojson(&store, &agg),
     };
-    match &a.out {
-        Some(p) => std::fs::write(p, text).with_context(|| format!("writing {}", p.display()))?,
-        None => print!("{text}"),
-    }
-    Ok(())
+    super::emit(&text, a.out.as_deref())
 }
 
 pub fn summary(a: &SummaryArgs) -> anyhow::Result<()> {
@@ -163,6 +159,5 @@ pub fn summary(a: &SummaryArgs) -> anyhow::Result<()> {
         by_type: true,
         filter: filter(&store, &a.filter)?,
     };
-    print!("{}", output::summary_table(&store, &aggregate(&store, &q)));
-    Ok(())
+    super::emit(&output::summary_table(&store, &aggregate(&store, &q)), None)
 }

@@ -2,6 +2,7 @@
 //! and print. Every failure becomes a one-line reason and a non-zero exit in `main`.
 
 mod aggregate;
+mod analyse;
 mod ingest;
 
 use std::path::PathBuf;
@@ -37,6 +38,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Count incidents by unit x month x type, as CSV or GeoJSON.
     Aggregate(aggregate::AggregateArgs),
+    /// Hotspot statistics (Gi*, local Moran) over a study area, with provenance.
+    Analyse(analyse::AnalyseArgs),
     /// A table of incidents by district and crime type.
     Summary(aggregate::SummaryArgs),
     /// Write seeded synthetic police.uk and STATS19 files for Lancashire.
@@ -92,8 +95,23 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest(a) => ingest::run(&a),
         Command::Aggregate(a) => aggregate::run(&a),
         Command::Summary(a) => aggregate::summary(&a),
+        Command::Analyse(a) => analyse::run(&a),
         Command::Generate(a) => generate(&a),
         Command::Boundaries(a) => boundaries(&a),
+    }
+}
+
+/// Writes command output to a file or standard output; a closed pipe (`| head`) is not
+/// an error.
+pub(crate) fn emit(text: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    if let Some(p) = out {
+        return std::fs::write(p, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()));
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

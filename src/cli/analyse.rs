@@ -1,0 +1,215 @@
+//! `hotspot analyse`: hotspot statistics over a study area, as CSV or GeoJSON, with the
+//! parameters recorded in the output (provenance).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+
+use super::DataDir;
+use super::aggregate::{FilterArgs, OutFormat, filter, load};
+use crate::analysis::{Unit, UnitKey, output};
+use crate::spatial::geojson_out::{push_multipolygon, push_num, push_str_lit};
+use crate::stats::gi_star::gi_star;
+use crate::stats::local_moran::local_moran;
+use crate::stats::study::{Contiguity, Study, Units};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Method {
+    /// Getis-Ord Gi* (z, p, confidence bin).
+    Gistar,
+    /// Local Moran's I with conditional permutations.
+    Lisa,
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyseArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    #[arg(long, value_enum, default_value = "gistar")]
+    pub method: Method,
+    /// Units: h3:5 .. h3:11 (the grid covering the study area) or lsoa.
+    #[arg(long, default_value = "h3:9")]
+    pub unit: String,
+    /// H3 neighbourhood: rings around each cell.
+    #[arg(long, default_value_t = 1)]
+    pub k: u32,
+    /// LSOA neighbours by centroid distance in metres instead of queen contiguity.
+    #[arg(long, value_name = "METRES")]
+    pub distance_band: Option<f64>,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Benjamini-Hochberg false discovery rate control (on by default, as ArcGIS).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub fdr: bool,
+    /// Permutations for local Moran.
+    #[arg(long, default_value_t = 999)]
+    pub permutations: usize,
+    /// Seed for the permutations.
+    #[arg(long, default_value_t = 12345)]
+    pub seed: u64,
+    /// Population denominators: CSV with unit code and population.
+    #[arg(long, value_name = "CSV")]
+    pub population: Option<PathBuf>,
+    #[arg(long, value_enum, default_value = "csv")]
+    pub format: OutFormat,
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// Named per-unit columns of a result.
+struct Table {
+    names: Vec<&'static str>,
+    columns: Vec<Vec<String>>,
+}
+
+pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
+    let store = Arc::new(load(&a.data)?);
+    let f = filter(&store, &a.filter)?;
+    let units = match a.unit.parse::<Unit>().map_err(anyhow::Error::msg)? {
+        Unit::H3(r) => Units::H3(r),
+        Unit::Lsoa => Units::Lsoa,
+        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa for analyse"),
+    };
+    anyhow::ensure!((1..=10).contains(&a.k), "--k must be from 1 to 10");
+    let study = Study::new(store.clone(), units, &f);
+    anyhow::ensure!(study.len() >= 3, "the study area has fewer than 3 units");
+    let contiguity = a.distance_band.map_or(Contiguity::Queen, Contiguity::DistanceBand);
+    let density = study.density();
+    let population = match &a.population {
+        Some(p) => Some(read_population(p, &study.codes)?),
+        None => None,
+    };
+    let mut t = Table { names: vec!["count", "per_km2"], columns: vec![fmt(&study.counts), fmt(&density)] };
+    if let Some(pop) = &population {
+        let rate: Vec<f64> = study.counts.iter().zip(pop).map(|(c, p)| if *p > 0.0 { 1000.0 * c / p } else { 0.0 }).collect();
+        t.names.push("per_1000_population");
+        t.columns.push(fmt(&rate));
+    }
+    match a.method {
+        Method::Gistar => {
+            let r = gi_star(&study.counts, &study.weights(a.k, contiguity, true), a.fdr);
+            t.names.extend(["gi_z", "gi_p", "gi_bin"]);
+            t.columns.extend([fmt(&r.z), fmt(&r.p), r.bin.iter().map(ToString::to_string).collect()]);
+        }
+        Method::Lisa => {
+            let w = study.weights(a.k, contiguity, false);
+            let r = local_moran(&study.counts, &w, a.permutations, a.seed, 0.05, a.fdr);
+            t.names.extend(["lisa_i", "lisa_p", "lisa_quadrant", "lisa_significant"]);
+            t.columns.extend([
+                fmt(&r.i),
+                fmt(&r.p_sim),
+                r.quadrant.iter().map(|q| q.label().to_owned()).collect(),
+                r.significant.iter().map(ToString::to_string).collect(),
+            ]);
+        }
+    }
+    let provenance = provenance(a, &study);
+    let text = match a.format {
+        OutFormat::Csv => to_csv(&study, &t, &provenance),
+        OutFormat::Geojson => to_geojson(&study, &t, &provenance),
+    };
+    super::emit(&text, a.out.as_deref())
+}
+
+fn fmt(v: &[f64]) -> Vec<String> {
+    v.iter()
+        .map(|x| {
+            let mut s = String::new();
+            push_num(&mut s, *x, 10);
+            s
+        })
+        .collect()
+}
+
+fn read_population(path: &std::path::Path, codes: &[String]) -> anyhow::Result<Vec<f64>> {
+    let mut rdr = csv::Reader::from_path(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut map = std::collections::HashMap::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.with_context(|| format!("{}: line {}", path.display(), i + 2))?;
+        let (code, pop) = (rec.get(0).unwrap_or(""), rec.get(1).unwrap_or(""));
+        let v: f64 = pop
+            .trim()
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v >= 0.0)
+            .with_context(|| format!("{}: line {}: field population: '{pop}' is not a non-negative number", path.display(), i + 2))?;
+        map.insert(code.trim().to_owned(), v);
+    }
+    Ok(codes.iter().map(|c| map.get(c).copied().unwrap_or(0.0)).collect())
+}
+
+fn provenance(a: &AnalyseArgs, s: &Study) -> Vec<(&'static str, String)> {
+    let types: Vec<&str> = if a.filter.types.is_empty() { vec!["all"] } else { a.filter.types.iter().map(|t| t.slug()).collect() };
+    let (from, to) = s.store.month_range().map_or((String::new(), String::new()), |(f, t)| (f.to_string(), t.to_string()));
+    let mut p = vec![
+        ("method", format!("{:?}", a.method).to_lowercase()),
+        ("unit", a.unit.clone()),
+        ("k", a.k.to_string()),
+        ("weights", if s.cells.is_empty() { a.distance_band.map_or("queen".into(), |m| format!("distance band {m} m")) } else { format!("H3 grid disk k={}", a.k) }),
+        ("from", a.filter.from.map_or(from, |m| m.to_string())),
+        ("to", a.filter.to.map_or(to, |m| m.to_string())),
+        ("types", types.join(";")),
+        ("districts", if a.filter.district.is_empty() { "all".into() } else { a.filter.district.join(";") }),
+        ("fdr", a.fdr.to_string()),
+        ("n", s.len().to_string()),
+        ("incidents", s.counts.iter().sum::<f64>().to_string()),
+    ];
+    if matches!(a.method, Method::Lisa) {
+        p.push(("permutations", a.permutations.to_string()));
+        p.push(("seed", a.seed.to_string()));
+    }
+    p
+}
+
+fn to_csv(s: &Study, t: &Table, prov: &[(&str, String)]) -> String {
+    let mut out = String::new();
+    for (k, v) in prov {
+        let _ = writeln!(out, "# {k}={v}");
+    }
+    let _ = writeln!(out, "unit,{}", t.names.join(","));
+    for i in 0..s.len() {
+        out.push_str(&s.codes[i]);
+        for c in &t.columns {
+            out.push(',');
+            out.push_str(&c[i]);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn to_geojson(s: &Study, t: &Table, prov: &[(&str, String)]) -> String {
+    let mut out = String::from(r#"{"type":"FeatureCollection","provenance":{"#);
+    for (i, (k, v)) in prov.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "\"{k}\":");
+        push_str_lit(&mut out, v);
+    }
+    out.push_str(r#"},"features":["#);
+    for i in 0..s.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("\n{\"type\":\"Feature\",\"properties\":{\"unit\":");
+        push_str_lit(&mut out, &s.codes[i]);
+        for (name, col) in t.names.iter().zip(&t.columns) {
+            let v = &col[i];
+            let quoted = v.parse::<f64>().is_err() && v != "true" && v != "false";
+            let _ = if quoted { write!(out, ",\"{name}\":\"{v}\"") } else { write!(out, ",\"{name}\":{v}") };
+        }
+        out.push_str("},\"geometry\":");
+        let (unit, key) = match s.units {
+            Units::H3(r) => (Unit::H3(r), UnitKey::Cell(s.cells[i])),
+            Units::Lsoa => (Unit::Lsoa, UnitKey::Index(s.lsoas[i])),
+        };
+        push_multipolygon(&mut out, &output::unit_geometry(&s.store, &unit, key));
+        out.push('}');
+    }
+    out.push_str("\n]}\n");
+    out
+}

@@ -1,0 +1,14 @@
+//! Hotspot statistics, one per file, each with its formula and citation: Gi* (`gi_star`),
+//! false discovery rate control (`fdr`), local Moran's I (`local_moran`), kernel density
+//! (`kde`), the Mann-Kendall trend test (`mann_kendall`) and emerging hot spot
+//! categories (`emerging`). `grid` builds study-area H3 grids and `weights` the spatial
+//! weights they all share. Plain synchronous Rust with rayon inside.
+
+pub mod fdr;
+pub mod gi_star;
+pub mod grid;
+pub mod local_moran;
+pub mod study;
+pub mod weights;
+
+pub use weights::Weights;

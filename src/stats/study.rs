@@ -1,0 +1,128 @@
+//! A study area ready for the statistics: its units (the H3 cells covering the county or
+//! a district, or the LSOAs in it), their counts under a filter, areas, and weights.
+
+use std::sync::Arc;
+
+use h3o::{CellIndex, Resolution};
+
+use super::Weights;
+use super::grid::Grid;
+use crate::analysis::aggregate::aggregate;
+use crate::analysis::{AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey};
+use crate::spatial::boundaries::area_m2;
+
+/// The kind of units analysed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Units {
+    H3(Resolution),
+    Lsoa,
+}
+
+/// How neighbours are defined for polygon units.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Contiguity {
+    Queen,
+    /// Centroids within this many metres.
+    DistanceBand(f64),
+}
+
+/// Units with counts and areas.
+#[derive(Debug, Clone)]
+pub struct Study {
+    pub units: Units,
+    /// Unit codes: H3 cell hex or LSOA code.
+    pub codes: Vec<String>,
+    /// H3 cells (empty for LSOAs).
+    pub cells: Vec<CellIndex>,
+    /// LSOA indices into the geography (empty for H3).
+    pub lsoas: Vec<u32>,
+    pub counts: Vec<f64>,
+    pub area_km2: Vec<f64>,
+    pub store: Arc<AnalysisStore>,
+}
+
+impl Study {
+    /// Builds the study over the filter's districts (or the whole county).
+    pub fn new(store: Arc<AnalysisStore>, units: Units, filter: &Filter) -> Self {
+        let g = &store.geography;
+        let time = TimeBin::All;
+        match units {
+            Units::H3(res) => {
+                let q = Query { unit: Unit::H3(res), time, by_type: false, filter: filter.clone() };
+                let agg = aggregate(&store, &q);
+                let area = match &filter.districts {
+                    None => g.county.clone(),
+                    Some(ds) => {
+                        geo::MultiPolygon(ds.iter().flat_map(|&d| g.districts.polygons[usize::from(d)].0.clone()).collect())
+                    }
+                };
+                let grid = Grid::new(&area, res, &agg.counts);
+                Study {
+                    units,
+                    codes: grid.cells.iter().map(ToString::to_string).collect(),
+                    area_km2: grid.cells.iter().map(|c| c.area_km2()).collect(),
+                    cells: grid.cells,
+                    lsoas: vec![],
+                    counts: grid.counts,
+                    store,
+                }
+            }
+            Units::Lsoa => {
+                let q = Query { unit: Unit::Lsoa, time, by_type: false, filter: filter.clone() };
+                let agg = aggregate(&store, &q);
+                let keep = |i: usize| filter.districts.as_ref().is_none_or(|ds| ds.contains(&g.lsoa_district[i]));
+                let lsoas: Vec<u32> = (0..g.lsoas.len()).filter(|&i| keep(i)).map(|i| i as u32).collect();
+                let mut pos = vec![usize::MAX; g.lsoas.len()];
+                for (k, &i) in lsoas.iter().enumerate() {
+                    pos[i as usize] = k;
+                }
+                let mut counts = vec![0.0; lsoas.len()];
+                for c in &agg.counts {
+                    if let UnitKey::Index(i) = c.unit
+                        && let Some(&k) = pos.get(i as usize).filter(|k| **k != usize::MAX)
+                    {
+                        counts[k] += c.count as f64;
+                    }
+                }
+                Study {
+                    units,
+                    codes: lsoas.iter().map(|&i| g.lsoas.codes[i as usize].clone()).collect(),
+                    area_km2: lsoas.iter().map(|&i| area_m2(&g.lsoas.polygons[i as usize]) / 1e6).collect(),
+                    cells: vec![],
+                    lsoas,
+                    counts,
+                    store,
+                }
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.counts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.counts.is_empty()
+    }
+
+    /// Binary weights: k rings for H3, contiguity for LSOAs; `with_self` for Gi*.
+    pub fn weights(&self, k: u32, contiguity: Contiguity, with_self: bool) -> Weights {
+        let w = match self.units {
+            Units::H3(_) => Weights::h3_disk(&self.cells, k),
+            Units::Lsoa => {
+                let polys: Vec<_> =
+                    self.lsoas.iter().map(|&i| self.store.geography.lsoas.polygons[i as usize].clone()).collect();
+                match contiguity {
+                    Contiguity::Queen => Weights::queen(&polys),
+                    Contiguity::DistanceBand(m) => Weights::distance_band(&polys, m),
+                }
+            }
+        };
+        w.with_self(with_self)
+    }
+
+    /// Counts per km2.
+    pub fn density(&self) -> Vec<f64> {
+        self.counts.iter().zip(&self.area_km2).map(|(c, a)| if *a > 0.0 { c / a } else { 0.0 }).collect()
+    }
+}
