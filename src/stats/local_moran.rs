@@ -13,11 +13,14 @@
 //! its k_i neighbours' values at random, without replacement, from the other n - 1
 //! units, `permutations` times; the pseudo p-value is (extreme + 1) / (P + 1), where
 //! extreme counts the permuted I_i at least as far out as the observed one on its side
-//! (PySAL's folded rule: the smaller of the counts above and below). Each unit's draws
-//! come from its own seeded stream, so results do not depend on the thread count.
+//! (PySAL's folded rule: the smaller of the counts above and below).
+//!
+//! As in esda's `crand`, one seeded table of P draws of k_max distinct ids from 0..n-1
+//! serves every unit (id j stands for unit j, or j + 1 when j >= i, so unit i is never
+//! its own neighbour): the draws are made once, not n times, and the result does not
+//! depend on the thread count.
 
-use rand::SeedableRng;
-use rand::seq::index::sample;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
@@ -56,6 +59,21 @@ pub struct LocalMoran {
     pub significant: Vec<bool>,
 }
 
+/// `permutations` rows of `k` distinct ids from 0..m (partial Fisher-Yates), row-major.
+fn random_ids(m: usize, k: usize, permutations: usize, seed: u64) -> Vec<u32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut pool: Vec<u32> = (0..m as u32).collect();
+    let mut out = Vec::with_capacity(permutations * k);
+    for _ in 0..permutations {
+        for t in 0..k {
+            let r = rng.random_range(t..m);
+            pool.swap(t, r);
+        }
+        out.extend_from_slice(&pool[..k]);
+    }
+    out
+}
+
 /// Local I values alone (no inference), PySAL's `Is`.
 pub fn local_i(y: &[f64], w: &Weights) -> (Vec<f64>, Vec<f64>) {
     let n = y.len();
@@ -84,25 +102,24 @@ pub fn local_moran(y: &[f64], w: &Weights, permutations: usize, seed: u64, alpha
     let z: Vec<f64> = y.iter().map(|v| v - mean).collect();
     let den: f64 = z.iter().map(|v| v * v).sum();
     let scale = if den > 0.0 { (n as f64 - 1.0) / den } else { 0.0 };
+    let k_max = (0..n).map(|i| w.row(i).len()).max().unwrap_or(0).min(n.saturating_sub(1));
+    let rids = random_ids(n.saturating_sub(1), k_max, permutations, seed);
     let p_sim: Vec<f64> = (0..n)
         .into_par_iter()
         .with_min_len(64)
         .map(|i| {
             let k = w.row(i).len();
-            if k == 0 || n < 2 || permutations == 0 || k > n - 1 {
+            if k == 0 || k > k_max || permutations == 0 {
                 return 1.0;
             }
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            let mut larger = 0usize;
-            for _ in 0..permutations {
-                // k distinct others: indices of 0..n-1 mapped past i.
-                let s: f64 = sample(&mut rng, n - 1, k)
-                    .iter()
-                    .map(|j| z[if j >= i { j + 1 } else { j }])
-                    .sum();
-                let perm = scale * z[i] * s / k as f64;
-                larger += usize::from(perm >= i_obs[i]);
-            }
+            let c = scale * z[i] / k as f64;
+            let larger = rids
+                .chunks_exact(k_max)
+                .filter(|ids| {
+                    let s: f64 = ids[..k].iter().map(|&j| z[j as usize + usize::from(j as usize >= i)]).sum();
+                    c * s >= i_obs[i]
+                })
+                .count();
             let extreme = larger.min(permutations - larger);
             (extreme as f64 + 1.0) / (permutations as f64 + 1.0)
         })

