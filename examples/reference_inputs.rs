@@ -16,10 +16,16 @@ use hotspot::stats::grid::Grid;
 fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let geography = Arc::new(hotspot::spatial::Geography::bundled()?);
-    let (store, _) = hotspot::analysis::from_csv_paths(&[root.join("fixtures/sample")], geography.clone())?;
+    let (store, _) =
+        hotspot::analysis::from_csv_paths(&[root.join("fixtures/sample")], geography.clone())?;
     let out = root.join("tests/reference/inputs");
     std::fs::create_dir_all(&out)?;
-    let query = |unit| Query { unit, time: TimeBin::All, by_type: false, filter: Filter::default() };
+    let query = |unit| Query {
+        unit,
+        time: TimeBin::All,
+        by_type: false,
+        filter: Filter::default(),
+    };
 
     let agg = aggregate(&store, &query(Unit::H3(Resolution::Eight)));
     let grid = Grid::new(&geography.county, Resolution::Eight, &agg.counts);
@@ -41,6 +47,11 @@ fn main() -> anyhow::Result<()> {
         writeln!(text, "{code},{v}")?;
     }
     std::fs::write(out.join("lsoa_counts.csv"), text)?;
-    println!("wrote {} cells and {} LSOAs to {}", grid.len(), counts.len(), out.display());
+    println!(
+        "wrote {} cells and {} LSOAs to {}",
+        grid.len(),
+        counts.len(),
+        out.display()
+    );
     Ok(())
 }

@@ -106,10 +106,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 pub(crate) fn emit(text: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     use std::io::Write as _;
     if let Some(p) = out {
-        return std::fs::write(p, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()));
+        return std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()));
     }
     let mut stdout = std::io::stdout().lock();
-    match stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()) {
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(()),
     }

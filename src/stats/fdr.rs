@@ -32,7 +32,16 @@ pub fn bins(z: &[f64], p: &[f64], fdr: bool) -> Vec<i8> {
     let levels = [(0.01, 3i8), (0.05, 2), (0.10, 1)];
     let crit: Vec<(f64, i8)> = levels
         .iter()
-        .map(|&(a, b)| (if fdr { bh_threshold(p, a).unwrap_or(-1.0) } else { a }, b))
+        .map(|&(a, b)| {
+            (
+                if fdr {
+                    bh_threshold(p, a).unwrap_or(-1.0)
+                } else {
+                    a
+                },
+                b,
+            )
+        })
         .collect();
     z.iter()
         .zip(p)
@@ -70,7 +79,10 @@ mod tests {
         ];
         for (x, want) in cases {
             let got = erfc(x);
-            assert!(((got - want) / want).abs() < 1e-13, "erfc({x}) = {got}, want {want}");
+            assert!(
+                ((got - want) / want).abs() < 1e-13,
+                "erfc({x}) = {got}, want {want}"
+            );
         }
     }
 

@@ -33,7 +33,9 @@ pub struct GiStar {
 pub fn z_scores(x: &[f64], w: &Weights) -> Vec<f64> {
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n;
-    let s = (x.iter().map(|v| v * v).sum::<f64>() / n - mean * mean).max(0.0).sqrt();
+    let s = (x.iter().map(|v| v * v).sum::<f64>() / n - mean * mean)
+        .max(0.0)
+        .sqrt();
     if x.len() < 2 || s == 0.0 || !s.is_finite() {
         return vec![0.0; x.len()];
     }
@@ -45,7 +47,11 @@ pub fn z_scores(x: &[f64], w: &Weights) -> Vec<f64> {
             let wi = row.len() as f64;
             let lag: f64 = row.iter().map(|&j| x[j as usize]).sum();
             let den = s * ((n * wi - wi * wi) / (n - 1.0)).sqrt();
-            if den > 0.0 { (lag - mean * wi) / den } else { 0.0 }
+            if den > 0.0 {
+                (lag - mean * wi) / den
+            } else {
+                0.0
+            }
         })
         .collect()
 }
@@ -102,6 +108,9 @@ mod tests {
     fn constant_input_has_no_hotspots() {
         let w = Weights::from_lists(vec![vec![0, 1], vec![0, 1], vec![2]]);
         assert_eq!(z_scores(&[4.0, 4.0, 4.0], &w), vec![0.0; 3]);
-        assert_eq!(z_scores(&[], &Weights::from_lists(vec![])), Vec::<f64>::new());
+        assert_eq!(
+            z_scores(&[], &Weights::from_lists(vec![])),
+            Vec::<f64>::new()
+        );
     }
 }

@@ -24,7 +24,9 @@ pub struct Grid {
 
 /// Cells at `res` covering `area` (sorted, unique).
 pub fn cover(area: &MultiPolygon<f64>, res: Resolution) -> Vec<CellIndex> {
-    let mut tiler = TilerBuilder::new(res).containment_mode(ContainmentMode::Covers).build();
+    let mut tiler = TilerBuilder::new(res)
+        .containment_mode(ContainmentMode::Covers)
+        .build();
     for p in &area.0 {
         // An invalid ring is skipped rather than failing the whole area.
         let _ = tiler.add(p.clone());
@@ -50,7 +52,8 @@ impl Grid {
         cells.extend(extra);
         cells.sort_unstable();
         cells.dedup();
-        let index: FxHashMap<CellIndex, usize> = cells.iter().enumerate().map(|(i, c)| (*c, i)).collect();
+        let index: FxHashMap<CellIndex, usize> =
+            cells.iter().enumerate().map(|(i, c)| (*c, i)).collect();
         let mut values = vec![0.0; cells.len()];
         for c in counts {
             if let UnitKey::Cell(cell) = c.unit
@@ -59,7 +62,11 @@ impl Grid {
                 values[i] += c.count as f64;
             }
         }
-        Grid { resolution: res, cells, counts: values }
+        Grid {
+            resolution: res,
+            cells,
+            counts: values,
+        }
     }
 
     pub fn len(&self) -> usize {

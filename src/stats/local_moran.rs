@@ -85,24 +85,47 @@ pub fn local_i(y: &[f64], w: &Weights) -> (Vec<f64>, Vec<f64>) {
         .with_min_len(1024)
         .map(|i| {
             let row = w.row(i);
-            if row.is_empty() { 0.0 } else { row.iter().map(|&j| z[j as usize]).sum::<f64>() / row.len() as f64 }
+            if row.is_empty() {
+                0.0
+            } else {
+                row.iter().map(|&j| z[j as usize]).sum::<f64>() / row.len() as f64
+            }
         })
         .collect();
-    let scale = if den > 0.0 { (n as f64 - 1.0) / den } else { 0.0 };
+    let scale = if den > 0.0 {
+        (n as f64 - 1.0) / den
+    } else {
+        0.0
+    };
     let i = z.iter().zip(&lag).map(|(a, l)| scale * a * l).collect();
     (i, lag)
 }
 
 /// Local Moran's I with `permutations` conditional permutations from `seed`; units are
 /// significant when p_sim < alpha (Benjamini-Hochberg at alpha when `fdr`).
-pub fn local_moran(y: &[f64], w: &Weights, permutations: usize, seed: u64, alpha: f64, fdr: bool) -> LocalMoran {
+pub fn local_moran(
+    y: &[f64],
+    w: &Weights,
+    permutations: usize,
+    seed: u64,
+    alpha: f64,
+    fdr: bool,
+) -> LocalMoran {
     let n = y.len();
     let (i_obs, lag) = local_i(y, w);
     let mean = y.iter().sum::<f64>() / n.max(1) as f64;
     let z: Vec<f64> = y.iter().map(|v| v - mean).collect();
     let den: f64 = z.iter().map(|v| v * v).sum();
-    let scale = if den > 0.0 { (n as f64 - 1.0) / den } else { 0.0 };
-    let k_max = (0..n).map(|i| w.row(i).len()).max().unwrap_or(0).min(n.saturating_sub(1));
+    let scale = if den > 0.0 {
+        (n as f64 - 1.0) / den
+    } else {
+        0.0
+    };
+    let k_max = (0..n)
+        .map(|i| w.row(i).len())
+        .max()
+        .unwrap_or(0)
+        .min(n.saturating_sub(1));
     let rids = random_ids(n.saturating_sub(1), k_max, permutations, seed);
     let p_sim: Vec<f64> = (0..n)
         .into_par_iter()
@@ -116,7 +139,10 @@ pub fn local_moran(y: &[f64], w: &Weights, permutations: usize, seed: u64, alpha
             let larger = rids
                 .chunks_exact(k_max)
                 .filter(|ids| {
-                    let s: f64 = ids[..k].iter().map(|&j| z[j as usize + usize::from(j as usize >= i)]).sum();
+                    let s: f64 = ids[..k]
+                        .iter()
+                        .map(|&j| z[j as usize + usize::from(j as usize >= i)])
+                        .sum();
                     c * s >= i_obs[i]
                 })
                 .count();
@@ -134,9 +160,21 @@ pub fn local_moran(y: &[f64], w: &Weights, permutations: usize, seed: u64, alpha
             (true, false) => Quadrant::HighLow,
         })
         .collect();
-    let cut = if fdr { fdr::bh_threshold(&p_sim, alpha).unwrap_or(-1.0) } else { alpha };
-    let significant = p_sim.iter().map(|p| if fdr { *p <= cut } else { *p < cut }).collect();
-    LocalMoran { i: i_obs, quadrant, p_sim, significant }
+    let cut = if fdr {
+        fdr::bh_threshold(&p_sim, alpha).unwrap_or(-1.0)
+    } else {
+        alpha
+    };
+    let significant = p_sim
+        .iter()
+        .map(|p| if fdr { *p <= cut } else { *p < cut })
+        .collect();
+    LocalMoran {
+        i: i_obs,
+        quadrant,
+        p_sim,
+        significant,
+    }
 }
 
 #[cfg(test)]
@@ -146,7 +184,12 @@ mod tests {
     fn line(n: u32) -> Weights {
         Weights::from_lists(
             (0..n)
-                .map(|i| [i.wrapping_sub(1), i + 1].into_iter().filter(|&j| j < n).collect())
+                .map(|i| {
+                    [i.wrapping_sub(1), i + 1]
+                        .into_iter()
+                        .filter(|&j| j < n)
+                        .collect()
+                })
                 .collect(),
         )
     }
@@ -157,7 +200,11 @@ mod tests {
         let (i, lag) = local_i(&y, &line(4));
         // mean 4, z = -3 -2 2 3, sum z^2 = 26, n - 1 = 3.
         let want_lag = [-2.0, (-3.0 + 2.0) / 2.0, (-2.0 + 3.0) / 2.0, 2.0];
-        let want: Vec<f64> = [-3.0, -2.0, 2.0, 3.0].iter().zip(want_lag).map(|(z, l)| 3.0 * z * l / 26.0).collect();
+        let want: Vec<f64> = [-3.0, -2.0, 2.0, 3.0]
+            .iter()
+            .zip(want_lag)
+            .map(|(z, l)| 3.0 * z * l / 26.0)
+            .collect();
         for k in 0..4 {
             assert!((lag[k] - want_lag[k]).abs() < 1e-12);
             assert!((i[k] - want[k]).abs() < 1e-12, "{k}");
@@ -167,7 +214,15 @@ mod tests {
     #[test]
     fn a_strong_cluster_is_significant_and_results_are_seeded() {
         // 60 units on a line; a block of high values in the middle.
-        let y: Vec<f64> = (0..60).map(|i| if (25..35).contains(&i) { 50.0 } else { (i % 3) as f64 }).collect();
+        let y: Vec<f64> = (0..60)
+            .map(|i| {
+                if (25..35).contains(&i) {
+                    50.0
+                } else {
+                    (i % 3) as f64
+                }
+            })
+            .collect();
         let w = line(60);
         let a = local_moran(&y, &w, 999, 7, 0.05, false);
         let b = local_moran(&y, &w, 999, 7, 0.05, false);

@@ -4,11 +4,13 @@
 //! categories (`emerging`). `grid` builds study-area H3 grids and `weights` the spatial
 //! weights they all share. Plain synchronous Rust with rayon inside.
 
+pub mod emerging;
 pub mod fdr;
 pub mod gi_star;
 pub mod grid;
 pub mod kde;
 pub mod local_moran;
+pub mod mann_kendall;
 pub mod study;
 pub mod weights;
 

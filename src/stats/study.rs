@@ -48,13 +48,20 @@ impl Study {
         let time = TimeBin::All;
         match units {
             Units::H3(res) => {
-                let q = Query { unit: Unit::H3(res), time, by_type: false, filter: filter.clone() };
+                let q = Query {
+                    unit: Unit::H3(res),
+                    time,
+                    by_type: false,
+                    filter: filter.clone(),
+                };
                 let agg = aggregate(&store, &q);
                 let area = match &filter.districts {
                     None => g.county.clone(),
-                    Some(ds) => {
-                        geo::MultiPolygon(ds.iter().flat_map(|&d| g.districts.polygons[usize::from(d)].0.clone()).collect())
-                    }
+                    Some(ds) => geo::MultiPolygon(
+                        ds.iter()
+                            .flat_map(|&d| g.districts.polygons[usize::from(d)].0.clone())
+                            .collect(),
+                    ),
                 };
                 let grid = Grid::new(&area, res, &agg.counts);
                 Study {
@@ -68,10 +75,23 @@ impl Study {
                 }
             }
             Units::Lsoa => {
-                let q = Query { unit: Unit::Lsoa, time, by_type: false, filter: filter.clone() };
+                let q = Query {
+                    unit: Unit::Lsoa,
+                    time,
+                    by_type: false,
+                    filter: filter.clone(),
+                };
                 let agg = aggregate(&store, &q);
-                let keep = |i: usize| filter.districts.as_ref().is_none_or(|ds| ds.contains(&g.lsoa_district[i]));
-                let lsoas: Vec<u32> = (0..g.lsoas.len()).filter(|&i| keep(i)).map(|i| i as u32).collect();
+                let keep = |i: usize| {
+                    filter
+                        .districts
+                        .as_ref()
+                        .is_none_or(|ds| ds.contains(&g.lsoa_district[i]))
+                };
+                let lsoas: Vec<u32> = (0..g.lsoas.len())
+                    .filter(|&i| keep(i))
+                    .map(|i| i as u32)
+                    .collect();
                 let mut pos = vec![usize::MAX; g.lsoas.len()];
                 for (k, &i) in lsoas.iter().enumerate() {
                     pos[i as usize] = k;
@@ -86,8 +106,14 @@ impl Study {
                 }
                 Study {
                     units,
-                    codes: lsoas.iter().map(|&i| g.lsoas.codes[i as usize].clone()).collect(),
-                    area_km2: lsoas.iter().map(|&i| area_m2(&g.lsoas.polygons[i as usize]) / 1e6).collect(),
+                    codes: lsoas
+                        .iter()
+                        .map(|&i| g.lsoas.codes[i as usize].clone())
+                        .collect(),
+                    area_km2: lsoas
+                        .iter()
+                        .map(|&i| area_m2(&g.lsoas.polygons[i as usize]) / 1e6)
+                        .collect(),
                     cells: vec![],
                     lsoas,
                     counts,
@@ -110,8 +136,11 @@ impl Study {
         let w = match self.units {
             Units::H3(_) => Weights::h3_disk(&self.cells, k),
             Units::Lsoa => {
-                let polys: Vec<_> =
-                    self.lsoas.iter().map(|&i| self.store.geography.lsoas.polygons[i as usize].clone()).collect();
+                let polys: Vec<_> = self
+                    .lsoas
+                    .iter()
+                    .map(|&i| self.store.geography.lsoas.polygons[i as usize].clone())
+                    .collect();
                 match contiguity {
                     Contiguity::Queen => Weights::queen(&polys),
                     Contiguity::DistanceBand(m) => Weights::distance_band(&polys, m),
@@ -121,8 +150,42 @@ impl Study {
         w.with_self(with_self)
     }
 
+    /// Counts per month and unit, `[t][i]`, over the filter's months (or the data's), for
+    /// H3 studies; with the months.
+    pub fn monthly(&self, filter: &Filter) -> (Vec<crate::model::Month>, Vec<Vec<f64>>) {
+        let Units::H3(res) = self.units else {
+            return (vec![], vec![]);
+        };
+        let q = Query {
+            unit: Unit::H3(res),
+            time: TimeBin::Month,
+            by_type: false,
+            filter: filter.clone(),
+        };
+        let agg = aggregate(&self.store, &q);
+        let (Some(from), Some(to)) = (agg.from, agg.to) else {
+            return (vec![], vec![]);
+        };
+        let months: Vec<crate::model::Month> = (from.index()..=to.index())
+            .map(crate::model::Month::from_index)
+            .collect();
+        let mut values = vec![vec![0.0; self.len()]; months.len()];
+        for c in &agg.counts {
+            if let (UnitKey::Cell(cell), Some(m)) = (c.unit, c.month)
+                && let Ok(i) = self.cells.binary_search(&cell)
+            {
+                values[usize::from(m.index() - from.index())][i] += c.count as f64;
+            }
+        }
+        (months, values)
+    }
+
     /// Counts per km2.
     pub fn density(&self) -> Vec<f64> {
-        self.counts.iter().zip(&self.area_km2).map(|(c, a)| if *a > 0.0 { c / a } else { 0.0 }).collect()
+        self.counts
+            .iter()
+            .zip(&self.area_km2)
+            .map(|(c, a)| if *a > 0.0 { c / a } else { 0.0 })
+            .collect()
     }
 }

@@ -27,7 +27,10 @@ impl Weights {
             neighbours.extend_from_slice(&l);
             offsets.push(neighbours.len() as u32);
         }
-        Weights { offsets, neighbours }
+        Weights {
+            offsets,
+            neighbours,
+        }
     }
 
     /// Number of units.
@@ -46,7 +49,12 @@ impl Weights {
         Self::from_lists(
             (0..self.n())
                 .map(|i| {
-                    let mut r: Vec<u32> = self.row(i).iter().copied().filter(|&j| j as usize != i).collect();
+                    let mut r: Vec<u32> = self
+                        .row(i)
+                        .iter()
+                        .copied()
+                        .filter(|&j| j as usize != i)
+                        .collect();
                     if include {
                         r.push(i as u32);
                     }
@@ -59,7 +67,11 @@ impl Weights {
     /// H3 cells within `k` rings of each cell of `cells` (the cell itself included),
     /// restricted to `cells`.
     pub fn h3_disk(cells: &[CellIndex], k: u32) -> Self {
-        let index: FxHashMap<CellIndex, u32> = cells.iter().enumerate().map(|(i, c)| (*c, i as u32)).collect();
+        let index: FxHashMap<CellIndex, u32> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (*c, i as u32))
+            .collect();
         Self::from_lists(
             cells
                 .iter()
@@ -102,13 +114,24 @@ impl Weights {
     pub fn distance_band(polygons: &[MultiPolygon<f64>], metres: f64) -> Self {
         let pts: Vec<(f64, f64)> = polygons
             .iter()
-            .map(|mp| mp.centroid().map_or((f64::NAN, f64::NAN), |c| (c.x(), c.y())))
+            .map(|mp| {
+                mp.centroid()
+                    .map_or((f64::NAN, f64::NAN), |c| (c.x(), c.y()))
+            })
             .collect();
-        let lat0 = pts.iter().map(|p| p.1).filter(|v| v.is_finite()).sum::<f64>() / pts.len().max(1) as f64;
+        let lat0 = pts
+            .iter()
+            .map(|p| p.1)
+            .filter(|v| v.is_finite())
+            .sum::<f64>()
+            / pts.len().max(1) as f64;
         let (mx, my) = (111_320.0 * lat0.to_radians().cos(), 110_574.0);
         let xy: Vec<(f64, f64)> = pts.iter().map(|p| (p.0 * mx, p.1 * my)).collect();
         let tree = rstar::RTree::bulk_load(
-            xy.iter().enumerate().map(|(i, p)| rstar::primitives::GeomWithData::new([p.0, p.1], i as u32)).collect(),
+            xy.iter()
+                .enumerate()
+                .map(|(i, p)| rstar::primitives::GeomWithData::new([p.0, p.1], i as u32))
+                .collect(),
         );
         Self::from_lists(
             xy.iter()
@@ -132,7 +155,9 @@ mod tests {
     #[test]
     fn queen_links_polygons_that_share_only_a_corner() {
         let sq = |x: f64, y: f64| {
-            MultiPolygon(vec![polygon![(x: x, y: y), (x: x + 1.0, y: y), (x: x + 1.0, y: y + 1.0), (x: x, y: y + 1.0)]])
+            MultiPolygon(vec![
+                polygon![(x: x, y: y), (x: x + 1.0, y: y), (x: x + 1.0, y: y + 1.0), (x: x, y: y + 1.0)],
+            ])
         };
         // 0 and 1 share an edge, 0 and 2 a corner, 3 is apart.
         let w = Weights::queen(&[sq(0.0, 0.0), sq(1.0, 0.0), sq(1.0, 1.0), sq(5.0, 5.0)]);
@@ -144,7 +169,9 @@ mod tests {
 
     #[test]
     fn h3_disk_counts_rings_within_the_grid() {
-        let c = h3o::LatLng::new(53.76, -2.70).unwrap().to_cell(h3o::Resolution::Eight);
+        let c = h3o::LatLng::new(53.76, -2.70)
+            .unwrap()
+            .to_cell(h3o::Resolution::Eight);
         let mut cells: Vec<CellIndex> = c.grid_disk(2);
         cells.sort_unstable();
         let w = Weights::h3_disk(&cells, 1);
