@@ -13,7 +13,8 @@
 //! its k_i neighbours' values at random, without replacement, from the other n - 1
 //! units, `permutations` times; the pseudo p-value is (extreme + 1) / (P + 1), where
 //! extreme counts the permuted I_i at least as far out as the observed one on its side
-//! (PySAL's folded rule: the smaller of the counts above and below).
+//! (PySAL's folded rule: the smaller of the counts above and below). The comparison is
+//! made on sums of the raw values, where it is exact for counts (see `local_moran`).
 //!
 //! As in esda's `crand`, one seeded table of P draws of k_max distinct ids from 0..n-1
 //! serves every unit (id j stands for unit j, or j + 1 when j >= i, so unit i is never
@@ -115,12 +116,6 @@ pub fn local_moran(
     let (i_obs, lag) = local_i(y, w);
     let mean = y.iter().sum::<f64>() / n.max(1) as f64;
     let z: Vec<f64> = y.iter().map(|v| v - mean).collect();
-    let den: f64 = z.iter().map(|v| v * v).sum();
-    let scale = if den > 0.0 {
-        (n as f64 - 1.0) / den
-    } else {
-        0.0
-    };
     let k_max = (0..n)
         .map(|i| w.row(i).len())
         .max()
@@ -135,15 +130,17 @@ pub fn local_moran(
             if k == 0 || k > k_max || permutations == 0 {
                 return 1.0;
             }
-            let c = scale * z[i] / k as f64;
+            // I_perm >= I_obs  <=>  z_i (sum of the drawn y - sum of the neighbours' y) >= 0:
+            // the mean cancels between the two sums of k values, so for counts the test is
+            // exact integer arithmetic and ties count as "as extreme" however the sums are
+            // ordered (comparing two floating I values would decide ties by rounding).
+            let sign = z[i].signum() * f64::from(u8::from(z[i] != 0.0));
+            let observed: f64 = w.row(i).iter().map(|&j| y[j as usize]).sum();
             let larger = rids
                 .chunks_exact(k_max)
                 .filter(|ids| {
-                    let s: f64 = ids[..k]
-                        .iter()
-                        .map(|&j| z[j as usize + usize::from(j as usize >= i)])
-                        .sum();
-                    c * s >= i_obs[i]
+                    let s: f64 = ids[..k].iter().map(|&j| y[j as usize + usize::from(j as usize >= i)]).sum();
+                    sign * (s - observed) >= 0.0
                 })
                 .count();
             let extreme = larger.min(permutations - larger);
