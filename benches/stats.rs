@@ -16,23 +16,34 @@ use std::time::Instant;
 
 use h3o::{CellIndex, LatLng, Resolution};
 use hotspot::stats::Weights;
+use hotspot::stats::emerging::{DEFAULT_TREND_ALPHA, ESRI_DEFAULT_WINDOW, emerging_hot_spots};
 use hotspot::stats::gi_star::gi_star;
 use hotspot::stats::local_moran::local_moran;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 fn grid(radius: u32) -> (Vec<CellIndex>, Vec<f64>) {
-    let centre = LatLng::new(53.7590, -2.7006).expect("valid").to_cell(Resolution::Nine);
+    let centre = LatLng::new(53.7590, -2.7006)
+        .expect("valid")
+        .to_cell(Resolution::Nine);
     let mut cells: Vec<CellIndex> = centre.grid_disk(radius);
     cells.sort_unstable();
     let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let hot: Vec<CellIndex> = (0..40).map(|_| cells[rng.random_range(0..cells.len())]).collect();
+    let hot: Vec<CellIndex> = (0..40)
+        .map(|_| cells[rng.random_range(0..cells.len())])
+        .collect();
     let counts = cells
         .iter()
         .map(|c| {
             let base = f64::from(rng.random_range(0u32..4));
-            let near = hot.iter().any(|h| h.grid_distance(*c).is_ok_and(|d| d <= 3));
-            base + if near { f64::from(rng.random_range(5u32..20)) } else { 0.0 }
+            let near = hot
+                .iter()
+                .any(|h| h.grid_distance(*c).is_ok_and(|d| d <= 3));
+            base + if near {
+                f64::from(rng.random_range(5u32..20))
+            } else {
+                0.0
+            }
         })
         .collect();
     (cells, counts)
@@ -53,7 +64,12 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
 fn peer(csv: &PathBuf) -> Option<serde_json::Value> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let peers = root.join("benches/peers");
-    if !Command::new("bash").arg(peers.join("setup.sh")).status().ok()?.success() {
+    if !Command::new("bash")
+        .arg(peers.join("setup.sh"))
+        .status()
+        .ok()?
+        .success()
+    {
         return None;
     }
     let out = Command::new(peers.join(".venv/bin/python"))
@@ -94,10 +110,15 @@ fn main() {
             std::hint::black_box(gi_star(&counts, &w, true));
         });
         let (e, r) = match peer_s(&format!("gistar_k{k}")) {
-            Some(s) => (format!("{:.0} ms", s * 1e3), format!("{:.0}x", s * 1e3 / ms)),
+            Some(s) => (
+                format!("{:.0} ms", s * 1e3),
+                format!("{:.0}x", s * 1e3 / ms),
+            ),
             None => ("-".into(), "-".into()),
         };
-        rows.push(format!("| Gi* k={k} (with FDR) | {build:.0} ms | {ms:.1} ms | {e} | {r} |"));
+        rows.push(format!(
+            "| Gi* k={k} (with FDR) | {build:.0} ms | {ms:.1} ms | {e} | {r} |"
+        ));
     }
     let w1 = Weights::h3_disk(&cells, 1).with_self(false);
     let ms = median_ms(3, || {
@@ -107,7 +128,34 @@ fn main() {
         Some(s) => (format!("{s:.2} s"), format!("{:.1}x", s * 1e3 / ms)),
         None => ("-".into(), "-".into()),
     };
-    rows.push(format!("| local Moran, 999 permutations, k=1 | - | {:.2} s | {e} | {r} |", ms / 1e3));
+    rows.push(format!(
+        "| local Moran, 999 permutations, k=1 | - | {:.2} s | {e} | {r} |",
+        ms / 1e3
+    ));
+    // Emerging hot spots: about 30k cells x 36 months.
+    let (cells30, base) = grid(100);
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    let values: Vec<Vec<f64>> = (0..36)
+        .map(|t| {
+            base.iter()
+                .map(|b| {
+                    (b * (0.5 + t as f64 / 36.0) + f64::from(rng.random_range(0u32..2))).round()
+                })
+                .collect()
+        })
+        .collect();
+    let w = Weights::h3_disk(&cells30, 1);
+    let ms = median_ms(5, || {
+        std::hint::black_box(
+            emerging_hot_spots(&values, &w, ESRI_DEFAULT_WINDOW, true, DEFAULT_TREND_ALPHA)
+                .expect("valid cube"),
+        );
+    });
+    rows.push(format!(
+        "| emerging hot spots, {} cells x 36 months (space-time Gi* + Mann-Kendall + categories, FDR) | - | {:.0} ms | no esda equivalent | - |",
+        cells30.len(),
+        ms
+    ));
     let text = rows.join("\n");
     println!("{text}");
     let _ = std::fs::write(root.join("target/bench-stats.md"), format!("{text}\n"));

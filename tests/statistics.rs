@@ -284,3 +284,48 @@ fn planted_emerging_and_fading_hotspots_get_matching_categories() {
         assert!(ok, "{} ({:?}) came out as {}", h.name, h.kind, c.label());
     }
 }
+
+#[test]
+fn the_study_grid_covers_every_incident_including_coast_and_district_edges() {
+    use hotspot::analysis::Filter;
+    use hotspot::stats::grid::cover;
+    use hotspot::stats::study::{Study, Units};
+    let g = Arc::new(hotspot::spatial::Geography::bundled().unwrap());
+    let (store, _) =
+        hotspot::analysis::from_csv_paths(&[path("fixtures/sample")], g.clone()).unwrap();
+    let store = Arc::new(store);
+    let located = store.incidents.len() as f64;
+    for res in [h3o::Resolution::Seven, h3o::Resolution::Eight] {
+        let study = Study::new(store.clone(), Units::H3(res), &Filter::default());
+        assert_eq!(study.counts.iter().sum::<f64>(), located, "{res:?}");
+        // Zero cells are part of the grid, and the polygon cover alone (no added cells)
+        // already holds nearly every incident's cell.
+        assert!(study.counts.iter().filter(|c| **c == 0.0).count() > study.len() / 4);
+        let covered = cover(&g.county, res);
+        let inside: f64 = study
+            .cells
+            .iter()
+            .zip(&study.counts)
+            .filter(|(c, _)| covered.binary_search(c).is_ok())
+            .map(|(_, v)| v)
+            .sum();
+        assert!(
+            inside >= 0.995 * located,
+            "{res:?}: cover holds {inside} of {located}"
+        );
+    }
+    // A district's grid holds exactly that district's incidents.
+    let blackpool = g.district_index("Blackpool").unwrap();
+    let filter = Filter {
+        districts: Some(vec![blackpool]),
+        ..Filter::default()
+    };
+    let study = Study::new(store.clone(), Units::H3(h3o::Resolution::Eight), &filter);
+    let n_blackpool = store
+        .incidents
+        .loc
+        .iter()
+        .filter(|&&l| store.locations.district[l as usize] == blackpool)
+        .count();
+    assert_eq!(study.counts.iter().sum::<f64>(), n_blackpool as f64);
+}
