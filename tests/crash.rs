@@ -56,12 +56,12 @@ fn killed_ingest_leaves_the_store_consistent_and_a_rerun_completes_it() {
         dir.path().join("2023-02-lancashire-street.csv"),
     );
     write_month(&jan, "2023-01", 2_000);
-    let big = 300_000;
+    let big = 600_000;
     write_month(&feb, "2023-02", big);
     assert!(hotspot(&data, &jan).status().unwrap().success());
 
     let mut killed_mid_ingest = 0;
-    for delay_ms in [150u64, 400, 900] {
+    for delay_ms in [100u64, 250, 500] {
         let mut child = hotspot(&data, &feb).spawn().unwrap();
         let start = Instant::now();
         std::thread::sleep(Duration::from_millis(delay_ms));

@@ -10,7 +10,7 @@ use crate::spatial::bng::bng_to_wgs84;
 use super::detect::header_fields;
 use super::fields::{check_bng, check_lonlat, is_missing, number, show, text};
 use super::scan::{Row, Scanner};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
+use super::{FileStats, Identity, IngestError, Record, Sink, Text};
 
 const LON: &[&str] = &["longitude", "lon", "lng", "long", "x"];
 const LAT: &[&str] = &["latitude", "lat", "y"];
@@ -93,26 +93,8 @@ pub(super) fn parse(
         reason: format!("generic CSV header lacks {missing}"),
     })?;
     let mut scan = Scanner::new(bytes);
-    let mut stats = FileStats::default();
     let _header = scan.next_row();
-    while let Some((line, rec)) = scan.next_row() {
-        stats.rows_read += 1;
-        match row(&cols, &header, &rec) {
-            Ok(r) => {
-                stats.records += 1;
-                stats.unlocated += u64::from(r.point.is_none());
-                sink.record(&r)?;
-            }
-            Err((field, reason, value)) => stats.reject(Reject {
-                file: file.to_owned(),
-                line,
-                field,
-                reason,
-                value,
-            }),
-        }
-    }
-    Ok(stats)
+    super::drive(file, &mut scan, sink, |rec| row(&cols, &header, rec))
 }
 
 type RowError = (String, String, String);

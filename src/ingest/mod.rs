@@ -169,6 +169,39 @@ pub enum IngestError {
     Store { file: String, reason: String },
 }
 
+/// The loop every CSV parser shares: each remaining record of `scan` goes through `row`
+/// and becomes a record for `sink` or a reject naming the file, line and field.
+fn drive<F, Fd>(
+    file: &str,
+    scan: &mut scan::Scanner<'_>,
+    sink: &mut dyn Sink,
+    mut row: F,
+) -> Result<FileStats, IngestError>
+where
+    F: for<'r> FnMut(&scan::Row<'r>) -> Result<Record<'r>, (Fd, String, String)>,
+    Fd: Into<String>,
+{
+    let mut stats = FileStats::default();
+    while let Some((line, rec)) = scan.next_row() {
+        stats.rows_read += 1;
+        match row(&rec) {
+            Ok(r) => {
+                stats.records += 1;
+                stats.unlocated += u64::from(r.point.is_none());
+                sink.record(&r)?;
+            }
+            Err((field, reason, value)) => stats.reject(Reject {
+                file: file.to_owned(),
+                line,
+                field: field.into(),
+                reason,
+                value,
+            }),
+        }
+    }
+    Ok(stats)
+}
+
 /// Parses one file's bytes, handing records to `sink`.
 ///
 /// # Errors

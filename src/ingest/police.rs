@@ -11,7 +11,7 @@ use crate::model::{CrimeType, Month, Severity};
 use super::detect::POLICE_HEADER;
 use super::fields::{check_lonlat, number, show, strip_bom};
 use super::scan::{Row, Scanner};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
+use super::{FileStats, Identity, IngestError, Record, Sink, Text};
 
 const MONTH: usize = 1;
 const REPORTED_BY: usize = 2;
@@ -28,7 +28,6 @@ pub(super) fn parse(
     sink: &mut dyn Sink,
 ) -> Result<FileStats, IngestError> {
     let mut scan = Scanner::new(bytes);
-    let mut stats = FileStats::default();
     match scan.next_row() {
         Some((_, h)) if is_header(&h) => {}
         Some((line, _)) => {
@@ -46,24 +45,7 @@ pub(super) fn parse(
             });
         }
     }
-    while let Some((line, rec)) = scan.next_row() {
-        stats.rows_read += 1;
-        match row(&rec) {
-            Ok(r) => {
-                stats.records += 1;
-                stats.unlocated += u64::from(r.point.is_none());
-                sink.record(&r)?;
-            }
-            Err((field, reason, value)) => stats.reject(Reject {
-                file: file.to_owned(),
-                line,
-                field: field.into(),
-                reason,
-                value,
-            }),
-        }
-    }
-    Ok(stats)
+    super::drive(file, &mut scan, sink, row)
 }
 
 fn is_header(rec: &Row<'_>) -> bool {

@@ -11,7 +11,7 @@ use crate::spatial::bng::bng_to_wgs84;
 use super::detect::header_fields;
 use super::fields::{check_bng, check_lonlat, is_missing, number, show, text};
 use super::scan::{Row, Scanner};
-use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
+use super::{FileStats, Identity, IngestError, Record, Sink, Text};
 
 struct Columns {
     /// The file's own names for the index and severity columns (vintage-dependent).
@@ -69,26 +69,8 @@ pub(super) fn parse(
     let header = header_fields(bytes);
     let cols = columns(file, &header)?;
     let mut scan = Scanner::new(bytes);
-    let mut stats = FileStats::default();
     let _header = scan.next_row();
-    while let Some((line, rec)) = scan.next_row() {
-        stats.rows_read += 1;
-        match row(&cols, &rec) {
-            Ok(r) => {
-                stats.records += 1;
-                stats.unlocated += u64::from(r.point.is_none());
-                sink.record(&r)?;
-            }
-            Err((field, reason, value)) => stats.reject(Reject {
-                file: file.to_owned(),
-                line,
-                field,
-                reason,
-                value,
-            }),
-        }
-    }
-    Ok(stats)
+    super::drive(file, &mut scan, sink, |rec| row(&cols, rec))
 }
 
 type RowError = (String, String, String);

@@ -139,7 +139,10 @@ pub fn local_moran(
             let larger = rids
                 .chunks_exact(k_max)
                 .filter(|ids| {
-                    let s: f64 = ids[..k].iter().map(|&j| y[j as usize + usize::from(j as usize >= i)]).sum();
+                    let s: f64 = ids[..k]
+                        .iter()
+                        .map(|&j| y[j as usize + usize::from(j as usize >= i)])
+                        .sum();
                     sign * (s - observed) >= 0.0
                 })
                 .count();

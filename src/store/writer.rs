@@ -340,46 +340,31 @@ impl<'t> TxWriter<'t> {
     fn write(&mut self, rec: &Record<'_>) -> rusqlite::Result<()> {
         let loc = self.location(rec)?;
         let (month, ctype, sev) = (rec.month.index(), rec.ctype as u8, rec.severity as u8);
-        match &rec.identity {
+        let (id, key) = match &rec.identity {
             Identity::Batch { force, month: m } => {
-                let id = self.police_id(&force.decode(), m.index())?;
-                self.plain.execute(params![
-                    id,
-                    month,
-                    ctype,
-                    sev,
-                    loc,
-                    rec.crime_id.decode().as_ref(),
-                    rec.outcome.decode().as_ref()
-                ])?;
+                (self.police_id(&force.decode(), m.index())?, None)
             }
-            Identity::Key { source, key } => {
-                let id = self.file_id();
-                self.keyed.execute(params![
-                    id,
-                    month,
-                    ctype,
-                    sev,
-                    loc,
-                    rec.crime_id.decode().as_ref(),
-                    rec.outcome.decode().as_ref(),
-                    source,
-                    key.decode().as_ref()
-                ])?;
-            }
-            Identity::None => {
-                let id = self.file_id();
-                self.plain.execute(params![
-                    id,
-                    month,
-                    ctype,
-                    sev,
-                    loc,
-                    rec.crime_id.decode().as_ref(),
-                    rec.outcome.decode().as_ref()
-                ])?;
-            }
-        }
+            Identity::Key { source, key } => (self.file_id(), Some((*source, key.decode()))),
+            Identity::None => (self.file_id(), None),
+        };
+        let (crime_id, outcome) = (rec.crime_id.decode(), rec.outcome.decode());
+        let (crime_id, outcome) = (crime_id.as_ref(), outcome.as_ref());
+        match key {
+            Some((source, key)) => self.keyed.execute(params![
+                id,
+                month,
+                ctype,
+                sev,
+                loc,
+                crime_id,
+                outcome,
+                source,
+                key.as_ref()
+            ])?,
+            None => self
+                .plain
+                .execute(params![id, month, ctype, sev, loc, crime_id, outcome])?,
+        };
         Ok(())
     }
 }
