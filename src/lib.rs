@@ -9,6 +9,7 @@ pub mod cli;
 pub mod generate;
 pub mod ingest;
 pub mod model;
+pub mod serve;
 pub mod spatial;
 pub mod stats;
 pub mod store;

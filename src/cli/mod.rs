@@ -38,6 +38,8 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Count incidents by unit x month x type, as CSV or GeoJSON.
     Aggregate(aggregate::AggregateArgs),
+    /// Serve heatmap tiles, vector tiles, GeoJSON and OGC API - Features over HTTP.
+    Serve(crate::serve::ServeArgs),
     /// Hotspot statistics (Gi*, local Moran) over a study area, with provenance.
     Analyse(analyse::AnalyseArgs),
     /// A table of incidents by district and crime type.
@@ -96,9 +98,26 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Aggregate(a) => aggregate::run(&a),
         Command::Summary(a) => aggregate::summary(&a),
         Command::Analyse(a) => analyse::run(&a),
+        Command::Serve(a) => serve(&a),
         Command::Generate(a) => generate(&a),
         Command::Boundaries(a) => boundaries(&a),
     }
+}
+
+fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
+    let settings = crate::serve::Settings::resolve(a)?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOTSPOT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .json()
+        .try_init();
+    let store = crate::serve::load_or_seed(&settings.data)?;
+    let state = crate::serve::AppState::new(store, settings);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(crate::serve::run(state))
 }
 
 /// Writes command output to a file or standard output; a closed pipe (`| head`) is not

@@ -1,0 +1,36 @@
+//! One place where failures become HTTP responses: 4xx with a clear message for bad
+//! input, a generic 500 (and a log line) for the rest, never internals (paths, SQL).
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// A request that cannot be answered.
+#[derive(Debug)]
+pub enum AppError {
+    BadRequest(String),
+    NotFound(String),
+    Internal(String),
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code, description) = match self {
+            AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "InvalidParameterValue", m),
+            AppError::NotFound(m) => (StatusCode::NOT_FOUND, "NotFound", m),
+            AppError::Internal(m) => {
+                tracing::error!(error = %m, "internal error");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "ServerError",
+                    "internal error".to_owned(),
+                )
+            }
+        };
+        (
+            status,
+            Json(serde_json::json!({ "code": code, "description": description })),
+        )
+            .into_response()
+    }
+}

@@ -1,0 +1,103 @@
+//! The map server: axum + tokio. This is the only layer that knows about HTTP; it reads
+//! the analysis store (plain synchronous Rust) behind a shared, swappable handle.
+//!
+//! `router(state)` builds the whole service, so tests call `router(state).oneshot(req)`
+//! without a socket; `run` binds it, with graceful shutdown on SIGTERM or Ctrl-C.
+
+mod error;
+mod etag;
+mod health;
+pub mod ogc;
+pub mod params;
+mod settings;
+mod state;
+pub mod tile;
+pub mod tiles;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::AppError;
+pub use etag::cached;
+pub use settings::{ServeArgs, Settings};
+pub use state::{AppState, load_or_seed};
+
+/// The whole HTTP service.
+pub fn router(state: AppState) -> Router {
+    let s = state.settings();
+    let cors = if s.cors_origins.is_empty() {
+        CorsLayer::new()
+    } else {
+        let origins: Vec<axum::http::HeaderValue> = s
+            .cors_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect();
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([axum::http::Method::GET])
+    };
+    Router::new()
+        .route("/health", get(health::health))
+        .merge(ogc::routes())
+        .merge(tiles::heatmap::routes())
+        .merge(tiles::mvt::routes())
+        .fallback(|| async { AppError::NotFound("no such resource".into()) })
+        .layer(CompressionLayer::new().gzip(true).br(true))
+        .layer(cors)
+        .layer(RequestBodyLimitLayer::new(s.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Duration::from_secs(s.request_timeout_secs),
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until SIGTERM or Ctrl-C, finishing requests in flight.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn run(state: AppState) -> anyhow::Result<()> {
+    let addr = state.settings().bind;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "listening");
+    println!("hotspot is serving at http://{local}/ (health: http://{local}/health)");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}

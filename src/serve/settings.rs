@@ -1,0 +1,94 @@
+//! Server settings from a TOML config file, environment variables and flags; flags win
+//! over the environment (clap reads both), which wins over the file, which wins over the
+//! defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde::Deserialize;
+
+/// `hotspot serve` flags (each also from its environment variable).
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "HOTSPOT_BIND")]
+    pub bind: Option<SocketAddr>,
+    /// Data directory holding the store (loaded with the bundled fixtures when empty).
+    #[arg(long, env = "HOTSPOT_DATA")]
+    pub data: Option<PathBuf>,
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes).
+    #[arg(long, env = "HOTSPOT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Origins allowed by CORS, comma-separated.
+    #[arg(long, env = "HOTSPOT_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// Request timeout in seconds.
+    #[arg(long, env = "HOTSPOT_REQUEST_TIMEOUT")]
+    pub request_timeout_secs: Option<u64>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "HOTSPOT_BODY_LIMIT")]
+    pub body_limit_bytes: Option<usize>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    pub bind: SocketAddr,
+    pub data: PathBuf,
+    pub cors_origins: Vec<String>,
+    pub request_timeout_secs: u64,
+    pub body_limit_bytes: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data: PathBuf::from("hotspot-data"),
+            cors_origins: Vec::new(),
+            request_timeout_secs: 30,
+            body_limit_bytes: 64 << 20,
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the config file, then flags and environment.
+    ///
+    /// # Errors
+    /// When the config file cannot be read or has unknown or ill-typed keys.
+    pub fn resolve(a: &ServeArgs) -> anyhow::Result<Self> {
+        let mut s = match &a.config {
+            Some(p) => Self::from_file(p)?,
+            None => Settings::default(),
+        };
+        if let Some(v) = a.bind {
+            s.bind = v;
+        }
+        if let Some(v) = &a.data {
+            s.data.clone_from(v);
+        }
+        if let Some(v) = &a.cors_origins {
+            s.cors_origins.clone_from(v);
+        }
+        if let Some(v) = a.request_timeout_secs {
+            s.request_timeout_secs = v;
+        }
+        if let Some(v) = a.body_limit_bytes {
+            s.body_limit_bytes = v;
+        }
+        anyhow::ensure!(
+            s.request_timeout_secs > 0,
+            "request_timeout_secs must be positive"
+        );
+        Ok(s)
+    }
+
+    fn from_file(p: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(p).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message()))
+    }
+}
