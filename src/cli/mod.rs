@@ -4,6 +4,7 @@
 mod aggregate;
 mod analyse;
 mod ingest;
+mod patrol;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,10 @@ pub enum Command {
     Analyse(analyse::AnalyseArgs),
     /// A table of incidents by district and crime type.
     Summary(aggregate::SummaryArgs),
+    /// The N places to patrol: Gi* hot spots with trend, street and the share they capture.
+    Patrol(patrol::PatrolArgs),
+    /// Which hotspot method would have predicted the next month best (hit rate, PAI, PEI).
+    Backtest(patrol::BacktestArgs),
     /// Write seeded synthetic police.uk and STATS19 files for Lancashire.
     Generate(GenerateArgs),
     /// Derive boundaries/ (LSOAs, districts, county) from the ONS LSOA GeoJSON.
@@ -99,6 +104,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Summary(a) => aggregate::summary(&a),
         Command::Analyse(a) => analyse::run(&a),
         Command::Serve(a) => serve(&a),
+        Command::Patrol(a) => patrol::run(&a),
+        Command::Backtest(a) => patrol::backtest(&a),
         Command::Generate(a) => generate(&a),
         Command::Boundaries(a) => boundaries(&a),
     }

@@ -4,6 +4,7 @@
 //! categories (`emerging`). `grid` builds study-area H3 grids and `weights` the spatial
 //! weights they all share. Plain synchronous Rust with rayon inside.
 
+pub mod backtest;
 pub mod emerging;
 pub mod fdr;
 pub mod gi_star;
@@ -11,6 +12,8 @@ pub mod grid;
 pub mod kde;
 pub mod local_moran;
 pub mod mann_kendall;
+pub mod pai;
+pub mod patrol;
 pub mod study;
 pub mod weights;
 

@@ -1,0 +1,447 @@
+//! `hotspot patrol` (the N places to patrol, as a table, CSV or GeoJSON) and
+//! `hotspot backtest` (which method would have predicted the next month best).
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use super::DataDir;
+use super::aggregate::{FilterArgs, filter, load};
+use crate::analysis::{Filter, Unit, UnitKey, output};
+use crate::model::{Month, TypeSet};
+use crate::spatial::Geography;
+use crate::spatial::geojson_out::push_multipolygon;
+use crate::stats::backtest::{self, BacktestOptions, MeanSd};
+use crate::stats::patrol::{self, PatrolList, PatrolOptions, Place};
+use crate::stats::study::Units;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum PatrolFormat {
+    Table,
+    Csv,
+    Geojson,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum BacktestFormat {
+    Table,
+    Csv,
+}
+
+#[derive(Debug, Args)]
+pub struct PatrolArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Places in the list.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub top: u32,
+    /// Units: h3:5 .. h3:11 (the grid covering the study area) or lsoa.
+    #[arg(long, default_value = "h3:9")]
+    pub unit: String,
+    /// H3 neighbourhood for Gi*: rings around each cell (LSOAs: queen contiguity).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub k: u32,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Benjamini-Hochberg false discovery rate control (on by default, as ArcGIS).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub fdr: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: PatrolFormat,
+    /// Write to a file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub data: DataDir,
+    /// Units: h3:5 .. h3:11 or lsoa.
+    #[arg(long, default_value = "h3:9")]
+    pub unit: String,
+    /// Share of the study area each method may choose (0.02 = 2%).
+    #[arg(long, default_value_t = 0.02)]
+    pub coverage: f64,
+    /// Training months per fold.
+    #[arg(long, default_value_t = 12)]
+    pub train: usize,
+    /// Test months per fold (the months right after the training window).
+    #[arg(long, default_value_t = 1)]
+    pub test: usize,
+    /// H3 neighbourhood for Gi*: rings around each cell.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub k: u32,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: BacktestFormat,
+    /// Write to a file instead of standard output.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+fn study_units(unit: &str) -> anyhow::Result<Units> {
+    match unit.parse::<Unit>().map_err(anyhow::Error::msg)? {
+        Unit::H3(r) => Ok(Units::H3(r)),
+        Unit::Lsoa => Ok(Units::Lsoa),
+        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa"),
+    }
+}
+
+/// The parsed filter as provenance entries: months, types, districts (canonical names).
+fn filter_provenance(g: &Geography, f: &Filter, months: &[Month]) -> Vec<(&'static str, String)> {
+    let month = |m: Option<&Month>| m.map_or_else(String::new, ToString::to_string);
+    let types = if f.types == TypeSet::all() {
+        "all".to_owned()
+    } else {
+        f.types
+            .iter()
+            .map(|t| t.slug())
+            .collect::<Vec<_>>()
+            .join(";")
+    };
+    let districts = f.districts.as_ref().map_or_else(
+        || "all".to_owned(),
+        |ds| {
+            let names: Vec<&str> = ds
+                .iter()
+                .map(|&d| g.districts.names[usize::from(d)].as_str())
+                .collect();
+            names.join(";")
+        },
+    );
+    vec![
+        ("from", month(months.first())),
+        ("to", month(months.last())),
+        ("types", types),
+        ("districts", districts),
+    ]
+}
+
+fn comment_lines(prov: &[(&str, String)]) -> String {
+    prov.iter().map(|(k, v)| format!("# {k}={v}\n")).collect()
+}
+
+pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
+    let store = Arc::new(load(&a.data)?);
+    let f = filter(&store, &a.filter)?;
+    let opts = PatrolOptions {
+        top: a.top as usize,
+        k: a.k,
+        fdr: a.fdr,
+    };
+    let list = patrol::patrol(store, study_units(&a.unit)?, &f, opts)?;
+    let mut prov = vec![("method", "patrol".to_owned()), ("unit", a.unit.clone())];
+    prov.push(("k", a.k.to_string()));
+    prov.extend(filter_provenance(
+        &list.study.store.geography,
+        &f,
+        &list.months,
+    ));
+    prov.extend([
+        ("fdr", a.fdr.to_string()),
+        ("top", a.top.to_string()),
+        ("n", list.study.len().to_string()),
+        (
+            "incidents",
+            list.study.counts.iter().sum::<f64>().to_string(),
+        ),
+        (
+            "time_window",
+            crate::stats::emerging::ESRI_DEFAULT_WINDOW.to_string(),
+        ),
+    ]);
+    let text = match a.format {
+        PatrolFormat::Table => patrol_table(&list, &prov),
+        PatrolFormat::Csv => format!("{}{}", comment_lines(&prov), patrol_csv(&list)?),
+        PatrolFormat::Geojson => patrol_geojson(&list, &prov),
+    };
+    super::emit(&text, a.out.as_deref())
+}
+
+fn trend_label(p: &Place) -> &'static str {
+    p.trend.map_or("", |c| c.label())
+}
+
+fn fixed(v: Option<f64>, decimals: usize) -> String {
+    v.filter(|x| x.is_finite())
+        .map_or_else(String::new, |x| format!("{x:.decimals$}"))
+}
+
+const CSV_HEADER: [&str; 15] = [
+    "rank",
+    "unit",
+    "district",
+    "lsoa",
+    "lsoa_name",
+    "location",
+    "count",
+    "gi_z",
+    "gi_p",
+    "gi_bin",
+    "significant",
+    "trend",
+    "area_km2",
+    "captured_share",
+    "cumulative_pai",
+];
+
+fn patrol_csv(list: &PatrolList) -> anyhow::Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(CSV_HEADER)?;
+    for p in &list.places {
+        w.write_record([
+            p.rank.to_string(),
+            p.code.clone(),
+            p.district.clone(),
+            p.lsoa_code.clone(),
+            p.lsoa_name.clone(),
+            p.location.clone(),
+            p.count.to_string(),
+            fixed(Some(p.z), 4),
+            format!("{:.3e}", p.p),
+            p.bin.to_string(),
+            p.significant.to_string(),
+            trend_label(p).to_owned(),
+            fixed(Some(p.area_km2), 4),
+            fixed(Some(p.share), 6),
+            fixed(p.pai, 4),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+const TABLE_HEAD: [&str; 11] = [
+    "rank", "unit", "district", "LSOA", "location", "count", "z", "bin", "trend", "captured", "PAI",
+];
+
+fn table_rows(list: &PatrolList) -> Vec<Vec<String>> {
+    list.places
+        .iter()
+        .map(|p| {
+            vec![
+                format!("{}{}", p.rank, if p.significant { "" } else { "*" }),
+                p.code.clone(),
+                p.district.clone(),
+                p.lsoa_name.clone(),
+                p.location.clone(),
+                p.count.to_string(),
+                fixed(Some(p.z), 2),
+                p.bin.to_string(),
+                trend_label(p).to_owned(),
+                format!("{:.1}%", 100.0 * p.share),
+                fixed(p.pai, 1),
+            ]
+        })
+        .collect()
+}
+
+/// Columns padded to their widest cell, right-aligned where `numeric` says.
+fn fixed_width(head: &[&str], rows: &[Vec<String>], numeric: &[usize]) -> String {
+    let widths: Vec<usize> = (0..head.len())
+        .map(|c| {
+            rows.iter()
+                .map(|r| r[c].chars().count())
+                .chain([head[c].chars().count()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<&str>| -> String {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(c, s)| match numeric.contains(&c) {
+                true => format!("{s:>w$}", w = widths[c]),
+                false => format!("{s:<w$}", w = widths[c]),
+            })
+            .collect();
+        format!("{}\n", parts.join("  ").trim_end())
+    };
+    let mut out = line(head.to_vec());
+    for r in rows {
+        out.push_str(&line(r.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+fn patrol_table(list: &PatrolList, prov: &[(&str, String)]) -> String {
+    let get = |k: &str| prov.iter().find(|p| p.0 == k).map_or("", |p| p.1.as_str());
+    let area: f64 = list.study.area_km2.iter().sum();
+    let mut out = format!(
+        "Top {} places to patrol: {} units, types {}, districts {}, {} to {}\n\
+         {} incidents in {} units covering {area:.1} km2\n\n",
+        list.places.len(),
+        get("unit"),
+        get("types"),
+        get("districts"),
+        get("from"),
+        get("to"),
+        get("incidents"),
+        get("n"),
+    );
+    out.push_str(&fixed_width(
+        &TABLE_HEAD,
+        &table_rows(list),
+        &[0, 5, 6, 7, 9, 10],
+    ));
+    if list.places.iter().any(|p| !p.significant) {
+        out.push_str("\n* not a significant hot spot: added by incident count\n");
+    }
+    let _ = writeln!(
+        out,
+        "captured: share of all incidents in places 1..rank; PAI: that share over their \
+         share of the area (1 = no better than chance)"
+    );
+    out
+}
+
+fn patrol_geojson(list: &PatrolList, prov: &[(&str, String)]) -> String {
+    let provenance: serde_json::Map<String, Value> = prov
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), Value::String(v.clone())))
+        .collect();
+    let mut out = format!(
+        "{{\"type\":\"FeatureCollection\",\"provenance\":{},\"features\":[",
+        Value::Object(provenance)
+    );
+    let s = &list.study;
+    for (n, p) in list.places.iter().enumerate() {
+        let props: [Value; 15] = [
+            json!(p.rank),
+            json!(p.code),
+            json!(p.district),
+            json!(p.lsoa_code),
+            json!(p.lsoa_name),
+            json!(p.location),
+            json!(p.count.round() as u64),
+            json!(p.z),
+            json!(p.p),
+            json!(p.bin),
+            json!(p.significant),
+            json!(p.trend.map(|c| c.label())),
+            json!(p.area_km2),
+            json!(p.share),
+            json!(p.pai),
+        ];
+        let (unit, key) = match s.units {
+            Units::H3(r) => (Unit::H3(r), UnitKey::Cell(s.cells[p.unit])),
+            Units::Lsoa => (Unit::Lsoa, UnitKey::Index(s.lsoas[p.unit])),
+        };
+        out.push_str(if n > 0 { ",\n" } else { "\n" });
+        out.push_str(r#"{"type":"Feature","properties":{"#);
+        for (k, (name, v)) in CSV_HEADER.iter().zip(&props).enumerate() {
+            let sep = if k > 0 { "," } else { "" };
+            let _ = write!(out, "{sep}\"{name}\":{v}");
+        }
+        out.push_str(r#"},"geometry":"#);
+        push_multipolygon(&mut out, &output::unit_geometry(&s.store, &unit, key));
+        out.push('}');
+    }
+    out.push_str("\n]}\n");
+    out
+}
+
+pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
+    let store = Arc::new(load(&a.data)?);
+    let f = filter(&store, &a.filter)?;
+    let opts = BacktestOptions {
+        coverage: a.coverage,
+        train: a.train,
+        test: a.test,
+        k: a.k,
+    };
+    let g = store.geography.clone();
+    let b = backtest::backtest(store, study_units(&a.unit)?, &f, opts)?;
+    let mut prov = vec![("method", "backtest".to_owned()), ("unit", a.unit.clone())];
+    prov.extend(filter_provenance(&g, &f, &b.months));
+    prov.extend([
+        ("coverage", a.coverage.to_string()),
+        ("train_months", a.train.to_string()),
+        ("test_months", a.test.to_string()),
+        ("k", a.k.to_string()),
+        ("folds", b.folds.len().to_string()),
+        ("n", b.units.to_string()),
+    ]);
+    let text = match a.format {
+        BacktestFormat::Table => backtest_table(&b, a),
+        BacktestFormat::Csv => format!("{}{}", comment_lines(&prov), backtest_csv(&b)),
+    };
+    super::emit(&text, a.out.as_deref())
+}
+
+fn backtest_csv(b: &backtest::Backtest) -> String {
+    let mut out = String::from(
+        "method,folds,hit_rate_mean,hit_rate_sd,pai_mean,pai_sd,pei_mean,pei_sd,area_share_mean\n",
+    );
+    for s in &b.summary {
+        let ms =
+            |m: MeanSd, d: usize| format!("{},{}", fixed(Some(m.mean), d), fixed(Some(m.sd), d));
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{},{}",
+            s.method.label(),
+            s.folds,
+            ms(s.hit_rate, 6),
+            ms(s.pai, 4),
+            ms(s.pei, 6),
+            fixed(Some(s.area_share.mean), 6),
+        );
+    }
+    out
+}
+
+fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs) -> String {
+    let tested = match (b.folds.first(), b.folds.last()) {
+        (Some(first), Some(last)) => format!("{} to {}", first.test.0, last.test.1),
+        _ => String::new(),
+    };
+    let mut out = format!(
+        "Backtest: {} units ({}), {} folds of {} training and {} test month(s), tested {}\n\
+         each method chooses up to {:.1}% of {:.1} km2; scored on the test window\n\n",
+        a.unit,
+        b.units,
+        b.folds.len(),
+        a.train,
+        a.test,
+        tested,
+        100.0 * a.coverage,
+        b.study_area_km2,
+    );
+    let _ = writeln!(
+        out,
+        "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>6}",
+        "method", "folds", "hit rate (sd)", "PAI (sd)", "PEI (sd)", "area"
+    );
+    for s in &b.summary {
+        let ms = |m: MeanSd, d: usize| match m.mean.is_finite() {
+            true => format!("{} ({})", fixed(Some(m.mean), d), fixed(Some(m.sd), d)),
+            false => "n/a".to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>5.2}%",
+            s.method.label(),
+            s.folds,
+            ms(s.hit_rate, 3),
+            ms(s.pai, 2),
+            ms(s.pei, 3),
+            100.0 * s.area_share.mean,
+        );
+    }
+    let radii = b.folds.iter().map(|f| f.bandwidth_m);
+    let (lo, hi) = radii.fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(r), h.max(r)));
+    let _ = writeln!(
+        out,
+        "\nrandom: the expected score of places chosen at random for the same area.\n\
+         PAI = hit rate / area share (1 = chance); PEI = hits / most hits possible in that \
+         area (1 = perfect).\nKDE radius {lo:.0} to {hi:.0} m (ArcGIS default per fold, {} m \
+         where undefined).",
+        backtest::KDE_FALLBACK_M
+    );
+    out
+}

@@ -1,0 +1,499 @@
+//! Which way of choosing places would have predicted next month's incidents best: a
+//! rolling-origin backtest of hotspot methods scored by hit rate, PAI and PEI (`pai`).
+//!
+//! # Folds
+//! Over the months of the filter (or of the data), fold f trains on months
+//! `f .. f + train` and tests on the `test` months after them; the origin steps one month,
+//! so M months give `M - train - test + 1` folds. Every fold uses the same study units and
+//! counts from one pass over the incidents ([`UnitIncidents`]).
+//!
+//! # Selection
+//! Each method scores every unit from the training window only. Units are then taken in
+//! descending score (ties by training count, then unit order) while their total area stays
+//! within `coverage x A` (a unit that would overflow is skipped and smaller ones after it
+//! may still fit). Units scoring 0 are never taken: a method that names too few places
+//! covers less area rather than borrowing random ones.
+//!
+//! # Methods
+//! - `gistar`: Gi* over the training counts (FDR on), in the patrol order of
+//!   `patrol::rank_units` (significant hot units by z, then the rest by count).
+//! - `kde`: quartic kernel density at each unit's centre from the training incidents,
+//!   ArcGIS's default search radius, or [`KDE_FALLBACK_M`] when it is undefined (`kde`).
+//! - `prospective`: Bowers, Johnson and Pease (2004), prospective hotspotting:
+//!
+//!   ```text
+//!   score_i = sum over training incidents e of 1 / ((1 + d_ei) (1 + t_e))
+//!   ```
+//!
+//!   d = H3 grid distance in cells from e's unit to i, counted only up to
+//!   [`PROSPECTIVE_BANDWIDTH_CELLS`] (for LSOAs 0 in the same LSOA, 1 for a queen
+//!   neighbour, others excluded); t = e's age in weeks at the end of training, from the
+//!   middle of its month, at [`WEEKS_PER_MONTH`].
+//! - `naive`: the training window's counts ("most incidents last period").
+//! - `naive-last`: the counts of the last training month only.
+//! - `random`: not a method but the expected score of places chosen at random for the
+//!   same area budget: hit rate = coverage, PAI = 1, PEI = N coverage / n*.
+//!
+//! # References
+//! - Bowers, K. J., Johnson, S. D. and Pease, K. (2004). "Prospective hot-spotting: the
+//!   future of crime mapping?" *British Journal of Criminology* 44(5), 641-658.
+//! - Chainey, S., Tompson, L. and Uhlig, S. (2008). *Security Journal* 21, 4-28 (PAI).
+//! - Hunt, J. M. (2016). PhD thesis, American University (PEI).
+
+use geo::Centroid;
+use rayon::prelude::*;
+use rustc_hash::FxHashMap;
+use thiserror::Error;
+
+use super::gi_star::gi_star;
+use super::kde::{self, KdeError, KernelDensity, WeightedPoint};
+use super::pai::{self, Accuracy};
+use super::patrol::{UnitIncidents, rank_units};
+use super::study::{Contiguity, Study, Units};
+use super::weights::Weights;
+use crate::analysis::{AnalysisStore, Filter};
+use crate::model::Month;
+use crate::spatial::bng::wgs84_to_bng;
+
+/// Search radius when ArcGIS's default is undefined (too few or too concentrated points).
+pub const KDE_FALLBACK_M: f64 = 500.0;
+/// Prospective hotspotting reaches this many H3 rings.
+pub const PROSPECTIVE_BANDWIDTH_CELLS: u32 = 3;
+/// Mean weeks in a calendar month (365.25 / 7 / 12).
+pub const WEEKS_PER_MONTH: f64 = 4.345;
+
+/// A way of choosing places from the training window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Gistar,
+    Kde,
+    Prospective,
+    Naive,
+    NaiveLast,
+    /// The expected score of a random choice of the same area.
+    Random,
+}
+
+impl Method {
+    pub const ALL: [Method; 6] = [
+        Method::Gistar,
+        Method::Kde,
+        Method::Prospective,
+        Method::Naive,
+        Method::NaiveLast,
+        Method::Random,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Gistar => "gistar",
+            Method::Kde => "kde",
+            Method::Prospective => "prospective",
+            Method::Naive => "naive",
+            Method::NaiveLast => "naive-last",
+            Method::Random => "random",
+        }
+    }
+}
+
+/// Why a backtest could not run.
+#[derive(Debug, Error)]
+pub enum BacktestError {
+    #[error("coverage must be above 0 and at most 1, got {0}")]
+    Coverage(f64),
+    #[error("the training and test windows must be at least one month each")]
+    Window,
+    #[error("{months} months of data cannot hold {train} training and {test} test months")]
+    TooFewMonths {
+        months: usize,
+        train: usize,
+        test: usize,
+    },
+    #[error("the study area has {0} units; at least 3 are needed")]
+    TooFewUnits(usize),
+    #[error(transparent)]
+    Kde(#[from] KdeError),
+}
+
+/// Backtest settings.
+#[derive(Debug, Clone, Copy)]
+pub struct BacktestOptions {
+    /// Share of the study area each method may select.
+    pub coverage: f64,
+    /// Training months per fold.
+    pub train: usize,
+    /// Test months per fold.
+    pub test: usize,
+    /// H3 rings in the Gi* neighbourhood.
+    pub k: u32,
+}
+
+/// One fold's windows and scores.
+#[derive(Debug, Clone)]
+pub struct Fold {
+    pub train: (Month, Month),
+    pub test: (Month, Month),
+    /// Incidents in the test window.
+    pub test_incidents: f64,
+    /// The KDE search radius used, metres.
+    pub bandwidth_m: f64,
+    /// Per method in [`Method::ALL`] order; None when the fold had no test incidents or
+    /// the method selected nothing.
+    pub scores: Vec<(Method, Option<Accuracy>)>,
+}
+
+/// Mean and sample standard deviation (sd 0 for one value, both NaN for none).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct MeanSd {
+    pub mean: f64,
+    pub sd: f64,
+}
+
+impl MeanSd {
+    fn of(v: &[f64]) -> Self {
+        let n = v.len() as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let ss: f64 = v.iter().map(|x| (x - mean).powi(2)).sum();
+        let sd = match v.len() {
+            0 => f64::NAN,
+            1 => 0.0,
+            _ => (ss / (n - 1.0)).sqrt(),
+        };
+        MeanSd { mean, sd }
+    }
+}
+
+/// A method's scores over the folds it could be scored on.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub method: Method,
+    pub folds: usize,
+    pub hit_rate: MeanSd,
+    pub pai: MeanSd,
+    pub pei: MeanSd,
+    pub area_share: MeanSd,
+}
+
+/// The whole backtest.
+#[derive(Debug, Clone)]
+pub struct Backtest {
+    pub units: usize,
+    pub study_area_km2: f64,
+    pub months: Vec<Month>,
+    pub folds: Vec<Fold>,
+    pub summary: Vec<Summary>,
+}
+
+/// What every fold shares, computed once.
+struct Context {
+    study: Study,
+    inc: UnitIncidents,
+    /// Per month, `(unit, incidents)`.
+    unit_months: Vec<Vec<(u32, f64)>>,
+    gi_weights: Weights,
+    /// Per unit, the units within the prospective bandwidth with their distance.
+    near: Vec<Vec<(u32, u8)>>,
+    /// BNG metres of each unit's centre and each store location.
+    unit_xy: Vec<Option<(f64, f64)>>,
+    loc_xy: Vec<Option<(f64, f64)>>,
+    budget_km2: f64,
+}
+
+/// Runs the backtest over `units` for `filter`.
+///
+/// # Errors
+/// [`BacktestError`] for bad options, too few months or units, or a failed KDE.
+pub fn backtest(
+    store: std::sync::Arc<AnalysisStore>,
+    units: Units,
+    filter: &Filter,
+    opts: BacktestOptions,
+) -> Result<Backtest, BacktestError> {
+    if !(opts.coverage > 0.0 && opts.coverage <= 1.0) {
+        return Err(BacktestError::Coverage(opts.coverage));
+    }
+    if opts.train == 0 || opts.test == 0 {
+        return Err(BacktestError::Window);
+    }
+    let study = Study::new(store, units, filter);
+    if study.len() < 3 {
+        return Err(BacktestError::TooFewUnits(study.len()));
+    }
+    let inc = UnitIncidents::new(&study, filter);
+    let m = inc.months.len();
+    if m < opts.train + opts.test {
+        return Err(BacktestError::TooFewMonths {
+            months: m,
+            train: opts.train,
+            test: opts.test,
+        });
+    }
+    let ctx = Context::new(study, inc, opts);
+    let folds = (0..=m - opts.train - opts.test)
+        .into_par_iter()
+        .map(|f| ctx.fold(f, opts))
+        .collect::<Result<Vec<Fold>, BacktestError>>()?;
+    Ok(Backtest {
+        units: ctx.study.len(),
+        study_area_km2: ctx.study.area_km2.iter().sum(),
+        months: ctx.inc.months.clone(),
+        summary: summarise(&folds),
+        folds,
+    })
+}
+
+fn summarise(folds: &[Fold]) -> Vec<Summary> {
+    Method::ALL
+        .iter()
+        .enumerate()
+        .map(|(k, &method)| {
+            let acc: Vec<Accuracy> = folds.iter().filter_map(|f| f.scores[k].1).collect();
+            let col = |g: fn(&Accuracy) -> f64| MeanSd::of(&acc.iter().map(g).collect::<Vec<_>>());
+            Summary {
+                method,
+                folds: acc.len(),
+                hit_rate: col(|a| a.hit_rate),
+                pai: col(|a| a.pai),
+                pei: col(|a| a.pei),
+                area_share: col(|a| a.area_share),
+            }
+        })
+        .collect()
+}
+
+impl Context {
+    fn new(study: Study, inc: UnitIncidents, opts: BacktestOptions) -> Self {
+        let unit_months = inc.unit_months();
+        let l = &study.store.locations;
+        let loc_xy = (0..l.len())
+            .into_par_iter()
+            .map(|i| {
+                (inc.loc_unit[i] != super::patrol::NO_UNIT)
+                    .then(|| wgs84_to_bng(l.lon(i), l.lat(i)).ok())
+                    .flatten()
+            })
+            .collect();
+        Context {
+            gi_weights: study.weights(opts.k, Contiguity::Queen, true),
+            near: neighbourhoods(&study),
+            unit_xy: unit_centres(&study),
+            budget_km2: opts.coverage * study.area_km2.iter().sum::<f64>(),
+            loc_xy,
+            unit_months,
+            study,
+            inc,
+        }
+    }
+
+    fn counts(&self, range: std::ops::Range<usize>) -> Vec<f64> {
+        let mut out = vec![0.0; self.study.len()];
+        for &(u, c) in self.unit_months[range].iter().flatten() {
+            out[u as usize] += c;
+        }
+        out
+    }
+
+    fn fold(&self, f: usize, o: BacktestOptions) -> Result<Fold, BacktestError> {
+        let (train, test) = (f..f + o.train, f + o.train..f + o.train + o.test);
+        let months = &self.inc.months;
+        let counts = self.counts(train.clone());
+        let truth = self.counts(test.clone());
+        let area = &self.study.area_km2;
+        let gi = gi_star(&counts, &self.gi_weights, true);
+        let gistar: Vec<usize> = rank_units(&gi.z, &gi.bin, &counts)
+            .into_iter()
+            .map(|r| r.0)
+            .collect();
+        let (density, bandwidth_m) = self.kde(train.clone())?;
+        let last = self.counts(train.end - 1..train.end);
+        let score = |m: Method| -> Option<Accuracy> {
+            let chosen = match m {
+                Method::Gistar => self.within_budget(&gistar),
+                Method::Kde => self.within_budget(&order(&density, &counts)),
+                Method::Prospective => self.within_budget(&order(
+                    &prospective(&self.unit_months, &self.near, train.clone()),
+                    &counts,
+                )),
+                Method::Naive => self.within_budget(&order(&counts, &counts)),
+                Method::NaiveLast => self.within_budget(&order(&last, &counts)),
+                Method::Random => return self.random(&truth),
+            };
+            pai::accuracy(&truth, area, &chosen)
+        };
+        Ok(Fold {
+            train: (months[train.start], months[train.end - 1]),
+            test: (months[test.start], months[test.end - 1]),
+            test_incidents: truth.iter().sum(),
+            bandwidth_m,
+            scores: Method::ALL.iter().map(|&m| (m, score(m))).collect(),
+        })
+    }
+
+    /// The first units of `ranked` that fit in the area budget, skipping any that overflow.
+    fn within_budget(&self, ranked: &[usize]) -> Vec<usize> {
+        let mut left = self.budget_km2;
+        let mut out = Vec::new();
+        for &i in ranked {
+            let a = self.study.area_km2[i];
+            if a <= left {
+                left -= a;
+                out.push(i);
+            }
+        }
+        out
+    }
+
+    /// The expected accuracy of a random choice of area `budget`.
+    fn random(&self, truth: &[f64]) -> Option<Accuracy> {
+        let total: f64 = truth.iter().sum();
+        let area = self.study.area_km2.iter().sum::<f64>();
+        let share = self.budget_km2 / area;
+        let best = pai::best_capture(truth, &self.study.area_km2, self.budget_km2);
+        (total > 0.0 && best > 0.0 && share > 0.0).then(|| Accuracy {
+            hit_rate: share,
+            pai: 1.0,
+            pei: (total * share / best).min(1.0),
+            area_share: share,
+        })
+    }
+
+    /// Kernel density at each unit centre from the training incidents, with the radius.
+    fn kde(&self, train: std::ops::Range<usize>) -> Result<(Vec<f64>, f64), KdeError> {
+        let mut w: FxHashMap<u32, f64> = FxHashMap::default();
+        for &(l, c) in self.inc.by_month[train].iter().flatten() {
+            *w.entry(l).or_default() += f64::from(c);
+        }
+        let mut points: Vec<WeightedPoint> = w
+            .into_iter()
+            .filter_map(|(l, w)| self.loc_xy[l as usize].map(|(x, y)| WeightedPoint { x, y, w }))
+            .collect();
+        // Hash order is arbitrary; the bandwidth's sums should not depend on it.
+        points.sort_by(|a, b| a.x.total_cmp(&b.x).then(a.y.total_cmp(&b.y)));
+        let r = kde::default_bandwidth(&points).unwrap_or(KDE_FALLBACK_M);
+        let surface = KernelDensity::new(points, r)?;
+        let values = self
+            .unit_xy
+            .iter()
+            .map(|xy| xy.map_or(0.0, |(x, y)| surface.density_at(x, y)))
+            .collect();
+        Ok((values, r))
+    }
+}
+
+/// Bowers, Johnson and Pease's prospective score of every unit from the incidents of the
+/// months `train` (`unit_months[t]`: `(unit, incidents)`), spread over `near[j]`: the
+/// units within the bandwidth of unit j with their distance in cells.
+pub fn prospective(
+    unit_months: &[Vec<(u32, f64)>],
+    near: &[Vec<(u32, u8)>],
+    train: std::ops::Range<usize>,
+) -> Vec<f64> {
+    let mut score = vec![0.0; near.len()];
+    let Some(last) = train.end.checked_sub(1) else {
+        return score;
+    };
+    for t in train {
+        // Age at the end of the last month, from the middle of month t.
+        let age_weeks = ((last - t) as f64 + 0.5) * WEEKS_PER_MONTH;
+        for &(j, c) in unit_months.get(t).map_or(&[][..], Vec::as_slice) {
+            for &(i, d) in near.get(j as usize).map_or(&[][..], Vec::as_slice) {
+                score[i as usize] += c / ((1.0 + f64::from(d)) * (1.0 + age_weeks));
+            }
+        }
+    }
+    score
+}
+
+/// Units by descending score, ties by `counts` then index, zero scores left out.
+fn order(score: &[f64], counts: &[f64]) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..score.len()).filter(|&i| score[i] > 0.0).collect();
+    v.sort_by(|&a, &b| {
+        score[b]
+            .total_cmp(&score[a])
+            .then(counts[b].total_cmp(&counts[a]))
+            .then(a.cmp(&b))
+    });
+    v
+}
+
+/// Units within the prospective bandwidth of each unit, with their distance.
+fn neighbourhoods(study: &Study) -> Vec<Vec<(u32, u8)>> {
+    match study.units {
+        Units::H3(_) => study
+            .cells
+            .par_iter()
+            .map(|c| {
+                c.grid_disk_distances::<Vec<_>>(PROSPECTIVE_BANDWIDTH_CELLS)
+                    .into_iter()
+                    .filter_map(|(n, d)| {
+                        let i = study.cells.binary_search(&n).ok()?;
+                        Some((i as u32, u8::try_from(d).ok()?))
+                    })
+                    .collect()
+            })
+            .collect(),
+        Units::Lsoa => {
+            let w = study.weights(1, Contiguity::Queen, false);
+            (0..study.len())
+                .map(|i| {
+                    let nbrs = w.row(i).iter().map(|&j| (j, 1));
+                    std::iter::once((i as u32, 0)).chain(nbrs).collect()
+                })
+                .collect()
+        }
+    }
+}
+
+/// BNG metres of each unit's centre (H3 cell centre or LSOA centroid).
+fn unit_centres(study: &Study) -> Vec<Option<(f64, f64)>> {
+    let lonlat: Vec<Option<(f64, f64)>> = match study.units {
+        Units::H3(_) => study
+            .cells
+            .iter()
+            .map(|c| {
+                let ll = h3o::LatLng::from(*c);
+                Some((ll.lng(), ll.lat()))
+            })
+            .collect(),
+        Units::Lsoa => study
+            .lsoas
+            .iter()
+            .map(|&i| {
+                let poly = &study.store.geography.lsoas.polygons[i as usize];
+                poly.centroid().map(|p| (p.x(), p.y()))
+            })
+            .collect(),
+    };
+    lonlat
+        .into_par_iter()
+        .map(|p| p.and_then(|(lon, lat)| wgs84_to_bng(lon, lat).ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_drops_zero_scores_and_breaks_ties_by_count() {
+        assert_eq!(
+            order(&[1.0, 0.0, 2.0, 1.0], &[1.0, 9.0, 0.0, 3.0]),
+            vec![2, 3, 0]
+        );
+    }
+
+    #[test]
+    fn mean_and_sample_sd() {
+        let m = MeanSd::of(&[1.0, 2.0, 3.0]);
+        assert!((m.mean - 2.0).abs() < 1e-12 && (m.sd - 1.0).abs() < 1e-12);
+        assert_eq!(MeanSd::of(&[4.0]), MeanSd { mean: 4.0, sd: 0.0 });
+        assert!(MeanSd::of(&[]).mean.is_nan());
+    }
+
+    #[test]
+    fn method_labels_are_distinct() {
+        let mut l: Vec<&str> = Method::ALL.iter().map(|m| m.label()).collect();
+        l.dedup();
+        assert_eq!(l.len(), Method::ALL.len());
+    }
+}

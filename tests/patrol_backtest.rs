@@ -1,0 +1,351 @@
+//! The patrol list and the backtest on the committed fixtures, through the library and
+//! the binary: the planted persistent hotspots lead the list, the shares and scores stay
+//! in range, and the methods beat chance on data with strong persistent hotspots.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, LazyLock};
+
+use h3o::{CellIndex, LatLng, Resolution};
+use hotspot::analysis::{AnalysisStore, Filter};
+use hotspot::generate::{HotspotKind, planted_hotspots};
+use hotspot::spatial::Geography;
+use hotspot::stats::backtest::{self, Backtest, BacktestOptions, Method};
+use hotspot::stats::patrol::{self, PatrolList, PatrolOptions, UnitIncidents};
+use hotspot::stats::study::{Study, Units};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+static STORE: LazyLock<Arc<AnalysisStore>> = LazyLock::new(|| {
+    let g = Arc::new(Geography::bundled().expect("bundled geography"));
+    let (store, _) = hotspot::analysis::from_csv_paths(&[root().join("fixtures/sample")], g)
+        .expect("the sample fixtures load");
+    Arc::new(store)
+});
+
+const R8: Resolution = Resolution::Eight;
+
+static TOP10: LazyLock<PatrolList> = LazyLock::new(|| {
+    let opts = PatrolOptions {
+        top: 10,
+        k: 1,
+        fdr: true,
+    };
+    patrol::patrol(STORE.clone(), Units::H3(R8), &Filter::default(), opts).expect("patrol")
+});
+
+fn persistent_cells() -> Vec<CellIndex> {
+    planted_hotspots()
+        .iter()
+        .filter(|h| h.kind == HotspotKind::Persistent)
+        .map(|h| LatLng::new(h.lat, h.lon).expect("valid").to_cell(R8))
+        .collect()
+}
+
+#[test]
+fn the_planted_persistent_hotspots_lead_the_patrol_list() {
+    let list = &*TOP10;
+    assert_eq!(list.places.len(), 10);
+    let cells: Vec<CellIndex> = list
+        .places
+        .iter()
+        .map(|p| list.study.cells[p.unit])
+        .collect();
+    let persistent = persistent_cells();
+    assert_eq!(persistent.len(), 2);
+    for c in &persistent {
+        assert!(cells.contains(c), "{c} not in {cells:?}");
+    }
+    // Every place is a significant hot spot here, ranked by z.
+    assert!(list.places.iter().all(|p| p.significant && p.bin > 0));
+    assert!(list.places.windows(2).all(|w| w[0].z >= w[1].z));
+    let ranks: Vec<usize> = list.places.iter().map(|p| p.rank).collect();
+    assert_eq!(ranks, (1..=10).collect::<Vec<_>>());
+}
+
+#[test]
+fn captured_shares_rise_and_pai_matches_them() {
+    let list = &*TOP10;
+    let s = &list.study;
+    let (total_n, total_a) = (s.counts.iter().sum::<f64>(), s.area_km2.iter().sum::<f64>());
+    let (mut n, mut a) = (0.0, 0.0);
+    let mut last = 0.0;
+    for p in &list.places {
+        n += p.count;
+        a += p.area_km2;
+        assert!(p.share > last && p.share <= 1.0, "{} after {last}", p.share);
+        last = p.share;
+        assert!((p.share - n / total_n).abs() < 1e-12);
+        let pai = p.pai.expect("defined");
+        assert!((pai - (n / total_n) / (a / total_a)).abs() < 1e-9);
+        assert!(pai > 1.0, "the top places beat chance");
+    }
+}
+
+/// Incidents per police.uk location text in `cell` (all types, all months).
+fn streets_in(cell: CellIndex) -> HashMap<String, u32> {
+    let l = &STORE.locations;
+    let mut out = HashMap::new();
+    for &loc in &STORE.incidents.loc {
+        let i = loc as usize;
+        let parent = CellIndex::try_from(l.cell[i])
+            .ok()
+            .and_then(|c| c.parent(R8));
+        if parent == Some(cell) && !l.street[i].is_empty() {
+            *out.entry(l.street[i].to_string()).or_default() += 1;
+        }
+    }
+    out
+}
+
+#[test]
+fn each_place_names_the_commonest_street_of_its_own_cell() {
+    let list = &*TOP10;
+    let g = &STORE.geography;
+    for p in &list.places {
+        let streets = streets_in(list.study.cells[p.unit]);
+        let most = streets.values().copied().max().unwrap_or(0);
+        assert!(p.location.starts_with("On or near "), "{}", p.location);
+        assert_eq!(streets.get(&p.location), Some(&most), "{}", p.location);
+        assert!(g.lsoas.names.contains(&p.lsoa_name), "{}", p.lsoa_name);
+        assert!(g.districts.names.contains(&p.district), "{}", p.district);
+        assert!(p.trend.is_some());
+    }
+    let blackpool = list.places.iter().find(|p| p.district == "Blackpool");
+    assert!(
+        blackpool.is_some(),
+        "the Blackpool planted hotspot is listed"
+    );
+}
+
+#[test]
+fn unit_incidents_agree_with_the_study_counts() {
+    let f = Filter {
+        from: Some("2023-03".parse().expect("month")),
+        districts: Some(vec![
+            STORE.geography.district_index("Preston").expect("Preston"),
+        ]),
+        ..Filter::default()
+    };
+    let study = Study::new(STORE.clone(), Units::H3(Resolution::Nine), &f);
+    let inc = UnitIncidents::new(&study, &f);
+    let (months, values) = study.monthly(&f);
+    assert_eq!(inc.months, months);
+    assert_eq!(inc.monthly(), values);
+    assert_eq!(inc.unit_counts(0..months.len()), study.counts);
+    let lsoa = Study::new(STORE.clone(), Units::Lsoa, &f);
+    let inc = UnitIncidents::new(&lsoa, &f);
+    assert_eq!(inc.unit_counts(0..inc.months.len()), lsoa.counts);
+    assert!(lsoa.counts.iter().sum::<f64>() > 1000.0);
+}
+
+/// 18 months (2023-07 to 2024-12) at h3:8: 6 folds of 12 training months and 1 test.
+static BACKTEST: LazyLock<Backtest> = LazyLock::new(|| {
+    let f = Filter {
+        from: Some("2023-07".parse().expect("month")),
+        ..Filter::default()
+    };
+    let opts = BacktestOptions {
+        coverage: 0.02,
+        train: 12,
+        test: 1,
+        k: 1,
+    };
+    backtest::backtest(STORE.clone(), Units::H3(R8), &f, opts).expect("backtest")
+});
+
+#[test]
+fn backtest_folds_roll_one_month_at_a_time() {
+    let b = &*BACKTEST;
+    assert_eq!(b.months.len(), 18);
+    assert_eq!(b.folds.len(), 6);
+    for (k, f) in b.folds.iter().enumerate() {
+        assert_eq!(f.train.0, b.months[k]);
+        assert_eq!(f.train.1, b.months[k + 11]);
+        assert_eq!(f.test, (b.months[k + 12], b.months[k + 12]));
+        assert!(f.test_incidents > 1000.0);
+        assert_eq!(f.scores.len(), Method::ALL.len());
+    }
+}
+
+#[test]
+fn backtest_scores_are_in_range_for_every_fold_and_method() {
+    for f in &BACKTEST.folds {
+        for (m, acc) in &f.scores {
+            let a = acc.unwrap_or_else(|| panic!("{m:?} unscored"));
+            assert!((0.0..=1.0).contains(&a.hit_rate), "{m:?} {a:?}");
+            assert!((0.0..=1.0).contains(&a.pei), "{m:?} {a:?}");
+            assert!(
+                a.area_share > 0.0 && a.area_share <= 0.02 + 1e-12,
+                "{m:?} {a:?}"
+            );
+            assert!(
+                (a.pai - a.hit_rate / a.area_share).abs() < 1e-9,
+                "{m:?} {a:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gistar_and_naive_beat_a_random_choice_of_places() {
+    let b = &*BACKTEST;
+    let get = |m: Method| b.summary.iter().find(|s| s.method == m).expect("method");
+    let random = get(Method::Random);
+    assert!((random.pai.mean - 1.0).abs() < 1e-12);
+    for m in [
+        Method::Gistar,
+        Method::Naive,
+        Method::NaiveLast,
+        Method::Prospective,
+    ] {
+        let s = get(m);
+        assert_eq!(s.folds, 6);
+        assert!(s.pai.mean > 2.0, "{m:?} PAI {:?}", s.pai);
+        assert!(s.hit_rate.mean > random.hit_rate.mean, "{m:?}");
+        assert!(s.pei.mean > random.pei.mean, "{m:?}");
+    }
+    assert!(get(Method::Kde).pai.mean > 1.0);
+}
+
+#[test]
+fn prospective_weights_by_distance_and_age_by_hand() {
+    // Two units one cell apart; 2 incidents in unit 0 in month 0, 1 in unit 1 in
+    // month 1. At the end of month 1 they are 1.5 and 0.5 months old.
+    let near = vec![vec![(0, 0), (1, 1)], vec![(1, 0), (0, 1)]];
+    let months = vec![vec![(0, 2.0)], vec![(1, 1.0)]];
+    let (old, new) = (
+        1.0 + 1.5 * backtest::WEEKS_PER_MONTH,
+        1.0 + 0.5 * backtest::WEEKS_PER_MONTH,
+    );
+    let s = backtest::prospective(&months, &near, 0..2);
+    assert!(
+        (s[0] - (2.0 / old + 1.0 / (2.0 * new))).abs() < 1e-12,
+        "{s:?}"
+    );
+    assert!(
+        (s[1] - (2.0 / (2.0 * old) + 1.0 / new)).abs() < 1e-12,
+        "{s:?}"
+    );
+    // Training on month 0 alone: that month is half a month old.
+    let s = backtest::prospective(&months, &near, 0..1);
+    assert!((s[1] - 1.0 / new).abs() < 1e-12, "{s:?}");
+    assert_eq!(backtest::prospective(&months, &near, 0..0), vec![0.0, 0.0]);
+}
+
+#[test]
+fn bad_backtest_options_are_errors() {
+    let f = Filter::default();
+    let opts = |coverage, train, test| BacktestOptions {
+        coverage,
+        train,
+        test,
+        k: 1,
+    };
+    let run = |o| backtest::backtest(STORE.clone(), Units::H3(Resolution::Six), &f, o);
+    assert!(run(opts(0.0, 12, 1)).is_err());
+    assert!(run(opts(1.5, 12, 1)).is_err());
+    assert!(run(opts(0.02, 0, 1)).is_err());
+    assert!(run(opts(0.02, 36, 1)).is_err());
+}
+
+// The binary, end to end.
+
+fn hotspot(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hotspot"))
+        .args(args)
+        .env("HOTSPOT_DATA", data)
+        .current_dir(root())
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout_of(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+static DATA: LazyLock<tempfile::TempDir> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir");
+    stdout_of(&hotspot(dir.path(), &["ingest", "fixtures/sample"]));
+    dir
+});
+
+#[test]
+fn patrol_csv_and_geojson_from_the_binary_parse() {
+    let args = ["patrol", "--top", "10", "--unit", "h3:8"];
+    let csv_text = stdout_of(&hotspot(
+        DATA.path(),
+        &[&args[..], &["--format", "csv"]].concat(),
+    ));
+    assert!(csv_text.contains("# unit=h3:8\n"), "{csv_text}");
+    let mut rdr = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_reader(csv_text.as_bytes());
+    let header = rdr.headers().expect("header").clone();
+    assert_eq!(&header[0], "rank");
+    assert_eq!(&header[5], "location");
+    let rows: Vec<csv::StringRecord> = rdr.records().collect::<Result<_, _>>().expect("rows");
+    assert_eq!(rows.len(), 10);
+    let codes: Vec<String> = rows.iter().map(|r| r[1].to_owned()).collect();
+    for c in persistent_cells() {
+        assert!(codes.contains(&c.to_string()), "{c} not in {codes:?}");
+    }
+    let shares: Vec<f64> = rows.iter().map(|r| r[13].parse().expect("share")).collect();
+    assert!(shares.windows(2).all(|w| w[0] < w[1]) && shares[9] <= 1.0);
+
+    let gj = stdout_of(&hotspot(
+        DATA.path(),
+        &[&args[..], &["--format", "geojson"]].concat(),
+    ));
+    let v: serde_json::Value = serde_json::from_str(&gj).expect("GeoJSON parses");
+    assert_eq!(v["type"], "FeatureCollection");
+    assert_eq!(v["provenance"]["method"], "patrol");
+    let features = v["features"].as_array().expect("features");
+    assert_eq!(features.len(), 10);
+    assert_eq!(features[0]["properties"]["rank"], 1);
+    assert_eq!(features[0]["properties"]["unit"], codes[0].as_str());
+    assert_eq!(features[0]["geometry"]["type"], "Polygon");
+}
+
+#[test]
+fn patrol_table_and_backtest_from_the_binary() {
+    let table = stdout_of(&hotspot(
+        DATA.path(),
+        &["patrol", "--top", "3", "--unit", "h3:7"],
+    ));
+    assert!(table.starts_with("Top 3 places to patrol"), "{table}");
+    assert!(table.contains("On or near "), "{table}");
+    let out = stdout_of(&hotspot(
+        DATA.path(),
+        &[
+            "backtest", "--unit", "h3:7", "--from", "2024-01", "--train", "6",
+        ],
+    ));
+    for m in Method::ALL {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(&format!("{} ", m.label()))),
+            "{m:?} missing:\n{out}"
+        );
+    }
+    assert!(out.contains(" 6 folds of 6 training"), "{out}");
+    let csv_out = stdout_of(&hotspot(
+        DATA.path(),
+        &[
+            "backtest", "--unit", "lsoa", "--from", "2024-01", "--train", "10", "--format", "csv",
+        ],
+    ));
+    let rows: Vec<&str> = csv_out.lines().filter(|l| !l.starts_with('#')).collect();
+    assert!(
+        rows[0].starts_with("method,folds,hit_rate_mean"),
+        "{csv_out}"
+    );
+    assert_eq!(rows.len(), 1 + Method::ALL.len());
+    let bad = hotspot(DATA.path(), &["backtest", "--train", "40"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("months"));
+}
