@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod cli;
 pub mod generate;
 pub mod ingest;
+pub mod lru;
 pub mod model;
 pub mod serve;
 pub mod spatial;

@@ -73,11 +73,31 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     println!("hotspot is serving at http://{local}/ (health: http://{local}/health)");
+    warm_covers(&state);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown())
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Covers the county with H3 cells at every resolution the tiles and collections use, in
+/// the background, so the first map view does not wait for h3o's tiler (about a second at
+/// resolution 10).
+fn warm_covers(state: &AppState) {
+    let geography = state.store().geography.clone();
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        for res in [6u8, 7, 8, 9, 10] {
+            if let Ok(res) = h3o::Resolution::try_from(res) {
+                crate::stats::grid::cached_cover(&geography, None, res);
+            }
+        }
+        tracing::info!(
+            elapsed_ms = started.elapsed().as_millis(),
+            "H3 covers ready"
+        );
+    });
 }
 
 async fn shutdown() {

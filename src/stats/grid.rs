@@ -6,12 +6,16 @@
 //! edge incident is never dropped; any occupied cell the polygon test misses (an incident
 //! snapped just outside a generalised coastline) is added too.
 
+use std::sync::Arc;
+
 use geo::MultiPolygon;
 use h3o::geom::{ContainmentMode, TilerBuilder};
 use h3o::{CellIndex, Resolution};
 use rustc_hash::FxHashMap;
 
 use crate::analysis::aggregate::{Count, UnitKey};
+use crate::lru::Lru;
+use crate::spatial::Geography;
 
 /// Cells of a study area with their counts.
 #[derive(Debug, Clone)]
@@ -37,11 +41,55 @@ pub fn cover(area: &MultiPolygon<f64>, res: Resolution) -> Vec<CellIndex> {
     cells
 }
 
+/// Covers kept: a few resolutions of the county and of some district selections (the
+/// resolution 10 county cover is about 230,000 cells, 2 MB).
+static COVERS: Lru<Geography, (Option<Vec<u8>>, Resolution), Vec<CellIndex>> = Lru::new(16);
+
+/// The study area of a district selection (None: the county).
+pub fn study_area(g: &Geography, districts: Option<&[u8]>) -> MultiPolygon<f64> {
+    match districts {
+        None => g.county.clone(),
+        Some(ds) => MultiPolygon(
+            ds.iter()
+                .filter_map(|&d| g.districts.polygons.get(usize::from(d)))
+                .flat_map(|p| p.0.clone())
+                .collect(),
+        ),
+    }
+}
+
+/// `cover(study_area(g, districts), res)`, cached per geography (by identity), district
+/// set and resolution.
+///
+/// Why: covering the county is nearly all the cost of an H3 study (h3o's tiler takes
+/// about a second at resolution 10) and depends only on the area, while analysts change
+/// the crime types and months all the time; with the cover cached a new filter costs one
+/// aggregation. Concurrent callers for one key wait for a single computation. Blocking.
+pub fn cached_cover(
+    g: &Arc<Geography>,
+    districts: Option<&[u8]>,
+    res: Resolution,
+) -> Arc<Vec<CellIndex>> {
+    let mut key = districts.map(<[u8]>::to_vec);
+    if let Some(d) = key.as_mut() {
+        d.sort_unstable();
+        d.dedup();
+    }
+    let area_of = key.clone();
+    COVERS.get(g, (key, res), || {
+        cover(&study_area(g, area_of.as_deref()), res)
+    })
+}
+
 impl Grid {
     /// The covering grid of `area` at `res`, with the counts of an H3 aggregation at the
     /// same resolution (time not binned) filled in.
     pub fn new(area: &MultiPolygon<f64>, res: Resolution, counts: &[Count]) -> Self {
-        let mut cells = cover(area, res);
+        Self::from_cover(cover(area, res), res, counts)
+    }
+
+    /// As `new`, from the area's cover (`cover` or `cached_cover`).
+    pub fn from_cover(mut cells: Vec<CellIndex>, res: Resolution, counts: &[Count]) -> Self {
         let extra: Vec<CellIndex> = counts
             .iter()
             .filter_map(|c| match c.unit {
@@ -75,5 +123,38 @@ impl Grid {
 
     pub fn is_empty(&self) -> bool {
         self.cells.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cached_cover_is_the_cover_of_the_same_area_whatever_the_district_order() {
+        let g = Arc::new(Geography::bundled().expect("bundled geography"));
+        let d = |name: &str| g.district_index(name).expect("district");
+        let (burnley, preston) = (d("Burnley"), d("Preston"));
+        for (districts, res) in [
+            (None, Resolution::Seven),
+            (Some(vec![preston, burnley]), Resolution::Eight),
+            (Some(vec![d("Blackpool")]), Resolution::Ten),
+        ] {
+            let want = cover(&study_area(&g, districts.as_deref()), res);
+            let a = cached_cover(&g, districts.as_deref(), res);
+            assert_eq!(*a, want, "{districts:?} {res:?}");
+            let mut reversed = districts.clone();
+            if let Some(r) = reversed.as_mut() {
+                r.reverse();
+            }
+            let b = cached_cover(&g, reversed.as_deref(), res);
+            assert!(Arc::ptr_eq(&a, &b), "computed again for the same area");
+        }
+        // Another geography (a re-loaded one) never shares the first one's covers.
+        let other = Arc::new(Geography::bundled().expect("bundled geography"));
+        let a = cached_cover(&g, None, Resolution::Seven);
+        let b = cached_cover(&other, None, Resolution::Seven);
+        assert!(!Arc::ptr_eq(&a, &b));
+        assert_eq!(a, b);
     }
 }

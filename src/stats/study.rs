@@ -6,7 +6,7 @@ use std::sync::Arc;
 use h3o::{CellIndex, Resolution};
 
 use super::Weights;
-use super::grid::Grid;
+use super::grid::{Grid, cached_cover};
 use crate::analysis::aggregate::aggregate;
 use crate::analysis::{AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey};
 use crate::spatial::boundaries::area_m2;
@@ -55,15 +55,8 @@ impl Study {
                     filter: filter.clone(),
                 };
                 let agg = aggregate(&store, &q);
-                let area = match &filter.districts {
-                    None => g.county.clone(),
-                    Some(ds) => geo::MultiPolygon(
-                        ds.iter()
-                            .flat_map(|&d| g.districts.polygons[usize::from(d)].0.clone())
-                            .collect(),
-                    ),
-                };
-                let grid = Grid::new(&area, res, &agg.counts);
+                let covered = cached_cover(g, filter.districts.as_deref(), res);
+                let grid = Grid::from_cover(covered.as_ref().clone(), res, &agg.counts);
                 Study {
                     units,
                     codes: grid.cells.iter().map(ToString::to_string).collect(),
