@@ -1,10 +1,143 @@
-//! (in progress)
+//! OGC API - Features Part 1 (Core, GeoJSON, OpenAPI 3.0): the landing page, conformance,
+//! the OpenAPI document, the collections and their items, so GDAL (`OAPIF:`), QGIS and
+//! ArcGIS read the hotspot layers directly.
+//!
+//! - `landing.rs`: `/` and `/conformance`; `openapi.rs`: `/api`.
+//! - `catalog.rs`: which collections exist, their titles and extents.
+//! - `collections.rs`: `/collections` and `/collections/{id}`.
+//! - `items.rs`: `/collections/{id}/items[/{fid}]`, with `query.rs` (limit, offset, bbox,
+//!   datetime via `datetime.rs`, the incident filter, `f`), `build.rs` (the features of a
+//!   collection under a filter, computed from the store), `encode.rs` (GeoJSON and CSV)
+//!   and `cache.rs` (computed collections shared by the pages of one result set).
+//!   The H3 covers of study areas, which cost far more than the counts, are cached by
+//!   `stats::grid::cached_cover` under `Study::new`.
+//!
+//! Links are absolute, built from the request's `Host` (and `X-Forwarded-Proto`), because
+//! clients follow `next` as given.
+
+mod build;
+mod cache;
+mod catalog;
+mod collections;
+mod datetime;
+mod encode;
+mod items;
+mod landing;
+mod openapi;
+mod query;
 
 use axum::Router;
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::Response;
+use axum::routing::get;
 
-use crate::serve::AppState;
+use crate::serve::{AppError, AppState, cached};
+
+/// `application/json`.
+pub const JSON: &str = "application/json";
+/// `application/geo+json`.
+pub const GEOJSON: &str = "application/geo+json";
+/// OpenAPI 3.0 as JSON.
+pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
+/// CSV tables.
+pub const CSV: &str = "text/csv; charset=utf-8";
+/// WGS84 longitude, latitude.
+pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+
+/// Seconds clients may reuse a response (data change only on ingest; ETags revalidate).
+const MAX_AGE: u32 = 60;
 
 /// This module's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/", get(landing::landing))
+        .route("/conformance", get(landing::conformance))
+        .route("/api", get(openapi::api))
+        .route("/collections", get(collections::list))
+        .route("/collections/{id}", get(collections::one))
+        .route("/collections/{id}/items", get(items::items))
+        .route("/collections/{id}/items/{fid}", get(items::item))
+}
+
+/// Scheme and authority of this service as the client addressed it, without a trailing
+/// slash (`http://localhost` when the request names no valid host).
+pub fn base_url(headers: &HeaderMap, uri: &Uri) -> String {
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .filter(|h| valid_host(h))
+        .unwrap_or_else(|| "localhost".to_owned());
+    let proto = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    let scheme = match (uri.scheme_str(), proto) {
+        (Some("https"), _) | (_, Some("https")) => "https",
+        _ => "http",
+    };
+    format!("{scheme}://{host}")
+}
+
+fn valid_host(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 255
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-_:[]".contains(&b))
+}
+
+/// A JSON document as a cached response.
+fn json_response(headers: &HeaderMap, doc: &serde_json::Value, ctype: &'static str) -> Response {
+    let body = serde_json::to_vec(doc).unwrap_or_default();
+    cached(headers, body, ctype, false, MAX_AGE)
+}
+
+/// Only `f=json` (or no `f`) on the JSON-only resources.
+fn json_only(raw: Option<&str>) -> Result<(), AppError> {
+    let params = crate::serve::params::parse(raw, &["f"])?;
+    match params.get("f").map(String::as_str) {
+        None | Some("json") => Ok(()),
+        Some(other) => Err(AppError::BadRequest(format!(
+            "parameter 'f': '{other}' is not offered here (only json)"
+        ))),
+    }
+}
+
+/// A link object.
+fn link(href: String, rel: &str, ctype: &str, title: &str) -> serde_json::Value {
+    serde_json::json!({ "href": href, "rel": rel, "type": ctype, "title": title })
+}
+
+/// Runs CPU-heavy work off the async runtime.
+async fn blocking<T, F>(f: F) -> Result<T, AppError>
+where
+    F: FnOnce() -> Result<T, AppError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(format!("worker task failed: {e}")))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_url_from_host_and_proto() {
+        let mut h = HeaderMap::new();
+        let uri: Uri = "/collections".parse().unwrap();
+        assert_eq!(base_url(&h, &uri), "http://localhost");
+        h.insert(header::HOST, "example.org:8080".parse().unwrap());
+        assert_eq!(base_url(&h, &uri), "http://example.org:8080");
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        assert_eq!(base_url(&h, &uri), "https://example.org:8080");
+        h.insert(header::HOST, "evil\"host".parse().unwrap());
+        assert_eq!(base_url(&h, &uri), "https://localhost");
+    }
 }

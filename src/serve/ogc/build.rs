@@ -1,0 +1,460 @@
+//! The features of a collection under a filter, computed from the store: one row per
+//! feature with its id, its geometry (referenced, drawn only for the page sent) and a
+//! column per property.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use h3o::CellIndex;
+
+use super::catalog::{CollectionId, EMERGING_RES, HOTSPOT_RES, PATROL_TOP};
+use crate::analysis::aggregate::aggregate;
+use crate::analysis::{AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey};
+use crate::model::{CrimeType, Month, Severity};
+use crate::serve::AppError;
+use crate::spatial::boundaries::area_m2;
+use crate::spatial::geography::NO_DISTRICT;
+use crate::stats::emerging::{self, Category};
+use crate::stats::gi_star::gi_star;
+use crate::stats::patrol::{PatrolError, PatrolOptions, Place, patrol};
+use crate::stats::study::{Contiguity, Study, Units};
+
+/// Where a feature's geometry comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum Geom {
+    Cell(CellIndex),
+    Lsoa(u32),
+    District(u32),
+    /// Longitude and latitude in 1e-7 degrees.
+    Point(i32, i32),
+}
+
+/// A feature id: a number (incidents) or a code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeatureId {
+    Num(u64),
+    Text(String),
+}
+
+impl FeatureId {
+    pub fn as_text(&self) -> Cow<'_, str> {
+        match self {
+            FeatureId::Num(n) => Cow::Owned(n.to_string()),
+            FeatureId::Text(s) => Cow::Borrowed(s),
+        }
+    }
+}
+
+/// How a number column is written.
+#[derive(Debug, Clone, Copy)]
+pub enum Style {
+    /// At most this many decimals.
+    Fixed(usize),
+    /// Six significant digits (p-values).
+    Significant,
+}
+
+/// One property over every row.
+#[derive(Debug, Clone)]
+pub enum Column {
+    Int(Vec<i64>),
+    Num(Vec<f64>, Style),
+    Bool(Vec<bool>),
+    /// None is written as null.
+    Text(Vec<Option<Cow<'static, str>>>),
+    Month(Vec<u16>),
+}
+
+impl Column {
+    fn len(&self) -> usize {
+        match self {
+            Column::Int(v) => v.len(),
+            Column::Num(v, _) => v.len(),
+            Column::Bool(v) => v.len(),
+            Column::Text(v) => v.len(),
+            Column::Month(v) => v.len(),
+        }
+    }
+}
+
+/// A computed collection.
+#[derive(Debug, Clone, Default)]
+pub struct Items {
+    pub ids: Vec<FeatureId>,
+    pub geoms: Vec<Geom>,
+    /// Property names and columns, in output order.
+    pub columns: Vec<(&'static str, Column)>,
+}
+
+impl Items {
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Row of a feature id.
+    pub fn find(&self, fid: &str) -> Option<usize> {
+        // Only the canonical spelling of a number ("7", not "007" or "+7").
+        let num = fid.parse::<u64>().ok().filter(|n| n.to_string() == fid);
+        self.ids.iter().position(|id| match id {
+            FeatureId::Num(n) => num == Some(*n),
+            FeatureId::Text(s) => s == fid,
+        })
+    }
+
+    fn check(self) -> Result<Self, AppError> {
+        let n = self.ids.len();
+        if self.geoms.len() != n || self.columns.iter().any(|(_, c)| c.len() != n) {
+            return Err(AppError::Internal(
+                "collection columns differ in length".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// The features of collection `id` under `filter`.
+///
+/// # Errors
+/// Internal errors only (an inconsistent analysis).
+pub fn build(
+    id: CollectionId,
+    store: Arc<AnalysisStore>,
+    filter: &Filter,
+) -> Result<Items, AppError> {
+    let items = match id {
+        CollectionId::Districts => districts(&store, filter),
+        CollectionId::Lsoas => lsoas(store, filter),
+        CollectionId::H3(res) => cells(store, res, filter, false),
+        CollectionId::Hotspots => cells(store, HOTSPOT_RES, filter, true),
+        CollectionId::Emerging => emerging_cells(store, filter)?,
+        CollectionId::Patrol => patrol_places(store, filter)?,
+        CollectionId::Incidents => incidents(&store, filter),
+    };
+    items.check()
+}
+
+fn text<S: Into<Cow<'static, str>>>(v: impl IntoIterator<Item = S>) -> Column {
+    Column::Text(v.into_iter().map(|s| Some(s.into())).collect())
+}
+
+fn ints(v: &[f64]) -> Column {
+    Column::Int(v.iter().map(|c| *c as i64).collect())
+}
+
+fn districts(store: &AnalysisStore, filter: &Filter) -> Items {
+    let g = &store.geography;
+    let q = Query {
+        unit: Unit::District,
+        time: TimeBin::All,
+        by_type: false,
+        filter: filter.clone(),
+    };
+    let mut counts = vec![0.0; g.districts.len()];
+    for c in aggregate(store, &q).counts {
+        if let UnitKey::Index(i) = c.unit
+            && let Some(v) = counts.get_mut(i as usize)
+        {
+            *v += c.count as f64;
+        }
+    }
+    let rows: Vec<usize> = (0..g.districts.len())
+        .filter(|&i| {
+            filter
+                .districts
+                .as_ref()
+                .is_none_or(|ds| ds.iter().any(|&d| usize::from(d) == i))
+        })
+        .collect();
+    let count: Vec<f64> = rows.iter().map(|&i| counts[i]).collect();
+    let area: Vec<f64> = rows
+        .iter()
+        .map(|&i| area_m2(&g.districts.polygons[i]) / 1e6)
+        .collect();
+    Items {
+        ids: rows
+            .iter()
+            .map(|&i| FeatureId::Text(g.districts.codes[i].clone()))
+            .collect(),
+        geoms: rows.iter().map(|&i| Geom::District(i as u32)).collect(),
+        columns: vec![
+            (
+                "code",
+                text(rows.iter().map(|&i| g.districts.codes[i].clone())),
+            ),
+            (
+                "name",
+                text(rows.iter().map(|&i| g.districts.names[i].clone())),
+            ),
+            ("count", ints(&count)),
+            (
+                "per_km2",
+                Column::Num(per_km2(&count, &area), Style::Fixed(4)),
+            ),
+        ],
+    }
+}
+
+fn per_km2(count: &[f64], area: &[f64]) -> Vec<f64> {
+    count
+        .iter()
+        .zip(area)
+        .map(|(c, a)| if *a > 0.0 { c / a } else { 0.0 })
+        .collect()
+}
+
+fn lsoas(store: Arc<AnalysisStore>, filter: &Filter) -> Items {
+    let study = Study::new(store, Units::Lsoa, filter);
+    let g = &study.store.geography;
+    let district_name = |i: u32| {
+        let d = g.lsoa_district[i as usize];
+        g.districts
+            .names
+            .get(usize::from(d))
+            .cloned()
+            .unwrap_or_default()
+    };
+    Items {
+        ids: study.codes.iter().cloned().map(FeatureId::Text).collect(),
+        geoms: study.lsoas.iter().map(|&i| Geom::Lsoa(i)).collect(),
+        columns: vec![
+            ("code", text(study.codes.clone())),
+            (
+                "name",
+                text(
+                    study
+                        .lsoas
+                        .iter()
+                        .map(|&i| g.lsoas.names[i as usize].clone()),
+                ),
+            ),
+            (
+                "district",
+                text(study.lsoas.iter().map(|&i| district_name(i))),
+            ),
+            ("count", ints(&study.counts)),
+            ("per_km2", Column::Num(study.density(), Style::Fixed(4))),
+        ],
+    }
+}
+
+/// The study grid with Gi* (k = 1, FDR); only the hot cells when `hot_only`.
+fn cells(
+    store: Arc<AnalysisStore>,
+    res: h3o::Resolution,
+    filter: &Filter,
+    hot_only: bool,
+) -> Items {
+    let study = Study::new(store, Units::H3(res), filter);
+    let w = study.weights(1, Contiguity::Queen, true);
+    let gi = gi_star(&study.counts, &w, true);
+    let rows: Vec<usize> = (0..study.len())
+        .filter(|&i| !hot_only || gi.bin[i] > 0)
+        .collect();
+    let density = study.density();
+    let pick = |v: &[f64]| rows.iter().map(|&i| v[i]).collect::<Vec<f64>>();
+    Items {
+        ids: rows
+            .iter()
+            .map(|&i| FeatureId::Text(study.codes[i].clone()))
+            .collect(),
+        geoms: rows.iter().map(|&i| Geom::Cell(study.cells[i])).collect(),
+        columns: vec![
+            ("cell", text(rows.iter().map(|&i| study.codes[i].clone()))),
+            ("count", ints(&pick(&study.counts))),
+            ("per_km2", Column::Num(pick(&density), Style::Fixed(4))),
+            ("gi_z", Column::Num(pick(&gi.z), Style::Fixed(6))),
+            ("gi_p", Column::Num(pick(&gi.p), Style::Significant)),
+            (
+                "gi_bin",
+                Column::Int(rows.iter().map(|&i| i64::from(gi.bin[i])).collect()),
+            ),
+        ],
+    }
+}
+
+/// Emerging hot spot categories at resolution 8 (cells with a pattern only).
+fn emerging_cells(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, AppError> {
+    let study = Study::new(store, Units::H3(EMERGING_RES), filter);
+    let (months, values) = study.monthly(filter);
+    if months.len() < 3 || study.len() < 3 {
+        return Ok(empty_emerging());
+    }
+    let w = study.weights(1, Contiguity::Queen, true);
+    let e = emerging::emerging_hot_spots(
+        &values,
+        &w,
+        emerging::ESRI_DEFAULT_WINDOW,
+        true,
+        emerging::DEFAULT_TREND_ALPHA,
+    )
+    .map_err(|e| AppError::Internal(format!("emerging hot spots: {e}")))?;
+    let rows: Vec<usize> = (0..study.len())
+        .filter(|&i| e.category[i] != Category::NoPattern)
+        .collect();
+    Ok(Items {
+        ids: rows
+            .iter()
+            .map(|&i| FeatureId::Text(study.codes[i].clone()))
+            .collect(),
+        geoms: rows.iter().map(|&i| Geom::Cell(study.cells[i])).collect(),
+        columns: emerging_columns(
+            rows.iter().map(|&i| study.codes[i].clone()).collect(),
+            rows.iter().map(|&i| study.counts[i]).collect(),
+            rows.iter().map(|&i| e.category[i]).collect(),
+            rows.iter().map(|&i| (e.trend[i].z, e.trend[i].p)).collect(),
+        ),
+    })
+}
+
+fn empty_emerging() -> Items {
+    Items {
+        columns: emerging_columns(vec![], vec![], vec![], vec![]),
+        ..Items::default()
+    }
+}
+
+fn emerging_columns(
+    codes: Vec<String>,
+    counts: Vec<f64>,
+    category: Vec<Category>,
+    trend: Vec<(f64, f64)>,
+) -> Vec<(&'static str, Column)> {
+    vec![
+        ("cell", text(codes)),
+        ("count", ints(&counts)),
+        ("category", text(category.iter().map(|c| c.label()))),
+        (
+            "category_code",
+            Column::Int(category.iter().map(|c| i64::from(c.code())).collect()),
+        ),
+        (
+            "trend_z",
+            Column::Num(trend.iter().map(|t| t.0).collect(), Style::Fixed(6)),
+        ),
+        (
+            "trend_p",
+            Column::Num(trend.iter().map(|t| t.1).collect(), Style::Significant),
+        ),
+    ]
+}
+
+/// The patrol list at resolution 9, in rank order.
+fn patrol_places(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, AppError> {
+    let opts = PatrolOptions {
+        top: PATROL_TOP,
+        k: 1,
+        fdr: true,
+    };
+    let list = match patrol(store, Units::H3(HOTSPOT_RES), filter, opts) {
+        Ok(l) => l,
+        Err(PatrolError::TooFewUnits(_)) => return Ok(Items::default()),
+        Err(e) => return Err(AppError::Internal(format!("patrol list: {e}"))),
+    };
+    let p = &list.places;
+    let cell = |u: usize| list.study.cells.get(u).copied();
+    let mut geoms = Vec::with_capacity(p.len());
+    for place in p {
+        let c = cell(place.unit)
+            .ok_or_else(|| AppError::Internal("patrol place outside its study".into()))?;
+        geoms.push(Geom::Cell(c));
+    }
+    Ok(Items {
+        ids: p.iter().map(|x| FeatureId::Text(x.code.clone())).collect(),
+        geoms,
+        columns: patrol_columns(p),
+    })
+}
+
+fn patrol_columns(p: &[Place]) -> Vec<(&'static str, Column)> {
+    let col = |f: fn(&Place) -> f64| p.iter().map(f).collect::<Vec<f64>>();
+    let txt = |f: fn(&Place) -> &String| text(p.iter().map(|x| f(x).clone()));
+    vec![
+        (
+            "rank",
+            Column::Int(p.iter().map(|x| x.rank as i64).collect()),
+        ),
+        ("cell", txt(|x| &x.code)),
+        ("count", ints(&col(|x| x.count))),
+        ("gi_z", Column::Num(col(|x| x.z), Style::Fixed(6))),
+        ("gi_p", Column::Num(col(|x| x.p), Style::Significant)),
+        (
+            "gi_bin",
+            Column::Int(p.iter().map(|x| i64::from(x.bin)).collect()),
+        ),
+        (
+            "significant",
+            Column::Bool(p.iter().map(|x| x.significant).collect()),
+        ),
+        (
+            "trend",
+            Column::Text(
+                p.iter()
+                    .map(|x| x.trend.map(|c| c.label().into()))
+                    .collect(),
+            ),
+        ),
+        ("district", txt(|x| &x.district)),
+        ("lsoa_code", txt(|x| &x.lsoa_code)),
+        ("lsoa_name", txt(|x| &x.lsoa_name)),
+        ("location", txt(|x| &x.location)),
+        ("share", Column::Num(col(|x| x.share), Style::Fixed(6))),
+        (
+            "pai",
+            Column::Num(col(|x| x.pai.unwrap_or(f64::NAN)), Style::Fixed(4)),
+        ),
+    ]
+}
+
+/// Located incidents under the filter, in store order (id = index in the store).
+fn incidents(store: &AnalysisStore, filter: &Filter) -> Items {
+    let inc = &store.incidents;
+    let loc = &store.locations;
+    let lo = filter.from.map_or(0, Month::index);
+    let hi = filter.to.map_or(u16::MAX, Month::index);
+    let keep = |i: usize| {
+        let l = inc.loc[i] as usize;
+        let m = inc.month[i];
+        filter.types.contains_code(inc.ctype[i])
+            && (lo..=hi).contains(&m)
+            && l < loc.len()
+            && filter.districts.as_ref().is_none_or(|ds| {
+                let d = loc.district[l];
+                d != NO_DISTRICT && ds.contains(&d)
+            })
+    };
+    let rows: Vec<usize> = (0..inc.len()).filter(|&i| keep(i)).collect();
+    let severity = |i: usize| {
+        let s = Severity::from_code(inc.severity[i]);
+        (CrimeType::from_code(inc.ctype[i]) == Some(CrimeType::RoadCollision)
+            && s != Severity::None)
+            .then(|| Cow::Borrowed(s.label()))
+    };
+    Items {
+        ids: rows.iter().map(|&i| FeatureId::Num(i as u64)).collect(),
+        geoms: rows
+            .iter()
+            .map(|&i| {
+                let l = inc.loc[i] as usize;
+                Geom::Point(loc.lon_e7[l], loc.lat_e7[l])
+            })
+            .collect(),
+        columns: vec![
+            (
+                "month",
+                Column::Month(rows.iter().map(|&i| inc.month[i]).collect()),
+            ),
+            (
+                "type",
+                Column::Text(
+                    rows.iter()
+                        .map(|&i| CrimeType::from_code(inc.ctype[i]).map(|t| t.label().into()))
+                        .collect(),
+                ),
+            ),
+            (
+                "severity",
+                Column::Text(rows.iter().map(|&i| severity(i)).collect()),
+            ),
+        ],
+    }
+}

@@ -1,0 +1,71 @@
+//! `GET /collections` and `GET /collections/{id}`: what each collection holds, its
+//! extent in space (CRS84) and time (the data's months), and links to its items.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::catalog::{CollectionId, spatial_extent, temporal_extent};
+use super::{CRS84, CSV, GEOJSON, JSON, base_url, json_only, json_response, link};
+use crate::analysis::AnalysisStore;
+use crate::serve::{AppError, AppState};
+
+/// The description of one collection.
+fn describe(c: CollectionId, store: &AnalysisStore, base: &str) -> Value {
+    let href = format!("{base}/collections/{}", c.id());
+    json!({
+        "id": c.id(),
+        "title": c.title(),
+        "description": c.description(),
+        "links": [
+            link(href.clone(), "self", JSON, "this collection"),
+            link(format!("{href}/items"), "items", GEOJSON, "the features"),
+            link(format!("{href}/items?f=csv"), "items", CSV, "the features as CSV"),
+        ],
+        "extent": {
+            "spatial": { "bbox": [spatial_extent(c, store)], "crs": CRS84 },
+            "temporal": {
+                "interval": [temporal_extent(store)],
+                "trs": "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian",
+            },
+        },
+        "itemType": "feature",
+        "crs": [CRS84],
+    })
+}
+
+/// `GET /collections`.
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    json_only(uri.query())?;
+    let base = base_url(&headers, &uri);
+    let store = state.store();
+    let collections: Vec<Value> = CollectionId::ALL
+        .iter()
+        .map(|c| describe(*c, &store, &base))
+        .collect();
+    let doc = json!({
+        "links": [link(format!("{base}/collections"), "self", JSON, "the collections")],
+        "collections": collections,
+    });
+    Ok(json_response(&headers, &doc, JSON))
+}
+
+/// `GET /collections/{id}`.
+pub async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let c = CollectionId::parse(&id)
+        .ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))?;
+    json_only(uri.query())?;
+    let base = base_url(&headers, &uri);
+    let doc = describe(c, &state.store(), &base);
+    Ok(json_response(&headers, &doc, JSON))
+}

@@ -1,0 +1,233 @@
+//! Writing features: RFC 7946 GeoJSON (WGS84, counter-clockwise exterior rings, at most
+//! 7 decimals, no `crs`) and CSV (id, a representative lon/lat, then the properties);
+//! and the bbox test, on the real geometry.
+
+use std::fmt::Write as _;
+
+use geo::{InteriorPoint, Intersects, LineString, MultiPolygon, Polygon, Rect, coord};
+
+use super::build::{Column, FeatureId, Geom, Items, Style};
+use super::query::Bbox;
+use crate::analysis::AnalysisStore;
+use crate::model::Month;
+use crate::spatial::geojson_out::{push_multipolygon, push_num, push_str_lit};
+
+/// The polygon of a grid cell or boundary.
+fn polygon(store: &AnalysisStore, g: Geom) -> Option<MultiPolygon<f64>> {
+    let geo = &store.geography;
+    match g {
+        Geom::Cell(c) => {
+            let ring: Vec<(f64, f64)> =
+                c.boundary().iter().map(|ll| (ll.lng(), ll.lat())).collect();
+            let mut ring = LineString::from(ring);
+            ring.close();
+            Some(MultiPolygon(vec![Polygon::new(ring, vec![])]))
+        }
+        Geom::Lsoa(i) => geo.lsoas.polygons.get(i as usize).cloned(),
+        Geom::District(i) => geo.districts.polygons.get(i as usize).cloned(),
+        Geom::Point(..) => None,
+    }
+}
+
+/// Whether the feature's geometry intersects the box (boundary included).
+pub fn intersects(store: &AnalysisStore, g: Geom, b: &Bbox) -> bool {
+    if let Geom::Point(x, y) = g {
+        let (x, y) = (f64::from(x) / 1e7, f64::from(y) / 1e7);
+        return (b.west..=b.east).contains(&x) && (b.south..=b.north).contains(&y);
+    }
+    let rect = Rect::new(
+        coord! { x: b.west, y: b.south },
+        coord! { x: b.east, y: b.north },
+    );
+    polygon(store, g).is_some_and(|p| p.intersects(&rect))
+}
+
+fn push_geometry(out: &mut String, store: &AnalysisStore, g: Geom) {
+    match (g, polygon(store, g)) {
+        (Geom::Point(x, y), _) => {
+            out.push_str(r#"{"type":"Point","coordinates":["#);
+            push_num(out, f64::from(x) / 1e7, 7);
+            out.push(',');
+            push_num(out, f64::from(y) / 1e7, 7);
+            out.push_str("]}");
+        }
+        (Geom::Cell(_), Some(p)) => push_multipolygon(out, &p),
+        (_, Some(p)) if !p.0.is_empty() => push_always_multi(out, &p),
+        _ => out.push_str("null"),
+    }
+}
+
+/// Boundaries are always MultiPolygons, so a layer has one geometry type.
+fn push_always_multi(out: &mut String, p: &MultiPolygon<f64>) {
+    let mut g = String::new();
+    push_multipolygon(&mut g, p);
+    match g
+        .strip_prefix(r#"{"type":"Polygon","coordinates":"#)
+        .and_then(|rest| rest.strip_suffix('}'))
+    {
+        Some(rings) => {
+            out.push_str(r#"{"type":"MultiPolygon","coordinates":["#);
+            out.push_str(rings);
+            out.push_str("]}");
+        }
+        None => out.push_str(&g),
+    }
+}
+
+fn push_id(out: &mut String, id: &FeatureId) {
+    match id {
+        FeatureId::Num(n) => {
+            let _ = write!(out, "{n}");
+        }
+        FeatureId::Text(s) => push_str_lit(out, s),
+    }
+}
+
+/// A number as JSON (null when not finite).
+fn push_value_num(out: &mut String, v: f64, style: Style) {
+    if !v.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    match style {
+        Style::Fixed(d) => push_num(out, v, d),
+        Style::Significant => {
+            let rounded: f64 = format!("{v:.5e}").parse().unwrap_or(v);
+            out.push_str(
+                &serde_json::Number::from_f64(rounded).map_or("null".to_owned(), |n| n.to_string()),
+            );
+        }
+    }
+}
+
+fn push_value(out: &mut String, c: &Column, row: usize) {
+    match c {
+        Column::Int(v) => {
+            let _ = write!(out, "{}", v[row]);
+        }
+        Column::Num(v, style) => push_value_num(out, v[row], *style),
+        Column::Bool(v) => out.push_str(if v[row] { "true" } else { "false" }),
+        Column::Text(v) => match &v[row] {
+            Some(s) => push_str_lit(out, s),
+            None => out.push_str("null"),
+        },
+        Column::Month(v) => push_str_lit(out, &Month::from_index(v[row]).to_string()),
+    }
+}
+
+/// One feature object (`links` are written into it when given, already as JSON).
+pub fn push_feature(
+    out: &mut String,
+    store: &AnalysisStore,
+    items: &Items,
+    row: usize,
+    links: Option<&str>,
+) {
+    out.push_str(r#"{"type":"Feature","id":"#);
+    push_id(out, &items.ids[row]);
+    out.push_str(r#","geometry":"#);
+    push_geometry(out, store, items.geoms[row]);
+    out.push_str(r#","properties":{"#);
+    for (k, (name, col)) in items.columns.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        push_str_lit(out, name);
+        out.push(':');
+        push_value(out, col, row);
+    }
+    out.push('}');
+    if let Some(l) = links {
+        out.push_str(r#","links":"#);
+        out.push_str(l);
+    }
+    out.push('}');
+}
+
+/// Paging facts of a FeatureCollection.
+pub struct Page<'a> {
+    pub matched: usize,
+    pub rows: &'a [usize],
+    pub time_stamp: &'a str,
+    /// The `links` array as JSON.
+    pub links: &'a str,
+}
+
+/// A FeatureCollection of the given rows.
+pub fn feature_collection(store: &AnalysisStore, items: &Items, page: &Page<'_>) -> String {
+    let mut out = String::with_capacity(256 + page.rows.len() * 512);
+    let _ = write!(
+        out,
+        r#"{{"type":"FeatureCollection","numberMatched":{},"numberReturned":{},"timeStamp":"#,
+        page.matched,
+        page.rows.len()
+    );
+    push_str_lit(&mut out, page.time_stamp);
+    out.push_str(r#","links":"#);
+    out.push_str(page.links);
+    out.push_str(r#","features":["#);
+    for (k, &row) in page.rows.iter().enumerate() {
+        out.push_str(if k > 0 { ",\n" } else { "\n" });
+        push_feature(&mut out, store, items, row, None);
+    }
+    out.push_str("\n]}\n");
+    out
+}
+
+fn csv_field(out: &mut String, s: &str) {
+    if s.contains([',', '"', '\n', '\r']) {
+        out.push('"');
+        out.push_str(&s.replace('"', "\"\""));
+        out.push('"');
+    } else {
+        out.push_str(s);
+    }
+}
+
+/// A point for the CSV: the point itself, a cell's centre, a boundary's interior point.
+fn representative(store: &AnalysisStore, g: Geom) -> Option<(f64, f64)> {
+    match g {
+        Geom::Point(x, y) => Some((f64::from(x) / 1e7, f64::from(y) / 1e7)),
+        Geom::Cell(c) => {
+            let ll = h3o::LatLng::from(c);
+            Some((ll.lng(), ll.lat()))
+        }
+        _ => polygon(store, g)
+            .and_then(|p| p.interior_point())
+            .map(|p| (p.x(), p.y())),
+    }
+}
+
+/// `id,lon,lat,<properties>` for the given rows.
+pub fn csv(store: &AnalysisStore, items: &Items, rows: &[usize]) -> String {
+    let mut out = String::from("id,lon,lat");
+    for (name, _) in &items.columns {
+        out.push(',');
+        out.push_str(name);
+    }
+    out.push('\n');
+    for &row in rows {
+        csv_field(&mut out, &items.ids[row].as_text());
+        out.push(',');
+        if let Some((x, y)) = representative(store, items.geoms[row]) {
+            push_num(&mut out, x, 7);
+            out.push(',');
+            push_num(&mut out, y, 7);
+        } else {
+            out.push(',');
+        }
+        for (_, col) in &items.columns {
+            out.push(',');
+            let mut v = String::new();
+            match col {
+                Column::Text(t) => v.push_str(t[row].as_deref().unwrap_or("")),
+                Column::Month(m) => v.push_str(&Month::from_index(m[row]).to_string()),
+                Column::Num(n, _) if !n[row].is_finite() => {}
+                _ => push_value(&mut v, col, row),
+            }
+            csv_field(&mut out, &v);
+        }
+        out.push('\n');
+    }
+    out
+}

@@ -1,0 +1,189 @@
+//! `GET /collections/{id}/items` (a page of a collection's features under the filter,
+//! bbox and paging) and `GET /collections/{id}/items/{fid}` (one feature).
+//!
+//! The statistics run in a blocking task; the computed collection is shared by the pages
+//! of one result set (`cache.rs`), so following `next` costs little after the first page.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+
+use super::build::{Items, build};
+use super::catalog::CollectionId;
+use super::encode::{Page, csv, feature_collection, intersects, push_feature};
+use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
+use super::{CSV, GEOJSON, JSON, MAX_AGE, base_url, blocking, cache, link};
+use crate::analysis::AnalysisStore;
+use crate::serve::{AppError, AppState, cached};
+
+fn collection(id: &str) -> Result<CollectionId, AppError> {
+    CollectionId::parse(id).ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))
+}
+
+/// The collection's features under the query's filter (from the cache when fresh).
+fn computed(
+    cid: CollectionId,
+    store: &Arc<AnalysisStore>,
+    generation: u64,
+    q: &ItemsQuery,
+) -> Result<Arc<Items>, AppError> {
+    let key = format!("{}|{}", cid.id(), query::filter_key(&q.filter));
+    cache::items(store, generation, &key, || {
+        build(cid, store.clone(), &q.filter)
+    })
+}
+
+/// Everything one request needs, moved into the blocking task.
+struct Request {
+    cid: CollectionId,
+    store: Arc<AnalysisStore>,
+    generation: u64,
+    q: ItemsQuery,
+    base: String,
+    headers: HeaderMap,
+}
+
+/// `GET /collections/{id}/items`.
+pub async fn items(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let cid = collection(&id)?;
+    let store = state.store();
+    let q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
+    let r = Request {
+        cid,
+        store,
+        generation: state.generation(),
+        q,
+        base: base_url(&headers, &uri),
+        headers,
+    };
+    blocking(move || page(&r)).await
+}
+
+fn page(r: &Request) -> Result<Response, AppError> {
+    let items = computed(r.cid, &r.store, r.generation, &r.q)?;
+    let matched: Vec<usize> = match &r.q.bbox {
+        None => (0..items.len()).collect(),
+        Some(b) => (0..items.len())
+            .filter(|&i| intersects(&r.store, items.geoms[i], b))
+            .collect(),
+    };
+    let start = r.q.offset.min(matched.len());
+    let end = start.saturating_add(r.q.limit).min(matched.len());
+    let rows = &matched[start..end];
+    if r.q.format == Format::Csv {
+        let body = csv(&r.store, &items, rows).into_bytes();
+        return Ok(cached(&r.headers, body, CSV, false, MAX_AGE));
+    }
+    let links = page_links(r, start, end, matched.len());
+    let stamp = cache::time_stamp(&r.store, r.generation);
+    let body = feature_collection(
+        &r.store,
+        &items,
+        &Page {
+            matched: matched.len(),
+            rows,
+            time_stamp: &stamp,
+            links: &links,
+        },
+    );
+    Ok(cached(
+        &r.headers,
+        body.into_bytes(),
+        GEOJSON,
+        false,
+        MAX_AGE,
+    ))
+}
+
+/// self, alternate (CSV), collection, and next / prev when there are more.
+fn page_links(r: &Request, start: usize, end: usize, matched: usize) -> String {
+    let href = |offset: usize, csv: bool| {
+        let mut p = r.q.params.clone();
+        if csv {
+            p.insert("f".into(), "csv".into());
+        }
+        let qs = query::with_offset(&p, offset);
+        let sep = if qs.is_empty() { "" } else { "?" };
+        format!("{}/collections/{}/items{sep}{qs}", r.base, r.cid.id())
+    };
+    let mut links = vec![
+        link(href(start, false), "self", GEOJSON, "this page"),
+        link(href(start, true), "alternate", CSV, "this page as CSV"),
+        link(
+            format!("{}/collections/{}", r.base, r.cid.id()),
+            "collection",
+            JSON,
+            "the collection",
+        ),
+    ];
+    if end < matched {
+        links.push(link(href(end, false), "next", GEOJSON, "next page"));
+    }
+    if start > 0 {
+        let prev = start.saturating_sub(r.q.limit);
+        links.push(link(href(prev, false), "prev", GEOJSON, "previous page"));
+    }
+    serde_json::Value::Array(links).to_string()
+}
+
+/// `GET /collections/{id}/items/{fid}`.
+pub async fn item(
+    State(state): State<AppState>,
+    Path((id, fid)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let cid = collection(&id)?;
+    let store = state.store();
+    let q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    let r = Request {
+        cid,
+        store,
+        generation: state.generation(),
+        q,
+        base: base_url(&headers, &uri),
+        headers,
+    };
+    blocking(move || one(&r, &fid)).await
+}
+
+fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
+    let items = computed(r.cid, &r.store, r.generation, &r.q)?;
+    let row = items.find(fid).ok_or_else(|| {
+        AppError::NotFound(format!("no feature '{fid}' in collection '{}'", r.cid.id()))
+    })?;
+    if r.q.format == Format::Csv {
+        let body = csv(&r.store, &items, &[row]).into_bytes();
+        return Ok(cached(&r.headers, body, CSV, false, MAX_AGE));
+    }
+    let qs = query::with_offset(&r.q.params, 0);
+    let sep = if qs.is_empty() { "" } else { "?" };
+    let collection = format!("{}/collections/{}", r.base, r.cid.id());
+    let links = serde_json::json!([
+        link(
+            format!("{collection}/items/{}{sep}{qs}", query::encode(fid)),
+            "self",
+            GEOJSON,
+            "this feature"
+        ),
+        link(collection, "collection", JSON, "the collection"),
+    ])
+    .to_string();
+    let mut body = String::new();
+    push_feature(&mut body, &r.store, &items, row, Some(&links));
+    body.push('\n');
+    Ok(cached(
+        &r.headers,
+        body.into_bytes(),
+        GEOJSON,
+        false,
+        MAX_AGE,
+    ))
+}

@@ -1,0 +1,205 @@
+//! `GET /api`: the OpenAPI 3.0 definition of this service (the `oas30` conformance
+//! class), written by hand: the paths, their parameters and their responses.
+
+use axum::http::{HeaderMap, Uri};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use super::catalog::CollectionId;
+use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
+use super::{CSV, GEOJSON, JSON, OPENAPI, base_url, json_only, json_response};
+use crate::serve::AppError;
+
+/// `GET /api`.
+pub async fn api(headers: HeaderMap, uri: Uri) -> Result<Response, AppError> {
+    json_only(uri.query())?;
+    let doc = document(&base_url(&headers, &uri));
+    Ok(json_response(&headers, &doc, OPENAPI))
+}
+
+fn param(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/parameters/{name}") })
+}
+
+/// A GET operation answering `ok` with the given media types, plus the error responses.
+fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[&str]) -> Value {
+    let content: serde_json::Map<String, Value> = types
+        .iter()
+        .map(|&t| {
+            let kind = if t == CSV { "string" } else { "object" };
+            (t.to_owned(), json!({ "schema": { "type": kind } }))
+        })
+        .collect();
+    json!({
+        "get": {
+            "operationId": id,
+            "summary": summary,
+            "parameters": params.iter().map(|p| param(p)).collect::<Vec<_>>(),
+            "responses": {
+                "200": { "description": ok, "content": content },
+                "304": { "description": "Not modified (the ETag in If-None-Match matches)." },
+                "400": { "$ref": "#/components/responses/BadRequest" },
+                "404": { "$ref": "#/components/responses/NotFound" },
+                "500": { "$ref": "#/components/responses/ServerError" },
+            },
+        }
+    })
+}
+
+fn paths() -> Value {
+    json!({
+        "/": get("getLandingPage", "Landing page", &["f"], "Links to the API, conformance and data.", &[JSON]),
+        "/conformance": get("getConformanceDeclaration", "Conformance classes", &["f"], "The conformance classes implemented.", &[JSON]),
+        "/api": get("getAPI", "This API definition", &["f"], "The OpenAPI 3.0 document.", &[OPENAPI]),
+        "/collections": get("getCollections", "The collections", &["f"], "Every collection with its extent and links.", &[JSON]),
+        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "f"], "The collection's description.", &[JSON]),
+        "/collections/{collectionId}/items": get(
+            "getFeatures",
+            "A page of a collection's features",
+            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "district", "itemsFormat"],
+            "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links.",
+            &[GEOJSON, CSV],
+        ),
+        "/collections/{collectionId}/items/{featureId}": get(
+            "getFeature",
+            "One feature",
+            &["collectionId", "featureId", "datetime", "types", "district", "itemsFormat"],
+            "The feature (or a one-row CSV table with f=csv).",
+            &[GEOJSON, CSV],
+        ),
+    })
+}
+
+fn parameters() -> Value {
+    let ids: Vec<&str> = CollectionId::ALL.iter().map(|c| c.id()).collect();
+    json!({
+        "collectionId": {
+            "name": "collectionId", "in": "path", "required": true,
+            "description": "The collection.",
+            "schema": { "type": "string", "enum": ids },
+        },
+        "featureId": {
+            "name": "featureId", "in": "path", "required": true,
+            "description": "The feature's id: a code, an H3 cell, or an incident number.",
+            "schema": { "type": "string" },
+        },
+        "limit": {
+            "name": "limit", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Features per page.",
+            "schema": { "type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": DEFAULT_LIMIT },
+        },
+        "offset": {
+            "name": "offset", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Features to skip (the next links carry it).",
+            "schema": { "type": "integer", "minimum": 0, "default": 0 },
+        },
+        "bbox": {
+            "name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "minLon,minLat,maxLon,maxLat in WGS84 degrees (CRS84): features whose geometry intersects the box.",
+            "schema": { "type": "array", "minItems": 4, "maxItems": 4, "items": { "type": "number" } },
+        },
+        "datetime": {
+            "name": "datetime", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "A month (YYYY-MM), an RFC 3339 date or date-time, or an interval start/end with '..' or nothing for an open end; counted by whole months.",
+            "schema": { "type": "string" },
+        },
+        "types": {
+            "name": "types", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Incident types, comma-separated (labels or slugs, e.g. burglary,road-collision).",
+            "schema": { "type": "string" },
+        },
+        "district": {
+            "name": "district", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Districts, comma-separated (codes or names); the study area becomes those districts.",
+            "schema": { "type": "string" },
+        },
+        "f": {
+            "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Output format.",
+            "schema": { "type": "string", "enum": ["json"], "default": "json" },
+        },
+        "itemsFormat": {
+            "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Output format: GeoJSON or a CSV table (id, lon, lat, properties).",
+            "schema": { "type": "string", "enum": ["json", "csv"], "default": "json" },
+        },
+    })
+}
+
+fn exception(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { JSON: { "schema": { "$ref": "#/components/schemas/exception" } } },
+    })
+}
+
+/// The whole document, with `base` as the server URL.
+pub fn document(base: &str) -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {
+            "title": "hotspot",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "OGC API - Features (Part 1: Core, GeoJSON, OpenAPI 3.0) for crime and road collision hot spots.",
+            "license": { "name": "MIT OR Apache-2.0" },
+        },
+        "servers": [{ "url": base }],
+        "paths": paths(),
+        "components": {
+            "parameters": parameters(),
+            "schemas": {
+                "exception": {
+                    "type": "object",
+                    "required": ["code"],
+                    "properties": {
+                        "code": { "type": "string" },
+                        "description": { "type": "string" },
+                    },
+                },
+            },
+            "responses": {
+                "BadRequest": exception("A parameter is unknown, repeated or has a bad value."),
+                "NotFound": exception("No such collection or feature."),
+                "ServerError": exception("A server error."),
+            },
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every `$ref` points at something that exists.
+    fn refs(v: &Value, root: &Value) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    let ptr = r.strip_prefix('#').unwrap();
+                    assert!(root.pointer(ptr).is_some(), "dangling {r}");
+                }
+                m.values().for_each(|x| refs(x, root));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, root)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn references_resolve_and_path_parameters_are_declared() {
+        let doc = document("http://localhost");
+        refs(&doc, &doc);
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let params = item["get"]["parameters"].as_array().unwrap();
+            for seg in path.split('/').filter(|s| s.starts_with('{')) {
+                let name = seg.trim_matches(['{', '}']);
+                assert!(
+                    params
+                        .iter()
+                        .any(|p| p["$ref"].as_str().unwrap().ends_with(name)),
+                    "{path} lacks {name}"
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! The query of `/collections/{id}/items` and `/items/{fid}`: parsed once, strictly
+//! (unknown parameters, repeats and bad values are 400s).
+
+use std::collections::BTreeMap;
+
+use super::datetime::parse_datetime;
+use crate::analysis::{AnalysisStore, Filter};
+use crate::serve::AppError;
+use crate::serve::params;
+
+/// Parameters of `/items`.
+pub const ITEMS_PARAMS: [&str; 7] = [
+    "limit", "offset", "bbox", "datetime", "types", "district", "f",
+];
+/// Parameters of `/items/{fid}`.
+pub const ITEM_PARAMS: [&str; 4] = ["datetime", "types", "district", "f"];
+
+/// Features per page unless `limit` says otherwise.
+pub const DEFAULT_LIMIT: usize = 10;
+/// The largest `limit`.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    GeoJson,
+    Csv,
+}
+
+/// West, south, east, north in degrees.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bbox {
+    pub west: f64,
+    pub south: f64,
+    pub east: f64,
+    pub north: f64,
+}
+
+/// A parsed items query.
+#[derive(Debug, Clone)]
+pub struct ItemsQuery {
+    pub limit: usize,
+    pub offset: usize,
+    pub bbox: Option<Bbox>,
+    pub format: Format,
+    pub filter: Filter,
+    /// The decoded parameters, for building paging links.
+    pub params: BTreeMap<String, String>,
+}
+
+/// Parses an items query (`allowed` is [`ITEMS_PARAMS`] or [`ITEM_PARAMS`]).
+///
+/// # Errors
+/// 400 naming the parameter and what is wrong with it.
+pub fn parse(
+    raw: Option<&str>,
+    allowed: &[&str],
+    store: &AnalysisStore,
+) -> Result<ItemsQuery, AppError> {
+    let params = params::parse(raw, allowed)?;
+    let bad = |p: &str, e: String| AppError::BadRequest(format!("parameter '{p}': {e}"));
+    let limit = match params.get("limit") {
+        None => DEFAULT_LIMIT,
+        Some(v) => parse_limit(v).map_err(|e| bad("limit", e))?,
+    };
+    let offset = match params.get("offset") {
+        None => 0,
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| bad("offset", format!("'{v}' is not a whole number from 0")))?
+            as usize,
+    };
+    let bbox = params
+        .get("bbox")
+        .map(|v| parse_bbox(v).map_err(|e| bad("bbox", e)))
+        .transpose()?;
+    let format = match params.get("f").map(|f| f.trim()) {
+        None | Some("json" | "geojson") => Format::GeoJson,
+        Some("csv") => Format::Csv,
+        Some(other) => return Err(bad("f", format!("'{other}' is not json or csv"))),
+    };
+    let filter = filter(&params, store)?;
+    Ok(ItemsQuery {
+        limit,
+        offset,
+        bbox,
+        format,
+        filter,
+        params,
+    })
+}
+
+fn parse_limit(v: &str) -> Result<usize, String> {
+    let n: i64 = v
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{v}' is not a whole number"))?;
+    if n < 1 || n > MAX_LIMIT as i64 {
+        return Err(format!("{n} is not from 1 to {MAX_LIMIT}"));
+    }
+    Ok(n as usize)
+}
+
+/// `minLon,minLat,maxLon,maxLat` in WGS84 degrees.
+///
+/// # Errors
+/// A message for anything but four finite numbers in range with min <= max.
+pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
+    let nums: Vec<f64> = v
+        .split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("'{}' is not a number", p.trim()))
+        })
+        .collect::<Result<_, _>>()?;
+    let [west, south, east, north] = nums[..] else {
+        return Err(format!(
+            "expected 4 numbers minLon,minLat,maxLon,maxLat, got {}",
+            nums.len()
+        ));
+    };
+    for lon in [west, east] {
+        if !(-180.0..=180.0).contains(&lon) {
+            return Err(format!("longitude {lon} is outside -180..180"));
+        }
+    }
+    for lat in [south, north] {
+        if !(-90.0..=90.0).contains(&lat) {
+            return Err(format!("latitude {lat} is outside -90..90"));
+        }
+    }
+    if west > east || south > north {
+        return Err("the minimum is above the maximum".into());
+    }
+    Ok(Bbox {
+        west,
+        south,
+        east,
+        north,
+    })
+}
+
+/// The incident filter: `types` and `district` as everywhere, months from `datetime`.
+fn filter(params: &BTreeMap<String, String>, store: &AnalysisStore) -> Result<Filter, AppError> {
+    let mut p: BTreeMap<String, String> = params
+        .iter()
+        .filter(|(k, _)| matches!(k.as_str(), "types" | "district"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(dt) = params.get("datetime") {
+        let (from, to) = parse_datetime(dt)
+            .map_err(|e| AppError::BadRequest(format!("parameter 'datetime': {e}")))?;
+        if let Some(m) = from {
+            p.insert("from".into(), m.to_string());
+        }
+        if let Some(m) = to {
+            p.insert("to".into(), m.to_string());
+        }
+    }
+    params::filter(&p, store)
+}
+
+/// A cache key for the filter.
+pub fn filter_key(f: &Filter) -> String {
+    format!(
+        "{:x}|{:?}|{:?}|{:?}",
+        f.types.bits(),
+        f.from.map(|m| m.index()),
+        f.to.map(|m| m.index()),
+        f.districts
+    )
+}
+
+/// The query string with `offset` replaced (for `next` and `prev`).
+pub fn with_offset(params: &BTreeMap<String, String>, offset: usize) -> String {
+    let mut p = params.clone();
+    p.remove("offset");
+    if offset > 0 {
+        p.insert("offset".into(), offset.to_string());
+    }
+    p.iter()
+        .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Percent-encodes all but unreserved characters and the comma.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~,".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bbox_and_limit() {
+        assert_eq!(
+            parse_bbox("-3, 53.5,-2,54").unwrap(),
+            Bbox {
+                west: -3.0,
+                south: 53.5,
+                east: -2.0,
+                north: 54.0
+            }
+        );
+        for bad in [
+            "1,2,3",
+            "a,b,c,d",
+            "-2,53,-3,54",
+            "-3,95,-2,96",
+            "-3,53,-2,NaN",
+            "1,2,3,4,5,6",
+            "",
+        ] {
+            assert!(parse_bbox(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_limit("10000"), Ok(10_000));
+        for bad in ["0", "-1", "10001", "x", "1.5", ""] {
+            assert!(parse_limit(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn offsets_and_encoding() {
+        let mut p = BTreeMap::new();
+        p.insert("limit".to_owned(), "5".to_owned());
+        p.insert("types".to_owned(), "Anti-social behaviour".to_owned());
+        assert_eq!(
+            with_offset(&p, 10),
+            "limit=5&offset=10&types=Anti-social%20behaviour"
+        );
+        assert_eq!(with_offset(&p, 0), "limit=5&types=Anti-social%20behaviour");
+    }
+}

@@ -1,0 +1,237 @@
+//! GDAL's OGC API - Features driver against the real server: `ogrinfo` lists every
+//! collection and summarises each, and `ogr2ogr` pages through a whole collection.
+//!
+//! Needs `ogrinfo` and `ogr2ogr` (Debian/Ubuntu: `apt-get install gdal-bin`). Without
+//! them the test fails, unless `HOTSPOT_SKIP_GDAL=1` says to skip it.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+const COLLECTIONS: [&str; 10] = [
+    "districts",
+    "lsoas",
+    "h3-7",
+    "h3-8",
+    "h3-9",
+    "h3-10",
+    "hotspots",
+    "emerging",
+    "patrol",
+    "incidents",
+];
+
+/// The server process, killed when dropped (also when a check panics).
+struct Server {
+    child: Child,
+    addr: String,
+    _data: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts `hotspot serve` on a free port with an empty data directory (seeded with
+    /// the bundled fixtures) and waits for its "serving at" line.
+    fn start() -> Server {
+        let data = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+            .args(["serve", "--bind", "127.0.0.1:0"])
+            .env("HOTSPOT_DATA", data.path())
+            // Debug builds tile the resolution-10 grid slowly.
+            .env("HOTSPOT_REQUEST_TIMEOUT", "900")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the hotspot binary starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads the address, then keeps draining so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("hotspot is serving at http://") {
+                    let addr = rest.split('/').next().unwrap_or_default().to_owned();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            addr: String::new(),
+            _data: data,
+        };
+        server.addr = rx
+            .recv_timeout(Duration::from_secs(300))
+            .expect("the server printed its address");
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("OAPIF:http://{}", self.addr)
+    }
+
+    /// A plain HTTP/1.1 GET of a JSON document.
+    fn get_json(&self, path: &str) -> Value {
+        let mut s = TcpStream::connect(&self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(900)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            self.addr
+        )
+        .expect("write");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read");
+        let text = String::from_utf8(raw).expect("utf-8");
+        let (head, body) = text.split_once("\r\n\r\n").expect("headers");
+        assert!(head.starts_with("HTTP/1.1 200"), "{path}: {head}");
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        serde_json::from_str(&body).expect("JSON")
+    }
+
+    fn number_matched(&self, id: &str) -> u64 {
+        self.get_json(&format!("/collections/{id}/items?limit=1"))["numberMatched"]
+            .as_u64()
+            .expect("numberMatched")
+    }
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).expect("chunk size");
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = &rest[n + 2..];
+    }
+    out
+}
+
+/// Runs a GDAL tool; the test fails on a non-zero exit or an ERROR line.
+fn gdal(tool: &str, args: &[&str]) -> String {
+    let out: Output = Command::new(tool)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{tool} did not run: {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("ERROR"),
+        "{tool} {args:?} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    stdout
+}
+
+/// Whether GDAL is installed; panics with instructions when it is not and the skip is
+/// not asked for.
+fn have_gdal() -> bool {
+    let found = Command::new("ogrinfo")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return true;
+    }
+    if std::env::var("HOTSPOT_SKIP_GDAL").as_deref() == Ok("1") {
+        eprintln!("ogrinfo not found: GDAL test skipped because HOTSPOT_SKIP_GDAL=1");
+        return false;
+    }
+    panic!(
+        "ogrinfo (GDAL) is not installed: install gdal-bin (apt-get install -y gdal-bin) \
+         or set HOTSPOT_SKIP_GDAL=1 to skip this test"
+    );
+}
+
+fn feature_count(summary: &str) -> Option<u64> {
+    summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Feature Count: "))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+#[test]
+fn gdal_reads_every_collection() {
+    if !have_gdal() {
+        return;
+    }
+    let server = Server::start();
+    let url = server.url();
+
+    let listing = gdal("ogrinfo", &["-ro", "-so", &url]);
+    for (k, id) in COLLECTIONS.iter().enumerate() {
+        assert!(
+            listing.contains(&format!("{}: {id}", k + 1)),
+            "{id} not listed:\n{listing}"
+        );
+    }
+
+    for id in COLLECTIONS {
+        let summary = gdal("ogrinfo", &["-ro", "-so", &url, id]);
+        let matched = server.number_matched(id);
+        assert_eq!(feature_count(&summary), Some(matched), "{id}:\n{summary}");
+        assert!(summary.contains("Extent: ("), "{id}:\n{summary}");
+        let geometry = if id == "incidents" {
+            "Point"
+        } else {
+            "Polygon"
+        };
+        assert!(
+            summary.contains(&format!("Geometry: {geometry}"))
+                || summary.contains(&format!("Geometry: Multi {geometry}")),
+            "{id}:\n{summary}"
+        );
+    }
+
+    // A whole collection through ogr2ogr, paging by next links.
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (page_size, name) in [(None, "h3-8.geojson"), (Some("1000"), "h3-8-1000.geojson")] {
+        let out = dir.path().join(name);
+        let out_s = out.to_string_lossy().into_owned();
+        let mut args = vec!["-f", "GeoJSON", &out_s, &url, "h3-8"];
+        let oo;
+        if let Some(n) = page_size {
+            oo = format!("PAGE_SIZE={n}");
+            args.extend(["-oo", &oo]);
+        }
+        gdal("ogr2ogr", &args);
+        check_export(&out, server.number_matched("h3-8"));
+    }
+}
+
+fn check_export(path: &Path, matched: u64) {
+    let doc: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("ogr2ogr output"))
+        .expect("JSON");
+    let features = doc["features"].as_array().expect("features");
+    assert_eq!(features.len() as u64, matched, "every feature once");
+    let mut cells: Vec<&str> = features
+        .iter()
+        .map(|f| f["properties"]["cell"].as_str().expect("cell"))
+        .collect();
+    cells.sort_unstable();
+    cells.dedup();
+    assert_eq!(cells.len() as u64, matched, "no duplicates");
+    assert!(features.iter().all(|f| f["geometry"]["type"] == "Polygon"));
+    assert!(features.iter().all(|f| f["properties"]["gi_z"].is_number()));
+}

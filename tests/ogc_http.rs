@@ -1,0 +1,740 @@
+//! OGC API - Features through the router, without a socket: every endpoint's status,
+//! media type and required members; paging by `next` links; bbox and datetime filters;
+//! 404s and 400s; ETag revalidation; RFC 7946 geometry (counter-clockwise exteriors, at
+//! most 7 decimals). The store is the bundled Lancashire fixtures, seeded once.
+
+use std::collections::HashSet;
+use std::sync::LazyLock;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{HeaderMap, Request, StatusCode, header};
+use geo::{Intersects, LineString, MultiPolygon, Point, Polygon, Rect, coord};
+use hotspot::serve::{AppState, Settings, load_or_seed, router};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+const HOST: &str = "ogc.test:8080";
+const BASE: &str = "http://ogc.test:8080";
+
+const CORE: &str = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core";
+const GEOJSON_CONF: &str = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson";
+const OAS30: &str = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30";
+const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
+
+const COLLECTIONS: [&str; 10] = [
+    "districts",
+    "lsoas",
+    "h3-7",
+    "h3-8",
+    "h3-9",
+    "h3-10",
+    "hotspots",
+    "emerging",
+    "patrol",
+    "incidents",
+];
+
+static STATE: LazyLock<AppState> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
+    // Debug builds tile the resolution-10 grid slowly: no 503 from the timeout here.
+    let settings = Settings {
+        request_timeout_secs: 900,
+        ..Settings::default()
+    };
+    AppState::new(store, settings)
+});
+
+struct Reply {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn ctype(&self) -> &str {
+        self.headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body[..self.body.len().min(300)])
+            )
+        })
+    }
+}
+
+async fn get_with(uri: &str, extra: &[(header::HeaderName, &str)]) -> Reply {
+    let path = uri.strip_prefix(BASE).unwrap_or(uri);
+    let mut req = Request::get(path).header(header::HOST, HOST);
+    for (k, v) in extra {
+        req = req.header(k, *v);
+    }
+    let res = router(STATE.clone())
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    assert!(
+        !status.is_server_error(),
+        "{uri}: {status} {}",
+        String::from_utf8_lossy(&body)
+    );
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(uri: &str) -> Reply {
+    get_with(uri, &[]).await
+}
+
+/// GET that must succeed with this media type; the JSON body.
+async fn ok_json(uri: &str, ctype: &str) -> Value {
+    let r = get(uri).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{uri}: {}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert!(r.ctype().starts_with(ctype), "{uri}: {}", r.ctype());
+    r.json()
+}
+
+fn link<'a>(doc: &'a Value, rel: &str) -> Option<&'a Value> {
+    doc["links"]
+        .as_array()?
+        .iter()
+        .find(|l| l["rel"] == rel && l["type"] != "text/csv")
+}
+
+fn href(doc: &Value, rel: &str) -> Option<String> {
+    link(doc, rel).and_then(|l| l["href"].as_str().map(str::to_owned))
+}
+
+fn coords(v: &Value) -> Vec<(f64, f64)> {
+    v.as_array()
+        .expect("ring")
+        .iter()
+        .map(|c| (c[0].as_f64().expect("x"), c[1].as_f64().expect("y")))
+        .collect()
+}
+
+fn ring_area(r: &[(f64, f64)]) -> f64 {
+    r.windows(2)
+        .map(|w| w[0].0 * w[1].1 - w[1].0 * w[0].1)
+        .sum::<f64>()
+        / 2.0
+}
+
+fn decimals_ok(x: f64) -> bool {
+    format!("{x}")
+        .split('.')
+        .nth(1)
+        .is_none_or(|d| d.len() <= 7)
+}
+
+/// Checks RFC 7946 rules and returns the geometry for intersection tests.
+fn geometry(g: &Value) -> geo::Geometry<f64> {
+    let rings = |poly: &Value| -> Polygon<f64> {
+        let rs: Vec<Vec<(f64, f64)>> = poly.as_array().expect("rings").iter().map(coords).collect();
+        for (k, r) in rs.iter().enumerate() {
+            assert!(r.len() >= 4 && r.first() == r.last(), "ring not closed");
+            assert!(r.iter().all(|(x, y)| decimals_ok(*x) && decimals_ok(*y)));
+            let a = ring_area(r);
+            assert!(
+                if k == 0 { a > 0.0 } else { a < 0.0 },
+                "winding of ring {k}: {a}"
+            );
+        }
+        let mut it = rs.into_iter().map(LineString::from);
+        let ext = it.next().expect("exterior");
+        Polygon::new(ext, it.collect())
+    };
+    match g["type"].as_str() {
+        Some("Point") => {
+            let (x, y) = (
+                g["coordinates"][0].as_f64().expect("x"),
+                g["coordinates"][1].as_f64().expect("y"),
+            );
+            assert!(decimals_ok(x) && decimals_ok(y), "{x} {y}");
+            assert!((-180.0..=180.0).contains(&x) && (-90.0..=90.0).contains(&y));
+            Point::new(x, y).into()
+        }
+        Some("Polygon") => rings(&g["coordinates"]).into(),
+        Some("MultiPolygon") => MultiPolygon(
+            g["coordinates"]
+                .as_array()
+                .expect("polygons")
+                .iter()
+                .map(rings)
+                .collect(),
+        )
+        .into(),
+        other => panic!("unexpected geometry {other:?}"),
+    }
+}
+
+/// The members a FeatureCollection must have; its features' ids.
+fn check_collection(doc: &Value) -> Vec<String> {
+    assert_eq!(doc["type"], "FeatureCollection");
+    assert!(doc.get("crs").is_none(), "RFC 7946 has no crs member");
+    let matched = doc["numberMatched"].as_u64().expect("numberMatched");
+    let returned = doc["numberReturned"].as_u64().expect("numberReturned");
+    let ts = doc["timeStamp"].as_str().expect("timeStamp");
+    assert!(
+        ts.len() == 20 && ts.ends_with('Z') && &ts[10..11] == "T",
+        "{ts}"
+    );
+    assert!(href(doc, "self").is_some(), "self link");
+    let features = doc["features"].as_array().expect("features");
+    assert_eq!(features.len() as u64, returned);
+    assert!(returned <= matched);
+    features
+        .iter()
+        .map(|f| {
+            assert_eq!(f["type"], "Feature");
+            assert!(f["properties"].is_object());
+            geometry(&f["geometry"]);
+            match &f["id"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                other => panic!("bad id {other}"),
+            }
+        })
+        .collect()
+}
+
+/// The data's first and last months, from the incidents' temporal extent.
+async fn data_months() -> (String, String) {
+    let c = ok_json("/collections/incidents", "application/json").await;
+    let i = &c["extent"]["temporal"]["interval"][0];
+    let m = |v: &Value| v.as_str().expect("month")[..7].to_owned();
+    (m(&i[0]), m(&i[1]))
+}
+
+#[tokio::test]
+async fn landing_conformance_and_api() {
+    let l = ok_json("/", "application/json").await;
+    for rel in ["self", "service-desc", "conformance", "data"] {
+        assert!(href(&l, rel).is_some_and(|h| h.starts_with(BASE)), "{rel}");
+    }
+    assert_eq!(
+        link(&l, "service-desc").expect("service-desc")["type"],
+        "application/vnd.oai.openapi+json;version=3.0"
+    );
+    assert_eq!(
+        href(&l, "data").as_deref(),
+        Some(&*format!("{BASE}/collections"))
+    );
+
+    let c = ok_json("/conformance", "application/json").await;
+    let classes: Vec<&str> = c["conformsTo"]
+        .as_array()
+        .expect("conformsTo")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for uri in [CORE, GEOJSON_CONF, OAS30] {
+        assert!(classes.contains(&uri), "{uri}");
+    }
+
+    let api = ok_json("/api", "application/vnd.oai.openapi+json").await;
+    assert!(
+        api["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.0."))
+    );
+    assert!(api["info"]["title"].is_string() && api["info"]["version"].is_string());
+    for p in [
+        "/",
+        "/conformance",
+        "/api",
+        "/collections",
+        "/collections/{collectionId}",
+        "/collections/{collectionId}/items",
+        "/collections/{collectionId}/items/{featureId}",
+    ] {
+        assert!(
+            api["paths"][p]["get"]["responses"]["200"].is_object(),
+            "{p}"
+        );
+    }
+    let items = api["paths"]["/collections/{collectionId}/items"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters");
+    let names: Vec<&str> = items
+        .iter()
+        .filter_map(|p| p["$ref"].as_str())
+        .filter_map(|r| api.pointer(r.trim_start_matches('#')))
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    for n in [
+        "collectionId",
+        "limit",
+        "offset",
+        "bbox",
+        "datetime",
+        "types",
+        "district",
+        "f",
+    ] {
+        assert!(names.contains(&n), "{n} in {names:?}");
+    }
+    let limit = api
+        .pointer("/components/parameters/limit/schema")
+        .expect("limit");
+    assert_eq!(
+        (limit["maximum"].as_u64(), limit["default"].as_u64()),
+        (Some(10_000), Some(10))
+    );
+}
+
+#[tokio::test]
+async fn collections_describe_themselves() {
+    let all = ok_json("/collections", "application/json").await;
+    assert!(href(&all, "self").is_some());
+    let listed: Vec<&str> = all["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .filter_map(|c| c["id"].as_str())
+        .collect();
+    assert_eq!(listed, COLLECTIONS);
+    let (first, last) = data_months().await;
+    assert!(first <= last);
+    for id in COLLECTIONS {
+        let c = ok_json(&format!("/collections/{id}"), "application/json").await;
+        assert_eq!(c["id"], id);
+        assert_eq!(c["itemType"], "feature");
+        assert_eq!(c["crs"][0], CRS84);
+        assert!(c["title"].is_string() && c["description"].is_string());
+        let b: Vec<f64> = c["extent"]["spatial"]["bbox"][0]
+            .as_array()
+            .expect("bbox")
+            .iter()
+            .filter_map(Value::as_f64)
+            .collect();
+        assert_eq!(b.len(), 4, "{id}");
+        assert!(
+            b[0] < b[2] && b[1] < b[3] && b[0] > -4.0 && b[2] < -1.5 && b[1] > 53.0 && b[3] < 55.0,
+            "{id}: {b:?}"
+        );
+        let i = &c["extent"]["temporal"]["interval"][0];
+        assert!(i[0].as_str().is_some_and(|s| s.starts_with(&first)), "{id}");
+        assert!(i[1].as_str().is_some_and(|s| s.starts_with(&last)), "{id}");
+        let items = link(&c, "items").expect("items link");
+        assert_eq!(items["type"], "application/geo+json");
+        assert_eq!(items["href"], format!("{BASE}/collections/{id}/items"));
+    }
+}
+
+#[tokio::test]
+async fn every_collection_serves_features() {
+    for id in COLLECTIONS {
+        let doc = ok_json(
+            &format!("/collections/{id}/items?limit=3"),
+            "application/geo+json",
+        )
+        .await;
+        let ids = check_collection(&doc);
+        let matched = doc["numberMatched"].as_u64().expect("matched");
+        assert!(matched > 0, "{id} is empty");
+        assert_eq!(ids.len() as u64, matched.min(3), "{id}");
+        assert_eq!(href(&doc, "next").is_some(), matched > 3, "{id}");
+        let props = &doc["features"][0]["properties"];
+        let want: &[&str] = match id {
+            "districts" | "lsoas" => &["count", "per_km2"],
+            "emerging" => &["category", "category_code", "trend_z", "trend_p"],
+            "incidents" => &["month", "type"],
+            "patrol" => &["rank", "count", "gi_z"],
+            _ => &["count", "per_km2", "gi_z", "gi_p", "gi_bin"],
+        };
+        for p in want {
+            assert!(props.get(*p).is_some(), "{id} lacks {p}: {props}");
+        }
+        if id == "hotspots" {
+            assert!(
+                doc["features"]
+                    .as_array()
+                    .expect("f")
+                    .iter()
+                    .all(|f| f["properties"]["gi_bin"].as_i64() > Some(0))
+            );
+        }
+        if id == "emerging" {
+            assert!(props["category"] != "No Pattern Detected");
+        }
+        if id == "incidents" {
+            let p = props.as_object().expect("props");
+            assert!(
+                p.keys()
+                    .all(|k| ["month", "type", "severity"].contains(&k.as_str())),
+                "{p:?}"
+            );
+        }
+        // One feature by id, the same as in the page.
+        let fid = &ids[0];
+        let one = ok_json(
+            &format!("/collections/{id}/items/{fid}"),
+            "application/geo+json",
+        )
+        .await;
+        assert_eq!(one["type"], "Feature");
+        assert_eq!(one["properties"], doc["features"][0]["properties"]);
+        assert!(href(&one, "collection").is_some());
+        geometry(&one["geometry"]);
+    }
+}
+
+#[tokio::test]
+async fn h3_grids_include_empty_cells_and_nest() {
+    let total = |doc: &Value| doc["numberMatched"].as_u64().expect("matched");
+    let h7 = ok_json(
+        "/collections/h3-7/items?limit=10000",
+        "application/geo+json",
+    )
+    .await;
+    let h8 = ok_json("/collections/h3-8/items?limit=1", "application/geo+json").await;
+    assert!(total(&h8) > 5 * total(&h7), "finer grids have more cells");
+    let feats = h7["features"].as_array().expect("features");
+    assert_eq!(feats.len() as u64, total(&h7));
+    assert!(
+        feats.iter().any(|f| f["properties"]["count"] == 0),
+        "zero cells are part of the grid"
+    );
+    let sum7: u64 = feats
+        .iter()
+        .filter_map(|f| f["properties"]["count"].as_u64())
+        .sum();
+    let d = ok_json(
+        "/collections/districts/items?limit=100",
+        "application/geo+json",
+    )
+    .await;
+    let sum_d: u64 = d["features"]
+        .as_array()
+        .expect("f")
+        .iter()
+        .filter_map(|f| f["properties"]["count"].as_u64())
+        .sum();
+    let inc = ok_json(
+        "/collections/incidents/items?limit=1",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(sum7, total(&inc), "every located incident is in one cell");
+    assert!(
+        sum_d <= sum7 && sum_d * 100 >= sum7 * 99,
+        "districts {sum_d} vs cells {sum7}"
+    );
+}
+
+#[tokio::test]
+async fn paging_by_next_links_visits_everything_once() {
+    let mut url = "/collections/h3-7/items?limit=5".to_owned();
+    let mut seen = HashSet::new();
+    let mut matched = None;
+    let mut pages = 0;
+    loop {
+        let doc = ok_json(&url, "application/geo+json").await;
+        let ids = check_collection(&doc);
+        assert!(ids.len() <= 5);
+        let m = doc["numberMatched"].as_u64().expect("matched");
+        assert_eq!(*matched.get_or_insert(m), m, "numberMatched is stable");
+        if pages > 0 {
+            assert!(href(&doc, "prev").is_some(), "prev on page {pages}");
+        } else {
+            assert!(href(&doc, "prev").is_none());
+        }
+        for id in ids {
+            assert!(seen.insert(id.clone()), "{id} twice");
+        }
+        pages += 1;
+        match href(&doc, "next") {
+            Some(next) => {
+                assert!(next.starts_with(BASE), "{next}");
+                url = next;
+            }
+            None => break,
+        }
+        assert!(pages < 1000, "runaway paging");
+    }
+    assert_eq!(Some(seen.len() as u64), matched);
+    assert!(pages > 100);
+    // Past the end: nothing, no next.
+    let doc = ok_json(
+        "/collections/districts/items?offset=500",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(doc["numberReturned"], 0);
+    assert!(href(&doc, "next").is_none());
+}
+
+/// Every feature of a query, following `next` links; with the first page.
+async fn all_features(url: &str) -> (Value, Vec<Value>) {
+    let first = ok_json(url, "application/geo+json").await;
+    let mut features: Vec<Value> = first["features"].as_array().expect("features").clone();
+    let mut next = href(&first, "next");
+    while let Some(u) = next {
+        let doc = ok_json(&u, "application/geo+json").await;
+        features.extend(
+            doc["features"]
+                .as_array()
+                .expect("features")
+                .iter()
+                .cloned(),
+        );
+        next = href(&doc, "next");
+    }
+    assert_eq!(
+        first["numberMatched"].as_u64(),
+        Some(features.len() as u64),
+        "{url}"
+    );
+    (first, features)
+}
+
+#[tokio::test]
+async fn bbox_keeps_exactly_the_intersecting_features() {
+    let (w, s, e, n) = (-2.75, 53.74, -2.65, 53.79);
+    let rect = Rect::new(coord! { x: w, y: s }, coord! { x: e, y: n });
+    let bbox = format!("{w},{s},{e},{n}");
+    for id in ["h3-7", "districts", "incidents"] {
+        let (_, all) = all_features(&format!("/collections/{id}/items?limit=10000")).await;
+        let inside: HashSet<String> = all
+            .iter()
+            .filter(|f| geometry(&f["geometry"]).intersects(&rect))
+            .map(|f| f["id"].to_string())
+            .collect();
+        let (doc, got) =
+            all_features(&format!("/collections/{id}/items?limit=10000&bbox={bbox}")).await;
+        check_collection(&doc);
+        let got: HashSet<String> = got.iter().map(|f| f["id"].to_string()).collect();
+        assert!(!got.is_empty(), "{id}");
+        let extra: Vec<&String> = got.difference(&inside).take(5).collect();
+        let missing: Vec<&String> = inside.difference(&got).take(5).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{id}: extra {extra:?}, missing {missing:?}"
+        );
+        assert!(got.len() < all.len(), "{id}");
+        assert!(href(&doc, "self").is_some_and(|h| h.contains("bbox=")));
+    }
+}
+
+#[tokio::test]
+async fn datetime_filters_months() {
+    let (first, last) = data_months().await;
+    let total = |doc: &Value| -> u64 {
+        doc["features"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .filter_map(|f| f["properties"]["count"].as_u64())
+            .sum()
+    };
+    let all = ok_json(
+        "/collections/districts/items?limit=100",
+        "application/geo+json",
+    )
+    .await;
+    let one = ok_json(
+        &format!("/collections/districts/items?limit=100&datetime={first}"),
+        "application/geo+json",
+    )
+    .await;
+    assert!(
+        total(&one) > 0 && total(&one) < total(&all),
+        "{} vs {}",
+        total(&one),
+        total(&all)
+    );
+    let as_date = ok_json(
+        &format!("/collections/districts/items?limit=100&datetime={first}-15T12:00:00Z"),
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(total(&as_date), total(&one));
+    let open = ok_json(
+        &format!("/collections/districts/items?limit=100&datetime=../{last}"),
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(total(&open), total(&all));
+    let span = ok_json(
+        &format!("/collections/districts/items?limit=100&datetime={first}/{last}"),
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(total(&span), total(&all));
+    // The incidents of that month are the month's count, and all carry it.
+    let inc = ok_json(
+        &format!("/collections/incidents/items?limit=10000&datetime={first}"),
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(inc["numberMatched"].as_u64(), Some(total(&one)));
+    assert!(
+        inc["features"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .all(|f| f["properties"]["month"] == first.as_str())
+    );
+    assert!(href(&inc, "self").is_some_and(|h| h.contains("datetime=")));
+    // A month without data: no incidents, zero counts.
+    let none = ok_json(
+        "/collections/incidents/items?datetime=1999-01",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(none["numberMatched"], 0);
+    assert_eq!(none["features"].as_array().map(Vec::len), Some(0));
+    // types and district narrow too.
+    let burg = ok_json(
+        "/collections/incidents/items?types=burglary&district=Preston&limit=50",
+        "application/geo+json",
+    )
+    .await;
+    assert!(burg["numberMatched"].as_u64() > Some(0));
+    assert!(
+        burg["features"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .all(|f| f["properties"]["type"] == "Burglary")
+    );
+}
+
+#[tokio::test]
+async fn csv_tables() {
+    let r = get("/collections/districts/items?f=csv&limit=3").await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.ctype().starts_with("text/csv"));
+    let text = String::from_utf8(r.body).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "id,lon,lat,code,name,count,per_km2");
+    assert_eq!(lines.len(), 4);
+    let r = get("/collections/incidents/items?f=csv&limit=2").await;
+    assert!(String::from_utf8_lossy(&r.body).starts_with("id,lon,lat,month,type,severity\n"));
+}
+
+#[tokio::test]
+async fn unknown_things_are_404() {
+    for uri in [
+        "/collections/nope",
+        "/collections/nope/items",
+        "/collections/nope/items/1",
+        "/collections/h3-11/items",
+        "/collections/districts/items/NOPE",
+        "/collections/incidents/items/99999999",
+        "/collections/incidents/items/007",
+        "/collections/incidents/items/-1",
+        "/collections/h3-7/items/8f2830828052d25",
+        "/nowhere",
+    ] {
+        let r = get(uri).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{uri}");
+        if uri != "/nowhere" {
+            assert_eq!(r.json()["code"], "NotFound", "{uri}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn bad_parameters_are_400() {
+    for q in [
+        "limit=10001",
+        "limit=0",
+        "limit=-5",
+        "limit=abc",
+        "limit=1.5",
+        "offset=-1",
+        "offset=x",
+        "bbox=1,2,3",
+        "bbox=a,b,c,d",
+        "bbox=-2,53,-3,54",
+        "bbox=-3,54,-2,53",
+        "bbox=-3,95,-2,96",
+        "bbox=-200,53,-2,54",
+        "bbox=1,2,3,4,5",
+        "bbox=",
+        "foo=bar",
+        "from=2023-01",
+        "limit=5&limit=6",
+        "datetime=2023-13",
+        "datetime=2023-02-30",
+        "datetime=yesterday",
+        "datetime=2023-06/2023-01",
+        "datetime=2023-01/2023-02/2023-03",
+        "datetime=..",
+        "datetime=2023-05-17T25:00:00Z",
+        "types=dragons",
+        "district=Atlantis",
+        "f=html",
+        "limit=%zz",
+    ] {
+        let r = get(&format!("/collections/districts/items?{q}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "{q}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+        assert_eq!(r.json()["code"], "InvalidParameterValue", "{q}");
+    }
+    for uri in [
+        "/?foo=1",
+        "/conformance?f=xml",
+        "/api?x=1",
+        "/collections?limit=5",
+        "/collections/districts?bbox=1,2,3,4",
+        "/collections/districts/items/E06000008?limit=5",
+        "/collections/districts/items/E06000008?datetime=2023-13",
+    ] {
+        assert_eq!(get(uri).await.status, StatusCode::BAD_REQUEST, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn etags_revalidate_to_304() {
+    for uri in [
+        "/",
+        "/conformance",
+        "/api",
+        "/collections",
+        "/collections/h3-8",
+        "/collections/h3-8/items?limit=7",
+        "/collections/districts/items/E06000008",
+    ] {
+        let a = get(uri).await;
+        assert_eq!(a.status, StatusCode::OK, "{uri}");
+        let tag = a
+            .headers
+            .get(header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .expect("ETag")
+            .to_owned();
+        assert!(a.headers.get(header::CACHE_CONTROL).is_some(), "{uri}");
+        let b = get_with(uri, &[(header::IF_NONE_MATCH, &tag)]).await;
+        assert_eq!(b.status, StatusCode::NOT_MODIFIED, "{uri}");
+        assert!(b.body.is_empty());
+        let c = get_with(uri, &[(header::IF_NONE_MATCH, "\"other\"")]).await;
+        assert_eq!(c.status, StatusCode::OK, "{uri}");
+    }
+}
