@@ -1,10 +1,371 @@
-//! (in progress)
+//! Kernel density heatmap tiles (PNG), their TileJSON and a legend.
+//!
+//! Why a server-side kernel density rather than a client heatmap layer: a screen-space
+//! heatmap (MapLibre's `heatmap` layer, Leaflet.heat) blurs points by a radius in pixels,
+//! so the hotspot grows, shrinks and moves as the analyst zooms, and its colours mean
+//! nothing in particular. Here every pixel is the quartic kernel density of the filtered
+//! incidents at that place, with the bandwidth in metres on the British National Grid, as
+//! ArcGIS Pro's Kernel Density tool computes it (`stats::kde`); the colour scale is fixed
+//! per filter, so a colour is the same density in incidents per km² at every zoom and on
+//! every tile, and the legend can say which.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/tiles/heatmap/{z}/{x}/{y}.png?types=&from=&to=&district=&bandwidth=&ramp=&max=` | 256 px RGBA PNG, Web Mercator XYZ |
+//! | `/tiles/heatmap.json?...` | TileJSON 3.0.0, the query carried into its `tiles` URL |
+//! | `/tiles/heatmap/legend?...` | JSON: ramp stops (`#rrggbbaa`) and the density each means, per km² |
+//!
+//! Parameters, besides the incident filter (`params::filter`):
+//! - `bandwidth`: search radius in metres, 50 to 20000. Default: ArcGIS's rule on the
+//!   filtered incidents (`surface`), computed once per filter.
+//! - `ramp`: `viridis` (default), `cividis` or `magma` (`ramp`).
+//! - `max`: the density (incidents per km²) at the top of the ramp; denser is drawn in the
+//!   top colour. Default: the 99.5th percentile of the density at the incident locations,
+//!   fixed per filter and bandwidth.
+//!
+//! Bad coordinates, an unknown parameter or a bad value are 400, another extension 404.
+//!
+//! Caching: surfaces in a small bounded cache (`surface`); rendered PNGs in one of about
+//! 64 MB keyed by surface, ramp, top of the ramp and tile (`quick_cache`: LRU-like
+//! eviction, and concurrent misses on one key wait for a single computation). Both keys carry the store's
+//! generation, so an ingest (which replaces the store) is never served stale tiles.
+//! Responses have an ETag (304 on `If-None-Match`) and `Cache-Control: public,
+//! max-age=300`. Rendering runs on tokio's blocking pool.
+
+#[path = "heatmap_ramp.rs"]
+pub mod ramp;
+#[path = "heatmap_render.rs"]
+pub mod render;
+#[path = "heatmap_surface.rs"]
+pub mod surface;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, Uri, header};
+use axum::response::Response;
+use axum::routing::get;
+use geo::BoundingRect;
+use quick_cache::sync::Cache;
+use serde_json::{Value, json};
 
-use crate::serve::AppState;
+pub use ramp::Ramp;
+pub use render::{empty_png, render as render_tile};
+pub use surface::{BANDWIDTH_RANGE_M, Surface};
+
+use crate::analysis::Filter;
+use crate::serve::params::{self, FILTER_PARAMS};
+use crate::serve::tile::TileCoord;
+use crate::serve::{AppError, AppState, cached};
+use crate::stats::kde::M2_PER_KM2;
+
+/// The PNG media type.
+pub const CONTENT_TYPE: &str = "image/png";
+
+/// Seconds clients may reuse a tile without revalidating.
+const MAX_AGE: u32 = 300;
+
+/// Zooms advertised in the TileJSON (tiles are served at every zoom).
+pub const MIN_ZOOM: u8 = 6;
+pub const MAX_ZOOM: u8 = 18;
+
+/// Bytes of rendered PNGs kept.
+const TILE_CACHE_BYTES: u64 = 64 << 20;
+
+/// Largest `max` accepted (incidents per km²).
+const MAX_MAX_PER_KM2: f64 = 1.0e9;
+
+/// Every parameter the heatmap endpoints accept.
+const PARAMS: [&str; 7] = [
+    FILTER_PARAMS[0],
+    FILTER_PARAMS[1],
+    FILTER_PARAMS[2],
+    FILTER_PARAMS[3],
+    "bandwidth",
+    "ramp",
+    "max",
+];
+
+const ATTRIBUTION: &str = "Incidents: police.uk and DfT STATS19, Open Government Licence v3.0. \
+    Boundaries: Source: Office for National Statistics licensed under the Open Government \
+    Licence v3.0. Contains OS data \u{a9} Crown copyright and database right 2011.";
+
+const METHOD: &str = "quartic kernel density, bandwidth in metres";
+
+#[derive(Clone)]
+struct PngWeighter;
+
+impl quick_cache::Weighter<TileKey, Arc<[u8]>> for PngWeighter {
+    fn weight(&self, _key: &TileKey, png: &Arc<[u8]>) -> u64 {
+        png.len() as u64 + 64
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct TileKey {
+    surface: u64,
+    ramp: Ramp,
+    max_bits: u64,
+    tile: TileCoord,
+}
+
+static TILES: LazyLock<Cache<TileKey, Arc<[u8]>, PngWeighter>> =
+    LazyLock::new(|| Cache::with_weighter(4096, TILE_CACHE_BYTES, PngWeighter));
 
 /// This module's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/tiles/heatmap/{z}/{x}/{y}", get(tile))
+        .route("/tiles/heatmap/legend", get(legend))
+        .route("/tiles/heatmap.json", get(tilejson))
+}
+
+/// The parsed heatmap parameters.
+struct Request {
+    params: BTreeMap<String, String>,
+    filter: Filter,
+    bandwidth: Option<f64>,
+    ramp: Ramp,
+    /// Requested top of the ramp, per km².
+    max: Option<f64>,
+}
+
+impl Request {
+    fn parse(state: &AppState, query: Option<&str>) -> Result<Self, AppError> {
+        let params = params::parse(query, &PARAMS)?;
+        let filter = params::filter(&params, &state.store())?;
+        let number = |name: &str| -> Result<Option<f64>, AppError> {
+            params
+                .get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|x| x.is_finite())
+                        .ok_or_else(|| {
+                            AppError::BadRequest(format!(
+                                "parameter '{name}': '{v}' is not a number"
+                            ))
+                        })
+                })
+                .transpose()
+        };
+        let (lo, hi) = BANDWIDTH_RANGE_M;
+        let bandwidth = number("bandwidth")?;
+        if let Some(b) = bandwidth
+            && !(lo..=hi).contains(&b)
+        {
+            return Err(AppError::BadRequest(format!(
+                "parameter 'bandwidth': {b} m is outside {lo} to {hi} m"
+            )));
+        }
+        let max = number("max")?;
+        if let Some(m) = max
+            && !(m > 0.0 && m <= MAX_MAX_PER_KM2)
+        {
+            return Err(AppError::BadRequest(format!(
+                "parameter 'max': {m} is not a density above 0 and at most {MAX_MAX_PER_KM2} per km2"
+            )));
+        }
+        let ramp = match params.get("ramp") {
+            None => Ramp::default(),
+            Some(name) => Ramp::parse(name).ok_or_else(|| {
+                let names: Vec<&str> = Ramp::ALL.iter().map(|r| r.name()).collect();
+                AppError::BadRequest(format!(
+                    "parameter 'ramp': unknown ramp '{name}' (known: {})",
+                    names.join(", ")
+                ))
+            })?,
+        };
+        Ok(Request {
+            params,
+            filter,
+            bandwidth,
+            ramp,
+            max,
+        })
+    }
+
+    /// The cached surface (blocking).
+    fn surface(&self, state: &AppState) -> Result<Arc<Surface>, AppError> {
+        surface::surface(
+            &state.store(),
+            state.generation(),
+            &self.filter,
+            self.bandwidth,
+        )
+    }
+
+    /// The top of the ramp in incidents per km².
+    fn max_per_km2(&self, s: &Surface) -> f64 {
+        self.max.unwrap_or_else(|| s.default_max_per_km2())
+    }
+}
+
+fn join_error(e: tokio::task::JoinError) -> AppError {
+    AppError::Internal(format!("heatmap task: {e}"))
+}
+
+async fn tile(
+    State(state): State<AppState>,
+    Path((z, x, y)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let t = TileCoord::from_path(&z, &x, &y, "png")?;
+    let req = Request::parse(&state, query.as_deref())?;
+    let png = tokio::task::spawn_blocking(move || -> Result<Arc<[u8]>, AppError> {
+        let s = req.surface(&state)?;
+        let max = req.max_per_km2(&s) / M2_PER_KM2;
+        let key = TileKey {
+            surface: s.id(),
+            ramp: req.ramp,
+            max_bits: max.to_bits(),
+            tile: t,
+        };
+        TILES.get_or_insert_with(&key, || {
+            Ok::<_, AppError>(Arc::from(render::render(&s, t, req.ramp, max)))
+        })
+    })
+    .await
+    .map_err(join_error)??;
+    Ok(cached(&headers, png.to_vec(), CONTENT_TYPE, false, MAX_AGE))
+}
+
+async fn legend(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let req = Request::parse(&state, query.as_deref())?;
+    let doc = tokio::task::spawn_blocking(move || -> Result<Value, AppError> {
+        let s = req.surface(&state)?;
+        Ok(legend_doc(&req, &s))
+    })
+    .await
+    .map_err(join_error)??;
+    json_response(&doc, &headers)
+}
+
+fn legend_doc(req: &Request, s: &Surface) -> Value {
+    let max = req.max_per_km2(s);
+    let stops: Vec<Value> = ramp::LEGEND_STOPS
+        .iter()
+        .map(|&t| json!({ "t": t, "colour": req.ramp.hex(t), "per_km2": t * max }))
+        .collect();
+    json!({
+        "method": METHOD,
+        "kernel": "quartic (biweight), Silverman 1986 eq. 4.5, as ArcGIS Kernel Density",
+        "units": "incidents per km2",
+        "bandwidth_m": s.bandwidth(),
+        "bandwidth_source": if s.bandwidth_is_default() {
+            "default: ArcGIS rule 0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2 on the filtered incidents"
+        } else {
+            "requested"
+        },
+        "incidents": s.incidents().round() as u64,
+        "ramp": req.ramp.name(),
+        "scale": "linear: colour index round(255 density / max); alpha rises from 0 at zero \
+            density to opaque at 0.1 max; above max the top colour",
+        "max_per_km2": max,
+        "max_source": if req.max.is_some() {
+            "requested"
+        } else {
+            "99.5th percentile of the density at the incident locations (weighted by incidents)"
+        },
+        "stops": stops,
+    })
+}
+
+async fn tilejson(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let req = Request::parse(&state, query.as_deref())?;
+    let suffix: String = req
+        .params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    let sep = if suffix.is_empty() { "" } else { "?" };
+    let base = base_url(&state, &uri, &headers);
+    let store = state.store();
+    let b = store
+        .geography
+        .county
+        .bounding_rect()
+        .map_or([-180.0, -85.0, 180.0, 85.0], |r| {
+            [r.min().x, r.min().y, r.max().x, r.max().y]
+        });
+    let round = |v: f64| (v * 1e6).round() / 1e6;
+    let doc = json!({
+        "tilejson": "3.0.0",
+        "name": "hotspot heatmap",
+        "description": "Kernel density of incidents (quartic kernel, bandwidth in metres on \
+            the British National Grid, as ArcGIS Kernel Density), coloured on a fixed scale \
+            per filter; see the legend URL for what each colour means in incidents per km2.",
+        "version": "1.0.0",
+        "scheme": "xyz",
+        "tiles": [format!("{base}/tiles/heatmap/{{z}}/{{x}}/{{y}}.png{sep}{suffix}")],
+        "legend": format!("{base}/tiles/heatmap/legend{sep}{suffix}"),
+        "minzoom": MIN_ZOOM,
+        "maxzoom": MAX_ZOOM,
+        "bounds": b.map(round),
+        "center": [round((b[0] + b[2]) / 2.0), round((b[1] + b[3]) / 2.0), 9],
+        "attribution": ATTRIBUTION,
+    });
+    json_response(&doc, &headers)
+}
+
+fn json_response(doc: &Value, headers: &HeaderMap) -> Result<Response, AppError> {
+    let body =
+        serde_json::to_vec_pretty(doc).map_err(|e| AppError::Internal(format!("JSON: {e}")))?;
+    Ok(cached(headers, body, "application/json", false, MAX_AGE))
+}
+
+/// `scheme://host` of the request: the Host header (or the URI's authority), else the
+/// bound address; https only when a proxy says so with `X-Forwarded-Proto`.
+fn base_url(state: &AppState, uri: &Uri, headers: &HeaderMap) -> String {
+    let valid = |h: &str| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| uri.authority().map(ToString::to_string))
+        .filter(|h| valid(h))
+        .unwrap_or_else(|| {
+            let bind = state.settings().bind;
+            if bind.ip().is_unspecified() {
+                format!("localhost:{}", bind.port())
+            } else {
+                bind.to_string()
+            }
+        });
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    format!("{}://{host}", if https { "https" } else { "http" })
+}
+
+/// Percent-encodes a query value (unreserved characters and commas stay).
+fn encode_component(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

@@ -1,0 +1,241 @@
+//! The `cells` layer: H3 cells with their counts, rates, Gi* and emerging category.
+//!
+//! The statistics are global (Gi* needs every unit of the study area, not one tile's), so
+//! they are computed once per store, generation, filter and resolution and kept in a
+//! small LRU (`mvt_cache`); each tile is then only a cut of the cached cells, found
+//! through an R-tree of their extents. Work runs on tokio's blocking pool.
+//!
+//! Only cells with incidents, a significant Gi* bin or an emerging pattern are kept: the
+//! zero-count, not-significant rest of the study grid is most of it and says nothing.
+
+use std::sync::Arc;
+
+use ::mvt::Tile;
+use h3o::{CellIndex, Resolution};
+use rstar::primitives::{GeomWithData, Rectangle};
+use rstar::{AABB, RTree};
+
+use super::geom::{self, EXTENT, Frame, Polygon};
+use crate::analysis::{AnalysisStore, Filter};
+use crate::lru::Lru;
+use crate::serve::AppError;
+use crate::serve::tile::TileCoord;
+use crate::stats::emerging::{self, Category};
+use crate::stats::gi_star::gi_star;
+use crate::stats::study::{Contiguity, Study, Units};
+
+/// Layer name.
+pub const LAYER: &str = "cells";
+
+/// Entries kept (each is one filter at one resolution: a few MB at most).
+const CAPACITY: usize = 16;
+
+/// The H3 resolution drawn at zoom `z`: cells of a few to a few dozen pixels across.
+pub fn resolution(z: u8) -> Resolution {
+    match z {
+        0..=8 => Resolution::Six,
+        9..=10 => Resolution::Seven,
+        11 => Resolution::Eight,
+        12..=13 => Resolution::Nine,
+        _ => Resolution::Ten,
+    }
+}
+
+/// Whether the emerging hot spot category is computed at `res`: from 7 to 9. At 6 a cell
+/// (36 km2) is a whole town and its trend says little; at 10 most cells have a handful of
+/// incidents over the whole period, too sparse for a monthly trend, and the space-time
+/// cube (about 200,000 cells by every month) is too costly to build per filter.
+pub fn has_category(res: Resolution) -> bool {
+    (Resolution::Seven..=Resolution::Nine).contains(&res)
+}
+
+/// One kept cell.
+struct Row {
+    cell: CellIndex,
+    count: u64,
+    per_km2: f64,
+    gi_z: f64,
+    gi_bin: i8,
+    category: Option<Category>,
+    outline: Polygon,
+}
+
+/// The cells of one filter at one resolution, indexed by their extent in metres.
+pub struct CellLayer {
+    rows: Vec<Row>,
+    index: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
+}
+
+/// Rounds to 4 decimals (ample for a map; shorter tiles).
+fn r4(v: f64) -> f64 {
+    (v * 1e4).round() / 1e4
+}
+
+impl CellLayer {
+    fn compute(store: Arc<AnalysisStore>, res: Resolution, filter: &Filter) -> Self {
+        let study = Study::new(store.clone(), Units::H3(res), filter);
+        let w = study.weights(1, Contiguity::Queen, true);
+        let gi = gi_star(&study.counts, &w, true);
+        let categories = if has_category(res) {
+            categories(&study, &w, filter)
+        } else {
+            None
+        };
+        let density = study.density();
+        let rows: Vec<Row> = (0..study.len())
+            .filter_map(|i| {
+                let category = categories.as_ref().map(|c| c[i]);
+                let patterned = category.is_some_and(|c| c != Category::NoPattern);
+                if study.counts[i] <= 0.0 && gi.bin[i] == 0 && !patterned {
+                    return None;
+                }
+                let cell = study.cells[i];
+                let outline =
+                    geom::ring_to_mercator(cell.boundary().iter().map(|ll| (ll.lng(), ll.lat())));
+                Some(Row {
+                    cell,
+                    count: study.counts[i] as u64,
+                    per_km2: r4(density[i]),
+                    gi_z: r4(gi.z[i]),
+                    gi_bin: gi.bin[i],
+                    category,
+                    outline: vec![outline],
+                })
+            })
+            .collect();
+        let boxes = rows
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let b = geom::bbox(&r.outline);
+                GeomWithData::new(Rectangle::from_corners([b[0], b[1]], [b[2], b[3]]), k)
+            })
+            .collect();
+        CellLayer {
+            rows,
+            index: RTree::bulk_load(boxes),
+        }
+    }
+
+    /// The encoded tile (zero bytes when no cell touches it).
+    ///
+    /// # Errors
+    /// Internal only: the encoder refusing what this module built.
+    pub fn tile(&self, t: TileCoord) -> Result<Vec<u8>, AppError> {
+        let frame = Frame::new(t);
+        let q = frame.query;
+        let mut hits: Vec<usize> = self
+            .index
+            .locate_in_envelope_intersecting(&AABB::from_corners([q[0], q[1]], [q[2], q[3]]))
+            .map(|g| g.data)
+            .collect();
+        // Stable order, so the same tile is the same bytes (and the same ETag).
+        hits.sort_unstable();
+        let mut tile = Tile::new(EXTENT);
+        let mut layer = tile.create_layer(LAYER);
+        for k in hits {
+            let row = &self.rows[k];
+            let rings = frame.rings(&row.outline, 0.0);
+            if rings.is_empty() {
+                continue;
+            }
+            let geom = geom::encode(&[rings]).map_err(internal)?;
+            let mut f = layer.into_feature(geom);
+            f.set_id(u64::from(row.cell));
+            f.add_tag_string("cell", &row.cell.to_string());
+            f.add_tag_uint("count", row.count);
+            f.add_tag_double("per_km2", row.per_km2);
+            f.add_tag_double("gi_z", row.gi_z);
+            f.add_tag_sint("gi_bin", i64::from(row.gi_bin));
+            if let Some(c) = row.category {
+                f.add_tag_string("category", c.label());
+            }
+            layer = f.into_layer();
+        }
+        if layer.num_features() == 0 {
+            return Ok(Vec::new());
+        }
+        tile.add_layer(layer).map_err(internal)?;
+        tile.to_bytes().map_err(internal)
+    }
+}
+
+fn internal(e: ::mvt::Error) -> AppError {
+    AppError::Internal(format!("vector tile encoding: {e}"))
+}
+
+/// Emerging hot spot categories of the study's cells, as the OGC `emerging` collection
+/// computes them (k = 1, Esri's default time window, FDR); None with under three months
+/// or units, or on an inconsistent cube (logged).
+fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Option<Vec<Category>> {
+    let (months, values) = study.monthly(filter);
+    if months.len() < 3 || study.len() < 3 {
+        return None;
+    }
+    let e = emerging::emerging_hot_spots(
+        &values,
+        w,
+        emerging::ESRI_DEFAULT_WINDOW,
+        true,
+        emerging::DEFAULT_TREND_ALPHA,
+    );
+    match e {
+        Ok(e) => Some(e.category),
+        Err(err) => {
+            tracing::warn!(error = %err, "emerging hot spots for the cells tiles");
+            None
+        }
+    }
+}
+
+/// Computed layers by store, keyed by generation, filter and resolution.
+static LAYERS: Lru<AnalysisStore, (u64, String, Resolution), CellLayer> = Lru::new(CAPACITY);
+
+/// A canonical spelling of a filter (districts sorted), the cache key.
+pub fn filter_key(f: &Filter) -> String {
+    let mut ds = f.districts.clone();
+    if let Some(d) = ds.as_mut() {
+        d.sort_unstable();
+        d.dedup();
+    }
+    format!("{}|{:?}|{:?}|{ds:?}", f.types.bits(), f.from, f.to)
+}
+
+/// The cells of `filter` at `res`, computed now unless cached. Blocking: call it from
+/// the blocking pool.
+pub fn layer(
+    store: &Arc<AnalysisStore>,
+    generation: u64,
+    res: Resolution,
+    filter: &Filter,
+) -> Arc<CellLayer> {
+    LAYERS.get(store, (generation, filter_key(filter), res), || {
+        CellLayer::compute(store.clone(), res, filter)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolutions_get_finer_with_zoom_and_keys_are_canonical() {
+        let res: Vec<u8> = (0..=22).map(|z| u8::from(resolution(z))).collect();
+        assert!(res.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(
+            (res[8], res[9], res[11], res[12], res[14]),
+            (6, 7, 8, 9, 10)
+        );
+        let a = Filter {
+            districts: Some(vec![3, 1, 3]),
+            ..Filter::default()
+        };
+        let b = Filter {
+            districts: Some(vec![1, 3]),
+            ..Filter::default()
+        };
+        assert_eq!(filter_key(&a), filter_key(&b));
+        assert_ne!(filter_key(&a), filter_key(&Filter::default()));
+        assert!(has_category(Resolution::Eight) && !has_category(Resolution::Ten));
+    }
+}
