@@ -368,6 +368,47 @@ impl KernelDensity {
         self.total_weight
     }
 
+    /// Calls `f` with every point that may lie within a bandwidth of the rectangle
+    /// (a superset: the points of the grid cells it overlaps, widened by a bandwidth).
+    pub fn for_points_near(
+        &self,
+        (min_x, min_y, max_x, max_y): (f64, f64, f64, f64),
+        mut f: impl FnMut(&WeightedPoint),
+    ) {
+        let g = &self.grid;
+        if g.points.is_empty() || !(min_x <= max_x && min_y <= max_y) {
+            return;
+        }
+        let r = self.bandwidth;
+        let (c0, r0) = g.cell_of(min_x - r, min_y - r);
+        let (c1, r1) = g.cell_of(max_x + r, max_y + r);
+        let clip = |lo: f64, hi: f64, n: usize| {
+            let (lo, hi) = (lo.max(0.0), hi.min(n as f64 - 1.0));
+            (lo <= hi).then_some((lo as usize, hi as usize))
+        };
+        let (Some((c0, c1)), Some((r0, r1))) = (clip(c0, c1, g.cols), clip(r0, r1, g.rows)) else {
+            return;
+        };
+        for row in r0..=r1 {
+            let base = row * g.cols;
+            for p in &g.points[g.start[base + c0]..g.start[base + c1 + 1]] {
+                f(p);
+            }
+        }
+    }
+
+    /// The kernel's value per unit weight at squared distance `d2` (0 from the bandwidth
+    /// out), in per square metre.
+    #[inline]
+    pub fn kernel(&self, d2: f64) -> f64 {
+        if d2 < self.r2 {
+            let t = (self.r2 - d2) * self.inv_r2;
+            t * t * self.norm
+        } else {
+            0.0
+        }
+    }
+
     /// Density at (x, y) in weight per square metre; NaN if x or y is not finite.
     #[inline]
     pub fn density_at(&self, x: f64, y: f64) -> f64 {

@@ -206,6 +206,11 @@ impl Surface {
         self.kde.total_weight()
     }
 
+    /// The kernel density surface itself.
+    pub fn kde(&self) -> &KernelDensity {
+        &self.kde
+    }
+
     /// Density in incidents per m² at BNG (x, y).
     #[inline]
     pub fn density_at(&self, x: f64, y: f64) -> f64 {
