@@ -7,6 +7,8 @@
 //!   p99 per zoom from 8 to 16, over the 3 x 3 tiles around five Lancashire towns at each
 //!   zoom (a few hundred tiles), surface already built;
 //! * cached tiles through the router (`oneshot`, ETag hashing included): p50 and p99;
+//! * OGC API items: pages of 1000 H3 cells (resolutions 8-10) through the router, each
+//!   page of the result in turn after the first (which computes the collection);
 //! * the peer: the same tiles from the same points (one row per location with its
 //!   incident count, in Web Mercator) by datashader's aggregation (a weighted sum per
 //!   pixel: binning, no kernel) and `shade`, PNG by Pillow.
@@ -216,6 +218,50 @@ fn cached_ms(store: AnalysisStore, tiles: &[TileCoord]) -> Vec<f64> {
         .collect()
 }
 
+/// Pages of 1000 features from the H3 collections through the router: the first page
+/// (which computes the collection: cover, counts, Gi*) and then every page of the result
+/// in turn, as a client follows `next` links. Per collection: (first ms, page times ms,
+/// features matched).
+fn items_ms(store: AnalysisStore) -> Vec<(String, f64, Vec<f64>, u64)> {
+    let state = AppState::new(store, Settings::default());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let fetch = |uri: String| {
+        rt.block_on(async {
+            let req = Request::get(uri)
+                .header("host", "localhost")
+                .body(Body::empty())
+                .expect("request");
+            let res = router(state.clone())
+                .oneshot(req)
+                .await
+                .expect("infallible");
+            assert_eq!(res.status(), StatusCode::OK);
+            to_bytes(res.into_body(), usize::MAX).await.expect("body")
+        })
+    };
+    let mut out = Vec::new();
+    for id in ["h3-8", "h3-9", "h3-10"] {
+        let s = Instant::now();
+        let first = fetch(format!("/collections/{id}/items?limit=1000"));
+        let first_ms = s.elapsed().as_secs_f64() * 1e3;
+        let doc: serde_json::Value = serde_json::from_slice(&first).expect("JSON");
+        let matched = doc["numberMatched"].as_u64().unwrap_or(0);
+        let mut pages = Vec::new();
+        for offset in (0..matched).step_by(1000).take(200) {
+            let s = Instant::now();
+            std::hint::black_box(fetch(format!(
+                "/collections/{id}/items?limit=1000&offset={offset}"
+            )));
+            pages.push(s.elapsed().as_secs_f64() * 1e3);
+        }
+        out.push((id.to_owned(), first_ms, sorted(pages), matched));
+    }
+    out
+}
+
 /// Surface build time (median of 3) and the surface.
 fn build_surface(store: &Arc<AnalysisStore>) -> (f64, Surface) {
     let mut times = Vec::new();
@@ -297,6 +343,7 @@ fn main() {
         .and_then(|p| p["peer"].as_str().map(str::to_owned));
     let peer_ms = peer_times(peer.as_ref());
     let cached = sorted(cached_ms((*store).clone(), &tiles));
+    let items = items_ms((*store).clone());
 
     let mut rows = vec![
         format!(
@@ -329,6 +376,15 @@ fn main() {
         percentile(&cached, 99.0),
         cached.len()
     ));
+    for (id, first, pages, matched) in &items {
+        rows.push(format!(
+            "items page of 1000 from {id} ({matched} cells): p50 {:.2} ms, p99 {:.2} ms over {} \
+             pages; first page (computes the collection) {first:.0} ms",
+            percentile(pages, 50.0),
+            percentile(pages, 99.0),
+            pages.len()
+        ));
+    }
     rows.push(
         "ratio = datashader p50 / hotspot p50 (above 1: hotspot faster). datashader bins points per \
          pixel (a weighted sum, no kernel); hotspot evaluates a quartic kernel density in metres at \
