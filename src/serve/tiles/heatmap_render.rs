@@ -162,8 +162,16 @@ impl Lattice {
 }
 
 /// The tile's PNG: density at each pixel centre through `ramp`, `t = density / max`
-/// (`max_per_m2` in incidents per m²). The transparent tile when nothing shows.
-pub fn render(surface: &Surface, tile: TileCoord, ramp: Ramp, max_per_m2: f64) -> Vec<u8> {
+/// (`max_per_m2` in incidents per m²), leaving transparent every pixel with fewer than
+/// `min_count` incidents within the bandwidth (disclosure control; 0 draws all). The
+/// transparent tile when nothing shows.
+pub fn render(
+    surface: &Surface,
+    tile: TileCoord,
+    ramp: Ramp,
+    max_per_m2: f64,
+    min_count: f64,
+) -> Vec<u8> {
     if !(max_per_m2.is_finite() && max_per_m2 > 0.0) {
         return empty_png().to_vec();
     }
@@ -182,7 +190,12 @@ pub fn render(surface: &Surface, tile: TileCoord, ramp: Ramp, max_per_m2: f64) -
             let mut pos = [(0.0, 0.0); TILE_PX];
             lattice.row(py, &mut pos);
             for (px, &(x, y)) in row.chunks_exact_mut(4).zip(&pos) {
-                let d = surface.density_at(x, y);
+                let d = if min_count > 0.0 {
+                    let (d, n) = surface.density_and_count_at(x, y);
+                    if n < min_count { 0.0 } else { d }
+                } else {
+                    surface.density_at(x, y)
+                };
                 if d > 0.0 {
                     px.copy_from_slice(&ramp.rgba(d * inv_max));
                 }
