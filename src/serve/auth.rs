@@ -342,11 +342,12 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
     }
     if private {
         let h = resp.headers_mut();
-        if let Some(v) = h.get(header::CACHE_CONTROL).and_then(|v| v.to_str().ok()) {
-            let v = v.replace("public", "private");
-            if let Ok(v) = HeaderValue::from_str(&v) {
-                h.insert(header::CACHE_CONTROL, v);
-            }
+        let control = h
+            .get(header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .map_or_else(|| "private".to_owned(), |v| v.replace("public", "private"));
+        if let Ok(v) = HeaderValue::from_str(&control) {
+            h.insert(header::CACHE_CONTROL, v);
         }
         h.insert(
             header::VARY,
