@@ -185,6 +185,7 @@ fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
     let (status, first) = answer(send(&server.addr, "POST", name, &bytes));
     assert_eq!(status, 200, "{first}");
     let full = located(&server);
+    eprintln!("located: {before} before, {after_crash} after the crash, {full} complete");
     assert!(full > before, "the file added incidents");
     assert!(
         after_crash == before || after_crash == full,

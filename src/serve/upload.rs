@@ -139,12 +139,13 @@ fn run(
     let audit_summary = json!({ "files": doc["files"], "errors": doc["errors"] });
     audit::ingest(&dir, who, name, audit_summary)
         .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
-    let status = if errors.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    Ok((status, doc))
+    if errors.is_empty() {
+        return Ok((StatusCode::OK, doc));
+    }
+    let mut doc = doc;
+    doc["code"] = json!("IngestFailed");
+    doc["description"] = json!("some files could not be ingested (see errors)");
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, doc))
 }
 
 /// Uploads left by a crashed ingest (none is running: the caller holds the lock).
