@@ -434,10 +434,26 @@ async fn etag_gives_304_and_tiles_are_public_pngs() {
     let control = first.headers[header::CACHE_CONTROL]
         .to_str()
         .expect("ascii");
+    // These tests send a key, so the answer is for that caller only.
     assert!(
-        control.contains("public") && control.contains("max-age="),
+        control.contains("private") && control.contains("max-age="),
         "{control}"
     );
+    // Without a key the same tile is public and shared caches may keep it.
+    let anonymous = router(STATE.1.clone())
+        .oneshot(
+            Request::get(uri.as_str())
+                .header(header::HOST, HOST)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    let control = anonymous.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .expect("ascii");
+    assert!(control.contains("public"), "{control}");
     let etag = first.headers[header::ETAG]
         .to_str()
         .expect("ascii")
