@@ -171,7 +171,7 @@ fn render_all(surface: &Surface, tiles: &[TileCoord], max: f64) -> Vec<Timing> {
         .iter()
         .map(|&tile| {
             let s = Instant::now();
-            let png = render_tile(surface, tile, Ramp::Viridis, max);
+            let png = render_tile(surface, tile, Ramp::Viridis, max, 0.0);
             let ms = s.elapsed().as_secs_f64() * 1e3;
             Timing {
                 tile,
@@ -268,7 +268,7 @@ fn build_surface(store: &Arc<AnalysisStore>) -> (f64, Surface) {
     let mut surface = None;
     for _ in 0..3 {
         let s = Instant::now();
-        surface = Some(Surface::build(store, &Filter::default(), None).expect("surface"));
+        surface = Some(Surface::build(store, &Filter::default(), None, 0.0).expect("surface"));
         times.push(s.elapsed().as_secs_f64() * 1e3);
     }
     (sorted(times)[1], surface.expect("built"))

@@ -26,6 +26,10 @@ const COLLECTIONS: [&str; 10] = [
     "incidents",
 ];
 
+/// An analyst key: the test reads incident points too. GDAL sends it through
+/// `GDAL_HTTP_HEADERS`, as a partner's QGIS would.
+const KEY: &str = "gdal-test-analyst-key";
+
 /// The server process, killed when dropped (also when a check panics).
 struct Server {
     child: Child,
@@ -45,8 +49,18 @@ impl Server {
     /// the bundled fixtures) and waits for its "serving at" line.
     fn start() -> Server {
         let data = tempfile::tempdir().expect("temp dir");
+        let config = data.path().join("hotspot.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[[keys]]\nname = \"gdal\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
+                hotspot::serve::auth::hash_key(KEY)
+            ),
+        )
+        .expect("config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
-            .args(["serve", "--bind", "127.0.0.1:0"])
+            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .arg(&config)
             .env("HOTSPOT_DATA", data.path())
             // Debug builds tile the resolution-10 grid slowly.
             .env("HOTSPOT_REQUEST_TIMEOUT", "900")
@@ -88,7 +102,7 @@ impl Server {
             .expect("timeout");
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n",
             self.addr
         )
         .expect("write");
@@ -132,6 +146,7 @@ fn dechunk(mut s: &str) -> String {
 fn gdal(tool: &str, args: &[&str]) -> String {
     let out: Output = Command::new(tool)
         .args(args)
+        .env("GDAL_HTTP_HEADERS", format!("Authorization: Bearer {KEY}"))
         .output()
         .unwrap_or_else(|e| panic!("{tool} did not run: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -19,12 +19,28 @@ use tower::ServiceExt as _;
 
 const HOST: &str = "heat.test:8080";
 
+/// The analyst key these tests send: they check the full (not disclosure-controlled)
+/// outputs; `access_http.rs` checks what other roles see.
+const ANALYST_KEY: &str = "test-analyst-key";
+
+fn analyst_settings(data: std::path::PathBuf) -> Settings {
+    Settings {
+        data,
+        keys: vec![hotspot::serve::auth::ApiKey {
+            name: "tests".into(),
+            role: hotspot::serve::auth::Role::Analyst,
+            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
+        }],
+        ..Settings::default()
+    }
+}
+
 static STATE: LazyLock<(tempfile::TempDir, AppState)> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
     let settings = Settings {
         request_timeout_secs: 900,
-        ..Settings::default()
+        ..analyst_settings(dir.path().to_path_buf())
     };
     (dir, AppState::new(store, settings))
 });
@@ -36,7 +52,9 @@ struct Reply {
 }
 
 async fn get_with(uri: &str, extra: &[(header::HeaderName, &str)]) -> Reply {
-    let mut req = Request::get(uri).header(header::HOST, HOST);
+    let mut req = Request::get(uri)
+        .header(header::HOST, HOST)
+        .header(header::AUTHORIZATION, format!("Bearer {ANALYST_KEY}"));
     for (k, v) in extra {
         req = req.header(k, *v);
     }
@@ -416,10 +434,26 @@ async fn etag_gives_304_and_tiles_are_public_pngs() {
     let control = first.headers[header::CACHE_CONTROL]
         .to_str()
         .expect("ascii");
+    // These tests send a key, so the answer is for that caller only.
     assert!(
-        control.contains("public") && control.contains("max-age="),
+        control.contains("private") && control.contains("max-age="),
         "{control}"
     );
+    // Without a key the same tile is public and shared caches may keep it.
+    let anonymous = router(STATE.1.clone())
+        .oneshot(
+            Request::get(uri.as_str())
+                .header(header::HOST, HOST)
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("infallible");
+    assert_eq!(anonymous.status(), StatusCode::OK);
+    let control = anonymous.headers()[header::CACHE_CONTROL]
+        .to_str()
+        .expect("ascii");
+    assert!(control.contains("public"), "{control}");
     let etag = first.headers[header::ETAG]
         .to_str()
         .expect("ascii")
@@ -434,9 +468,12 @@ async fn etag_gives_304_and_tiles_are_public_pngs() {
 #[tokio::test]
 async fn an_ingest_that_replaces_the_store_is_never_served_stale_tiles() {
     let full = (*STATE.1.store()).clone();
-    let state = AppState::new(full.clone(), Settings::default());
+    let state = AppState::new(full.clone(), analyst_settings(STATE.0.path().to_path_buf()));
     let fetch = |state: AppState, uri: String| async move {
-        let req = Request::get(uri).body(Body::empty()).expect("request");
+        let req = Request::get(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {ANALYST_KEY}"))
+            .body(Body::empty())
+            .expect("request");
         let res = router(state).oneshot(req).await.expect("infallible");
         to_bytes(res.into_body(), usize::MAX)
             .await

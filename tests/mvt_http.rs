@@ -21,12 +21,28 @@ const HOST: &str = "mvt.test:8080";
 const EXTENT: u32 = 4096;
 const CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 
+/// The analyst key these tests send: they check the full (not disclosure-controlled)
+/// outputs; `access_http.rs` checks what other roles see.
+const ANALYST_KEY: &str = "test-analyst-key";
+
+fn analyst_settings(data: std::path::PathBuf) -> Settings {
+    Settings {
+        data,
+        keys: vec![hotspot::serve::auth::ApiKey {
+            name: "tests".into(),
+            role: hotspot::serve::auth::Role::Analyst,
+            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
+        }],
+        ..Settings::default()
+    }
+}
+
 static STATE: LazyLock<(tempfile::TempDir, AppState)> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
     let settings = Settings {
         request_timeout_secs: 900,
-        ..Settings::default()
+        ..analyst_settings(dir.path().to_path_buf())
     };
     (dir, AppState::new(store, settings))
 });
@@ -38,7 +54,9 @@ struct Reply {
 }
 
 async fn get_with(uri: &str, extra: &[(header::HeaderName, &str)]) -> Reply {
-    let mut req = Request::get(uri).header(header::HOST, HOST);
+    let mut req = Request::get(uri)
+        .header(header::HOST, HOST)
+        .header(header::AUTHORIZATION, format!("Bearer {ANALYST_KEY}"));
     for (k, v) in extra {
         req = req.header(k, *v);
     }

@@ -34,13 +34,31 @@ const COLLECTIONS: [&str; 10] = [
     "incidents",
 ];
 
+/// The analyst key these tests send: they check the full (not disclosure-controlled)
+/// outputs; `access_http.rs` checks what other roles see.
+const ANALYST_KEY: &str = "test-analyst-key";
+
+fn analyst_settings(data: std::path::PathBuf) -> Settings {
+    Settings {
+        data,
+        keys: vec![hotspot::serve::auth::ApiKey {
+            name: "tests".into(),
+            role: hotspot::serve::auth::Role::Analyst,
+            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
+        }],
+        ..Settings::default()
+    }
+}
+
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
+    // Kept for the server's audit log, which the analyst requests write to.
+    let dir = dir.keep();
     // Debug builds tile the resolution-10 grid slowly: no 503 from the timeout here.
     let settings = Settings {
         request_timeout_secs: 900,
-        ..Settings::default()
+        ..analyst_settings(dir)
     };
     AppState::new(store, settings)
 });
@@ -71,7 +89,9 @@ impl Reply {
 
 async fn get_with(uri: &str, extra: &[(header::HeaderName, &str)]) -> Reply {
     let path = uri.strip_prefix(BASE).unwrap_or(uri);
-    let mut req = Request::get(path).header(header::HOST, HOST);
+    let mut req = Request::get(path)
+        .header(header::HOST, HOST)
+        .header(header::AUTHORIZATION, format!("Bearer {ANALYST_KEY}"));
     for (k, v) in extra {
         req = req.header(k, *v);
     }

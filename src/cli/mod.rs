@@ -53,6 +53,16 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Derive boundaries/ (LSOAs, districts, county) from the ONS LSOA GeoJSON.
     Boundaries(BoundariesArgs),
+    /// Print the SHA-256 of an API key read from standard input, for `[[keys]]` in the
+    /// server's config file (or, with --new, make a random key and print both).
+    HashKey(HashKeyArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct HashKeyArgs {
+    /// Make a new random key (256 bits, hex) instead of reading one.
+    #[arg(long)]
+    pub new: bool,
 }
 
 #[derive(Debug, Args)]
@@ -108,7 +118,30 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backtest(a) => patrol::backtest(&a),
         Command::Generate(a) => generate(&a),
         Command::Boundaries(a) => boundaries(&a),
+        Command::HashKey(a) => hash_key(&a),
     }
+}
+
+/// The key is read from standard input rather than the command line, so it stays out of
+/// shell history and process lists.
+fn hash_key(a: &HashKeyArgs) -> anyhow::Result<()> {
+    let key = if a.new {
+        use rand::RngCore as _;
+        let mut bytes = [0u8; 32];
+        // ThreadRng: a CSPRNG seeded from the operating system.
+        rand::rng().fill_bytes(&mut bytes);
+        let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        println!("key = \"{key}\"   # give this to the key holder; it is not stored");
+        key
+    } else {
+        let mut line = String::new();
+        std::io::stdin().read_line(&mut line)?;
+        let key = line.trim().to_owned();
+        anyhow::ensure!(!key.is_empty(), "no key on standard input");
+        key
+    };
+    println!("sha256 = \"{}\"", crate::serve::auth::hash_key(&key));
+    Ok(())
 }
 
 fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {

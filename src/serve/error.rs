@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 pub enum AppError {
     BadRequest(String),
     NotFound(String),
+    /// The caller may not have this (their role is too low for it).
+    Forbidden(String),
     Internal(String),
 }
 
@@ -18,6 +20,7 @@ impl IntoResponse for AppError {
         let (status, code, description) = match self {
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "InvalidParameterValue", m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, "NotFound", m),
+            AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m),
             AppError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 (

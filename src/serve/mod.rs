@@ -4,6 +4,9 @@
 //! `router(state)` builds the whole service, so tests call `router(state).oneshot(req)`
 //! without a socket; `run` binds it, with graceful shutdown on SIGTERM or Ctrl-C.
 
+pub mod audit;
+pub mod auth;
+pub mod disclosure;
 mod error;
 mod etag;
 mod health;
@@ -13,6 +16,7 @@ mod settings;
 mod state;
 pub mod tile;
 pub mod tiles;
+mod upload;
 
 use std::time::Duration;
 
@@ -43,12 +47,23 @@ pub fn router(state: AppState) -> Router {
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([axum::http::Method::GET])
+            .allow_headers([
+                axum::http::header::AUTHORIZATION,
+                axum::http::HeaderName::from_static("x-api-key"),
+            ])
     };
     Router::new()
         .route("/health", get(health::health))
         .merge(ogc::routes())
         .merge(tiles::heatmap::routes())
         .merge(tiles::mvt::routes())
+        .merge(upload::routes())
+        // Access control (auth.rs): after every route, so each is covered; a route
+        // without a line in `auth::POLICY` is admin-only.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::middleware,
+        ))
         .fallback(|| async { AppError::NotFound("no such resource".into()) })
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(cors)

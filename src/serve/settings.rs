@@ -17,7 +17,7 @@ pub struct ServeArgs {
     /// Data directory holding the store (loaded with the bundled fixtures when empty).
     #[arg(long, env = "HOTSPOT_DATA")]
     pub data: Option<PathBuf>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes).
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes; [[keys]] and [disclosure] for access control).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -40,6 +40,11 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub request_timeout_secs: u64,
     pub body_limit_bytes: usize,
+    // Access and disclosure control (`auth.rs`, `disclosure.rs`).
+    /// `[[keys]]`: API keys by name, role and SHA-256.
+    pub keys: Vec<super::auth::ApiKey>,
+    /// `[disclosure]`: k, sensitive categories, the heatmap's smallest bandwidth.
+    pub disclosure: super::disclosure::DisclosureSettings,
 }
 
 impl Default for Settings {
@@ -50,6 +55,8 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             request_timeout_secs: 30,
             body_limit_bytes: 64 << 20,
+            keys: Vec::new(),
+            disclosure: super::disclosure::DisclosureSettings::default(),
         }
     }
 }
@@ -83,6 +90,8 @@ impl Settings {
             s.request_timeout_secs > 0,
             "request_timeout_secs must be positive"
         );
+        super::auth::validate_keys(&s.keys).map_err(anyhow::Error::msg)?;
+        s.disclosure.validate().map_err(anyhow::Error::msg)?;
         Ok(s)
     }
 

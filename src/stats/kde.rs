@@ -412,16 +412,24 @@ impl KernelDensity {
     /// Density at (x, y) in weight per square metre; NaN if x or y is not finite.
     #[inline]
     pub fn density_at(&self, x: f64, y: f64) -> f64 {
+        self.density_and_weight_at(x, y).0
+    }
+
+    /// Density at (x, y) as [`Self::density_at`], and the weight of the points within
+    /// the bandwidth of it (what a disclosure rule on "incidents under this pixel" needs).
+    #[inline]
+    pub fn density_and_weight_at(&self, x: f64, y: f64) -> (f64, f64) {
         if !(x.is_finite() && y.is_finite()) {
-            return f64::NAN;
+            return (f64::NAN, 0.0);
         }
         let g = &self.grid;
         let (c, r) = g.cell_of(x, y);
         let (Some((c0, c1)), Some((r0, r1))) = (neighbours(c, g.cols), neighbours(r, g.rows))
         else {
-            return 0.0;
+            return (0.0, 0.0);
         };
         let mut sum = 0.0;
+        let mut weight = 0.0;
         for row in r0..=r1 {
             let base = row * g.cols;
             for p in &g.points[g.start[base + c0]..g.start[base + c1 + 1]] {
@@ -431,10 +439,11 @@ impl KernelDensity {
                     // (r^2 - d^2) / r^2 rather than 1 - d^2/r^2: accurate near the rim.
                     let t = (self.r2 - d2) * self.inv_r2;
                     sum += p.w * t * t;
+                    weight += p.w;
                 }
             }
         }
-        sum * self.norm
+        (sum * self.norm, weight)
     }
 
     /// Densities at the centres of a `cols x rows` raster, row-major: cell (col, row) is

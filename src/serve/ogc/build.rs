@@ -30,7 +30,7 @@ pub enum Geom {
 }
 
 /// A feature id: a number (incidents) or a code.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum FeatureId {
     Num(u64),
     Text(String),
@@ -58,6 +58,8 @@ pub enum Style {
 #[derive(Debug, Clone)]
 pub enum Column {
     Int(Vec<i64>),
+    /// None is written as null (a withheld count).
+    OptInt(Vec<Option<i64>>),
     Num(Vec<f64>, Style),
     Bool(Vec<bool>),
     /// None is written as null.
@@ -66,9 +68,25 @@ pub enum Column {
 }
 
 impl Column {
+    /// The given rows, in that order.
+    pub fn take(&self, rows: &[usize]) -> Column {
+        fn pick<T: Clone>(v: &[T], rows: &[usize]) -> Vec<T> {
+            rows.iter().map(|&i| v[i].clone()).collect()
+        }
+        match self {
+            Column::Int(v) => Column::Int(pick(v, rows)),
+            Column::OptInt(v) => Column::OptInt(pick(v, rows)),
+            Column::Num(v, s) => Column::Num(pick(v, rows), *s),
+            Column::Bool(v) => Column::Bool(pick(v, rows)),
+            Column::Text(v) => Column::Text(pick(v, rows)),
+            Column::Month(v) => Column::Month(pick(v, rows)),
+        }
+    }
+
     fn len(&self) -> usize {
         match self {
             Column::Int(v) => v.len(),
+            Column::OptInt(v) => v.len(),
             Column::Num(v, _) => v.len(),
             Column::Bool(v) => v.len(),
             Column::Text(v) => v.len(),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::catalog::{CollectionId, spatial_extent, temporal_extent};
 use super::{CRS84, CSV, GEOJSON, JSON, base_url, json_only, json_response, link};
 use crate::analysis::AnalysisStore;
+use crate::serve::auth::{Principal, collection_role, principal_of};
 use crate::serve::{AppError, AppState};
 
 /// The description of one collection.
@@ -38,14 +39,18 @@ fn describe(c: CollectionId, store: &AnalysisStore, base: &str) -> Value {
 /// `GET /collections`.
 pub async fn list(
     State(state): State<AppState>,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
     json_only(uri.query())?;
     let base = base_url(&headers, &uri);
     let store = state.store();
+    // Only the collections this caller may read.
+    let role = principal_of(principal).role;
     let collections: Vec<Value> = CollectionId::ALL
         .iter()
+        .filter(|c| collection_role(**c) <= role)
         .map(|c| describe(*c, &store, &base))
         .collect();
     let doc = json!({

@@ -105,6 +105,12 @@ fn push_value(out: &mut String, c: &Column, row: usize) {
         Column::Int(v) => {
             let _ = write!(out, "{}", v[row]);
         }
+        Column::OptInt(v) => match v[row] {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => out.push_str("null"),
+        },
         Column::Num(v, style) => push_value_num(out, v[row], *style),
         Column::Bool(v) => out.push_str(if v[row] { "true" } else { "false" }),
         Column::Text(v) => match &v[row] {
@@ -223,6 +229,7 @@ pub fn csv(store: &AnalysisStore, items: &Items, rows: &[usize]) -> String {
                 Column::Text(t) => v.push_str(t[row].as_deref().unwrap_or("")),
                 Column::Month(m) => v.push_str(&Month::from_index(m[row]).to_string()),
                 Column::Num(n, _) if !n[row].is_finite() => {}
+                Column::OptInt(n) if n[row].is_none() => {}
                 _ => push_value(&mut v, col, row),
             }
             csv_field(&mut out, &v);

@@ -10,29 +10,43 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
-use super::build::{Items, build};
+use super::build::Items;
 use super::catalog::CollectionId;
+use super::disclose::{self, Controls};
 use super::encode::{Page, csv, feature_collection, intersects, push_feature};
 use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
 use super::{CSV, GEOJSON, JSON, MAX_AGE, base_url, blocking, cache, link};
 use crate::analysis::AnalysisStore;
+use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState, cached};
 
 fn collection(id: &str) -> Result<CollectionId, AppError> {
     CollectionId::parse(id).ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))
 }
 
-/// The collection's features under the query's filter (from the cache when fresh).
+/// The collection's features under the query's filter (from the cache when fresh), as
+/// the caller may see them: disclosure-controlled below analyst.
 fn computed(
     cid: CollectionId,
     store: &Arc<AnalysisStore>,
     generation: u64,
     q: &ItemsQuery,
+    controls: Option<&Controls>,
 ) -> Result<Arc<Items>, AppError> {
-    let key = format!("{}|{}", cid.id(), query::filter_key(&q.filter));
-    cache::items(store, generation, &key, || {
-        build(cid, store.clone(), &q.filter)
-    })
+    match controls {
+        None => disclose::raw(cid, store, generation, &q.filter),
+        Some(c) => {
+            let f = c.restrict(cid, &q.filter, q.params.contains_key("types"))?;
+            disclose::disclosed(cid, store, generation, &f, c)
+        }
+    }
+}
+
+/// Disclosure controls for this caller (none from analyst up).
+fn controls_for(state: &AppState, p: &Principal) -> Option<Controls> {
+    p.role
+        .disclosure_controlled()
+        .then(|| Controls::new(&state.settings().disclosure))
 }
 
 /// Everything one request needs, moved into the blocking task.
@@ -43,15 +57,18 @@ struct Request {
     q: ItemsQuery,
     base: String,
     headers: HeaderMap,
+    controls: Option<Controls>,
 }
 
 /// `GET /collections/{id}/items`.
 pub async fn items(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
+    let controls = controls_for(&state, &principal_of(principal));
     let cid = collection(&id)?;
     let store = state.store();
     let q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
@@ -62,12 +79,13 @@ pub async fn items(
         q,
         base: base_url(&headers, &uri),
         headers,
+        controls,
     };
     blocking(move || page(&r)).await
 }
 
 fn page(r: &Request) -> Result<Response, AppError> {
-    let items = computed(r.cid, &r.store, r.generation, &r.q)?;
+    let items = computed(r.cid, &r.store, r.generation, &r.q, r.controls.as_ref())?;
     let matched: Vec<usize> = match &r.q.bbox {
         None => (0..items.len()).collect(),
         Some(b) => (0..items.len())
@@ -137,9 +155,11 @@ fn page_links(r: &Request, start: usize, end: usize, matched: usize) -> String {
 pub async fn item(
     State(state): State<AppState>,
     Path((id, fid)): Path<(String, String)>,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
+    let controls = controls_for(&state, &principal_of(principal));
     let cid = collection(&id)?;
     let store = state.store();
     let q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
@@ -150,12 +170,13 @@ pub async fn item(
         q,
         base: base_url(&headers, &uri),
         headers,
+        controls,
     };
     blocking(move || one(&r, &fid)).await
 }
 
 fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
-    let items = computed(r.cid, &r.store, r.generation, &r.q)?;
+    let items = computed(r.cid, &r.store, r.generation, &r.q, r.controls.as_ref())?;
     let row = items.find(fid).ok_or_else(|| {
         AppError::NotFound(format!("no feature '{fid}' in collection '{}'", r.cid.id()))
     })?;

@@ -20,11 +20,15 @@ mod cache;
 mod catalog;
 mod collections;
 mod datetime;
+mod disclose;
 mod encode;
 mod items;
 mod landing;
 mod openapi;
 mod query;
+
+pub use cache::now_rfc3339;
+pub use catalog::CollectionId;
 
 use axum::Router;
 use axum::http::{HeaderMap, Uri, header};

@@ -25,6 +25,11 @@
 //!
 //! Bad coordinates, an unknown parameter or a bad value are 400, another extension 404.
 //!
+//! Below analyst (`serve::disclosure`): the bandwidth is at least
+//! `disclosure.heatmap_min_bandwidth_m` (a smaller `bandwidth` is raised to it), a pixel
+//! is drawn only where at least k incidents lie within the bandwidth, sensitive
+//! categories are left out, and the legend says so.
+//!
 //! Caching: surfaces in a small bounded cache (`surface`); rendered PNGs in one of about
 //! 64 MB keyed by surface, ramp, top of the ramp and tile (`quick_cache`: LRU-like
 //! eviction, and concurrent misses on one key wait for a single computation). Both keys carry the store's
@@ -56,6 +61,8 @@ pub use render::{empty_png, render as render_tile};
 pub use surface::{BANDWIDTH_RANGE_M, Surface};
 
 use crate::analysis::Filter;
+use crate::serve::auth::{Principal, principal_of};
+use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::tile::TileCoord;
 use crate::serve::{AppError, AppState, cached};
@@ -109,6 +116,7 @@ struct TileKey {
     ramp: Ramp,
     max_bits: u64,
     tile: TileCoord,
+    min_count_bits: u64,
 }
 
 static TILES: LazyLock<Cache<TileKey, Arc<[u8]>, PngWeighter>> =
@@ -130,12 +138,33 @@ struct Request {
     ramp: Ramp,
     /// Requested top of the ramp, per km².
     max: Option<f64>,
+    /// Disclosure control: smallest bandwidth and fewest incidents under a drawn pixel
+    /// (both 0 from analyst up).
+    min_bandwidth: f64,
+    min_count: f64,
 }
 
 impl Request {
-    fn parse(state: &AppState, query: Option<&str>) -> Result<Self, AppError> {
+    fn parse(state: &AppState, query: Option<&str>, p: &Principal) -> Result<Self, AppError> {
         let params = params::parse(query, &PARAMS)?;
         let filter = params::filter(&params, &state.store())?;
+        let d = &state.settings().disclosure;
+        let controlled = p.role.disclosure_controlled();
+        let filter = if controlled {
+            disclosure::without_sensitive(
+                &filter,
+                d.sensitive_types(),
+                params.contains_key("types"),
+            )
+            .map_err(AppError::Forbidden)?
+        } else {
+            filter
+        };
+        let (min_bandwidth, min_count) = if controlled {
+            (d.heatmap_min_bandwidth_m, d.k as f64)
+        } else {
+            (0.0, 0.0)
+        };
         let number = |name: &str| -> Result<Option<f64>, AppError> {
             params
                 .get(name)
@@ -185,6 +214,8 @@ impl Request {
             bandwidth,
             ramp,
             max,
+            min_bandwidth,
+            min_count,
         })
     }
 
@@ -195,6 +226,7 @@ impl Request {
             state.generation(),
             &self.filter,
             self.bandwidth,
+            self.min_bandwidth,
         )
     }
 
@@ -212,10 +244,11 @@ async fn tile(
     State(state): State<AppState>,
     Path((z, x, y)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let t = TileCoord::from_path(&z, &x, &y, "png")?;
-    let req = Request::parse(&state, query.as_deref())?;
+    let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
     let png = tokio::task::spawn_blocking(move || -> Result<Arc<[u8]>, AppError> {
         let s = req.surface(&state)?;
         let max = req.max_per_km2(&s) / M2_PER_KM2;
@@ -224,9 +257,16 @@ async fn tile(
             ramp: req.ramp,
             max_bits: max.to_bits(),
             tile: t,
+            min_count_bits: req.min_count.to_bits(),
         };
         TILES.get_or_insert_with(&key, || {
-            Ok::<_, AppError>(Arc::from(render::render(&s, t, req.ramp, max)))
+            Ok::<_, AppError>(Arc::from(render::render(
+                &s,
+                t,
+                req.ramp,
+                max,
+                req.min_count,
+            )))
         })
     })
     .await
@@ -237,9 +277,10 @@ async fn tile(
 async fn legend(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let req = Request::parse(&state, query.as_deref())?;
+    let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
     let doc = tokio::task::spawn_blocking(move || -> Result<Value, AppError> {
         let s = req.surface(&state)?;
         Ok(legend_doc(&req, &s))
@@ -276,16 +317,27 @@ fn legend_doc(req: &Request, s: &Surface) -> Value {
             "99.5th percentile of the density at the incident locations (weighted by incidents)"
         },
         "stops": stops,
+        "disclosure": if req.min_count > 0.0 {
+            json!({
+                "min_bandwidth_m": req.min_bandwidth,
+                "min_incidents_per_pixel": req.min_count,
+                "note": "pixels with fewer incidents than min_incidents_per_pixel within the \
+                    bandwidth are not drawn; sensitive categories are left out",
+            })
+        } else {
+            Value::Null
+        },
     })
 }
 
 async fn tilejson(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let req = Request::parse(&state, query.as_deref())?;
+    let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
     let suffix: String = req
         .params
         .iter()

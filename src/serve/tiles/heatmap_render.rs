@@ -218,13 +218,29 @@ impl Lattice {
 }
 
 /// Densities (per m²) of the tile's pixel centres, row-major; NaN where not convertible.
-pub fn densities(surface: &Surface, lattice: &Lattice, step: usize) -> Vec<f64> {
+/// With `min_count > 0`, 0 wherever fewer incidents than that lie within the bandwidth
+/// (disclosure control). Where densities are interpolated, a pixel is drawn only if one of
+/// the four nodes around it has `min_count` incidents within `r - δ`, δ the longest
+/// distance from a node to a pixel of its cells: that smaller disc lies inside the
+/// pixel's own, so no pixel with fewer incidents is ever drawn, and the mask's edge is
+/// within δ (about r/20) of the exact one, on the side of leaving out.
+pub fn densities(surface: &Surface, lattice: &Lattice, step: usize, min_count: f64) -> Vec<f64> {
+    let masked = min_count > 0.0;
     if step <= 1 {
         let mut pos = vec![(0.0, 0.0); TILE_PX * TILE_PX];
         for (py, row) in pos.chunks_exact_mut(TILE_PX).enumerate() {
             lattice.row(py, row);
         }
-        return sample(surface.kde(), &pos, TILE_PX);
+        let radius = masked.then_some(surface.bandwidth());
+        let (mut density, count) = sample(surface.kde(), &pos, TILE_PX, radius);
+        if masked {
+            for (d, n) in density.iter_mut().zip(&count) {
+                if *n < min_count {
+                    *d = 0.0;
+                }
+            }
+        }
+        return density;
     }
     // Nodes at pixel centres 0.5, 0.5 + step, ... and one past the last centre, so every
     // centre lies between four nodes.
@@ -236,7 +252,17 @@ pub fn densities(surface: &Surface, lattice: &Lattice, step: usize) -> Vec<f64> 
             lattice.at(node(i), node(j)).unwrap_or((f64::NAN, f64::NAN))
         })
         .collect();
-    let nodes = sample(surface.kde(), &pos, n);
+    let radius = if masked {
+        // Diagonal of a node cell on the ground, from its longest side, and a metre for
+        // the lattice's own error.
+        let (x0, y0, x1, y1) = lattice.bbox().unwrap_or((0.0, 0.0, 0.0, 0.0));
+        let pixel_m = (x1 - x0).max(y1 - y0) / TILE_PX as f64;
+        let delta = step as f64 * pixel_m * std::f64::consts::SQRT_2 * 1.05 + 1.0;
+        Some((surface.bandwidth() - delta).max(0.0))
+    } else {
+        None
+    };
+    let (nodes, counts) = sample(surface.kde(), &pos, n, radius);
     let inv = 1.0 / step as f64;
     let mut out = vec![0.0; TILE_PX * TILE_PX];
     out.par_chunks_mut(TILE_PX)
@@ -249,7 +275,16 @@ pub fn densities(surface: &Surface, lattice: &Lattice, step: usize) -> Vec<f64> 
                 let fu = (px % step) as f64 * inv;
                 let (d00, d10) = (nodes[j * n + i], nodes[j * n + i + 1]);
                 let (d01, d11) = (nodes[(j + 1) * n + i], nodes[(j + 1) * n + i + 1]);
-                *d = if d00 == 0.0 && d10 == 0.0 && d01 == 0.0 && d11 == 0.0 {
+                let hidden = masked
+                    && [
+                        j * n + i,
+                        j * n + i + 1,
+                        (j + 1) * n + i,
+                        (j + 1) * n + i + 1,
+                    ]
+                    .iter()
+                    .all(|&k| counts[k] < min_count);
+                *d = if hidden || d00 == 0.0 && d10 == 0.0 && d01 == 0.0 && d11 == 0.0 {
                     0.0
                 } else {
                     let top = d00 + (d10 - d00) * fu;
@@ -276,17 +311,40 @@ pub fn densities(surface: &Surface, lattice: &Lattice, step: usize) -> Vec<f64> 
 /// same sum as `KernelDensity::density_at` at every position
 /// (`spreading_equals_gathering`). A grid with an unconvertible position (far offshore),
 /// or one too degenerate to invert, is evaluated position by position.
-fn sample(kde: &KernelDensity, pos: &[(f64, f64)], m: usize) -> Vec<f64> {
-    let gather = || -> Vec<f64> {
-        pos.par_iter()
+fn sample(
+    kde: &KernelDensity,
+    pos: &[(f64, f64)],
+    m: usize,
+    count_radius: Option<f64>,
+) -> (Vec<f64>, Vec<f64>) {
+    let with_count = count_radius.is_some();
+    let cr = count_radius.unwrap_or(0.0).min(kde.bandwidth());
+    let cr2 = cr * cr;
+    let gather = || -> (Vec<f64>, Vec<f64>) {
+        let both: Vec<(f64, f64)> = pos
+            .par_iter()
             .map(|&(x, y)| {
                 if x.is_nan() {
-                    f64::NAN
+                    (f64::NAN, 0.0)
+                } else if with_count {
+                    let mut n = 0.0;
+                    kde.for_points_near((x, y, x, y), |p| {
+                        if (p.x - x).powi(2) + (p.y - y).powi(2) < cr2 {
+                            n += p.w;
+                        }
+                    });
+                    (kde.density_at(x, y), n)
                 } else {
-                    kde.density_at(x, y)
+                    (kde.density_at(x, y), 0.0)
                 }
             })
-            .collect()
+            .collect();
+        let count = if with_count {
+            both.iter().map(|b| b.1).collect()
+        } else {
+            Vec::new()
+        };
+        (both.into_iter().map(|b| b.0).collect(), count)
     };
     if m < 2 || pos.len() != m * m || pos.iter().any(|p| !(p.0.is_finite() && p.1.is_finite())) {
         return gather();
@@ -335,70 +393,118 @@ fn sample(kde: &KernelDensity, pos: &[(f64, f64)], m: usize) -> Vec<f64> {
         near.push((v, u, p.w, p.x, p.y));
     });
     if near.is_empty() {
-        return vec![0.0; m * m];
+        return (
+            vec![0.0; m * m],
+            if with_count {
+                vec![0.0; m * m]
+            } else {
+                Vec::new()
+            },
+        );
     }
     near.sort_unstable_by(|p, q| p.0.total_cmp(&q.0));
     // Rows a bandwidth reaches: a u^2 + 2 b u dv + c dv^2 < reach^2 has a solution in u.
     let rows_reached = reach * (a / gram).sqrt() + 1.0;
     let mut out = vec![0.0; m * m];
-    out.par_chunks_mut(m).enumerate().for_each(|(j, row)| {
-        let jf = j as f64;
-        let lo = near.partition_point(|q| q.0 < jf - rows_reached);
-        let hi = near.partition_point(|q| q.0 <= jf + rows_reached);
-        let positions = &pos[j * m..(j + 1) * m];
-        // The row as a line (its ends) and its largest departure from it: far smaller
-        // than the whole grid's at low zoom, where the Mercator scale varies down a tile.
-        let (start, end) = (positions[0], positions[m - 1]);
-        let e = ((end.0 - start.0) / last, (end.1 - start.1) / last);
-        let e2 = e.0 * e.0 + e.1 * e.1;
-        if e2.is_nan() || e2 <= 0.0 {
-            for (d, &(x, y)) in row.iter_mut().zip(positions) {
-                *d = kde.density_at(x, y);
+    let mut count = vec![0.0; if with_count { m * m } else { 0 }];
+    let rows: Vec<(&mut [f64], Option<&mut [f64]>)> = if with_count {
+        out.chunks_mut(m)
+            .zip(count.chunks_mut(m).map(Some))
+            .collect()
+    } else {
+        out.chunks_mut(m).map(|r| (r, None)).collect()
+    };
+    rows.into_par_iter()
+        .enumerate()
+        .for_each(|(j, (row, mut row_count))| {
+            let jf = j as f64;
+            let lo = near.partition_point(|q| q.0 < jf - rows_reached);
+            let hi = near.partition_point(|q| q.0 <= jf + rows_reached);
+            let positions = &pos[j * m..(j + 1) * m];
+            // The row as a line (its ends) and its largest departure from it: far smaller
+            // than the whole grid's at low zoom, where the Mercator scale varies down a tile.
+            let (start, end) = (positions[0], positions[m - 1]);
+            let e = ((end.0 - start.0) / last, (end.1 - start.1) / last);
+            let e2 = e.0 * e.0 + e.1 * e.1;
+            if e2.is_nan() || e2 <= 0.0 {
+                for (k, &(x, y)) in positions.iter().enumerate() {
+                    row[k] = kde.density_at(x, y);
+                    if let Some(c) = row_count.as_deref_mut() {
+                        let mut n = 0.0;
+                        kde.for_points_near((x, y, x, y), |p| {
+                            if (p.x - x).powi(2) + (p.y - y).powi(2) < cr2 {
+                                n += p.w;
+                            }
+                        });
+                        c[k] = n;
+                    }
+                }
+                return;
             }
-            return;
-        }
-        let row_dev = positions
-            .iter()
-            .enumerate()
-            .map(|(i, &(x, y))| {
-                let i = i as f64;
-                (x - start.0 - i * e.0).hypot(y - start.1 - i * e.1)
-            })
-            .fold(0.0f64, f64::max);
-        let reach = r + row_dev + 1e-6 * r;
-        let reach2 = reach * reach;
-        let inv_len = 1.0 / e2.sqrt();
-        for &(_, _, w, qx, qy) in &near[lo..hi] {
-            let (dx, dy) = (qx - start.0, qy - start.1);
-            // Position along the row (in pixels) and distance from its line (metres).
-            let along = (dx * e.0 + dy * e.1) / e2;
-            let across = (dx * e.1 - dy * e.0) * inv_len;
-            let rest = reach2 - across * across;
-            if rest < 0.0 {
-                continue;
-            }
-            let half = rest.sqrt() * inv_len + 1.0;
-            let i0 = (along - half).ceil().max(0.0);
-            let i1 = (along + half).floor().min(last);
-            if i1 < i0 {
-                continue;
-            }
-            let (i0, i1) = (i0 as usize, i1 as usize);
-            for (d, &(x, y)) in row[i0..=i1].iter_mut().zip(&positions[i0..=i1]) {
-                let (dx, dy) = (qx - x, qy - y);
-                let d2 = dx * dx + dy * dy;
-                if d2 < r2 {
-                    *d += w * kde.kernel(d2);
+            let row_dev = positions
+                .iter()
+                .enumerate()
+                .map(|(i, &(x, y))| {
+                    let i = i as f64;
+                    (x - start.0 - i * e.0).hypot(y - start.1 - i * e.1)
+                })
+                .fold(0.0f64, f64::max);
+            let reach = r + row_dev + 1e-6 * r;
+            let reach2 = reach * reach;
+            let inv_len = 1.0 / e2.sqrt();
+            for &(_, _, w, qx, qy) in &near[lo..hi] {
+                let (dx, dy) = (qx - start.0, qy - start.1);
+                // Position along the row (in pixels) and distance from its line (metres).
+                let along = (dx * e.0 + dy * e.1) / e2;
+                let across = (dx * e.1 - dy * e.0) * inv_len;
+                let rest = reach2 - across * across;
+                if rest < 0.0 {
+                    continue;
+                }
+                let half = rest.sqrt() * inv_len + 1.0;
+                let i0 = (along - half).ceil().max(0.0);
+                let i1 = (along + half).floor().min(last);
+                if i1 < i0 {
+                    continue;
+                }
+                let (i0, i1) = (i0 as usize, i1 as usize);
+                let chord = row[i0..=i1].iter_mut().zip(&positions[i0..=i1]);
+                if let Some(c) = row_count.as_deref_mut() {
+                    for ((d, &(x, y)), n) in chord.zip(&mut c[i0..=i1]) {
+                        let (dx, dy) = (qx - x, qy - y);
+                        let d2 = dx * dx + dy * dy;
+                        if d2 < r2 {
+                            *d += w * kde.kernel(d2);
+                            if d2 < cr2 {
+                                *n += w;
+                            }
+                        }
+                    }
+                } else {
+                    for (d, &(x, y)) in chord {
+                        let (dx, dy) = (qx - x, qy - y);
+                        let d2 = dx * dx + dy * dy;
+                        if d2 < r2 {
+                            *d += w * kde.kernel(d2);
+                        }
+                    }
                 }
             }
-        }
-    });
-    out
+        });
+    (out, count)
 }
 
 /// The tile's PNG: density at each pixel centre through `ramp`, `t = density / max`
-/// (`max_per_m2` in incidents per m²). The transparent tile when nothing shows.
-pub fn render(surface: &Surface, tile: TileCoord, ramp: Ramp, max_per_m2: f64) -> Vec<u8> {
+/// (`max_per_m2` in incidents per m²), leaving transparent every pixel with fewer than
+/// `min_count` incidents within the bandwidth (disclosure control; 0 draws all). The
+/// transparent tile when nothing shows.
+pub fn render(
+    surface: &Surface,
+    tile: TileCoord,
+    ramp: Ramp,
+    max_per_m2: f64,
+    min_count: f64,
+) -> Vec<u8> {
     if !(max_per_m2.is_finite() && max_per_m2 > 0.0) {
         return empty_png().to_vec();
     }
@@ -410,7 +516,7 @@ pub fn render(surface: &Surface, tile: TileCoord, ramp: Ramp, max_per_m2: f64) -
         return empty_png().to_vec();
     }
     let step = density_step((x1 - x0).max(y1 - y0), surface.bandwidth());
-    let density = densities(surface, &lattice, step);
+    let density = densities(surface, &lattice, step, min_count);
     let inv_max = 1.0 / max_per_m2;
     let mut rgba = vec![0u8; TILE_PX * TILE_PX * 4];
     for (px, &d) in rgba.chunks_exact_mut(4).zip(&density) {
@@ -500,7 +606,7 @@ mod tests {
         let filter = crate::analysis::Filter::default();
         let mut interpolated = 0;
         for bandwidth in [None, Some(400.0), Some(50.0)] {
-            let surface = Surface::build(&store, &filter, bandwidth).expect("surface");
+            let surface = Surface::build(&store, &filter, bandwidth, 0.0).expect("surface");
             let max = surface.default_max_per_km2() / 1e6;
             // Preston, Blackpool and Burnley town centres.
             for (lon, lat) in [(-2.7006, 53.7590), (-3.0500, 53.8175), (-2.2430, 53.7893)] {
@@ -513,8 +619,8 @@ mod tests {
                         continue;
                     }
                     interpolated += 1;
-                    let exact = densities(&surface, &lattice, 1);
-                    let fast = densities(&surface, &lattice, step);
+                    let exact = densities(&surface, &lattice, 1, 0.0);
+                    let fast = densities(&surface, &lattice, step, 0.0);
                     let (mut worst_index, mut worst_alpha) = (0.0f64, 0i32);
                     for (e, f) in exact.iter().zip(&fast) {
                         worst_index = worst_index.max((e - f).abs() / max * 255.0);
@@ -558,7 +664,7 @@ mod tests {
         let filter = crate::analysis::Filter::default();
         let mut compared = 0usize;
         for bandwidth in [None, Some(300.0), Some(50.0)] {
-            let surface = Surface::build(&store, &filter, bandwidth).expect("surface");
+            let surface = Surface::build(&store, &filter, bandwidth, 0.0).expect("surface");
             let kde = surface.kde();
             for (lon, lat) in [(-2.7006, 53.7590), (-3.0500, 53.8175), (-2.5, 54.1)] {
                 for z in [7, 8, 10, 11, 12, 14, 16] {
@@ -580,14 +686,15 @@ mod tests {
                                 })
                                 .collect()
                         };
-                        let spread = sample(kde, &pos, m);
+                        let (spread, count) = sample(kde, &pos, m, Some(kde.bandwidth()));
                         for (k, &(x, y)) in pos.iter().enumerate() {
-                            let want = kde.density_at(x, y);
+                            let (want, n) = kde.density_and_weight_at(x, y);
                             let got = spread[k];
                             assert!(
                                 (got - want).abs() <= 1e-9 * want.abs() + 1e-300,
                                 "z {z} m {m} ({x}, {y}): {got} vs {want}"
                             );
+                            assert!((count[k] - n).abs() < 1e-9, "count {} vs {n}", count[k]);
                             compared += usize::from(want > 0.0);
                         }
                     }
@@ -598,5 +705,56 @@ mod tests {
             compared > 100_000,
             "only {compared} non-zero densities compared"
         );
+    }
+
+    #[test]
+    fn masked_pixels_never_show_fewer_than_the_minimum_count() {
+        use std::sync::Arc;
+        let g = Arc::new(crate::spatial::Geography::bundled().expect("bundled geography"));
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/sample");
+        let (store, _) = crate::analysis::from_csv_paths(&[dir], g).expect("fixtures");
+        let store = Arc::new(store);
+        // Few incidents: one type over one month, so the mask bites.
+        let filter = crate::analysis::Filter {
+            types: [crate::model::CrimeType::Robbery].into_iter().collect(),
+            ..crate::analysis::Filter::default()
+        };
+        let (mut shown, mut hidden, mut steps) =
+            (0usize, 0usize, std::collections::BTreeSet::new());
+        for bandwidth in [1000.0, 300.0] {
+            let surface = Surface::build(&store, &filter, Some(bandwidth), 0.0).expect("surface");
+            let kde = surface.kde();
+            for (lon, lat) in [(-2.7006, 53.7590), (-3.0500, 53.8175), (-2.4849, 53.7480)] {
+                for z in [11, 12, 14, 16] {
+                    let t = tile_at(lon, lat, z);
+                    let lattice = Lattice::new(t);
+                    let (x0, y0, x1, y1) = lattice.bbox().expect("converted");
+                    let step = density_step((x1 - x0).max(y1 - y0), surface.bandwidth());
+                    steps.insert(step);
+                    let plain = densities(&surface, &lattice, step, 0.0);
+                    let masked = densities(&surface, &lattice, step, 5.0);
+                    let mut pos = vec![(0.0, 0.0); TILE_PX * TILE_PX];
+                    for (py, row) in pos.chunks_exact_mut(TILE_PX).enumerate() {
+                        lattice.row(py, row);
+                    }
+                    for ((&d, &p), &(x, y)) in masked.iter().zip(&plain).zip(&pos) {
+                        if d > 0.0 {
+                            let (_, n) = kde.density_and_weight_at(x, y);
+                            assert!(n >= 5.0, "z {z} step {step}: drawn with {n} incidents");
+                            assert_eq!(d, p, "the mask changes nothing it draws");
+                            shown += 1;
+                        } else if p > 0.0 {
+                            hidden += 1;
+                        }
+                    }
+                }
+            }
+        }
+        eprintln!("shown {shown}, hidden {hidden}, steps {steps:?}");
+        assert!(
+            shown > 10_000 && hidden > 10_000,
+            "shown {shown}, hidden {hidden}"
+        );
+        assert!(steps.contains(&1) && steps.len() > 1, "{steps:?}");
     }
 }

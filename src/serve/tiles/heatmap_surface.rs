@@ -162,12 +162,15 @@ impl Surface {
         store: &Arc<AnalysisStore>,
         filter: &Filter,
         bandwidth_m: Option<f64>,
+        min_bandwidth_m: f64,
     ) -> Result<Self, KdeError> {
         let points = crate::stats::kde::points_from_store(store, filter);
         let (lo, hi) = BANDWIDTH_RANGE_M;
-        let r = bandwidth_m.unwrap_or_else(|| {
-            default_bandwidth(&points).map_or(FALLBACK_BANDWIDTH_M, |r| r.clamp(lo, hi))
-        });
+        let r = bandwidth_m
+            .unwrap_or_else(|| {
+                default_bandwidth(&points).map_or(FALLBACK_BANDWIDTH_M, |r| r.clamp(lo, hi))
+            })
+            .max(min_bandwidth_m);
         let occupancy = Occupancy::new(&points, r);
         let kde = KernelDensity::new(points.clone(), r)?;
         let default_max = percentile_at_points(&kde, &points);
@@ -217,6 +220,12 @@ impl Surface {
         self.kde.density_at(x, y)
     }
 
+    /// Density per m² at BNG (x, y), and the incidents within the bandwidth of it.
+    #[inline]
+    pub fn density_and_count_at(&self, x: f64, y: f64) -> (f64, f64) {
+        self.kde.density_and_weight_at(x, y)
+    }
+
     /// Whether any incident lies within a bandwidth of the BNG rectangle.
     pub fn near(&self, min_x: f64, min_y: f64, max_x: f64, max_y: f64) -> bool {
         let r = self.bandwidth();
@@ -255,10 +264,11 @@ struct SurfaceKey {
     to: Option<Month>,
     districts: Option<Vec<u8>>,
     bandwidth_bits: Option<u64>,
+    min_bandwidth_bits: u64,
 }
 
-/// The cached surface for this store, generation, filter and bandwidth, built on a miss.
-/// Blocking: call from a blocking task.
+/// The cached surface for this store, generation, filter and bandwidth (at least
+/// `min_bandwidth_m`: 0 for none), built on a miss. Blocking: call from a blocking task.
 ///
 /// # Errors
 /// 500 if the surface cannot be built (the bandwidth was validated before).
@@ -267,6 +277,7 @@ pub fn surface(
     generation: u64,
     filter: &Filter,
     bandwidth_m: Option<f64>,
+    min_bandwidth_m: f64,
 ) -> Result<Arc<Surface>, AppError> {
     let districts = filter.districts.as_ref().map(|d| {
         let mut d = d.clone();
@@ -282,9 +293,10 @@ pub fn surface(
         to: filter.to,
         districts,
         bandwidth_bits: bandwidth_m.map(f64::to_bits),
+        min_bandwidth_bits: min_bandwidth_m.to_bits(),
     };
     SURFACES.get_or_insert_with(&key, || {
-        Surface::build(store, filter, bandwidth_m)
+        Surface::build(store, filter, bandwidth_m, min_bandwidth_m)
             .map(Arc::new)
             .map_err(|e| AppError::Internal(format!("heatmap surface: {e}")))
     })

@@ -4,7 +4,7 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/tiles/cells/{z}/{x}/{y}.mvt?types=&from=&to=&district=` | layer `cells`: H3 cells with `cell`, `count`, `per_km2`, `gi_z`, `gi_bin`, `category` |
+//! | `/tiles/cells/{z}/{x}/{y}.mvt?types=&from=&to=&district=` | layer `cells`: H3 cells with `cell`, `count`, `per_km2`, `gi_z`, `gi_bin`, `category` (below analyst: no `gi_z`, and `suppressed`, with no `count` or `per_km2` where it is true) |
 //! | `/tiles/boundaries/{z}/{x}/{y}.mvt` | layers `districts` (`code`, `name`) and, from z 10, `lsoas` (`code`, `name`, `district`) |
 //! | `/tiles/cells.json?types=&from=&to=&district=` | TileJSON for the cells, the filter carried into its `tiles` URL |
 //! | `/tiles/boundaries.json` | TileJSON for the boundaries |
@@ -41,6 +41,8 @@ pub use bounds::LSOA_MIN_ZOOM;
 pub use cells::resolution;
 pub use geom::{BUFFER, EXTENT};
 
+use crate::serve::auth::{Principal, principal_of};
+use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::tile::TileCoord;
 use crate::serve::{AppError, AppState, cached};
@@ -78,12 +80,22 @@ async fn cells_tile(
     State(state): State<AppState>,
     Path((z, x, y)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let t = TileCoord::from_path(&z, &x, &y, "mvt")?;
     let params = params::parse(query.as_deref(), &FILTER_PARAMS)?;
     let store = state.store();
     let filter = params::filter(&params, &store)?;
+    let controlled = principal_of(principal).role.disclosure_controlled();
+    let d = &state.settings().disclosure;
+    let k = d.k;
+    let filter = if controlled {
+        disclosure::without_sensitive(&filter, d.sensitive_types(), params.contains_key("types"))
+            .map_err(AppError::Forbidden)?
+    } else {
+        filter
+    };
     let generation = state.generation();
     let body = tokio::task::spawn_blocking(move || {
         // Far from the study area: the empty tile, without computing anything.
@@ -91,7 +103,7 @@ async fn cells_tile(
         if !geom::Frame::new(t).touches(&shapes.extent()) {
             return Ok(Vec::new());
         }
-        cells::layer(&store, generation, cells::resolution(t.z), &filter).tile(t)
+        cells::layer(&store, generation, cells::resolution(t.z), &filter, k).tile(t, controlled)
     })
     .await
     .map_err(join_error)??;
@@ -129,6 +141,7 @@ async fn cells_tilejson(
     let fields = json!({
         "cell": "String", "count": "Number", "per_km2": "Number",
         "gi_z": "Number", "gi_bin": "Number", "category": "String",
+        "suppressed": "Boolean",
     });
     let layers = json!([{
         "id": cells::LAYER,
@@ -136,7 +149,8 @@ async fn cells_tilejson(
             6 to z8, 7 at z9-10, 8 at z11, 9 at z12-13, 10 from z14. count: incidents; \
             per_km2: incidents per km2; gi_z: Getis-Ord Gi* z (k = 1 ring); gi_bin: -3..3 \
             for 99/95/90% cold/hot with FDR control; category: emerging hot spot pattern \
-            (resolutions 7-9 only, z9-13).",
+            (resolutions 7-9 only, z9-13). Below the analyst role: no gi_z, and suppressed \
+            (true: count and per_km2 withheld under disclosure control).",
         "fields": fields,
         "minzoom": MIN_ZOOM,
         "maxzoom": CELLS_MAX_ZOOM,

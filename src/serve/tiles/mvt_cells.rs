@@ -5,6 +5,11 @@
 //! small LRU (`mvt_cache`); each tile is then only a cut of the cached cells, found
 //! through an R-tree of their extents. Work runs on tokio's blocking pool.
 //!
+//! Below analyst (`tile(t, controlled = true)`) a tile carries the disclosure-controlled
+//! view (`serve::disclosure`): a withheld cell has no `count` or `per_km2` and
+//! `suppressed = true`, and no cell has `gi_z`. The mask is computed once per layer over
+//! the whole study grid (as the OGC grid collections compute it), so both agree.
+//!
 //! Only cells with incidents, a significant Gi* bin or an emerging pattern are kept: the
 //! zero-count, not-significant rest of the study grid is most of it and says nothing.
 
@@ -18,8 +23,8 @@ use rstar::{AABB, RTree};
 use super::geom::{self, EXTENT, Frame, Polygon};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::lru::Lru;
-use crate::serve::AppError;
 use crate::serve::tile::TileCoord;
+use crate::serve::{AppError, disclosure};
 use crate::stats::emerging::{self, Category};
 use crate::stats::gi_star::gi_star;
 use crate::stats::study::{Contiguity, Study, Units};
@@ -57,6 +62,8 @@ struct Row {
     gi_z: f64,
     gi_bin: i8,
     category: Option<Category>,
+    /// Withheld below analyst.
+    suppressed: bool,
     outline: Polygon,
 }
 
@@ -72,10 +79,13 @@ fn r4(v: f64) -> f64 {
 }
 
 impl CellLayer {
-    fn compute(store: Arc<AnalysisStore>, res: Resolution, filter: &Filter) -> Self {
+    fn compute(store: Arc<AnalysisStore>, res: Resolution, filter: &Filter, k: u64) -> Self {
         let study = Study::new(store.clone(), Units::H3(res), filter);
         let w = study.weights(1, Contiguity::Queen, true);
         let gi = gi_star(&study.counts, &w, true);
+        let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
+        let whole: Vec<u64> = study.counts.iter().map(|&c| c.max(0.0) as u64).collect();
+        let mask = disclosure::suppress(&whole, &disclosure::cell_groups(&cells), k);
         let categories = if has_category(res) {
             categories(&study, &w, filter)
         } else {
@@ -99,6 +109,7 @@ impl CellLayer {
                     gi_z: r4(gi.z[i]),
                     gi_bin: gi.bin[i],
                     category,
+                    suppressed: mask[i],
                     outline: vec![outline],
                 })
             })
@@ -117,11 +128,12 @@ impl CellLayer {
         }
     }
 
-    /// The encoded tile (zero bytes when no cell touches it).
+    /// The encoded tile (zero bytes when no cell touches it); `controlled`: as a caller
+    /// below analyst sees it.
     ///
     /// # Errors
     /// Internal only: the encoder refusing what this module built.
-    pub fn tile(&self, t: TileCoord) -> Result<Vec<u8>, AppError> {
+    pub fn tile(&self, t: TileCoord, controlled: bool) -> Result<Vec<u8>, AppError> {
         let frame = Frame::new(t);
         let q = frame.query;
         let mut hits: Vec<usize> = self
@@ -143,9 +155,15 @@ impl CellLayer {
             let mut f = layer.into_feature(geom);
             f.set_id(u64::from(row.cell));
             f.add_tag_string("cell", &row.cell.to_string());
-            f.add_tag_uint("count", row.count);
-            f.add_tag_double("per_km2", row.per_km2);
-            f.add_tag_double("gi_z", row.gi_z);
+            if !(controlled && row.suppressed) {
+                f.add_tag_uint("count", row.count);
+                f.add_tag_double("per_km2", row.per_km2);
+            }
+            if controlled {
+                f.add_tag_bool("suppressed", row.suppressed);
+            } else {
+                f.add_tag_double("gi_z", row.gi_z);
+            }
             f.add_tag_sint("gi_bin", i64::from(row.gi_bin));
             if let Some(c) = row.category {
                 f.add_tag_string("category", c.label());
@@ -189,7 +207,7 @@ fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Opti
 }
 
 /// Computed layers by store, keyed by generation, filter and resolution.
-static LAYERS: Lru<AnalysisStore, (u64, String, Resolution), CellLayer> = Lru::new(CAPACITY);
+static LAYERS: Lru<AnalysisStore, (u64, String, Resolution, u64), CellLayer> = Lru::new(CAPACITY);
 
 /// A canonical spelling of a filter (districts sorted), the cache key.
 pub fn filter_key(f: &Filter) -> String {
@@ -201,16 +219,17 @@ pub fn filter_key(f: &Filter) -> String {
     format!("{}|{:?}|{:?}|{ds:?}", f.types.bits(), f.from, f.to)
 }
 
-/// The cells of `filter` at `res`, computed now unless cached. Blocking: call it from
-/// the blocking pool.
+/// The cells of `filter` at `res` (with the suppression mask for threshold `k`),
+/// computed now unless cached. Blocking: call it from the blocking pool.
 pub fn layer(
     store: &Arc<AnalysisStore>,
     generation: u64,
     res: Resolution,
     filter: &Filter,
+    k: u64,
 ) -> Arc<CellLayer> {
-    LAYERS.get(store, (generation, filter_key(filter), res), || {
-        CellLayer::compute(store.clone(), res, filter)
+    LAYERS.get(store, (generation, filter_key(filter), res, k), || {
+        CellLayer::compute(store.clone(), res, filter, k)
     })
 }
 

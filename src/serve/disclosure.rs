@@ -1,0 +1,304 @@
+//! Disclosure control: what a caller below analyst may learn from any output.
+//!
+//! Crime locations are personal data (ICO guidance on crime mapping); police.uk already
+//! snaps them, but a count of 1 in a small area, or an incident point, can still point at
+//! a household. So, for every output below the analyst role (GeoJSON, CSV, vector tiles,
+//! heatmap tiles, the patrol list):
+//!
+//! - **No incident points, Crime IDs or exact coordinates**: the `incidents` collection
+//!   needs analyst (`auth::collection_role`); aggregates carry unit codes and a unit's
+//!   centre only.
+//! - **Primary suppression**: a count from 1 to k - 1 (k = `disclosure.k`, default 5) is
+//!   withheld (`count: null`, `suppressed: true`), with every number derived from it
+//!   (`per_km2`, `share`, `pai`). Zero is published (it discloses no one), unless withheld as a secondary.
+//! - **Secondary suppression** ([`suppress`]): a unit's count can also be recovered by
+//!   differencing, as a published total minus the visible units under it. So units are
+//!   grouped by every total a caller can see (an LSOA's district, which the `districts`
+//!   collection publishes; an H3 cell's parent one resolution up, which the coarser grid
+//!   publishes; the whole result, whose total the districts and the heatmap legend give)
+//!   and in every group holding a suppressed unit, more units are suppressed (smallest
+//!   non-zero first) until at least two non-zero units are withheld and they are not all
+//!   ones (when only zeros are left to add, a zero is withheld, which hides which is which). Then a total minus the visible units gives only the sum of two or more withheld
+//!   counts, and no single one of them: each could be anything from 1 to that sum less the
+//!   others' minimum. Groups overlap, so the rule runs to a fixed point. (A group with one
+//!   non-zero unit has a total below k, which is itself suppressed where it is published.)
+//! - **Gi* below analyst is its bin only**: a neighbour's exact z-score, with every other
+//!   count known, solves for a withheld count, so `gi_z`, `gi_p`, `trend_z` and `trend_p`
+//!   are null below analyst; the significance bin and the emerging category stay.
+//! - **Sensitive categories** (`disclosure.sensitive`, default sexual offences, domestic
+//!   abuse, exploitation: the categories force extracts carry and police.uk merges away)
+//!   are published below analyst at district level only: finer outputs leave them out of
+//!   the default filter, and a filter that names one is refused (403). police.uk's
+//!   combined "Violence and sexual offences" is not in the default list: police.uk
+//!   publishes it at street level, and it is the largest category, so withholding it
+//!   would empty the public map; a force that wants it coarsened adds `violent-crime`.
+//! - **Heatmap** below analyst: the bandwidth is at least `disclosure.heatmap_min_bandwidth_m`
+//!   (default 1000 m), and a pixel is drawn only where at least k incidents lie within the
+//!   bandwidth, so no single snap point shows as a blob of its own.
+//!
+//! Not covered (documented limits): differencing across *different* filters (two date
+//! ranges, or all types against all but one) can still narrow a small count; that needs
+//! query auditing or noise, which this release does not add. The partner role sees the
+//! same suppressed aggregates as public, plus the operational collections.
+
+use serde::Deserialize;
+
+use crate::model::{CrimeType, TypeSet};
+
+/// `[disclosure]` in the config file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DisclosureSettings {
+    /// Counts from 1 to k - 1 are suppressed below analyst.
+    pub k: u64,
+    /// Categories only published at district level below analyst (labels or slugs).
+    pub sensitive: Vec<String>,
+    /// Smallest heatmap bandwidth below analyst, in metres.
+    pub heatmap_min_bandwidth_m: f64,
+}
+
+impl Default for DisclosureSettings {
+    fn default() -> Self {
+        DisclosureSettings {
+            k: 5,
+            sensitive: vec![
+                CrimeType::SexualOffences.slug().into(),
+                CrimeType::DomesticAbuse.slug().into(),
+                CrimeType::Exploitation.slug().into(),
+            ],
+            heatmap_min_bandwidth_m: 1_000.0,
+        }
+    }
+}
+
+impl DisclosureSettings {
+    /// Checks the settings once at start-up.
+    ///
+    /// # Errors
+    /// An unknown category name, k of 0, or a bandwidth outside 50 m to 20 km.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.k == 0 {
+            return Err("disclosure.k must be at least 1".into());
+        }
+        for s in &self.sensitive {
+            CrimeType::parse_lenient(s)
+                .ok_or_else(|| format!("disclosure.sensitive: unknown category '{s}'"))?;
+        }
+        let b = self.heatmap_min_bandwidth_m;
+        if !(50.0..=20_000.0).contains(&b) {
+            return Err(format!(
+                "disclosure.heatmap_min_bandwidth_m: {b} is outside 50 to 20000"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sensitive categories as a set (unknown names were refused by `validate`).
+    pub fn sensitive_types(&self) -> TypeSet {
+        self.sensitive
+            .iter()
+            .filter_map(|s| CrimeType::parse_lenient(s))
+            .collect()
+    }
+}
+
+/// Whether `c` is primarily suppressed: from 1 to k - 1.
+pub fn primary(c: u64, k: u64) -> bool {
+    c > 0 && c < k
+}
+
+/// The suppression mask of `counts` under threshold `k`: primary suppression, then
+/// secondary suppression within every group of unit indices (see the module docs) until
+/// no group changes. Indices out of range in a group are ignored.
+pub fn suppress(counts: &[u64], groups: &[Vec<usize>], k: u64) -> Vec<bool> {
+    let mut mask: Vec<bool> = counts.iter().map(|&c| primary(c, k)).collect();
+    loop {
+        let mut changed = false;
+        for g in groups {
+            while needs_more(counts, &mask, g) {
+                let open = |i: &usize| *i < counts.len() && !mask[*i];
+                // Smallest non-zero first; a zero only when the withheld are all ones
+                // and no non-zero unit is left (it hides which withheld unit is which).
+                let next = g
+                    .iter()
+                    .copied()
+                    .filter(|i| open(i) && counts[*i] > 0)
+                    .min_by_key(|&i| (counts[i], i))
+                    .or_else(|| {
+                        all_ones_without_zero(counts, &mask, g)
+                            .then(|| g.iter().copied().find(|i| open(i)))
+                            .flatten()
+                    });
+                match next {
+                    Some(i) => {
+                        mask[i] = true;
+                        changed = true;
+                    }
+                    None => break,
+                }
+            }
+        }
+        if !changed {
+            return mask;
+        }
+    }
+}
+
+/// A group with a withheld unit whose withheld units could be told apart from its total:
+/// fewer than two non-zero withheld counts, or all of them ones.
+fn needs_more(counts: &[u64], mask: &[bool], g: &[usize]) -> bool {
+    let nonzero: Vec<u64> = g
+        .iter()
+        .copied()
+        .filter(|&i| i < counts.len() && mask[i] && counts[i] > 0)
+        .map(|i| counts[i])
+        .collect();
+    !nonzero.is_empty() && (nonzero.len() < 2 || all_ones_without_zero(counts, mask, g))
+}
+
+/// Whether the group's withheld units are two or more ones and no withheld zero.
+fn all_ones_without_zero(counts: &[u64], mask: &[bool], g: &[usize]) -> bool {
+    let withheld: Vec<u64> = g
+        .iter()
+        .copied()
+        .filter(|&i| i < counts.len() && mask[i])
+        .map(|i| counts[i])
+        .collect();
+    withheld.len() >= 2 && withheld.iter().all(|&c| c == 1)
+}
+
+/// The groups of a study grid: cells by parent one resolution up, and the whole grid.
+pub fn cell_groups(cells: &[Option<h3o::CellIndex>]) -> Vec<Vec<usize>> {
+    let parent = |c: &Option<h3o::CellIndex>| {
+        c.and_then(|c| c.resolution().pred().and_then(|r| c.parent(r)))
+            .map(u64::from)
+    };
+    let mut groups = groups_by(cells.iter().map(parent));
+    groups.push((0..cells.len()).collect());
+    groups
+}
+
+/// The filter an output finer than districts is computed under below analyst: the
+/// sensitive categories left out of it.
+///
+/// # Errors
+/// A message when the request named a sensitive category (`types_given`).
+pub fn without_sensitive(
+    filter: &crate::analysis::Filter,
+    sensitive: TypeSet,
+    types_given: bool,
+) -> Result<crate::analysis::Filter, String> {
+    let asked: Vec<&str> = filter
+        .types
+        .iter()
+        .filter(|t| sensitive.contains(*t))
+        .map(|t| t.label())
+        .collect();
+    if types_given && !asked.is_empty() {
+        return Err(format!(
+            "'{}' is published at district level only for your role",
+            asked.join(", ")
+        ));
+    }
+    Ok(crate::analysis::Filter {
+        types: filter
+            .types
+            .iter()
+            .filter(|t| !sensitive.contains(*t))
+            .collect(),
+        ..filter.clone()
+    })
+}
+
+/// Units' indices grouped by a key (units with `None` are in no group).
+pub fn groups_by<K: Ord + Clone>(keys: impl IntoIterator<Item = Option<K>>) -> Vec<Vec<usize>> {
+    let mut m: std::collections::BTreeMap<K, Vec<usize>> = std::collections::BTreeMap::new();
+    for (i, k) in keys.into_iter().enumerate() {
+        if let Some(k) = k {
+            m.entry(k).or_default().push(i);
+        }
+    }
+    m.into_values().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn primary_and_secondary_examples() {
+        // One small count in a group: the next smallest non-zero goes too.
+        let m = suppress(&[3, 0, 9, 7, 12], &[vec![0, 1, 2, 3, 4]], 5);
+        assert_eq!(m, [true, false, false, true, false]);
+        // Two ones: a third unit goes, so the sum is not the number withheld.
+        let m = suppress(&[1, 1, 6, 8], &[vec![0, 1, 2, 3]], 5);
+        assert_eq!(m, [true, true, true, false]);
+        // Nothing small: nothing withheld; zeros never are.
+        assert_eq!(suppress(&[0, 5, 9], &[vec![0, 1, 2]], 5), [false; 3]);
+        // Overlapping groups reach a fixed point.
+        let m = suppress(&[2, 6, 7, 8], &[vec![0, 1], vec![1, 2], vec![2, 3]], 5);
+        assert_eq!(m, [true; 4]);
+        assert!(primary(4, 5) && !primary(5, 5) && !primary(0, 5));
+    }
+
+    #[test]
+    fn settings_check_names() {
+        let d = DisclosureSettings::default();
+        assert!(d.validate().is_ok());
+        assert!(d.sensitive_types().contains(CrimeType::DomesticAbuse));
+        assert!(!d.sensitive_types().contains(CrimeType::Burglary));
+        let bad = DisclosureSettings {
+            sensitive: vec!["nonsense".into()],
+            ..DisclosureSettings::default()
+        };
+        assert!(bad.validate().is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn no_withheld_count_is_recoverable_from_a_total(
+            counts in prop::collection::vec(0u64..30, 1..40),
+            split in prop::collection::vec(0usize..6, 40),
+            k in 2u64..11,
+        ) {
+            let n = counts.len();
+            // Disjoint parents (like LSOAs in districts), plus the whole as one group.
+            let parents = groups_by((0..n).map(|i| Some(split[i])));
+            let mut groups = parents.clone();
+            groups.push((0..n).collect());
+            let mask = suppress(&counts, &groups, k);
+            for i in 0..n {
+                if primary(counts[i], k) {
+                    prop_assert!(mask[i], "unit {i} below k shown");
+                }
+            }
+            for g in &groups {
+                let nonzero = g.iter().filter(|&&i| counts[i] > 0).count();
+                let total: u64 = g.iter().map(|&i| counts[i]).sum();
+                if nonzero < 2 || total < k {
+                    // The group total is itself below k (suppressed where published), or
+                    // it has a single non-zero unit: then its total must not be shown.
+                    continue;
+                }
+                let visible: u64 = g.iter().filter(|&&i| !mask[i]).map(|&i| counts[i]).sum();
+                let diff = total - visible;
+                for &i in g {
+                    if mask[i] {
+                        prop_assert!(diff != counts[i] || counts[i] == 0,
+                            "group {g:?}: total - visible = {diff} = withheld unit {i}");
+                    }
+                }
+                // Nor are the withheld units all ones with no zero among them (the total
+                // would then say each is 1).
+                let withheld: Vec<u64> = g.iter().filter(|&&i| mask[i]).map(|&i| counts[i]).collect();
+                let m = withheld.iter().filter(|&&c| c > 0).count();
+                if !withheld.is_empty() {
+                    prop_assert!(m >= 2, "group {g:?}: {m} non-zero withheld");
+                    prop_assert!(diff > m as u64 || withheld.contains(&0),
+                        "group {g:?}: withheld all ones");
+                }
+            }
+        }
+    }
+}

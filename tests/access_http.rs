@@ -1,0 +1,530 @@
+//! Access and disclosure control through the router, without a socket: every endpoint
+//! family against every kind of caller (no key, a public key, partner, analyst, admin, a
+//! wrong key); a partner asking for incident points; sensitive categories below district
+//! level; and a public caller trying to difference suppressed LSOAs out of district
+//! totals, checked against the true counts computed from the store.
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Method, Request, StatusCode, header};
+use hotspot::model::CrimeType;
+use hotspot::serve::auth::{ApiKey, POLICY, Role, hash_key};
+use hotspot::serve::{AppState, Settings, load_or_seed, router};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+const K: u64 = 5;
+
+static STATE: LazyLock<AppState> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    let store = load_or_seed(&dir).expect("the bundled fixtures load");
+    let key = |name: &str, role| ApiKey {
+        name: name.into(),
+        role,
+        sha256: hash_key(&format!("{name}-key")),
+    };
+    let settings = Settings {
+        data: dir,
+        request_timeout_secs: 900,
+        keys: vec![
+            key("kiosk", Role::Public),
+            key("council", Role::Partner),
+            key("analyst", Role::Analyst),
+            key("ops", Role::Admin),
+        ],
+        ..Settings::default()
+    };
+    AppState::new(store, settings)
+});
+
+/// Callers: none, a key per role, a wrong key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    None,
+    Public,
+    Partner,
+    Analyst,
+    Admin,
+    Wrong,
+}
+
+const EVERYONE: [Who; 6] = [
+    Who::None,
+    Who::Public,
+    Who::Partner,
+    Who::Analyst,
+    Who::Admin,
+    Who::Wrong,
+];
+
+fn auth_header(who: Who) -> Option<(&'static str, String)> {
+    match who {
+        Who::None => None,
+        Who::Public => Some(("x-api-key", "kiosk-key".into())),
+        Who::Partner => Some(("authorization", "Bearer council-key".into())),
+        Who::Analyst => Some(("authorization", "Bearer analyst-key".into())),
+        Who::Admin => Some(("x-api-key", "ops-key".into())),
+        Who::Wrong => Some(("authorization", "Bearer not-a-key".into())),
+    }
+}
+
+struct Reply {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+async fn send(method: Method, uri: &str, who: Who, body: Vec<u8>) -> Reply {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::HOST, "access.test");
+    if let Some((h, v)) = auth_header(who) {
+        req = req.header(h, v);
+    }
+    let resp = router(STATE.clone())
+        .oneshot(req.body(Body::from(body)).expect("request"))
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    Reply {
+        status,
+        headers,
+        body,
+    }
+}
+
+async fn get(uri: &str, who: Who) -> Reply {
+    send(Method::GET, uri, who, Vec::new()).await
+}
+
+async fn json(uri: &str, who: Who) -> Value {
+    let r = get(uri, who).await;
+    assert_eq!(r.status, StatusCode::OK, "{uri} as {who:?}");
+    serde_json::from_slice(&r.body).expect("JSON")
+}
+
+/// One endpoint family: its route (as in `auth::POLICY`), an example request, and the
+/// lowest role that may use it.
+struct Case {
+    route: &'static str,
+    method: Method,
+    uri: &'static str,
+    needs: Role,
+}
+
+fn cases() -> Vec<Case> {
+    let c = |route, uri, needs| Case {
+        route,
+        method: Method::GET,
+        uri,
+        needs,
+    };
+    vec![
+        c("/health", "/health", Role::Public),
+        c("/", "/", Role::Public),
+        c("/conformance", "/conformance", Role::Public),
+        c("/api", "/api", Role::Public),
+        c("/collections", "/collections", Role::Public),
+        c("/collections/{id}", "/collections/districts", Role::Public),
+        c("/collections/{id}", "/collections/patrol", Role::Partner),
+        c("/collections/{id}", "/collections/incidents", Role::Analyst),
+        c(
+            "/collections/{id}/items",
+            "/collections/districts/items",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/lsoas/items?f=csv&limit=5",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/h3-7/items?limit=5",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/hotspots/items?limit=5",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/emerging/items?limit=5",
+            Role::Partner,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/patrol/items?f=csv",
+            Role::Partner,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/incidents/items?limit=1",
+            Role::Analyst,
+        ),
+        c(
+            "/collections/{id}/items",
+            "/collections/incidents/items?f=csv&limit=3",
+            Role::Analyst,
+        ),
+        c(
+            "/collections/{id}/items/{fid}",
+            "/collections/incidents/items/0",
+            Role::Analyst,
+        ),
+        c(
+            "/collections/{id}/items/{fid}",
+            "/collections/districts/items/E07000117",
+            Role::Public,
+        ),
+        c(
+            "/tiles/heatmap/{z}/{x}/{y}",
+            "/tiles/heatmap/9/252/165.png",
+            Role::Public,
+        ),
+        c(
+            "/tiles/heatmap/legend",
+            "/tiles/heatmap/legend",
+            Role::Public,
+        ),
+        c("/tiles/heatmap.json", "/tiles/heatmap.json", Role::Public),
+        c(
+            "/tiles/cells/{z}/{x}/{y}",
+            "/tiles/cells/9/252/165.mvt",
+            Role::Public,
+        ),
+        c("/tiles/cells.json", "/tiles/cells.json", Role::Public),
+        c(
+            "/tiles/boundaries/{z}/{x}/{y}",
+            "/tiles/boundaries/9/252/165.mvt",
+            Role::Public,
+        ),
+        c(
+            "/tiles/boundaries.json",
+            "/tiles/boundaries.json",
+            Role::Public,
+        ),
+        Case {
+            route: "/admin/ingest",
+            method: Method::POST,
+            uri: "/admin/ingest?name=not-incidents.csv",
+            needs: Role::Admin,
+        },
+    ]
+}
+
+/// What a caller should get from an endpoint needing `needs`.
+fn expected(who: Who, needs: Role) -> StatusCode {
+    let role = match who {
+        Who::Wrong => return StatusCode::FORBIDDEN,
+        Who::None | Who::Public => Role::Public,
+        Who::Partner => Role::Partner,
+        Who::Analyst => Role::Analyst,
+        Who::Admin => Role::Admin,
+    };
+    if role >= needs {
+        StatusCode::OK
+    } else if who == Who::None {
+        StatusCode::UNAUTHORIZED
+    } else {
+        StatusCode::FORBIDDEN
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_role_against_every_endpoint() {
+    let cases = cases();
+    for (route, _) in POLICY {
+        assert!(
+            cases.iter().any(|c| c.route == *route),
+            "no case exercises {route}"
+        );
+    }
+    let mut failures = Vec::new();
+    for c in &cases {
+        for who in EVERYONE {
+            // An upload that is not an incident file: admin gets the ingest's 422 (the
+            // store is unchanged); everyone else must not get that far.
+            let body = b"not,a,known,header\n1,2,3,4\n".to_vec();
+            let r = send(c.method.clone(), c.uri, who, body).await;
+            let mut want = expected(who, c.needs);
+            if c.route == "/admin/ingest" && want == StatusCode::OK {
+                want = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            if r.status != want {
+                failures.push(format!(
+                    "{} {} as {who:?}: {} (expected {want})",
+                    c.method, c.uri, r.status
+                ));
+            }
+            if r.status == StatusCode::UNAUTHORIZED {
+                assert!(r.headers.contains_key(header::WWW_AUTHENTICATE));
+            }
+            if r.status.is_client_error() {
+                let v: Value = serde_json::from_slice(&r.body).expect("JSON error body");
+                assert!(v["description"].is_string(), "{}", c.uri);
+            }
+            if r.status == StatusCode::OK && who != Who::None {
+                let cc = r
+                    .headers
+                    .get(header::CACHE_CONTROL)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                assert!(cc.contains("private"), "{}: {cc}", c.uri);
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partners_get_no_points_and_public_lists_hide_them() {
+    for uri in [
+        "/collections/incidents/items",
+        "/collections/incidents/items?f=csv",
+        "/collections/incidents/items?f=csv&limit=10000&types=burglary",
+        "/collections/incidents/items/1?f=csv",
+    ] {
+        assert_eq!(get(uri, Who::Partner).await.status, StatusCode::FORBIDDEN);
+        assert_eq!(get(uri, Who::None).await.status, StatusCode::UNAUTHORIZED);
+    }
+    let ids = |v: &Value| -> Vec<String> {
+        v["collections"]
+            .as_array()
+            .expect("collections")
+            .iter()
+            .map(|c| c["id"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let public = ids(&json("/collections", Who::None).await);
+    assert!(!public.contains(&"incidents".into()) && !public.contains(&"patrol".into()));
+    assert!(public.contains(&"lsoas".into()));
+    let analyst = ids(&json("/collections", Who::Analyst).await);
+    assert!(analyst.contains(&"incidents".into()));
+    // A partner's CSV of an aggregate has no exact Gi* and withholds small counts.
+    let r = get("/collections/patrol/items?f=csv", Who::Partner).await;
+    let text = String::from_utf8(r.body).expect("UTF-8");
+    let header_row = text.lines().next().unwrap_or("");
+    assert!(header_row.contains("suppressed"), "{header_row}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_categories_are_district_level_below_analyst() {
+    let ty = CrimeType::DomesticAbuse.slug();
+    let fine = format!("/collections/lsoas/items?types={ty}");
+    assert_eq!(get(&fine, Who::Partner).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(get(&fine, Who::Analyst).await.status, StatusCode::OK);
+    let tile = format!("/tiles/heatmap/9/252/165.png?types={ty}");
+    assert_eq!(get(&tile, Who::None).await.status, StatusCode::FORBIDDEN);
+    let cells = format!("/tiles/cells/9/252/165.mvt?types=burglary,{ty}");
+    assert_eq!(get(&cells, Who::None).await.status, StatusCode::FORBIDDEN);
+    let coarse = format!("/collections/districts/items?types={ty}");
+    assert_eq!(get(&coarse, Who::None).await.status, StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heatmap_and_cells_differ_below_analyst() {
+    let legend = json("/tiles/heatmap/legend?bandwidth=100", Who::None).await;
+    assert!(legend["bandwidth_m"].as_f64().unwrap_or(0.0) >= 1000.0);
+    assert_eq!(
+        legend["disclosure"]["min_incidents_per_pixel"].as_f64(),
+        Some(K as f64)
+    );
+    let analyst = json("/tiles/heatmap/legend?bandwidth=100", Who::Analyst).await;
+    assert_eq!(analyst["bandwidth_m"].as_f64(), Some(100.0));
+    assert!(analyst["disclosure"].is_null());
+    // A zoomed-in tile of one month: the public tile draws less than the analyst's.
+    let month = first_month().await;
+    let uri = format!("/tiles/heatmap/13/4034/2648.png?from={month}&to={month}&bandwidth=1000");
+    let public = get(&uri, Who::None).await;
+    let full = get(&uri, Who::Analyst).await;
+    assert_eq!(public.status, StatusCode::OK);
+    assert_eq!(full.status, StatusCode::OK);
+    let opaque = |png: &[u8]| -> usize {
+        let img = image::load_from_memory(png).expect("PNG").to_rgba8();
+        img.pixels().filter(|p| p.0[3] > 0).count()
+    };
+    assert!(opaque(&public.body) <= opaque(&full.body));
+    let pub_cells = get("/tiles/cells/11/1008/662.mvt", Who::None).await;
+    let an_cells = get("/tiles/cells/11/1008/662.mvt", Who::Analyst).await;
+    assert_eq!(pub_cells.status, StatusCode::OK);
+    assert_ne!(pub_cells.body, an_cells.body, "public cells carry no gi_z");
+}
+
+async fn first_month() -> String {
+    let c = json("/collections/districts", Who::None).await;
+    let start = c["extent"]["temporal"]["interval"][0][0]
+        .as_str()
+        .expect("start");
+    start[..7].to_owned()
+}
+
+/// True counts of one month and type per LSOA code and per district code, from the store.
+fn true_counts(month: &str, ty: CrimeType) -> (HashMap<String, u64>, HashMap<String, u64>) {
+    let store = STATE.store();
+    let g = &store.geography;
+    let m: hotspot::model::Month = month.parse().expect("month");
+    let (mut lsoa, mut district) = (HashMap::new(), HashMap::new());
+    let inc = &store.incidents;
+    for i in 0..inc.len() {
+        if inc.month[i] != m.index() || inc.ctype[i] != ty as u8 {
+            continue;
+        }
+        let l = inc.loc[i] as usize;
+        if let Some(code) = g.lsoas.codes.get(usize::from(store.locations.lsoa[l])) {
+            *lsoa.entry(code.clone()).or_insert(0) += 1;
+        }
+        if let Some(code) = g
+            .districts
+            .codes
+            .get(usize::from(store.locations.district[l]))
+        {
+            *district.entry(code.clone()).or_insert(0) += 1;
+        }
+    }
+    (lsoa, district)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressed_lsoas_cannot_be_differenced_out_of_district_totals() {
+    let month = first_month().await;
+    let ty = CrimeType::Burglary;
+    let (true_lsoa, true_district) = true_counts(&month, ty);
+    let filter = format!("datetime={month}&types={}", ty.slug());
+    let districts = json(
+        &format!("/collections/districts/items?{filter}&limit=100"),
+        Who::None,
+    )
+    .await;
+    let mut checked = 0;
+    let mut suppressed_seen = 0;
+    for d in districts["features"].as_array().expect("features") {
+        let code = d["id"].as_str().expect("id");
+        let truth = true_district.get(code).copied().unwrap_or(0);
+        match d["properties"]["count"].as_u64() {
+            Some(c) => assert_eq!(c, truth, "district {code}"),
+            None => {
+                assert!(truth < K || d["properties"]["suppressed"] == true);
+                continue;
+            }
+        }
+        let lsoas = json(
+            &format!("/collections/lsoas/items?{filter}&district={code}&limit=10000"),
+            Who::None,
+        )
+        .await;
+        let mut visible = 0u64;
+        let mut withheld: Vec<u64> = Vec::new();
+        for f in lsoas["features"].as_array().expect("features") {
+            let lsoa = f["id"].as_str().expect("id");
+            let real = true_lsoa.get(lsoa).copied().unwrap_or(0);
+            let p = &f["properties"];
+            assert!(p["per_km2"].is_null() == p["count"].is_null() || real == 0);
+            match p["count"].as_u64() {
+                Some(c) => {
+                    assert_eq!(c, real, "LSOA {lsoa}");
+                    assert!(!(1..K).contains(&c), "LSOA {lsoa}: {c} shown");
+                    visible += c;
+                }
+                None => withheld.push(real),
+            }
+        }
+        let total = true_district.get(code).copied().unwrap_or(0);
+        let diff = total - visible;
+        assert_eq!(diff, withheld.iter().sum::<u64>());
+        if !withheld.is_empty() {
+            suppressed_seen += 1;
+            assert!(
+                withheld.iter().filter(|&&c| c > 0).count() >= 2,
+                "district {code}: one non-zero LSOA withheld: {withheld:?}"
+            );
+            for &w in &withheld {
+                assert!(
+                    w == 0 || diff != w,
+                    "district {code}: total - visible = {diff} recovers a withheld LSOA"
+                );
+            }
+        }
+        checked += 1;
+    }
+    assert!(checked > 0, "no district total visible");
+    assert!(
+        suppressed_seen > 0,
+        "no suppression happened: the test proves nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_cells_withhold_small_counts_with_their_parents() {
+    let month = first_month().await;
+    let filter = format!("datetime={month}&types=burglary&limit=10000");
+    let fine = json(&format!("/collections/h3-8/items?{filter}"), Who::None).await;
+    let coarse = json(&format!("/collections/h3-7/items?{filter}"), Who::None).await;
+    let truth = json(&format!("/collections/h3-8/items?{filter}"), Who::Analyst).await;
+    let real: HashMap<String, u64> = truth["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or("").to_owned(),
+                f["properties"]["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let parents: HashMap<String, Option<u64>> = coarse["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            (
+                f["id"].as_str().unwrap_or("").to_owned(),
+                f["properties"]["count"].as_u64(),
+            )
+        })
+        .collect();
+    // Children by parent: visible sum and withheld true values.
+    let mut by_parent: HashMap<String, (u64, Vec<u64>)> = HashMap::new();
+    let mut any_withheld = false;
+    for f in fine["features"].as_array().expect("features") {
+        let id = f["id"].as_str().expect("id");
+        assert!(f["properties"]["gi_z"].is_null(), "public gi_z for {id}");
+        let cell: h3o::CellIndex = id.parse().expect("cell");
+        let parent = cell
+            .parent(h3o::Resolution::Seven)
+            .expect("parent")
+            .to_string();
+        let e = by_parent.entry(parent).or_default();
+        match f["properties"]["count"].as_u64() {
+            Some(c) => {
+                assert!(!(1..K).contains(&c));
+                e.0 += c;
+            }
+            None => {
+                any_withheld = true;
+                e.1.push(real[id]);
+            }
+        }
+    }
+    assert!(any_withheld, "no cell withheld: the test proves nothing");
+    for (p, (visible, withheld)) in by_parent {
+        let Some(Some(total)) = parents.get(&p) else {
+            continue;
+        };
+        if withheld.is_empty() {
+            continue;
+        }
+        let diff = total - visible;
+        assert!(withheld.iter().filter(|&&c| c > 0).count() >= 2, "{p}");
+        assert!(withheld.iter().all(|&w| w == 0 || w != diff), "{p}");
+    }
+}

@@ -1,0 +1,216 @@
+//! The real server killed (SIGKILL) in the middle of an HTTP ingest: on restart the store
+//! is consistent (the file is wholly in or wholly out, SQLite's integrity check passes)
+//! and serves; ingesting the file again completes, and a third time changes nothing.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const KEY: &str = "crash-test-admin-key";
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(data: &Path) -> Server {
+    let config = data.join("hotspot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[keys]]\nname = \"crash-test\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+            hotspot::serve::auth::hash_key(KEY)
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .env("HOTSPOT_DATA", data)
+        .env("HOTSPOT_REQUEST_TIMEOUT", "900")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the hotspot binary starts");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(rest) = line.strip_prefix("hotspot is serving at http://") {
+                let _ = tx.send(rest.split('/').next().unwrap_or_default().to_owned());
+            }
+        }
+    });
+    let addr = rx
+        .recv_timeout(Duration::from_secs(600))
+        .expect("the server printed its address");
+    Server { child, addr }
+}
+
+fn dechunk(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = body;
+    while let Some(pos) = s.windows(2).position(|w| w == b"\r\n") {
+        let size = std::str::from_utf8(&s[..pos])
+            .ok()
+            .and_then(|h| usize::from_str_radix(h.trim(), 16).ok())
+            .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let rest = &s[pos + 2..];
+        out.extend_from_slice(&rest[..size.min(rest.len())]);
+        s = rest.get(size + 2..).unwrap_or(&[]);
+    }
+    out
+}
+
+/// Writes a request (headers and body) without reading the answer.
+fn send(addr: &str, method: &str, path: &str, body: &[u8]) -> TcpStream {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(900)))
+        .expect("timeout");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {KEY}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .expect("write");
+    s.write_all(body).expect("body");
+    s
+}
+
+fn answer(mut s: TcpStream) -> (u16, Value) {
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("headers");
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status: u16 = head[9..12].parse().expect("status");
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        body = dechunk(&body);
+    }
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn located(server: &Server) -> u64 {
+    let (status, v) = answer(send(
+        &server.addr,
+        "GET",
+        "/collections/incidents/items?limit=1",
+        b"",
+    ));
+    assert_eq!(status, 200);
+    v["numberMatched"].as_u64().expect("numberMatched")
+}
+
+/// A police.uk month outside the fixtures' months, so it adds rather than replaces.
+fn police_file(dir: &Path) -> PathBuf {
+    let out = dir.join("generated");
+    let status = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+        .args([
+            "generate",
+            "--rows",
+            "120000",
+            "--stats19-rows",
+            "0",
+            "--months",
+            "1",
+            "--start",
+            "2031-01",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(Stdio::null())
+        .status()
+        .expect("generate runs");
+    assert!(status.success());
+    let file = out.join("police/2031-01/2031-01-lancashire-street.csv");
+    assert!(file.exists(), "{}", file.display());
+    file
+}
+
+#[test]
+fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let file = police_file(tmp.path());
+    let bytes = std::fs::read(&file).expect("read");
+    let name = "/admin/ingest?name=2031-01-lancashire-street.csv";
+
+    let mut server = start(&data);
+    let before = located(&server);
+    assert!(before > 0);
+
+    // Upload, then kill the server once the upload is on disk and the ingest under way.
+    let conn = send(&server.addr, "POST", name, &bytes);
+    let uploads = data.join("uploads");
+    let t0 = Instant::now();
+    while std::fs::read_dir(&uploads).map_or(0, Iterator::count) == 0
+        && t0.elapsed() < Duration::from_secs(120)
+    {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    server.child.kill().expect("SIGKILL");
+    let _ = server.child.wait();
+    drop(conn);
+    drop(server);
+
+    let store = hotspot::store::Store::open(&data).expect("the store opens");
+    assert_eq!(store.integrity_check().expect("integrity check"), "ok");
+    drop(store);
+
+    // Restarted: serves, with the file wholly in or wholly out.
+    let server = start(&data);
+    let after_crash = located(&server);
+    let (status, first) = answer(send(&server.addr, "POST", name, &bytes));
+    assert_eq!(status, 200, "{first}");
+    let full = located(&server);
+    eprintln!("located: {before} before, {after_crash} after the crash, {full} complete");
+    assert!(full > before, "the file added incidents");
+    assert!(
+        after_crash == before || after_crash == full,
+        "partial ingest after the crash: {before} before, {after_crash} after, {full} complete"
+    );
+    assert_eq!(first["file"], "2031-01-lancashire-street.csv");
+    assert!(first["files"][0]["rows_read"].as_u64().unwrap_or(0) > 0);
+    // A leftover upload from the crash was cleared by this ingest.
+    assert_eq!(std::fs::read_dir(&uploads).map_or(0, Iterator::count), 0);
+
+    // The same file again: nothing changes.
+    let (status, again) = answer(send(&server.addr, "POST", name, &bytes));
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["files"][0]["unchanged"], true, "{again}");
+    assert_eq!(located(&server), full);
+    assert_eq!(again["incidents_loaded"], first["incidents_loaded"]);
+
+    // Both ingests are in the audit log, with who did them.
+    let audit = std::fs::read_to_string(data.join("audit.jsonl")).expect("audit log");
+    let ingests: Vec<Value> = audit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["event"] == "ingest")
+        .collect();
+    assert!(ingests.len() >= 2);
+    assert!(ingests.iter().all(|v| v["who"] == "crash-test"));
+    assert!(!audit.contains(KEY), "the audit log holds the key");
+}
