@@ -13,6 +13,8 @@ mod settings;
 mod state;
 pub mod tile;
 pub mod tiles;
+// The web map (issue 5): its files under /map/ and the endpoints only it uses.
+pub mod web;
 
 use std::time::Duration;
 
@@ -49,6 +51,8 @@ pub fn router(state: AppState) -> Router {
         .merge(ogc::routes())
         .merge(tiles::heatmap::routes())
         .merge(tiles::mvt::routes())
+        // The web map (issue 5).
+        .merge(web::routes())
         .fallback(|| async { AppError::NotFound("no such resource".into()) })
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(cors)
@@ -73,6 +77,8 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     println!("hotspot is serving at http://{local}/ (health: http://{local}/health)");
+    // The web map (issue 5): the URL a person opens.
+    println!("web map: http://{local}/map/");
     warm_covers(&state);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown())
