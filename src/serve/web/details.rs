@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 
 use super::cells::categories;
 use crate::analysis::{AnalysisStore, Filter};
-use crate::model::{CrimeType, Month};
+use crate::model::{CrimeType, Month, TypeSet};
 use crate::serve::AppError;
 use crate::stats::gi_star::gi_star;
 use crate::stats::mann_kendall::mann_kendall;
@@ -37,7 +37,7 @@ impl Unit {
     /// # Errors
     /// 400 for an unknown kind, a bad or out-of-range cell, an unknown code.
     pub fn parse(kind: &str, id: &str, store: &AnalysisStore) -> Result<Unit, AppError> {
-        let bad = |m: String| AppError::BadRequest(m);
+        let bad = AppError::BadRequest;
         let g = &store.geography;
         match kind {
             "cell" => {
@@ -100,7 +100,12 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
     }
     let types: Vec<Value> = CrimeType::ALL
         .iter()
-        .filter(|t| by_type[**t as usize] > 0 || filter.types.contains(**t))
+        .filter(|t| {
+            // Every type with incidents; a chosen type with none too (a chosen zero says
+            // something), but not each of the 18 when the filter is "all".
+            by_type[**t as usize] > 0
+                || (filter.types != TypeSet::all() && filter.types.contains(**t))
+        })
         .map(|t| {
             json!({
                 "type": t.slug(), "label": t.label(),
