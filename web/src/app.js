@@ -221,7 +221,8 @@ function wireControls() {
   $('details-close').addEventListener('click', hideDetails);
   $('export-geojson').addEventListener('click', () => exportPatrol('json'));
   $('export-csv').addEventListener('click', () => exportPatrol('csv'));
-  $('print').addEventListener('click', () => window.print());
+  $('print').addEventListener('click', () => { preparePrint(); window.print(); });
+  window.addEventListener('beforeprint', preparePrint);
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') hideDetails();
   });
@@ -253,6 +254,14 @@ function stopPlay() {
   $('play').textContent = '▶ Play';
   $('play').setAttribute('aria-pressed', 'false');
 }
+
+/** The print view: a still image of the map (a live WebGL canvas does not print
+ * reliably) and the legends, beside the patrol list. */
+function preparePrint() {
+  $('print-map').src = app.map.getCanvas().toDataURL('image/png');
+  $('print-legends').replaceChildren(...[...$('legends').children].map((n) => n.cloneNode(true)));
+}
+app.preparePrint = preparePrint;
 
 // ---- the map ----
 
@@ -327,6 +336,8 @@ function initMap() {
   app.map = map;
   map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+  // Compact attribution starts open; fold it so it does not cover the map on a tablet.
+  map.once('load', () => document.querySelector('.maplibregl-ctrl-attrib')?.classList.remove('maplibregl-compact-show'));
   map.on('moveend', () => {
     const c = map.getCenter();
     app.state.view = [c.lng, c.lat, map.getZoom()];

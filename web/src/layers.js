@@ -84,14 +84,13 @@ export function legend(title, unit, rows) {
 }
 
 /** Legend rows for step classes. */
-export function stepRows(br, digits) {
+export function stepRows(br) {
   if (!br.length) return [[VIRIDIS[0], 'no incidents']];
   const rows = [[VIRIDIS[0], `< ${fmt(br[0])}`]];
   br.forEach((b, i) => {
     const next = br[i + 1];
     rows.push([VIRIDIS[Math.min(VIRIDIS.length - 1, i + 1)], next ? `${fmt(b)} – < ${fmt(next)}` : `≥ ${fmt(b)}`]);
   });
-  void digits;
   return rows;
 }
 

@@ -41,17 +41,17 @@ const BIN = {
   '-1': 'cold spot (90%)', '-2': 'cold spot (95%)', '-3': 'cold spot (99%)',
 };
 
-/** A p-value as people read it: three decimals, or "< 0.001". */
+/** A p-value as people read it: "p = 0.042", or "p < 0.001". */
 export function pValue(p) {
-  if (p === null || p === undefined) return 'n/a';
-  return p < 0.001 ? '< 0.001' : p.toFixed(3);
+  if (p === null || p === undefined) return 'p n/a';
+  return p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`;
 }
 
 export function showDetails(d) {
   const body = $('details-body');
   const rows = d.by_type.map((t) => el('tr', t.selected ? {} : { class: 'unselected' }, el('th', { scope: 'row' }, t.label), el('td', {}, t.count.toLocaleString('en-GB'))));
   const gi = d.gi
-    ? `Gi* z = ${d.gi.z.toFixed(2)}, p = ${pValue(d.gi.p)}: ${BIN[d.gi.bin]}`
+    ? `Gi* z = ${d.gi.z.toFixed(2)}, ${pValue(d.gi.p)}: ${BIN[d.gi.bin]}`
     : 'Gi*: not computed for districts (too few neighbours)';
   const parts = [
     el('h2', { id: 'details-title' }, d.name),
@@ -59,7 +59,7 @@ export function showDetails(d) {
     sparkline(d.months, d.series),
     el('p', { class: 'spark-axis' }, el('span', {}, d.months[0]), el('span', {}, `peak ${Math.max(0, ...d.series)}`), el('span', {}, d.months[d.months.length - 1])),
     el('p', { class: 'gi' }, gi),
-    el('p', { class: 'trend' }, `Trend: ${d.trend.direction} (Mann-Kendall z = ${Number(d.trend.z).toFixed(2)}, p = ${pValue(d.trend.p)})`),
+    el('p', { class: 'trend' }, `Trend: ${d.trend.direction} (Mann-Kendall z = ${Number(d.trend.z).toFixed(2)}, ${pValue(d.trend.p)})`),
   ];
   if (d.category) parts.push(el('p', { class: 'category' }, `Emerging hot spot category: ${d.category}`));
   parts.push(el('table', {}, el('caption', {}, 'Incidents by type (greyed: not in the filter)'), el('tbody', {}, ...rows)));
