@@ -209,3 +209,24 @@ test('a shared URL restores the same filters and view', async () => {
   assert.deepEqual(again.errors, []);
   await again.close();
 });
+
+test('the month slider shows one month and play steps through them', async () => {
+  const { page } = await open('heat=0&patrol=0&method=counts');
+  const total = () => page.evaluate(() => window.hotspotApp.cellsData.features.reduce((s, f) => s + f.properties.count, 0));
+  const all = await total();
+  await change(page, () => page.check('#single'));
+  assert.equal(await page.locator('#month-label').textContent(), meta.months.first);
+  assert.match(page.url(), new RegExp(`month=${meta.months.first}`));
+  const one = await total();
+  assert.ok(one > 0 && one < all, `one month ${one} of ${all}`);
+  await page.focus('#month');
+  await change(page, () => page.keyboard.press('ArrowRight'));
+  const second = await page.locator('#month-label').textContent();
+  assert.notEqual(second, meta.months.first, 'the arrow key moves the slider');
+  await page.click('#play');
+  await page.waitForFunction((m) => document.getElementById('month-label').textContent !== m, second, { timeout: 10_000 });
+  await page.click('#play');
+  assert.equal(await page.getAttribute('#play', 'aria-pressed'), 'false');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
