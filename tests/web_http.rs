@@ -127,6 +127,11 @@ async fn cells_under_each_method() {
             .any(|f| f["properties"]["bin"].as_i64() == Some(2)),
         "a high-high cluster"
     );
+    // No incidents: no clusters either (all counts equal).
+    let empty = json("/map/api/cells?res=7&method=moran&from=2030-01").await;
+    assert!(features(&empty).is_empty());
+    let empty = json("/map/api/cells?res=7&method=gistar&types=").await;
+    assert!(features(&empty).is_empty());
     // Categories at 7 to 9 only.
     assert!(
         features(&gi)
@@ -195,6 +200,15 @@ async fn details_agree_with_the_cells() {
         .expect("burglary");
     assert_eq!(burglary["selected"], true);
     assert_eq!(d["total"], burglary["count"]);
+
+    // A period without data: the same document, empty.
+    let d = json(&format!(
+        "/map/api/details?kind=cell&id={cell}&from=2030-01"
+    ))
+    .await;
+    assert_eq!(d["total"], 0);
+    assert_eq!(d["id"], cell);
+    assert!(d["months"].as_array().is_some_and(Vec::is_empty));
 
     let districts = json("/collections/districts/items?limit=100").await;
     let first = &features(&districts)[0]["properties"];

@@ -53,6 +53,12 @@ export function showDetails(d) {
   const gi = d.gi
     ? `Gi* z = ${d.gi.z.toFixed(2)}, ${pValue(d.gi.p)}: ${BIN[d.gi.bin]}`
     : 'Gi*: not computed for districts (too few neighbours)';
+  if (!d.months.length) {
+    body.replaceChildren(el('h2', { id: 'details-title' }, d.name), el('p', {}, 'No incidents in the data for this period.'));
+    $('details').hidden = false;
+    $('details-close').focus();
+    return;
+  }
   const parts = [
     el('h2', { id: 'details-title' }, d.name),
     el('p', { class: 'total' }, `${d.total.toLocaleString('en-GB')} incidents of the selected types, ${d.months[0]} to ${d.months[d.months.length - 1]}`),

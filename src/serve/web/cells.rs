@@ -143,7 +143,10 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
                 .map(|i| Stat {
                     value: m.i[i],
                     p: Some(m.p_sim[i]),
-                    bin: if m.significant[i] {
+                    // I = 0 (a unit at the mean, or all counts equal, as under a
+                    // filter with no incidents) is neither cluster nor outlier, whatever
+                    // p_sim says: stats::local_moran gives constant input p = 1/(n+1).
+                    bin: if m.significant[i] && m.i[i] != 0.0 {
                         moran_bin(m.quadrant[i])
                     } else {
                         0

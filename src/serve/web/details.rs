@@ -71,7 +71,12 @@ impl Unit {
 pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: bool) -> Value {
     let member = membership(store, unit);
     let Some((lo, hi)) = month_span(store, filter) else {
-        return json!({ "total": 0, "by_type": [], "months": [], "series": [] });
+        // No month of data in the filter's period: the same document, empty.
+        return json!({
+            "kind": kind(unit), "id": id(store, unit), "name": name(store, unit),
+            "total": 0, "by_type": [], "months": [], "series": [], "gi": null,
+            "trend": { "direction": "no data", "z": null, "p": null }, "category": null,
+        });
     };
     let inc = &store.incidents;
     let mut by_type = [0u64; CrimeType::COUNT];
@@ -122,7 +127,7 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
     };
     let (gi, category) = statistics(store, unit, filter, fdr);
     json!({
-        "kind": match unit { Unit::Cell(_) => "cell", Unit::Lsoa(_) => "lsoa", Unit::District(_) => "district" },
+        "kind": kind(unit),
         "id": id(store, unit),
         "name": name(store, unit),
         "total": series.iter().sum::<u64>(),
@@ -167,6 +172,14 @@ fn month_span(store: &AnalysisStore, filter: &Filter) -> Option<(u16, u16)> {
     let lo = filter.from.unwrap_or(a).index();
     let hi = filter.to.unwrap_or(b).index();
     (lo <= hi).then_some((lo, hi))
+}
+
+fn kind(unit: Unit) -> &'static str {
+    match unit {
+        Unit::Cell(_) => "cell",
+        Unit::Lsoa(_) => "lsoa",
+        Unit::District(_) => "district",
+    }
 }
 
 fn id(store: &AnalysisStore, unit: Unit) -> String {
