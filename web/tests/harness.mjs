@@ -15,7 +15,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '..', '..');
 
 export async function startServer() {
-  const bin = process.env.HOTSPOT_BIN || path.join(repo, 'target', 'debug', 'hotspot');
+  const bin = path.resolve(process.env.HOTSPOT_BIN || path.join(repo, 'target', 'debug', 'hotspot'));
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo build first`);
   const data = mkdtempSync(path.join(tmpdir(), 'hotspot-web-'));
   const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data', data], {
@@ -34,6 +34,7 @@ export async function startServer() {
       if (m) { clearTimeout(timer); resolve(m[1]); }
     });
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code})\n${stderr}`)); });
+    child.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
   return {
     url, // .../map/
