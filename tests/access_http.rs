@@ -213,6 +213,18 @@ fn cases() -> Vec<Case> {
             "/tiles/boundaries.json",
             Role::Public,
         ),
+        // The web map (issue 5): its files and endpoints are public (and disclosure-
+        // controlled below analyst); `/map` redirects to `/map/`.
+        c("/map", "/map", Role::Public),
+        c("/map/", "/map/", Role::Public),
+        c("/map/{*path}", "/map/src/app.js", Role::Public),
+        c("/map/api/meta", "/map/api/meta", Role::Public),
+        c("/map/api/cells", "/map/api/cells?res=8", Role::Public),
+        c(
+            "/map/api/details",
+            "/map/api/details?kind=district&id=Preston",
+            Role::Public,
+        ),
         Case {
             route: "/admin/ingest",
             method: Method::POST,
@@ -259,6 +271,9 @@ async fn every_role_against_every_endpoint() {
             let mut want = expected(who, c.needs);
             if c.route == "/admin/ingest" && want == StatusCode::OK {
                 want = StatusCode::UNPROCESSABLE_ENTITY;
+            }
+            if c.route == "/map" && want == StatusCode::OK {
+                want = StatusCode::PERMANENT_REDIRECT;
             }
             if r.status != want {
                 failures.push(format!(
@@ -527,4 +542,71 @@ async fn public_cells_withhold_small_counts_with_their_parents() {
         assert!(withheld.iter().filter(|&&c| c > 0).count() >= 2, "{p}");
         assert!(withheld.iter().all(|&w| w == 0 || w != diff), "{p}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_map_cells_and_details_are_disclosure_controlled_below_analyst() {
+    let uri = "/map/api/cells?res=9&types=burglary&from=2023-01&to=2023-03";
+    let features = |v: &Value| v["features"].as_array().cloned().unwrap_or_default();
+    let public: Value = serde_json::from_slice(&get(uri, Who::None).await.body).expect("JSON");
+    let analyst: Value = serde_json::from_slice(&get(uri, Who::Analyst).await.body).expect("JSON");
+    let true_counts: std::collections::HashMap<String, u64> = features(&analyst)
+        .iter()
+        .map(|f| {
+            let p = &f["properties"];
+            (
+                p["cell"].as_str().unwrap_or("").to_owned(),
+                p["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        true_counts.values().any(|&c| c > 0 && c < 5),
+        "no small counts to withhold"
+    );
+    let mut withheld = 0;
+    for f in features(&public) {
+        let p = &f["properties"];
+        let cell = p["cell"].as_str().unwrap_or("");
+        assert!(
+            p["value"].is_null(),
+            "public statistic published exactly: {p}"
+        );
+        match p["count"].as_u64() {
+            Some(c) => {
+                assert!(c == 0 || c >= 5, "{cell}: small count {c} published");
+                assert_eq!(Some(&c), true_counts.get(cell));
+            }
+            None => {
+                assert_eq!(p["suppressed"], Value::Bool(true));
+                withheld += 1;
+            }
+        }
+    }
+    // Every primary (1..k-1) cell is withheld, and at least one more beside them.
+    let primary = true_counts.values().filter(|&&c| c > 0 && c < 5).count();
+    assert!(withheld > primary, "withheld {withheld}, primary {primary}");
+    assert!(
+        features(&analyst)
+            .iter()
+            .all(|f| f["properties"]["suppressed"].is_null())
+    );
+
+    // Details of a cell with a small count: nothing below k, no z or p.
+    let (small, _) = true_counts
+        .iter()
+        .find(|(_, c)| **c > 0 && **c < 5)
+        .expect("a small cell");
+    let d = format!("/map/api/details?kind=cell&id={small}&types=burglary&from=2023-01&to=2023-03");
+    let v: Value = serde_json::from_slice(&get(&d, Who::None).await.body).expect("JSON");
+    assert!(
+        v["total"].is_null() && v["suppressed"] == Value::Bool(true),
+        "{v}"
+    );
+    for s in v["series"].as_array().expect("series") {
+        assert!(s.is_null(), "{v}");
+    }
+    assert!(v["trend"]["z"].is_null());
+    let v: Value = serde_json::from_slice(&get(&d, Who::Analyst).await.body).expect("JSON");
+    assert!(v["total"].as_u64().is_some_and(|t| t > 0 && t < 5), "{v}");
 }

@@ -229,6 +229,14 @@ pub const POLICY: &[(&str, Role)] = &[
     ("/tiles/boundaries/{z}/{x}/{y}", Role::Public),
     ("/tiles/boundaries.json", Role::Public),
     ("/admin/ingest", Role::Admin),
+    // The web map (issue 5): its files, and its endpoints (disclosure-controlled below
+    // analyst, as every other output).
+    ("/map", Role::Public),
+    ("/map/", Role::Public),
+    ("/map/{*path}", Role::Public),
+    ("/map/api/meta", Role::Public),
+    ("/map/api/cells", Role::Public),
+    ("/map/api/details", Role::Public),
 ];
 
 /// The lowest role that may read a collection (its metadata, items and CSV alike).

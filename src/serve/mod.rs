@@ -17,6 +17,8 @@ mod state;
 pub mod tile;
 pub mod tiles;
 mod upload;
+// The web map (issue 5): its files under /map/ and the endpoints only it uses.
+pub mod web;
 
 use std::time::Duration;
 
@@ -58,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::heatmap::routes())
         .merge(tiles::mvt::routes())
         .merge(upload::routes())
+        // The web map (issue 5).
+        .merge(web::routes())
         // Access control (auth.rs): after every route, so each is covered; a route
         // without a line in `auth::POLICY` is admin-only.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -88,6 +92,8 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     println!("hotspot is serving at http://{local}/ (health: http://{local}/health)");
+    // The web map (issue 5): the URL a person opens.
+    println!("web map: http://{local}/map/");
     warm_covers(&state);
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown())

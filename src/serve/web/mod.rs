@@ -1,0 +1,160 @@
+//! The web map (`web/`): its files and the small JSON/GeoJSON endpoints only it needs.
+//!
+//! | path | what |
+//! |---|---|
+//! | `/map/` | the app (`web/index.html`), its modules under `/map/src/`, MapLibre under `/map/vendor/` (`assets.rs`) |
+//! | `/map/api/meta` | crime types present, months, districts, bounds (`meta.rs`) |
+//! | `/map/api/cells?types=&from=&to=&district=&res=&method=&fdr=` | GeoJSON H3 cells at resolution `res` (6-10) with `method` counts, gistar or moran (`cells.rs`) |
+//! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend (`details.rs`) |
+//!
+//! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
+//! boundary vector tiles and the OGC collections (districts, LSOAs, patrol). `/` stays the
+//! OGC landing page (GDAL's `OAPIF:` reads it); `hotspot serve` prints the map's URL.
+//! Bad parameters are 400 (unknown ones too), as everywhere in the server.
+
+mod assets;
+mod cells;
+mod details;
+mod meta;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{Redirect, Response};
+use axum::routing::get;
+
+use crate::serve::auth::{Principal, principal_of};
+use crate::serve::disclosure;
+use crate::serve::params::{self, FILTER_PARAMS};
+use crate::serve::{AppError, AppState, cached};
+
+pub use assets::web_dir;
+pub use cells::{CellQuery, Method};
+
+/// Seconds a computed answer may be reused (ETags revalidate after).
+const MAX_AGE: u32 = 60;
+
+/// This module's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/map", get(|| async { Redirect::permanent("/map/") }))
+        .route("/map/", get(|headers| assets::file(None, headers)))
+        .route("/map/{*path}", get(assets::file_at))
+        .route("/map/api/meta", get(meta_json))
+        .route("/map/api/cells", get(cells_geojson))
+        .route("/map/api/details", get(details_json))
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| AppError::Internal(format!("web map task: {e}")))
+}
+
+fn json_body(v: &serde_json::Value, headers: &HeaderMap) -> Result<Response, AppError> {
+    let body = serde_json::to_vec(v).map_err(|e| AppError::Internal(format!("json: {e}")))?;
+    Ok(cached(headers, body, "application/json", false, MAX_AGE))
+}
+
+fn with_filter<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+    FILTER_PARAMS
+        .iter()
+        .copied()
+        .chain(extra.iter().copied())
+        .collect()
+}
+
+async fn meta_json(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    params::parse(query.as_deref(), &[])?;
+    let store = state.store();
+    let doc = blocking(move || meta::meta(&store)).await?;
+    json_body(&doc, &headers)
+}
+
+/// Below analyst: the filter without the sensitive categories (403 if the request named
+/// one) and the threshold k; `None` for analysts and admins.
+fn controls(
+    state: &AppState,
+    principal: Option<axum::Extension<Principal>>,
+    p: &std::collections::BTreeMap<String, String>,
+    filter: crate::analysis::Filter,
+    district_level: bool,
+) -> Result<(crate::analysis::Filter, Option<u64>), AppError> {
+    if !principal_of(principal).role.disclosure_controlled() {
+        return Ok((filter, None));
+    }
+    let d = &state.settings().disclosure;
+    let filter = if district_level {
+        filter
+    } else {
+        disclosure::without_sensitive(&filter, d.sensitive_types(), p.contains_key("types"))
+            .map_err(AppError::Forbidden)?
+    };
+    Ok((filter, Some(d.k)))
+}
+
+async fn cells_geojson(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let p = params::parse(query.as_deref(), &with_filter(&["res", "method", "fdr"]))?;
+    let store = state.store();
+    let filter = params::filter(&p, &store)?;
+    let (filter, k) = controls(&state, principal, &p, filter, false)?;
+    let bad = |name: &str, e: String| AppError::BadRequest(format!("parameter '{name}': {e}"));
+    let q = CellQuery {
+        res: cells::parse_res(p.get("res")).map_err(|e| bad("res", e))?,
+        method: p
+            .get("method")
+            .map_or(Ok(Method::GiStar), |m| m.parse())
+            .map_err(|e| bad("method", e))?,
+        fdr: cells::parse_flag(p.get("fdr"), true).map_err(|e| bad("fdr", e))?,
+        withhold_below: k,
+    };
+    let generation = state.generation();
+    let body = blocking(move || cells::geojson(&store, generation, &filter, q)).await?;
+    Ok(cached(
+        &headers,
+        body.as_bytes().to_vec(),
+        "application/geo+json",
+        false,
+        MAX_AGE,
+    ))
+}
+
+async fn details_json(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let p = params::parse(query.as_deref(), &with_filter(&["kind", "id", "fdr"]))?;
+    let store = state.store();
+    let filter = params::filter(&p, &store)?;
+    let need = |k: &str| {
+        p.get(k)
+            .ok_or_else(|| AppError::BadRequest(format!("parameter '{k}' is required")))
+    };
+    let unit = details::Unit::parse(need("kind")?, need("id")?, &store)?;
+    let fdr = cells::parse_flag(p.get("fdr"), true)
+        .map_err(|e| AppError::BadRequest(format!("parameter 'fdr': {e}")))?;
+    let district_level = matches!(unit, details::Unit::District(_));
+    let (filter, k) = controls(&state, principal, &p, filter, district_level)?;
+    let doc = blocking(move || {
+        let mut doc = details::details(&store, unit, &filter, fdr);
+        if let Some(k) = k {
+            details::withhold(&mut doc, k);
+        }
+        doc
+    })
+    .await?;
+    json_body(&doc, &headers)
+}

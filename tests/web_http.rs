@@ -1,0 +1,259 @@
+//! The web map's endpoints through the router, without a socket: its files (and nothing
+//! else under `/map/`), the metadata, the cells under each method, the details of a cell,
+//! an LSOA and a district (checked against the cells' own counts), and bad input as 4xx.
+//! The store is the bundled Lancashire fixtures, seeded once.
+
+use std::sync::LazyLock;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use hotspot::serve::{AppState, Settings, load_or_seed, router};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+static STATE: LazyLock<AppState> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
+    let settings = Settings {
+        request_timeout_secs: 900,
+        ..Settings::default()
+    };
+    AppState::new(store, settings)
+});
+
+async fn get(uri: &str) -> (StatusCode, String, Vec<u8>) {
+    let req = Request::builder()
+        .uri(uri)
+        .header(header::HOST, "web.test")
+        .body(Body::empty())
+        .expect("request");
+    let res = router(STATE.clone()).oneshot(req).await.expect("response");
+    let status = res.status();
+    let ctype = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = to_bytes(res.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec();
+    (status, ctype, body)
+}
+
+async fn json(uri: &str) -> Value {
+    let (status, ctype, body) = get(uri).await;
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{uri}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(ctype.contains("json"), "{uri}: {ctype}");
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+#[tokio::test]
+async fn the_app_and_maplibre_are_served_and_nothing_else() {
+    let (status, ctype, body) = get("/map/").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/html"));
+    let html = String::from_utf8_lossy(&body);
+    assert!(html.contains("vendor/maplibre-gl.js") && html.contains("src/app.js"));
+    let (status, ctype, _) = get("/map/src/app.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(ctype.starts_with("text/javascript"));
+    let (status, _, _) = get("/map").await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    for bad in [
+        "/map/../Cargo.toml",
+        "/map/src/../../Cargo.toml",
+        "/map/src/%2e%2e/%2e%2e/Cargo.toml",
+        "/map/package.json",
+        "/map/tests/browser.test.mjs",
+        "/map/vendor/other.js",
+    ] {
+        let (status, _, _) = get(bad).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{bad}");
+    }
+    // The OGC landing page keeps `/`.
+    let landing = json("/").await;
+    assert!(landing["links"].is_array());
+}
+
+#[tokio::test]
+async fn meta_lists_types_months_and_districts() {
+    let m = json("/map/api/meta").await;
+    let types = m["types"].as_array().expect("types");
+    assert!(types.len() >= 5);
+    let total: u64 = types.iter().filter_map(|t| t["count"].as_u64()).sum();
+    assert_eq!(Some(total), m["incidents"].as_u64());
+    assert_eq!(m["districts"].as_array().map(Vec::len), Some(14));
+    assert!(m["months"]["first"].as_str() <= m["months"]["last"].as_str());
+}
+
+fn features(fc: &Value) -> &Vec<Value> {
+    fc["features"].as_array().expect("features")
+}
+
+#[tokio::test]
+async fn cells_under_each_method() {
+    let counts = json("/map/api/cells?res=8&method=counts").await;
+    let gi = json("/map/api/cells?res=8&method=gistar&fdr=true").await;
+    let moran = json("/map/api/cells?res=8&method=moran&fdr=false").await;
+    let total = |fc: &Value| -> u64 {
+        features(fc)
+            .iter()
+            .filter_map(|f| f["properties"]["count"].as_u64())
+            .sum()
+    };
+    let m = json("/map/api/meta").await;
+    assert_eq!(Some(total(&counts)), m["incidents"].as_u64());
+    assert_eq!(total(&counts), total(&gi));
+    // Gi* finds hot spots in the planted fixtures, and its z orders with its bins.
+    let hot: Vec<&Value> = features(&gi)
+        .iter()
+        .filter(|f| f["properties"]["bin"].as_i64() == Some(3))
+        .collect();
+    assert!(!hot.is_empty());
+    for f in &hot {
+        assert!(f["properties"]["value"].as_f64() > Some(2.5));
+        assert!(f["properties"]["p"].as_f64() < Some(0.01));
+    }
+    assert!(
+        features(&moran)
+            .iter()
+            .any(|f| f["properties"]["bin"].as_i64() == Some(2)),
+        "a high-high cluster"
+    );
+    // No incidents: no clusters either (all counts equal).
+    let empty = json("/map/api/cells?res=7&method=moran&from=2030-01").await;
+    assert!(features(&empty).is_empty());
+    let empty = json("/map/api/cells?res=7&method=gistar&types=").await;
+    assert!(features(&empty).is_empty());
+    // Categories at 7 to 9 only.
+    assert!(
+        features(&gi)
+            .iter()
+            .any(|f| f["properties"]["category"].is_string())
+    );
+    let coarse = json("/map/api/cells?res=6&method=gistar").await;
+    assert!(
+        features(&coarse)
+            .iter()
+            .all(|f| f["properties"].get("category").is_none())
+    );
+    // A narrower filter has fewer incidents.
+    let burglary = json("/map/api/cells?res=8&method=counts&types=burglary").await;
+    assert!(total(&burglary) > 0 && total(&burglary) < total(&counts));
+    let f = &features(&gi)[0];
+    let ring = f["geometry"]["coordinates"][0].as_array().expect("ring");
+    assert_eq!(ring.first(), ring.last());
+}
+
+#[tokio::test]
+async fn details_agree_with_the_cells() {
+    let gi = json("/map/api/cells?res=8&method=gistar").await;
+    let top = features(&gi)
+        .iter()
+        .max_by_key(|f| f["properties"]["count"].as_u64())
+        .expect("a cell");
+    let cell = top["properties"]["cell"].as_str().expect("cell");
+    let d = json(&format!("/map/api/details?kind=cell&id={cell}")).await;
+    assert_eq!(d["total"], top["properties"]["count"]);
+    let series: u64 = d["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(Some(series), d["total"].as_u64());
+    assert_eq!(
+        d["months"].as_array().map(Vec::len),
+        d["series"].as_array().map(Vec::len)
+    );
+    let by_type: u64 = d["by_type"]
+        .as_array()
+        .expect("by_type")
+        .iter()
+        .filter_map(|t| t["count"].as_u64())
+        .sum();
+    assert_eq!(Some(by_type), d["total"].as_u64());
+    assert_eq!(d["gi"]["bin"], top["properties"]["bin"]);
+    let dz = d["gi"]["z"].as_f64().expect("z");
+    let cz = top["properties"]["value"].as_f64().expect("value");
+    assert!((dz - cz).abs() < 1e-3, "{dz} vs {cz}");
+    assert!(d["category"].is_string());
+    assert!(d["trend"]["direction"].is_string());
+
+    // With a type filter: by_type still lists every type, the series only the filter's.
+    let d = json(&format!(
+        "/map/api/details?kind=cell&id={cell}&types=burglary"
+    ))
+    .await;
+    let burglary = d["by_type"]
+        .as_array()
+        .expect("by_type")
+        .iter()
+        .find(|t| t["type"] == "burglary")
+        .expect("burglary");
+    assert_eq!(burglary["selected"], true);
+    assert_eq!(d["total"], burglary["count"]);
+
+    // A period without data: the same document, empty.
+    let d = json(&format!(
+        "/map/api/details?kind=cell&id={cell}&from=2030-01"
+    ))
+    .await;
+    assert_eq!(d["total"], 0);
+    assert_eq!(d["id"], cell);
+    assert!(d["months"].as_array().is_some_and(Vec::is_empty));
+
+    let districts = json("/collections/districts/items?limit=100").await;
+    let first = &features(&districts)[0]["properties"];
+    let code = first["code"].as_str().expect("code");
+    let d = json(&format!("/map/api/details?kind=district&id={code}")).await;
+    assert_eq!(d["total"], first["count"]);
+    assert!(d["gi"].is_null());
+
+    let lsoas = json("/collections/lsoas/items?limit=1").await;
+    let first = &features(&lsoas)[0]["properties"];
+    let code = first["code"].as_str().expect("code");
+    let d = json(&format!("/map/api/details?kind=lsoa&id={code}")).await;
+    assert_eq!(d["total"], first["count"]);
+    assert!(d["gi"]["z"].is_number());
+}
+
+#[tokio::test]
+async fn bad_input_is_4xx_never_500() {
+    for uri in [
+        "/map/api/cells?res=11",
+        "/map/api/cells?res=5",
+        "/map/api/cells?res=eight",
+        "/map/api/cells?method=kde",
+        "/map/api/cells?fdr=maybe",
+        "/map/api/cells?types=nonsense",
+        "/map/api/cells?from=2024-13",
+        "/map/api/cells?from=2024-06&to=2024-01",
+        "/map/api/cells?bogus=1",
+        "/map/api/cells?res=8&res=9",
+        "/map/api/meta?x=1",
+        "/map/api/details",
+        "/map/api/details?kind=cell",
+        "/map/api/details?kind=cell&id=zzz",
+        "/map/api/details?kind=cell&id=8029fffffffffff",
+        "/map/api/details?kind=planet&id=1",
+        "/map/api/details?kind=lsoa&id=E99999999",
+        "/map/api/details?kind=district&id=Atlantis",
+        "/map/api/details?kind=district&id=%ff",
+        "/map/api/nothing",
+    ] {
+        let (status, _, body) = get(uri).await;
+        assert!(
+            status.is_client_error(),
+            "{uri}: {status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+}

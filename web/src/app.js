@@ -1,0 +1,645 @@
+// The web map: controls -> state (kept in the URL) -> server requests -> MapLibre layers.
+// Everything statistical is computed by the server; this file only asks and draws.
+
+import { fromQuery, toQuery, filterParams, ogcParams, monthsBetween } from './state.js';
+import {
+  GI_CLASSES, MORAN_CLASSES, DIVERGING, EMERGING, VIRIDIS,
+  breaks, stepColour, binColour, emergingColour, legend, stepRows, fmt,
+} from './layers.js';
+import { showDetails, hideDetails, renderPatrol, download } from './panels.js';
+
+const { maplibregl } = window;
+const $ = (id) => document.getElementById(id);
+const ORIGIN = window.location.origin;
+const OSM_TILES = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
+
+// Crime types grouped as a neighbourhood team thinks of them.
+const GROUPS = [
+  ['Violence', ['violent-crime', 'sexual-offences', 'robbery', 'public-order', 'domestic-abuse', 'exploitation']],
+  ['Burglary', ['burglary']],
+  ['Weapons', ['possession-of-weapons']],
+  ['Drugs', ['drugs']],
+  ['Anti-social behaviour', ['anti-social-behaviour']],
+  ['Road collisions', ['road-collision']],
+  ['Theft and damage', ['shoplifting', 'other-theft', 'theft-from-the-person', 'vehicle-crime', 'bicycle-theft', 'criminal-damage-arson']],
+  ['Other', ['other-crime']],
+];
+
+const app = {
+  state: fromQuery(window.location.search),
+  meta: null,
+  map: null,
+  seq: { cells: 0, areas: 0, patrol: 0, legend: 0 },
+  cellsData: null,
+  patrolData: null,
+  osmReachable: false,
+  playing: null,
+  pending: 0,
+};
+window.hotspotApp = app; // for the browser tests and the curious
+
+function busy(delta) {
+  app.pending += delta;
+  document.body.dataset.loading = app.pending > 0 ? '1' : '0';
+}
+
+async function getJson(url) {
+  busy(1);
+  try {
+    const r = await fetch(url);
+    if (!r.ok) {
+      const body = await r.json().catch(() => ({}));
+      throw new Error(body.description || `${r.status} ${r.statusText}`);
+    }
+    return await r.json();
+  } finally {
+    busy(-1);
+  }
+}
+
+function status(text) {
+  $('status').textContent = text;
+}
+
+// ---- controls ----
+
+function buildControls() {
+  const present = new Map(app.meta.types.map((t) => [t.slug, t]));
+  const box = $('types');
+  const seen = new Set();
+  const groups = GROUPS.map(([name, slugs]) => [name, slugs.filter((s) => present.has(s))]);
+  const rest = [...present.keys()].filter((s) => !GROUPS.some(([, ss]) => ss.includes(s)));
+  if (rest.length) groups.push(['More', rest]);
+  for (const [name, slugs] of groups) {
+    if (!slugs.length) continue;
+    const g = document.createElement('div');
+    g.className = 'group';
+    const head = document.createElement('label');
+    head.className = 'group-head';
+    const all = document.createElement('input');
+    all.type = 'checkbox';
+    all.dataset.group = slugs.join(',');
+    head.append(all, document.createTextNode(` ${name}`));
+    g.append(head);
+    for (const s of slugs) {
+      seen.add(s);
+      const t = present.get(s);
+      const l = document.createElement('label');
+      l.className = 'type';
+      const cb = document.createElement('input');
+      cb.type = 'checkbox';
+      cb.value = s;
+      cb.name = 'type';
+      l.append(cb, document.createTextNode(` ${t.label} (${t.count.toLocaleString('en-GB')})`));
+      g.append(l);
+    }
+    box.append(g);
+  }
+  for (const d of app.meta.districts) {
+    const o = document.createElement('option');
+    o.value = d.code;
+    o.textContent = d.name;
+    $('district').append(o);
+  }
+  const m = app.meta.months;
+  for (const id of ['from', 'to']) {
+    $(id).min = m.first;
+    $(id).max = m.last;
+  }
+}
+
+function typeBoxes() {
+  return [...document.querySelectorAll('input[name=type]')];
+}
+
+/** State -> controls. */
+function writeControls() {
+  const s = app.state;
+  const all = s.types.length === 0;
+  for (const cb of typeBoxes()) cb.checked = all || s.types.includes(cb.value);
+  syncGroups();
+  $('from').value = s.from || app.meta.months.first;
+  $('to').value = s.to || app.meta.months.last;
+  $('district').value = s.district;
+  $('method').value = s.method;
+  $('res').value = String(s.res);
+  $('colour').value = s.colour;
+  $('fdr').checked = s.fdr;
+  $('layer-heat').checked = s.heat;
+  $('layer-cells').checked = s.cells;
+  $('layer-emerging').checked = s.emerging;
+  $('areas').value = s.areas;
+  $('area-stat').value = s.areaStat;
+  $('layer-patrol').checked = s.patrol;
+  $('layer-osm').checked = s.osm;
+  $('single').checked = Boolean(s.month);
+  writeSlider();
+}
+
+function syncGroups() {
+  for (const g of document.querySelectorAll('input[data-group]')) {
+    const boxes = g.dataset.group.split(',').map((v) => document.querySelector(`input[name=type][value="${v}"]`));
+    const on = boxes.filter((b) => b && b.checked).length;
+    g.checked = on === boxes.length;
+    g.indeterminate = on > 0 && on < boxes.length;
+  }
+}
+
+function periodMonths() {
+  const s = app.state;
+  return monthsBetween(s.from || app.meta.months.first, s.to || app.meta.months.last);
+}
+
+function writeSlider() {
+  const months = periodMonths();
+  const s = app.state;
+  const slider = $('month');
+  slider.max = String(Math.max(0, months.length - 1));
+  const i = months.indexOf(s.month);
+  slider.value = String(i >= 0 ? i : 0);
+  slider.disabled = !s.month;
+  $('play').disabled = !s.month;
+  $('month-label').textContent = s.month || 'all months';
+  slider.setAttribute('aria-valuetext', s.month || 'all months');
+}
+
+/** Controls -> state. */
+function readControls() {
+  const s = app.state;
+  const boxes = typeBoxes();
+  const on = boxes.filter((b) => b.checked).map((b) => b.value);
+  s.types = on.length === boxes.length ? [] : on;
+  const clampMonth = (v, d) => (/^\d{4}-\d{2}$/.test(v) ? v : d);
+  s.from = clampMonth($('from').value, '');
+  s.to = clampMonth($('to').value, '');
+  if (s.from === app.meta.months.first) s.from = '';
+  if (s.to === app.meta.months.last) s.to = '';
+  if (s.from && s.to && s.from > s.to) [s.from, s.to] = [s.to, s.from];
+  s.district = $('district').value;
+  s.method = $('method').value;
+  s.res = Number($('res').value);
+  s.colour = $('colour').value;
+  s.fdr = $('fdr').checked;
+  s.heat = $('layer-heat').checked;
+  s.cells = $('layer-cells').checked;
+  s.emerging = $('layer-emerging').checked;
+  s.areas = $('areas').value;
+  s.areaStat = $('area-stat').value;
+  s.patrol = $('layer-patrol').checked;
+  s.osm = $('layer-osm').checked;
+  const months = periodMonths();
+  if ($('single').checked) {
+    s.month = months[Number($('month').value)] || months[0] || '';
+  } else {
+    s.month = '';
+  }
+}
+
+function wireControls() {
+  $('controls').addEventListener('change', (e) => {
+    const t = e.target;
+    if (t.dataset.group) {
+      for (const v of t.dataset.group.split(',')) {
+        const b = document.querySelector(`input[name=type][value="${v}"]`);
+        if (b) b.checked = t.checked;
+      }
+    }
+    if (t.id === 'single' && !t.checked) stopPlay();
+    syncGroups();
+    readControls();
+    writeSlider();
+    refresh();
+  });
+  $('month').addEventListener('input', () => {
+    readControls();
+    writeSlider();
+    refresh();
+  });
+  $('types-all').addEventListener('click', () => setAllTypes(true));
+  $('types-none').addEventListener('click', () => setAllTypes(false));
+  $('play').addEventListener('click', () => (app.playing ? stopPlay() : startPlay()));
+  $('details-close').addEventListener('click', hideDetails);
+  $('export-geojson').addEventListener('click', () => exportPatrol('json'));
+  $('export-csv').addEventListener('click', () => exportPatrol('csv'));
+  $('print').addEventListener('click', () => { preparePrint(); window.print(); });
+  window.addEventListener('beforeprint', preparePrint);
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape') hideDetails();
+  });
+}
+
+function setAllTypes(on) {
+  for (const b of typeBoxes()) b.checked = on;
+  syncGroups();
+  readControls();
+  refresh();
+}
+
+function startPlay() {
+  app.playing = setInterval(() => {
+    const slider = $('month');
+    const next = (Number(slider.value) + 1) % (Number(slider.max) + 1);
+    slider.value = String(next);
+    readControls();
+    writeSlider();
+    refresh();
+  }, 1500);
+  $('play').textContent = '⏸ Pause';
+  $('play').setAttribute('aria-pressed', 'true');
+}
+
+function stopPlay() {
+  clearInterval(app.playing);
+  app.playing = null;
+  $('play').textContent = '▶ Play';
+  $('play').setAttribute('aria-pressed', 'false');
+}
+
+/** The print view: a still image of the map (a live WebGL canvas does not print
+ * reliably) and the legends, beside the patrol list. */
+function preparePrint() {
+  $('print-map').src = app.map.getCanvas().toDataURL('image/png');
+  $('print-legends').replaceChildren(...[...$('legends').children].map((n) => n.cloneNode(true)));
+}
+app.preparePrint = preparePrint;
+
+// ---- the map ----
+
+function baseStyle() {
+  return {
+    version: 8,
+    sources: {
+      osm: {
+        type: 'raster', tiles: [OSM_TILES], tileSize: 256, maxzoom: 19,
+        attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
+      },
+      boundaries: { type: 'vector', url: `${ORIGIN}/tiles/boundaries.json` },
+      heat: { type: 'raster', tiles: [heatUrl()], tileSize: 256, minzoom: 6, maxzoom: 18 },
+      cells: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+      areas: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+      patrol: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+    },
+    layers: [
+      { id: 'background', type: 'background', paint: { 'background-color': '#eef0f2' } },
+      { id: 'osm', type: 'raster', source: 'osm', layout: { visibility: 'none' }, paint: { 'raster-saturation': -0.6 } },
+      {
+        id: 'land', type: 'fill', source: 'boundaries', 'source-layer': 'districts',
+        paint: { 'fill-color': '#ffffff', 'fill-opacity': 0.9 },
+      },
+      { id: 'areas-fill', type: 'fill', source: 'areas', layout: { visibility: 'none' }, paint: { 'fill-color': VIRIDIS[0], 'fill-opacity': 0.6 } },
+      { id: 'heat', type: 'raster', source: 'heat', paint: { 'raster-opacity': 0.8, 'raster-fade-duration': 0 } },
+      {
+        id: 'cells-fill', type: 'fill', source: 'cells',
+        paint: { 'fill-color': DIVERGING[0], 'fill-opacity': 0.7 },
+      },
+      { id: 'cells-line', type: 'line', source: 'cells', minzoom: 10, paint: { 'line-color': '#ffffff', 'line-width': 0.5, 'line-opacity': 0.6 } },
+      {
+        id: 'emerging-fill', type: 'fill', source: 'cells', layout: { visibility: 'none' },
+        filter: ['all', ['has', 'category'], ['!=', ['get', 'category'], 'No Pattern Detected']],
+        paint: { 'fill-color': emergingColour(), 'fill-opacity': 0.8 },
+      },
+      { id: 'lsoa-line', type: 'line', source: 'boundaries', 'source-layer': 'lsoas', paint: { 'line-color': '#8a8f98', 'line-width': 0.4 } },
+      { id: 'district-line', type: 'line', source: 'boundaries', 'source-layer': 'districts', paint: { 'line-color': '#30343b', 'line-width': 1.4 } },
+      { id: 'patrol-casing', type: 'line', source: 'patrol', paint: { 'line-color': '#ffffff', 'line-width': 5 } },
+      { id: 'patrol-line', type: 'line', source: 'patrol', paint: { 'line-color': '#000000', 'line-width': 2.5 } },
+    ],
+  };
+}
+
+function heatUrl() {
+  const q = filterParams(app.state).toString();
+  return `${ORIGIN}/tiles/heatmap/{z}/{x}/{y}.png${q ? `?${q}` : ''}`;
+}
+
+function setVisible(id, on) {
+  if (app.map.getLayer(id)) app.map.setLayoutProperty(id, 'visibility', on ? 'visible' : 'none');
+}
+
+function initMap() {
+  const s = app.state;
+  const b = app.meta.bounds;
+  const opts = {
+    container: 'map',
+    style: baseStyle(),
+    attributionControl: { compact: true },
+    canvasContextAttributes: { preserveDrawingBuffer: true },
+    maxZoom: 18,
+  };
+  if (s.view) {
+    opts.center = [s.view[0], s.view[1]];
+    opts.zoom = s.view[2];
+  } else if (b) {
+    opts.bounds = [[b[0], b[1]], [b[2], b[3]]];
+    opts.fitBoundsOptions = { padding: 10 };
+  }
+  const map = new maplibregl.Map(opts);
+  app.map = map;
+  map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-right');
+  map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
+  // Compact attribution starts open; fold it so it does not cover the map on a tablet.
+  map.once('load', () => document.querySelector('.maplibregl-ctrl-attrib')?.classList.remove('maplibregl-compact-show'));
+  map.on('moveend', () => {
+    const c = map.getCenter();
+    app.state.view = [c.lng, c.lat, map.getZoom()];
+    writeUrl();
+  });
+  map.on('click', (e) => openDetailsAt(e.point));
+  map.getCanvas().setAttribute('aria-label', $('map').getAttribute('aria-label'));
+  $('map').removeAttribute('tabindex');
+  map.getCanvas().addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') {
+      const c = map.getCanvas();
+      openDetailsAt({ x: c.clientWidth / 2, y: c.clientHeight / 2 });
+    }
+  });
+  for (const id of ['cells-fill', 'areas-fill', 'patrol-line', 'land']) {
+    map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
+    map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
+  }
+  return new Promise((resolve) => map.on('load', resolve));
+}
+
+function writeUrl() {
+  const q = toQuery(app.state);
+  window.history.replaceState(null, '', `${window.location.pathname}${q ? `?${q}` : ''}`);
+}
+
+// ---- refresh: one function that brings every layer to the state ----
+
+let refreshTimer = null;
+function refresh() {
+  clearTimeout(refreshTimer);
+  refreshTimer = setTimeout(doRefresh, 60);
+}
+
+function doRefresh() {
+  const s = app.state;
+  writeUrl();
+  const map = app.map;
+  const osmOn = s.osm && app.osmReachable;
+  setVisible('osm', osmOn);
+  map.setPaintProperty('land', 'fill-opacity', osmOn ? 0.1 : 0.9);
+  $('osm-state').textContent = app.osmReachable ? '' : '(offline)';
+  // Heatmap raster tiles carry the filter in their URL: new filter, new tiles.
+  const heatOn = s.heat || s.method === 'kde';
+  const src = map.getSource('heat');
+  if (src.tiles?.[0] !== heatUrl()) src.setTiles([heatUrl()]);
+  setVisible('heat', heatOn);
+  setVisible('cells-fill', s.cells);
+  setVisible('cells-line', s.cells);
+  setVisible('emerging-fill', s.emerging);
+  setVisible('areas-fill', Boolean(s.areas));
+  setVisible('patrol-casing', s.patrol);
+  setVisible('patrol-line', s.patrol);
+  describe();
+  const jobs = [loadCells(), loadPatrol(), loadAreas(), loadHeatLegend()];
+  return Promise.all(jobs).then(() => {
+    document.body.dataset.ready = String(Date.now());
+  });
+}
+
+function describe() {
+  const s = app.state;
+  const types = s.types.length ? `${s.types.length} crime type${s.types.length > 1 ? 's' : ''}` : 'all crime types';
+  const from = s.month || s.from || app.meta.months.first;
+  const to = s.month || s.to || app.meta.months.last;
+  const d = app.meta.districts.find((x) => x.code === s.district);
+  status(`${types} · ${from === to ? from : `${from} to ${to}`} · ${d ? d.name : 'Lancashire'}`);
+}
+
+async function loadCells() {
+  const s = app.state;
+  if (!s.cells && !s.emerging) return;
+  const q = filterParams(s);
+  q.set('res', String(s.res));
+  q.set('method', s.method === 'kde' ? 'counts' : s.method);
+  q.set('fdr', String(s.fdr));
+  const n = ++app.seq.cells;
+  try {
+    const data = await getJson(`api/cells?${q}`);
+    if (n !== app.seq.cells) return;
+    app.cellsData = data;
+    app.map.getSource('cells').setData(data);
+    styleCells();
+  } catch (e) {
+    if (n === app.seq.cells) status(`Cells: ${e.message}`);
+  }
+}
+
+function cellStatistic() {
+  const s = app.state;
+  if (s.colour === 'count') return 'count';
+  if (s.colour === 'rate') return 'rate';
+  if (s.method === 'gistar') return 'gistar';
+  if (s.method === 'moran') return 'moran';
+  return 'count';
+}
+
+function styleCells() {
+  const map = app.map;
+  const feats = app.cellsData?.features || [];
+  const stat = cellStatistic();
+  let colour;
+  let opacity = 0.7;
+  const res = app.state.res;
+  legends.cells = null;
+  if (stat === 'gistar') {
+    colour = binColour(GI_CLASSES);
+    opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
+    legends.cells = legend(
+      `Hot spots · Getis-Ord Gi* · H3 res ${res}`,
+      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).`,
+      GI_CLASSES.map(([b, label]) => [DIVERGING[b], label]),
+    );
+  } else if (stat === 'moran') {
+    colour = binColour(MORAN_CLASSES);
+    opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
+    legends.cells = legend(
+      `Clusters · local Moran's I · H3 res ${res}`,
+      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}.`,
+      MORAN_CLASSES.map(([, label, c]) => [c, label]),
+    );
+  } else {
+    const prop = stat === 'rate' ? 'per_km2' : 'count';
+    const br = breaks(feats.map((f) => f.properties[prop]));
+    colour = stepColour(prop, br);
+    legends.cells = legend(
+      `${stat === 'rate' ? 'Rate' : 'Count'} · H3 res ${res}`,
+      stat === 'rate' ? 'Incidents per km² in each cell (quantile classes).' : 'Incidents in each cell (quantile classes).',
+      stepRows(br),
+    );
+  }
+  map.setPaintProperty('cells-fill', 'fill-color', colour);
+  map.setPaintProperty('cells-fill', 'fill-opacity', opacity);
+  const cats = new Set(feats.map((f) => f.properties.category).filter(Boolean));
+  const rows = EMERGING.filter(([label]) => cats.has(label)).map(([label, c]) => [c, label]);
+  legends.emerging = legend(
+    'Emerging hot spots',
+    res >= 7 && res <= 9
+      ? 'Trend of monthly space-time Gi* (Mann-Kendall) per cell, Esri categories.'
+      : 'Computed at H3 resolutions 7 to 9 only: choose one of those.',
+    rows.length ? rows : [['transparent', 'no pattern detected']],
+  );
+  drawLegends();
+}
+
+async function loadAreas() {
+  const s = app.state;
+  if (!s.areas) return drawLegends();
+  const q = ogcParams(s);
+  q.set('limit', '10000');
+  const n = ++app.seq.areas;
+  try {
+    const data = await getJson(`${ORIGIN}/collections/${s.areas}/items?${q}`);
+    if (n !== app.seq.areas) return;
+    app.map.getSource('areas').setData(data);
+    const prop = s.areaStat === 'rate' ? 'per_km2' : 'count';
+    const br = breaks(data.features.map((f) => f.properties[prop]));
+    app.map.setPaintProperty('areas-fill', 'fill-color', stepColour(prop, br));
+    legends.areas = legend(
+      `${s.areas === 'lsoas' ? 'LSOAs' : 'Districts'} · ${prop === 'count' ? 'count' : 'rate'}`,
+      prop === 'count' ? 'Incidents in each area (quantile classes).' : 'Incidents per km² of each area (quantile classes).',
+      stepRows(br),
+    );
+  } catch (e) {
+    if (n === app.seq.areas) status(`Areas: ${e.message}`);
+  }
+  return drawLegends();
+}
+
+async function loadHeatLegend() {
+  const s = app.state;
+  if (!(s.heat || s.method === 'kde')) return drawLegends();
+  const n = ++app.seq.legend;
+  try {
+    const l = await getJson(`${ORIGIN}/tiles/heatmap/legend?${filterParams(s)}`);
+    if (n !== app.seq.legend) return;
+    const stops = l.stops.filter((_, i) => i % Math.ceil(l.stops.length / 6) === 0 || i === l.stops.length - 1);
+    legends.heat = legend(
+      'Heatmap · kernel density',
+      `Incidents per km² (quartic kernel, ${Math.round(l.bandwidth_m)} m bandwidth: same colour, same density at every zoom).`,
+      stops.map((st) => [st.colour, fmt(st.per_km2)]),
+    );
+  } catch (e) {
+    if (n === app.seq.legend) status(`Heatmap: ${e.message}`);
+  }
+  return drawLegends();
+}
+
+async function loadPatrol() {
+  const s = app.state;
+  const q = ogcParams(s);
+  q.set('limit', '100');
+  const n = ++app.seq.patrol;
+  try {
+    const data = await getJson(`${ORIGIN}/collections/patrol/items?${q}`);
+    if (n !== app.seq.patrol) return;
+    app.patrolData = data;
+    app.map.getSource('patrol').setData(data);
+    renderPatrol(data, zoomTo, (f) => openDetails('cell', f.properties.cell));
+    $('patrol-note').textContent = `The ${data.features.length} H3 resolution 9 cells to patrol first for this filter, ranked by Gi* z (significant hot spots first).`;
+    legends.patrol = legend('Patrol targets', 'Outlined cells: the ranked patrol list (H3 resolution 9).', [['#000000', 'patrol target']]);
+  } catch (e) {
+    if (n === app.seq.patrol) status(`Patrol: ${e.message}`);
+  }
+  return drawLegends();
+}
+
+const legends = { heat: null, cells: null, emerging: null, areas: null, patrol: null };
+function drawLegends() {
+  const s = app.state;
+  const on = {
+    heat: s.heat || s.method === 'kde', cells: s.cells, emerging: s.emerging, areas: Boolean(s.areas), patrol: s.patrol,
+  };
+  const box = $('legends');
+  box.replaceChildren(...Object.entries(legends).filter(([k, v]) => v && on[k]).map(([, v]) => v));
+}
+
+function zoomTo(feature) {
+  const pts = feature.geometry.coordinates.flat(3);
+  const xs = [];
+  const ys = [];
+  for (let i = 0; i < pts.length; i += 2) { xs.push(pts[i]); ys.push(pts[i + 1]); }
+  app.map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 80, maxZoom: 15 });
+}
+
+// ---- details ----
+
+function openDetailsAt(point) {
+  const map = app.map;
+  const layers = ['patrol-line', 'cells-fill', 'emerging-fill', 'areas-fill', 'land'].filter((id) => map.getLayoutProperty(id, 'visibility') !== 'none');
+  const hits = map.queryRenderedFeatures([point.x, point.y], { layers });
+  const f = hits[0];
+  if (!f) return;
+  if (f.layer.id === 'areas-fill') openDetails(app.state.areas === 'lsoas' ? 'lsoa' : 'district', f.properties.code);
+  else if (f.layer.id === 'land') openDetails('district', f.properties.code);
+  else openDetails('cell', f.properties.cell);
+}
+
+async function openDetails(kind, id) {
+  const q = filterParams(app.state);
+  q.set('kind', kind);
+  q.set('id', id);
+  q.set('fdr', String(app.state.fdr));
+  try {
+    const d = await getJson(`api/details?${q}`);
+    showDetails(d);
+  } catch (e) {
+    status(`Details: ${e.message}`);
+  }
+}
+
+// ---- export ----
+
+async function exportPatrol(format) {
+  const q = ogcParams(app.state);
+  q.set('limit', '100');
+  q.set('f', format);
+  busy(1);
+  try {
+    const r = await fetch(`${ORIGIN}/collections/patrol/items?${q}`);
+    if (!r.ok) throw new Error(`${r.status}`);
+    const blob = await r.blob();
+    const s = app.state;
+    const from = s.month || s.from || app.meta.months.first;
+    const to = s.month || s.to || app.meta.months.last;
+    download(blob, `patrol-${from}-to-${to}.${format === 'json' ? 'geojson' : 'csv'}`);
+  } catch (e) {
+    status(`Export: ${e.message}`);
+  } finally {
+    busy(-1);
+  }
+}
+
+// ---- OpenStreetMap: only when reachable ----
+
+async function probeOsm() {
+  try {
+    await fetch(OSM_TILES.replace('{z}/{x}/{y}', '0/0/0'), { mode: 'no-cors', signal: AbortSignal.timeout(4000) });
+    app.osmReachable = true;
+  } catch {
+    app.osmReachable = false;
+  }
+  refresh();
+}
+
+async function main() {
+  try {
+    app.meta = await getJson('api/meta');
+  } catch (e) {
+    status(`Cannot reach the server: ${e.message}`);
+    return;
+  }
+  if (!app.meta.months) {
+    status('No incidents in the store yet: ingest some data.');
+    return;
+  }
+  buildControls();
+  writeControls();
+  wireControls();
+  await initMap();
+  await doRefresh();
+  probeOsm();
+}
+
+main();

@@ -1,0 +1,232 @@
+// Browser tests of the web map in real headless Chromium against the real server
+// (`node --test tests/` in web/; scripts/test runs them after cargo test).
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import {
+  startServer, startBrowser, newPage, settled, pixels, colouredPixels, differentPixels, mapShot,
+} from './harness.mjs';
+
+let server;
+let browser;
+let meta;
+const timings = {};
+
+before(async () => {
+  server = await startServer();
+  browser = await startBrowser();
+  meta = await (await fetch(`${server.url}api/meta`)).json();
+});
+
+after(async () => {
+  await browser?.close();
+  server?.stop();
+  if (Object.keys(timings).length) console.log(`timings (ms): ${JSON.stringify(timings)}`);
+});
+
+async function open(query = '') {
+  const page = await newPage(browser);
+  const t0 = Date.now();
+  await page.goto(`${server.url}${query ? `?${query}` : ''}`);
+  await settled(page, 120_000);
+  return { page, ms: Date.now() - t0 };
+}
+
+/** Changes a control and times until the map has redrawn. */
+async function change(page, action) {
+  const before = await page.evaluate(() => document.body.dataset.ready);
+  const t0 = Date.now();
+  await action();
+  await page.waitForFunction((b) => document.body.dataset.ready !== b, before, { timeout: 30_000 });
+  await settled(page);
+  return Date.now() - t0;
+}
+
+test('the page loads with no console errors and shows its controls', async () => {
+  const { page, ms } = await open();
+  timings.first_load = ms;
+  assert.deepEqual(page.errors, []);
+  assert.ok(await page.locator('input[name=type]').count() >= 5, 'crime type boxes');
+  assert.match(await page.locator('#status').textContent(), /all crime types/);
+  assert.ok(await page.locator('#legends .legend').count() >= 2, 'legends for the visible layers');
+  assert.match(await page.locator('#legends').textContent(), /per km²/);
+  await page.close();
+});
+
+test('the heatmap and the cell layer draw non-blank pixels', async () => {
+  const heat = await open('cells=0&patrol=0');
+  const h = colouredPixels(await pixels(heat.page, await mapShot(heat.page)));
+  assert.ok(h > 2000, `heatmap alone: ${h} coloured pixels`);
+  const cells = await open('heat=0&patrol=0&method=counts');
+  const c = colouredPixels(await pixels(cells.page, await mapShot(cells.page)));
+  assert.ok(c > 2000, `cells alone: ${c} coloured pixels`);
+  const none = await open('heat=0&cells=0&patrol=0');
+  const n = colouredPixels(await pixels(none.page, await mapShot(none.page)));
+  assert.ok(n < c / 10 && n < h / 10, `without either layer the map is grey: ${n} coloured pixels`);
+  assert.deepEqual([...heat.page.errors, ...cells.page.errors, ...none.page.errors], []);
+  for (const p of [heat.page, cells.page, none.page]) await p.close();
+});
+
+test('changing the crime type requests new tiles and changes the picture', async () => {
+  const { page } = await open('cells=0&patrol=0');
+  const a = await pixels(page, await mapShot(page));
+  const requested = [];
+  page.on('request', (r) => { if (r.url().includes('/tiles/heatmap/')) requested.push(r.url()); });
+  const rare = meta.types.find((t) => t.slug === 'burglary') || meta.types[meta.types.length - 1];
+  timings.change_type = await change(page, async () => {
+    await page.click('#types-none');
+    await page.check(`input[name=type][value="${rare.slug}"]`);
+  });
+  assert.ok(requested.some((u) => u.includes(`types=${rare.slug}`) && /\.png/.test(u)),
+    `new heatmap tiles for ${rare.slug}: ${requested.slice(0, 3).join(' ')}`);
+  const b = await pixels(page, await mapShot(page));
+  const diff = differentPixels(a, b);
+  assert.ok(diff > 1000, `the picture changed: ${diff} pixels`);
+  assert.match(page.url(), new RegExp(`types=${rare.slug}`));
+  timings.change_method = await change(page, () => page.selectOption('#method', 'counts'));
+  timings.change_res = await change(page, () => page.selectOption('#res', '9'));
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('clicking a hot cell opens its details', async () => {
+  const { page } = await open('heat=0&patrol=0&res=8');
+  const target = await page.evaluate(() => {
+    const a = window.hotspotApp;
+    const f = a.cellsData.features.reduce((m, x) => (x.properties.count > m.properties.count ? x : m));
+    const ring = f.geometry.coordinates[0].slice(0, -1);
+    const lon = ring.reduce((s, p) => s + p[0], 0) / ring.length;
+    const lat = ring.reduce((s, p) => s + p[1], 0) / ring.length;
+    a.map.jumpTo({ center: [lon, lat], zoom: 12 });
+    return { cell: f.properties.cell, count: f.properties.count };
+  });
+  await settled(page);
+  const box = await page.locator('#map canvas').boundingBox();
+  const t0 = Date.now();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await page.locator('#details').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.querySelector('#details-body h2'));
+  timings.details = Date.now() - t0;
+  assert.equal(await page.locator('#details').getAttribute('data-id'), target.cell);
+  const text = await page.locator('#details').textContent();
+  assert.match(text, new RegExp(`${target.count.toLocaleString('en-GB')} incidents`));
+  assert.match(text, /Gi\* z = -?\d/);
+  assert.match(text, /p [<=] 0\.\d{3}/);
+  assert.match(text, /Trend: /);
+  assert.match(text, /Emerging hot spot category: /);
+  assert.ok(await page.locator('#details table tr').count() >= 1, 'counts by type');
+  assert.equal(await page.locator('#details svg.sparkline polyline').count(), 1, 'sparkline');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.locator('#details').isHidden(), true, 'Escape closes the details');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('the patrol export downloads valid GeoJSON and CSV', async () => {
+  const { page } = await open();
+  assert.ok(await page.locator('#patrol-list li button').count() > 0, 'a ranked list');
+  const [dl] = await Promise.all([page.waitForEvent('download'), page.click('#export-geojson')]);
+  assert.match(dl.suggestedFilename(), /\.geojson$/);
+  const fc = JSON.parse(await readFile(await dl.path(), 'utf8'));
+  assert.equal(fc.type, 'FeatureCollection');
+  assert.ok(fc.features.length > 0);
+  for (const f of fc.features) {
+    assert.equal(f.type, 'Feature');
+    assert.match(f.geometry.type, /Polygon/);
+    assert.ok(Number.isInteger(f.properties.rank));
+  }
+  assert.deepEqual(fc.features.map((f) => f.properties.rank), fc.features.map((_, i) => i + 1));
+  const [csv] = await Promise.all([page.waitForEvent('download'), page.click('#export-csv')]);
+  const lines = (await readFile(await csv.path(), 'utf8')).trim().split('\n');
+  assert.match(lines[0], /rank/);
+  assert.equal(lines.length, fc.features.length + 1);
+  // The print view: the map as an image and the list, on one A4 page.
+  await page.evaluate(() => window.hotspotApp.preparePrint());
+  await page.emulateMedia({ media: 'print' });
+  const printed = await page.evaluate(() => {
+    const img = document.getElementById('print-map');
+    return { width: img.naturalWidth, shown: img.getBoundingClientRect().width };
+  });
+  assert.ok(printed.width > 100 && printed.shown > 100, `print map ${JSON.stringify(printed)}`);
+  assert.equal(await page.locator('#patrol-list').isVisible(), true);
+  assert.equal(await page.locator('#controls').isVisible(), false);
+  const pdf = (await page.pdf({ format: 'A4' })).toString('latin1');
+  assert.equal((pdf.match(/\/Type\s*\/Page[^s]/g) || []).length, 1, 'one page');
+  await page.emulateMedia({ media: 'screen' });
+  // Clicking a list entry zooms to it.
+  const z0 = await page.evaluate(() => window.hotspotApp.map.getZoom());
+  await page.click('#patrol-list li:first-child button');
+  await page.waitForFunction((z) => window.hotspotApp.map.getZoom() > z + 1, z0, { timeout: 10_000 });
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('a shared URL restores the same filters and view', async () => {
+  const [t1, t2] = meta.types.slice(0, 2).map((t) => t.slug);
+  const from = meta.months.first;
+  const to = meta.months.last;
+  // A month between the first and the last (or the only one).
+  const [y0, m0] = from.split('-').map(Number);
+  const [y1, m1] = to.split('-').map(Number);
+  const k = Math.floor(((y1 - y0) * 12 + (m1 - m0)) / 2) + (m0 - 1);
+  const mid = `${y0 + Math.floor(k / 12)}-${String((k % 12) + 1).padStart(2, '0')}`;
+  const { page } = await open();
+  await change(page, async () => {
+    await page.click('#types-none');
+    await page.check(`input[name=type][value="${t1}"]`);
+    await page.check(`input[name=type][value="${t2}"]`);
+  });
+  await change(page, () => page.selectOption('#method', 'moran'));
+  await change(page, () => page.selectOption('#res', '7'));
+  await change(page, () => page.uncheck('#fdr'));
+  await change(page, () => page.selectOption('#areas', 'districts'));
+  await change(page, () => page.fill('#to', mid).then(() => page.locator('#to').dispatchEvent('change')));
+  await page.evaluate(() => window.hotspotApp.map.jumpTo({ center: [-2.7, 53.76], zoom: 11 }));
+  await settled(page);
+  const shared = page.url();
+  await page.close();
+
+  const again = await newPage(browser);
+  await again.goto(shared);
+  await settled(again, 60_000);
+  const checked = await again.$$eval('input[name=type]:checked', (xs) => xs.map((x) => x.value));
+  assert.deepEqual(checked.sort(), [t1, t2].sort());
+  assert.equal(await again.inputValue('#method'), 'moran');
+  assert.equal(await again.inputValue('#res'), '7');
+  assert.equal(await again.isChecked('#fdr'), false);
+  assert.equal(await again.inputValue('#areas'), 'districts');
+  assert.equal(await again.inputValue('#to'), mid);
+  assert.match(shared, new RegExp(`to=${mid}`));
+  const view = await again.evaluate(() => {
+    const m = window.hotspotApp.map;
+    return [m.getCenter().lng, m.getCenter().lat, m.getZoom()];
+  });
+  assert.ok(Math.abs(view[0] + 2.7) < 1e-3 && Math.abs(view[1] - 53.76) < 1e-3 && Math.abs(view[2] - 11) < 1e-2, `view ${view}`);
+  // And the requests follow the restored filter.
+  const cells = await again.evaluate(() => window.hotspotApp.cellsData.features.length);
+  assert.ok(cells > 0);
+  assert.deepEqual(again.errors, []);
+  await again.close();
+});
+
+test('the month slider shows one month and play steps through them', async () => {
+  const { page } = await open('heat=0&patrol=0&method=counts');
+  const total = () => page.evaluate(() => window.hotspotApp.cellsData.features.reduce((s, f) => s + f.properties.count, 0));
+  const all = await total();
+  await change(page, () => page.check('#single'));
+  assert.equal(await page.locator('#month-label').textContent(), meta.months.first);
+  assert.match(page.url(), new RegExp(`month=${meta.months.first}`));
+  const one = await total();
+  assert.ok(one > 0 && one < all, `one month ${one} of ${all}`);
+  await page.focus('#month');
+  await change(page, () => page.keyboard.press('ArrowRight'));
+  const second = await page.locator('#month-label').textContent();
+  assert.notEqual(second, meta.months.first, 'the arrow key moves the slider');
+  await page.click('#play');
+  await page.waitForFunction((m) => document.getElementById('month-label').textContent !== m, second, { timeout: 10_000 });
+  await page.click('#play');
+  assert.equal(await page.getAttribute('#play', 'aria-pressed'), 'false');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
