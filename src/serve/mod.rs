@@ -7,6 +7,7 @@
 mod error;
 mod etag;
 mod health;
+pub mod limits;
 pub mod ogc;
 pub mod params;
 mod settings;
@@ -44,7 +45,7 @@ pub fn router(state: AppState) -> Router {
             .allow_origin(AllowOrigin::list(origins))
             .allow_methods([axum::http::Method::GET])
     };
-    Router::new()
+    let app = Router::new()
         .route("/health", get(health::health))
         .merge(ogc::routes())
         .merge(tiles::heatmap::routes())
@@ -56,9 +57,10 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(s.request_timeout_secs),
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+        ));
+    // Limits and hardening (src/serve/limits): panics, rate limits, URI caps, error bodies.
+    let app = limits::wrap(app, &s.limits);
+    app.layer(TraceLayer::new_for_http()).with_state(state)
 }
 
 /// Serves until SIGTERM or Ctrl-C, finishing requests in flight.
@@ -74,7 +76,9 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     tracing::info!(%local, "listening");
     println!("hotspot is serving at http://{local}/ (health: http://{local}/health)");
     warm_covers(&state);
-    axum::serve(listener, router(state))
+    // The peer address feeds the per-address rate limit.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
     tracing::info!("stopped");

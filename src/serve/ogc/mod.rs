@@ -19,12 +19,12 @@ mod build;
 mod cache;
 mod catalog;
 mod collections;
-mod datetime;
+pub mod datetime;
 mod encode;
 mod items;
 mod landing;
 mod openapi;
-mod query;
+pub mod query;
 
 use axum::Router;
 use axum::http::{HeaderMap, Uri, header};
