@@ -290,6 +290,39 @@ async fn rate_limits_per_address_and_per_key() {
 }
 
 #[tokio::test]
+async fn a_browser_map_can_read_a_429() {
+    let app = router(AppState::new(
+        store(),
+        Settings {
+            cors_origins: vec!["https://map.example".into()],
+            limits: LimitSettings {
+                ip_rps: 1,
+                ip_burst: 1,
+                ..LimitSettings::default()
+            },
+            ..Settings::default()
+        },
+    ));
+    let mut last = None;
+    for _ in 0..2 {
+        let mut req = get_from("/conformance", Some([203, 0, 113, 5]), None);
+        req.headers_mut().insert(
+            header::ORIGIN,
+            header::HeaderValue::from_static("https://map.example"),
+        );
+        last = Some(app.clone().oneshot(req).await.expect("the router answers"));
+    }
+    let res = last.expect("two replies");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(
+        res.headers()
+            .get(header::ACCESS_CONTROL_ALLOW_ORIGIN)
+            .and_then(|v| v.to_str().ok()),
+        Some("https://map.example")
+    );
+}
+
+#[tokio::test]
 async fn the_default_limits_let_a_map_view_through() {
     let app = app(LimitSettings::default());
     let peer = Some([198, 51, 100, 7]);

@@ -52,15 +52,17 @@ pub fn router(state: AppState) -> Router {
         .merge(tiles::mvt::routes())
         .fallback(|| async { AppError::NotFound("no such resource".into()) })
         .layer(CompressionLayer::new().gzip(true).br(true))
-        .layer(cors)
         .layer(RequestBodyLimitLayer::new(s.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(s.request_timeout_secs),
         ));
     // Limits and hardening (src/serve/limits): panics, rate limits, URI caps, error bodies.
+    // CORS outside them, so a browser map can read a 429 (and preflights cost no tokens).
     let app = limits::wrap(app, &s.limits);
-    app.layer(TraceLayer::new_for_http()).with_state(state)
+    app.layer(cors)
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
 }
 
 /// Serves until SIGTERM or Ctrl-C, finishing requests in flight.
