@@ -91,3 +91,67 @@ impl LimitSettings {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::Settings;
+
+    #[test]
+    fn the_limits_table_parses_and_flags_win() {
+        let mut s: Settings = toml::from_str(
+            "request_timeout_secs = 10\n[limits]\nip_rps = 5\nip_burst = 20\nmax_bbox_area_deg2 = 4.5\n",
+        )
+        .expect("a valid config");
+        assert_eq!((s.limits.ip_rps, s.limits.ip_burst), (5, 20));
+        assert_eq!(s.limits.key_rps, LimitSettings::default().key_rps);
+        let flags = LimitArgs {
+            ip_rps: Some(0),
+            max_bbox_area: Some(9.0),
+            ..LimitArgs::default()
+        };
+        s.limits.apply(&flags).expect("valid limits");
+        assert_eq!(s.limits.ip_rps, 0);
+        assert_eq!(s.limits.max_bbox_area_deg2, 9.0);
+        assert!(toml::from_str::<Settings>("[limits]\nip_rpm = 5\n").is_err());
+    }
+
+    #[test]
+    fn nonsense_limits_are_refused() {
+        let none = LimitArgs::default();
+        for bad in [
+            LimitSettings {
+                ip_burst: 0,
+                ..LimitSettings::default()
+            },
+            LimitSettings {
+                max_bbox_area_deg2: f64::NAN,
+                ..LimitSettings::default()
+            },
+            LimitSettings {
+                max_bbox_area_deg2: 0.0,
+                ..LimitSettings::default()
+            },
+            LimitSettings {
+                max_query_bytes: 10,
+                ..LimitSettings::default()
+            },
+            LimitSettings {
+                max_clients: 0,
+                ..LimitSettings::default()
+            },
+        ] {
+            let mut s = bad.clone();
+            assert!(s.apply(&none).is_err(), "{bad:?}");
+        }
+        let mut off = LimitSettings {
+            ip_rps: 0,
+            ip_burst: 0,
+            ..LimitSettings::default()
+        };
+        assert!(
+            off.apply(&none).is_ok(),
+            "a limit that is off needs no burst"
+        );
+    }
+}
