@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Load test of the map server on loopback: wrk cycling tile and collection URLs
-# (benches/load/urls.lua), twice, with the server's resident memory before, between and
+# (benches/load/urls.lua), twice by default (RUNS), with the server's resident memory before, between and
 # after. Prints requests/s, p50/p90/p99 latency, non-2xx/3xx responses and socket errors.
 #
-#   benches/load/run.sh            # 60 s, 64 connections, 2 threads, each run
+#   benches/load/run.sh            # two runs of 60 s, 64 connections, 2 threads
+#   RUNS=3 benches/load/run.sh     # three
 #   DURATION=10s CONNS=16 benches/load/run.sh
 #
 # The per-address rate limit is off for this run (--ip-rps 0): wrk's 64 connections all
@@ -54,7 +55,7 @@ SCRIPT=benches/load/urls.lua
 wrk -t1 -c1 -d5s -s "$SCRIPT" "$BASE" >/dev/null
 wrk -t"$THREADS" -c"$CONNS" -d10s -s "$SCRIPT" "$BASE" >/dev/null
 echo "RSS after warm-up: $(rss) (peak $(hwm))"
-for run in 1 2; do
+for run in $(seq 1 "${RUNS:-2}"); do
     echo "== run $run: wrk -t$THREADS -c$CONNS -d$DURATION -s $SCRIPT"
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'
     echo "RSS after run $run: $(rss) (peak $(hwm))"
