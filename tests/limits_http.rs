@@ -88,7 +88,7 @@ const INTERNALS: [&str; 14] = [
     "/home",
     "/root",
     "/tmp",
-    "/work",
+    "/var",
     "/usr",
     "registry",
     "rusqlite",
