@@ -19,7 +19,9 @@ pub struct LimitArgs {
 }
 
 /// Resolved limits. The defaults leave a web map alone (a view fetches 20-40 tiles at
-/// once, well inside a burst) and stop one client from taking the whole server.
+/// once, well inside a burst) and GDAL walking a whole collection by `next` links at
+/// the default 10 features a page (400 requests for h3-8, as fast as it can), and stop a
+/// flood from one client.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitSettings {
@@ -44,10 +46,10 @@ pub struct LimitSettings {
 impl Default for LimitSettings {
     fn default() -> Self {
         LimitSettings {
-            ip_rps: 100,
-            ip_burst: 400,
-            key_rps: 50,
-            key_burst: 200,
+            ip_rps: 500,
+            ip_burst: 2000,
+            key_rps: 500,
+            key_burst: 2000,
             max_clients: 100_000,
             max_query_bytes: 4096,
             max_bbox_area_deg2: 2500.0,
