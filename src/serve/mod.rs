@@ -10,6 +10,7 @@ pub mod disclosure;
 mod error;
 mod etag;
 mod health;
+pub mod limits;
 pub mod ogc;
 pub mod params;
 mod settings;
@@ -54,7 +55,7 @@ pub fn router(state: AppState) -> Router {
                 axum::http::HeaderName::from_static("x-api-key"),
             ])
     };
-    Router::new()
+    let app = Router::new()
         .route("/health", get(health::health))
         .merge(ogc::routes())
         .merge(tiles::heatmap::routes())
@@ -70,12 +71,15 @@ pub fn router(state: AppState) -> Router {
         ))
         .fallback(|| async { AppError::NotFound("no such resource".into()) })
         .layer(CompressionLayer::new().gzip(true).br(true))
-        .layer(cors)
         .layer(RequestBodyLimitLayer::new(s.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             Duration::from_secs(s.request_timeout_secs),
-        ))
+        ));
+    // Limits and hardening (src/serve/limits): panics, rate limits, URI caps, error bodies.
+    // CORS outside them, so a browser map can read a 429 (and preflights cost no tokens).
+    let app = limits::wrap(app, &s.limits);
+    app.layer(cors)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -95,7 +99,9 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     // The web map (issue 5): the URL a person opens.
     println!("web map: http://{local}/map/");
     warm_covers(&state);
-    axum::serve(listener, router(state))
+    // The peer address feeds the per-address rate limit.
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown())
         .await?;
     tracing::info!("stopped");

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde::Deserialize;
 
+use super::limits::{LimitArgs, LimitSettings};
+
 /// `hotspot serve` flags (each also from its environment variable).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
@@ -17,7 +19,7 @@ pub struct ServeArgs {
     /// Data directory holding the store (loaded with the bundled fixtures when empty).
     #[arg(long, env = "HOTSPOT_DATA")]
     pub data: Option<PathBuf>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes; [[keys]] and [disclosure] for access control).
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -29,6 +31,9 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "HOTSPOT_BODY_LIMIT")]
     pub body_limit_bytes: Option<usize>,
+    /// Rate limits and caps (`[limits]` in the config file).
+    #[command(flatten)]
+    pub limits: LimitArgs,
 }
 
 /// Resolved settings.
@@ -45,6 +50,8 @@ pub struct Settings {
     pub keys: Vec<super::auth::ApiKey>,
     /// `[disclosure]`: k, sensitive categories, the heatmap's smallest bandwidth.
     pub disclosure: super::disclosure::DisclosureSettings,
+    /// Rate limits and caps: the `[limits]` table.
+    pub limits: LimitSettings,
 }
 
 impl Default for Settings {
@@ -57,6 +64,7 @@ impl Default for Settings {
             body_limit_bytes: 64 << 20,
             keys: Vec::new(),
             disclosure: super::disclosure::DisclosureSettings::default(),
+            limits: LimitSettings::default(),
         }
     }
 }
@@ -86,6 +94,7 @@ impl Settings {
         if let Some(v) = a.body_limit_bytes {
             s.body_limit_bytes = v;
         }
+        s.limits.apply(&a.limits)?;
         anyhow::ensure!(
             s.request_timeout_secs > 0,
             "request_timeout_secs must be positive"

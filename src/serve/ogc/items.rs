@@ -18,7 +18,7 @@ use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
 use super::{CSV, GEOJSON, JSON, MAX_AGE, base_url, blocking, cache, link};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
-use crate::serve::{AppError, AppState, cached};
+use crate::serve::{AppError, AppState, cached, limits};
 
 fn collection(id: &str) -> Result<CollectionId, AppError> {
     CollectionId::parse(id).ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))
@@ -72,6 +72,9 @@ pub async fn items(
     let cid = collection(&id)?;
     let store = state.store();
     let q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
+    if let Some(b) = &q.bbox {
+        limits::check_bbox_area(b, state.settings().limits.max_bbox_area_deg2)?;
+    }
     let r = Request {
         cid,
         store,

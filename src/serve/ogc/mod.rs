@@ -19,13 +19,13 @@ mod build;
 mod cache;
 mod catalog;
 mod collections;
-mod datetime;
+pub mod datetime;
 mod disclose;
 mod encode;
 mod items;
 mod landing;
 mod openapi;
-mod query;
+pub mod query;
 
 pub use cache::now_rfc3339;
 pub use catalog::CollectionId;

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Load test of the map server on loopback: wrk cycling tile and collection URLs
+# (benches/load/urls.lua), twice by default (RUNS), with the server's resident memory before, between and
+# after. Prints requests/s, p50/p90/p99 latency, non-2xx/3xx responses and socket errors.
+#
+#   benches/load/run.sh            # two runs of 60 s, 64 connections, 2 threads
+#   RUNS=3 benches/load/run.sh     # three
+#   DURATION=10s CONNS=16 benches/load/run.sh
+#
+# The per-address rate limit is off for this run (--ip-rps 0): wrk's 64 connections all
+# come from 127.0.0.1, one address, and would meet it at once; the run measures serving,
+# not refusing. `LIMITED=1` keeps the default limits and reports the 429s they cause.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+DURATION=${DURATION:-60s}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+PORT=${PORT:-18089}
+BIN=target/release/hotspot
+
+command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
+command -v curl >/dev/null || { echo "curl is required"; exit 1; }
+[ -x "$BIN" ] || cargo build --release
+
+DATA=$(mktemp -d)
+PID=
+cleanup() {
+    if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
+    rm -rf "$DATA"
+}
+trap cleanup EXIT
+
+LIMIT_FLAGS=(--ip-rps 0)
+[ "${LIMITED:-0}" = 1 ] && LIMIT_FLAGS=()
+# An empty data directory is seeded with the bundled fixtures.
+"$BIN" serve --bind "127.0.0.1:$PORT" --data "$DATA/store" "${LIMIT_FLAGS[@]}" \
+    >"$DATA/server.log" 2>&1 &
+PID=$!
+BASE="http://127.0.0.1:$PORT"
+for _ in $(seq 1 600); do
+    curl -fsS "$BASE/health" >/dev/null 2>&1 && break
+    kill -0 "$PID" 2>/dev/null || { cat "$DATA/server.log"; exit 1; }
+    sleep 0.5
+done
+curl -fsS "$BASE/health" >/dev/null
+
+rss() { awk '/^VmRSS/ {printf "%.1f MB", $2 / 1024}' "/proc/$PID/status"; }
+hwm() { awk '/^VmHWM/ {printf "%.1f MB", $2 / 1024}' "/proc/$PID/status"; }
+
+echo "== $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== warm-up: every URL once, then 10 s of load"
+SCRIPT=benches/load/urls.lua
+# Each URL once, sequentially, so the first computation of each collection is not timed.
+wrk -t1 -c1 -d5s -s "$SCRIPT" "$BASE" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d10s -s "$SCRIPT" "$BASE" >/dev/null
+echo "RSS after warm-up: $(rss) (peak $(hwm))"
+for run in $(seq 1 "${RUNS:-2}"); do
+    echo "== run $run: wrk -t$THREADS -c$CONNS -d$DURATION -s $SCRIPT"
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'
+    echo "RSS after run $run: $(rss) (peak $(hwm))"
+done
+if [ "${LIMITED:-0}" = 1 ]; then
+    echo "== (default limits: the non-2xx/3xx above are 429 Too Many Requests)"
+fi
