@@ -11,11 +11,23 @@ use hotspot::serve::{AppState, Settings, load_or_seed, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+/// The analyst key these tests send: they check the full (not disclosure-controlled)
+/// outputs; `access_http.rs` checks what the public sees.
+const ANALYST_KEY: &str = "web-test-analyst-key";
+
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
+    // Kept for the audit log, which analyst requests write to.
+    let dir = dir.keep();
     let settings = Settings {
+        data: dir,
         request_timeout_secs: 900,
+        keys: vec![hotspot::serve::auth::ApiKey {
+            name: "web-tests".into(),
+            role: hotspot::serve::auth::Role::Analyst,
+            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
+        }],
         ..Settings::default()
     };
     AppState::new(store, settings)
@@ -25,6 +37,7 @@ async fn get(uri: &str) -> (StatusCode, String, Vec<u8>) {
     let req = Request::builder()
         .uri(uri)
         .header(header::HOST, "web.test")
+        .header(header::AUTHORIZATION, format!("Bearer {ANALYST_KEY}"))
         .body(Body::empty())
         .expect("request");
     let res = router(STATE.clone()).oneshot(req).await.expect("response");
