@@ -6,8 +6,13 @@
 #   benches/load/run.sh            # two runs of 60 s, 64 connections, 2 threads
 #   RUNS=3 benches/load/run.sh     # three
 #   DURATION=10s CONNS=16 benches/load/run.sh
+#   ONLY_TILES=1 DATA_DIR=target/bench-data/store-10000000 benches/load/run.sh
+#                                  # cached tiles only, on an existing (10M) store
 #
-# The per-address rate limit is off for this run (--ip-rps 0): wrk's 64 connections all
+# Requests carry an analyst key (written to a temporary config file), so the analyst-only
+# collections in the list answer 200 rather than 401.
+#
+# The rate limits are off for this run (--ip-rps 0 --key-rps 0): wrk's 64 connections all
 # come from 127.0.0.1, one address, and would meet it at once; the run measures serving,
 # not refusing. `LIMITED=1` keeps the default limits and reports the 429s they cause.
 set -euo pipefail
@@ -31,11 +36,19 @@ cleanup() {
 }
 trap cleanup EXIT
 
-LIMIT_FLAGS=(--ip-rps 0)
+LIMIT_FLAGS=(--ip-rps 0 --key-rps 0)
 [ "${LIMITED:-0}" = 1 ] && LIMIT_FLAGS=()
 # An empty data directory is seeded with the bundled fixtures.
-"$BIN" serve --bind "127.0.0.1:$PORT" --data "$DATA/store" "${LIMIT_FLAGS[@]}" \
-    >"$DATA/server.log" 2>&1 &
+KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+{
+    echo '[[keys]]'
+    echo 'name = "load-test"'
+    echo 'role = "analyst"'
+    echo "sha256 = \"$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)\""
+} >"$DATA/config.toml"
+STORE=${DATA_DIR:-$DATA/store}
+"$BIN" serve --bind "127.0.0.1:$PORT" --data "$STORE" --config "$DATA/config.toml" \
+    "${LIMIT_FLAGS[@]}" >"$DATA/server.log" 2>&1 &
 PID=$!
 BASE="http://127.0.0.1:$PORT"
 for _ in $(seq 1 600); do
@@ -52,12 +65,12 @@ echo "== $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc
 echo "== warm-up: every URL once, then 10 s of load"
 SCRIPT=benches/load/urls.lua
 # Each URL once, sequentially, so the first computation of each collection is not timed.
-wrk -t1 -c1 -d5s -s "$SCRIPT" "$BASE" >/dev/null
-wrk -t"$THREADS" -c"$CONNS" -d10s -s "$SCRIPT" "$BASE" >/dev/null
+wrk -t1 -c1 -d5s -H "Authorization: Bearer $KEY" -s "$SCRIPT" "$BASE" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d10s -H "Authorization: Bearer $KEY" -s "$SCRIPT" "$BASE" >/dev/null
 echo "RSS after warm-up: $(rss) (peak $(hwm))"
 for run in $(seq 1 "${RUNS:-2}"); do
     echo "== run $run: wrk -t$THREADS -c$CONNS -d$DURATION -s $SCRIPT"
-    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $KEY" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'
     echo "RSS after run $run: $(rss) (peak $(hwm))"
 done
 if [ "${LIMITED:-0}" = 1 ]; then
