@@ -19,8 +19,8 @@
 //!   Credentials that match no key: 403 on every route (a wrong key is never silently
 //!   downgraded to public). A valid key with too low a role: 403.
 //! - Responses to an authenticated caller, or of a route above public, are marked
-//!   `Cache-Control: private` and `Vary: Authorization, X-API-Key`, so shared caches never
-//!   hand one caller's view to another.
+//!   `Cache-Control: private`, and every response has `Vary: Authorization, X-API-Key`,
+//!   so no cache hands one caller's view to another.
 
 use std::fmt;
 use std::str::FromStr;
@@ -357,11 +357,13 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
         if let Ok(v) = HeaderValue::from_str(&control) {
             h.insert(header::CACHE_CONTROL, v);
         }
-        h.insert(
-            header::VARY,
-            HeaderValue::from_static("Authorization, X-API-Key"),
-        );
     }
+    // Every answer depends on who asks (a public copy must never answer a keyed request,
+    // in a browser's cache or a proxy's).
+    resp.headers_mut().append(
+        header::VARY,
+        HeaderValue::from_static("Authorization, X-API-Key"),
+    );
     resp
 }
 

@@ -3,8 +3,8 @@
 
 import { fromQuery, toQuery, filterParams, ogcParams, monthsBetween } from './state.js';
 import {
-  GI_CLASSES, MORAN_CLASSES, DIVERGING, EMERGING, VIRIDIS,
-  breaks, stepColour, binColour, emergingColour, legend, stepRows, fmt,
+  GI_CLASSES, MORAN_CLASSES, DIVERGING, EMERGING, VIRIDIS, WITHHELD_ROW, HATCH,
+  breaks, stepColour, binColour, emergingColour, legend, stepRows, fmt, hatchImage,
 } from './layers.js';
 import { showDetails, hideDetails, renderPatrol, download } from './panels.js';
 
@@ -35,8 +35,63 @@ const app = {
   osmReachable: false,
   playing: null,
   pending: 0,
+  patrolAllowed: false,
 };
 window.hotspotApp = app; // for the browser tests and the curious
+
+// ---- the access key ----
+// Optional: without one the server answers as role public (small numbers withheld, no
+// patrol list). The key lives in sessionStorage only (never in the URL, so a shared link
+// never carries it) and goes to our own origin only, as `Authorization: Bearer`.
+
+const KEY_STORE = 'hotspot.key';
+
+function accessKey() {
+  try {
+    return window.sessionStorage.getItem(KEY_STORE) || '';
+  } catch {
+    return '';
+  }
+}
+
+function storeKey(key) {
+  try {
+    if (key) window.sessionStorage.setItem(KEY_STORE, key);
+    else window.sessionStorage.removeItem(KEY_STORE);
+  } catch {
+    // Storage refused (a locked-down browser): the key lasts until the page closes.
+  }
+}
+
+function ownOrigin(url) {
+  try {
+    return new URL(url, window.location.href).origin === ORIGIN;
+  } catch {
+    return false;
+  }
+}
+
+/** The key's request options for a URL: headers for our own origin, nothing elsewhere.
+ * `no-cache` because public responses are cacheable without `Vary: Authorization`: a
+ * keyed request must not be answered from a public copy in the browser's cache. */
+function keyed(url) {
+  const key = accessKey();
+  if (!key || !ownOrigin(url)) return null;
+  return { headers: { Authorization: `Bearer ${key}` }, cache: 'no-cache' };
+}
+
+/** `fetch` with the access key (our own origin only). */
+function apiFetch(url, init = {}) {
+  const k = keyed(url);
+  if (!k) return fetch(url, init);
+  return fetch(url, { cache: k.cache, ...init, headers: { ...(init.headers || {}), ...k.headers } });
+}
+
+/** MapLibre's `transformRequest`: tiles and TileJSON from our origin carry the key. */
+function transformRequest(url) {
+  const k = keyed(url);
+  return k ? { url, ...k } : undefined;
+}
 
 function busy(delta) {
   app.pending += delta;
@@ -46,10 +101,12 @@ function busy(delta) {
 async function getJson(url) {
   busy(1);
   try {
-    const r = await fetch(url);
+    const r = await apiFetch(url);
     if (!r.ok) {
       const body = await r.json().catch(() => ({}));
-      throw new Error(body.description || `${r.status} ${r.statusText}`);
+      const e = new Error(body.description || `${r.status} ${r.statusText}`);
+      e.status = r.status;
+      throw e;
     }
     return await r.json();
   } finally {
@@ -198,6 +255,7 @@ function readControls() {
 function wireControls() {
   $('controls').addEventListener('change', (e) => {
     const t = e.target;
+    if (t.id === 'access-key') return; // its own handler (wireKey)
     if (t.dataset.group) {
       for (const v of t.dataset.group.split(',')) {
         const b = document.querySelector(`input[name=type][value="${v}"]`);
@@ -226,6 +284,52 @@ function wireControls() {
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') hideDetails();
   });
+}
+
+/** The access key control: works before the map exists too (a refused key stops main). */
+function wireKey() {
+  const input = $('access-key');
+  input.value = accessKey();
+  showKeyState();
+  const apply = () => {
+    const v = input.value.trim();
+    if (v === accessKey()) return;
+    storeKey(v);
+    showKeyState();
+    reloadForKey();
+  };
+  input.addEventListener('change', apply);
+  input.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') { e.preventDefault(); apply(); }
+  });
+  $('access-forget').addEventListener('click', () => {
+    input.value = '';
+    apply();
+    input.focus();
+  });
+}
+
+function showKeyState() {
+  const key = accessKey();
+  $('access-state').textContent = key
+    ? 'Key in use for this tab (not in links).'
+    : 'Public map: small numbers are withheld. A partner or analyst key shows more.';
+  $('access-forget').disabled = !key;
+}
+
+/** A new key (or none): the same map, every layer asked again as the new role. */
+function reloadForKey() {
+  if (!app.map) {
+    if (!app.meta) main();
+    return;
+  }
+  app.cellsData = null;
+  app.patrolData = null;
+  for (const id of ['heat', 'boundaries']) {
+    if (app.map.getSource(id)) app.map.refreshTiles(id);
+  }
+  hideDetails();
+  refresh();
 }
 
 function setAllTypes(on) {
@@ -324,6 +428,7 @@ function initMap() {
     attributionControl: { compact: true },
     canvasContextAttributes: { preserveDrawingBuffer: true },
     maxZoom: 18,
+    transformRequest,
   };
   if (s.view) {
     opts.center = [s.view[0], s.view[1]];
@@ -356,7 +461,20 @@ function initMap() {
     map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
     map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
   }
-  return new Promise((resolve) => map.on('load', resolve));
+  return new Promise((resolve) => map.on('load', () => {
+    // Withheld (suppressed) units: a grey hatch over their neutral grey fill.
+    map.addImage(HATCH, hatchImage());
+    const withheld = ['==', ['get', 'suppressed'], true];
+    map.addLayer({
+      id: 'areas-withheld', type: 'fill', source: 'areas', filter: withheld, layout: { visibility: 'none' },
+      paint: { 'fill-pattern': HATCH, 'fill-opacity': 0.8 },
+    }, 'heat');
+    map.addLayer({
+      id: 'cells-withheld', type: 'fill', source: 'cells', filter: withheld, layout: { visibility: 'none' },
+      paint: { 'fill-pattern': HATCH, 'fill-opacity': 0.8 },
+    }, 'cells-line');
+    resolve();
+  }));
 }
 
 function writeUrl() {
@@ -387,8 +505,10 @@ function doRefresh() {
   setVisible('heat', heatOn);
   setVisible('cells-fill', s.cells);
   setVisible('cells-line', s.cells);
+  if (!s.cells) setVisible('cells-withheld', false); // on again with its statistic (styleCells)
   setVisible('emerging-fill', s.emerging);
   setVisible('areas-fill', Boolean(s.areas));
+  setVisible('areas-withheld', Boolean(s.areas));
   setVisible('patrol-casing', s.patrol);
   setVisible('patrol-line', s.patrol);
   describe();
@@ -442,13 +562,17 @@ function styleCells() {
   let colour;
   let opacity = 0.7;
   const res = app.state.res;
+  // Below analyst the server withholds small counts (null, `suppressed: true`) and
+  // publishes each statistic as its bin only, which every cell has.
+  const anyWithheld = feats.some((f) => f.properties.suppressed || f.properties.count === null);
+  const publicNote = accessKey() ? '' : ' Public map: significance bins only, exact z and p withheld.';
   legends.cells = null;
   if (stat === 'gistar') {
     colour = binColour(GI_CLASSES);
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Hot spots · Getis-Ord Gi* · H3 res ${res}`,
-      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).`,
+      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).${publicNote}`,
       GI_CLASSES.map(([b, label]) => [DIVERGING[b], label]),
     );
   } else if (stat === 'moran') {
@@ -456,7 +580,7 @@ function styleCells() {
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Clusters · local Moran's I · H3 res ${res}`,
-      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}.`,
+      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}.${publicNote}`,
       MORAN_CLASSES.map(([, label, c]) => [c, label]),
     );
   } else {
@@ -466,11 +590,12 @@ function styleCells() {
     legends.cells = legend(
       `${stat === 'rate' ? 'Rate' : 'Count'} · H3 res ${res}`,
       stat === 'rate' ? 'Incidents per km² in each cell (quantile classes).' : 'Incidents in each cell (quantile classes).',
-      stepRows(br),
+      withheldRows(stepRows(br), anyWithheld),
     );
   }
   map.setPaintProperty('cells-fill', 'fill-color', colour);
   map.setPaintProperty('cells-fill', 'fill-opacity', opacity);
+  setVisible('cells-withheld', app.state.cells && (stat === 'count' || stat === 'rate'));
   const cats = new Set(feats.map((f) => f.properties.category).filter(Boolean));
   const rows = EMERGING.filter(([label]) => cats.has(label)).map(([label, c]) => [c, label]);
   legends.emerging = legend(
@@ -481,6 +606,11 @@ function styleCells() {
     rows.length ? rows : [['transparent', 'no pattern detected']],
   );
   drawLegends();
+}
+
+/** Legend rows, with the withheld swatch for the public (or whenever something is withheld). */
+function withheldRows(rows, anyWithheld) {
+  return anyWithheld || !accessKey() ? [...rows, WITHHELD_ROW] : rows;
 }
 
 async function loadAreas() {
@@ -499,7 +629,7 @@ async function loadAreas() {
     legends.areas = legend(
       `${s.areas === 'lsoas' ? 'LSOAs' : 'Districts'} · ${prop === 'count' ? 'count' : 'rate'}`,
       prop === 'count' ? 'Incidents in each area (quantile classes).' : 'Incidents per km² of each area (quantile classes).',
-      stepRows(br),
+      withheldRows(stepRows(br), data.features.some((f) => f.properties.suppressed || f.properties[prop] === null)),
     );
   } catch (e) {
     if (n === app.seq.areas) status(`Areas: ${e.message}`);
@@ -526,21 +656,44 @@ async function loadHeatLegend() {
   return drawLegends();
 }
 
+const EMPTY = { type: 'FeatureCollection', features: [] };
+
+/** No patrol list for this caller (the collection needs role partner). */
+function patrolRefused(message) {
+  app.patrolData = null;
+  app.patrolAllowed = false;
+  app.map.getSource('patrol').setData(EMPTY);
+  renderPatrol(null);
+  $('patrol-note').textContent = message;
+  legends.patrol = null;
+  for (const id of ['export-geojson', 'export-csv']) $(id).disabled = true;
+}
+
 async function loadPatrol() {
   const s = app.state;
   const q = ogcParams(s);
   q.set('limit', '100');
   const n = ++app.seq.patrol;
+  // Without a key the answer is 401: do not ask (a refused request is a console error).
+  if (!accessKey()) {
+    patrolRefused('Patrol list needs a partner key: enter one under Access key.');
+    return drawLegends();
+  }
   try {
     const data = await getJson(`${ORIGIN}/collections/patrol/items?${q}`);
     if (n !== app.seq.patrol) return;
     app.patrolData = data;
+    app.patrolAllowed = true;
+    for (const id of ['export-geojson', 'export-csv']) $(id).disabled = false;
     app.map.getSource('patrol').setData(data);
     renderPatrol(data, zoomTo, (f) => openDetails('cell', f.properties.cell));
     $('patrol-note').textContent = `The ${data.features.length} H3 resolution 9 cells to patrol first for this filter, ranked by Gi* z (significant hot spots first).`;
     legends.patrol = legend('Patrol targets', 'Outlined cells: the ranked patrol list (H3 resolution 9).', [['#000000', 'patrol target']]);
   } catch (e) {
-    if (n === app.seq.patrol) status(`Patrol: ${e.message}`);
+    if (n !== app.seq.patrol) return;
+    if (e.status === 401) patrolRefused('Patrol list needs a partner key.');
+    else if (e.status === 403) patrolRefused(`Patrol list needs a partner key: ${e.message}`);
+    else status(`Patrol: ${e.message}`);
   }
   return drawLegends();
 }
@@ -597,7 +750,8 @@ async function exportPatrol(format) {
   q.set('f', format);
   busy(1);
   try {
-    const r = await fetch(`${ORIGIN}/collections/patrol/items?${q}`);
+    const r = await apiFetch(`${ORIGIN}/collections/patrol/items?${q}`);
+    if (r.status === 401 || r.status === 403) throw new Error('the patrol list needs a partner key');
     if (!r.ok) throw new Error(`${r.status}`);
     const blob = await r.blob();
     const s = app.state;
@@ -623,11 +777,19 @@ async function probeOsm() {
   refresh();
 }
 
+let started = false;
 async function main() {
+  if (!started) {
+    started = true;
+    wireKey();
+  }
   try {
     app.meta = await getJson('api/meta');
   } catch (e) {
-    status(`Cannot reach the server: ${e.message}`);
+    app.meta = null;
+    status(e.status === 401 || e.status === 403
+      ? `Access key not accepted (${e.message}): change or forget it under Access key.`
+      : `Cannot reach the server: ${e.message}`);
     return;
   }
   if (!app.meta.months) {

@@ -37,16 +37,42 @@ export function breaks(values, n = VIRIDIS.length) {
   return out;
 }
 
-/** A `step` expression over `prop` with viridis colours at `br`. */
+// Units whose count is withheld (disclosure control below the analyst role: `count`
+// null, `suppressed: true`): a neutral grey, hatched on the map by a pattern layer.
+export const WITHHELD = '#bdbdbd';
+export const HATCH = 'withheld-hatch';
+export const WITHHELD_ROW = [
+  `repeating-linear-gradient(135deg, ${WITHHELD} 0 3px, #7a7a7a 3px 4px)`,
+  'grey: withheld (small numbers)',
+];
+
+/** The hatch pattern for withheld units: dark grey diagonals on transparent, 8 px. */
+export function hatchImage(size = 8) {
+  const data = new Uint8Array(size * size * 4);
+  for (let y = 0; y < size; y += 1) {
+    for (let x = 0; x < size; x += 1) {
+      if ((x + y) % size === 0 || (x + y) % size === size - 1) {
+        const i = (y * size + x) * 4;
+        data.set([110, 110, 110, 255], i);
+      }
+    }
+  }
+  return { width: size, height: size, data };
+}
+
+/** A `step` expression over `prop` with viridis colours at `br`; a feature whose `prop`
+ * is not a number (withheld: null) is painted grey instead of as the lowest class. */
 export function stepColour(prop, br) {
-  if (!br.length) return VIRIDIS[0];
-  const e = ['step', ['to-number', ['get', prop], 0], VIRIDIS[0]];
-  br.forEach((b, i) => e.push(b, VIRIDIS[Math.min(VIRIDIS.length - 1, i + 1)]));
-  return e;
+  let e = VIRIDIS[0];
+  if (br.length) {
+    e = ['step', ['to-number', ['coalesce', ['get', prop], -1], -1], VIRIDIS[0]];
+    br.forEach((b, i) => e.push(b, VIRIDIS[Math.min(VIRIDIS.length - 1, i + 1)]));
+  }
+  return ['case', ['==', ['typeof', ['get', prop]], 'number'], e, WITHHELD];
 }
 
 export function binColour(classes) {
-  const e = ['match', ['to-number', ['get', 'bin'], 0]];
+  const e = ['match', ['to-number', ['coalesce', ['get', 'bin'], 0], 0]];
   for (const [b, , c] of classes) e.push(b, c || DIVERGING[b]);
   e.push(DIVERGING[0]);
   return e;
@@ -59,7 +85,11 @@ export function emergingColour() {
   return e;
 }
 
-const fmt = (x) => (x >= 100 ? Math.round(x).toLocaleString('en-GB') : Number(x.toPrecision(2)).toString());
+/** A number for a legend; null (withheld) as the word. */
+const fmt = (x) => {
+  if (typeof x !== 'number' || !Number.isFinite(x)) return 'withheld';
+  return x >= 100 ? Math.round(x).toLocaleString('en-GB') : Number(x.toPrecision(2)).toString();
+};
 
 /** A legend block: a title, what it measures, and its swatches. */
 export function legend(title, unit, rows) {

@@ -14,25 +14,52 @@ function el(tag, attrs = {}, ...children) {
 
 const SVG = 'http://www.w3.org/2000/svg';
 
-/** A monthly sparkline as inline SVG, with its numbers in a title for screen readers. */
+/** A count, or "withheld" where disclosure control left it out (null). */
+export function count(v) {
+  return typeof v === 'number' ? v.toLocaleString('en-GB') : 'withheld';
+}
+
+/** A monthly sparkline as inline SVG, with its numbers in a title for screen readers.
+ * Withheld months (null) are gaps: one polyline per run of published months, a dot for a
+ * run of one. */
 export function sparkline(months, series, width = 260, height = 48) {
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   svg.setAttribute('class', 'sparkline');
   svg.setAttribute('role', 'img');
-  const max = Math.max(1, ...series);
+  const shown = series.filter((v) => typeof v === 'number');
+  const max = Math.max(1, ...shown);
   const n = series.length;
   const x = (i) => (n <= 1 ? width / 2 : 2 + (i * (width - 4)) / (n - 1));
   const y = (v) => height - 2 - (v * (height - 4)) / max;
-  const pts = series.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(' ');
-  const line = document.createElementNS(SVG, 'polyline');
-  line.setAttribute('points', pts);
-  line.setAttribute('fill', 'none');
-  line.setAttribute('stroke', '#b2182b');
-  line.setAttribute('stroke-width', '1.5');
+  const runs = [];
+  let run = [];
+  series.forEach((v, i) => {
+    if (typeof v === 'number') run.push(i);
+    else if (run.length) { runs.push(run); run = []; }
+  });
+  if (run.length) runs.push(run);
   const title = document.createElementNS(SVG, 'title');
-  title.textContent = `Monthly incidents: ${months.map((m, i) => `${m} ${series[i]}`).join(', ')}`;
-  svg.append(title, line);
+  const withheld = shown.length < n ? ' (withheld months: small numbers)' : '';
+  title.textContent = `Monthly incidents${withheld}: ${months.map((m, i) => `${m} ${count(series[i])}`).join(', ')}`;
+  svg.append(title);
+  for (const r of runs) {
+    if (r.length === 1) {
+      const dot = document.createElementNS(SVG, 'circle');
+      dot.setAttribute('cx', x(r[0]).toFixed(1));
+      dot.setAttribute('cy', y(series[r[0]]).toFixed(1));
+      dot.setAttribute('r', '1.5');
+      dot.setAttribute('fill', '#b2182b');
+      svg.append(dot);
+      continue;
+    }
+    const line = document.createElementNS(SVG, 'polyline');
+    line.setAttribute('points', r.map((i) => `${x(i).toFixed(1)},${y(series[i]).toFixed(1)}`).join(' '));
+    line.setAttribute('fill', 'none');
+    line.setAttribute('stroke', '#b2182b');
+    line.setAttribute('stroke-width', '1.5');
+    svg.append(line);
+  }
   return svg;
 }
 
@@ -43,32 +70,53 @@ const BIN = {
 
 /** A p-value as people read it: "p = 0.042", or "p < 0.001". */
 export function pValue(p) {
-  if (p === null || p === undefined) return 'p n/a';
+  if (typeof p !== 'number' || !Number.isFinite(p)) return 'p n/a';
   return p < 0.001 ? 'p < 0.001' : `p = ${p.toFixed(3)}`;
 }
 
 export function showDetails(d) {
   const body = $('details-body');
-  const rows = d.by_type.map((t) => el('tr', t.selected ? {} : { class: 'unselected' }, el('th', { scope: 'row' }, t.label), el('td', {}, t.count.toLocaleString('en-GB'))));
-  const gi = d.gi
-    ? `Gi* z = ${d.gi.z.toFixed(2)}, ${pValue(d.gi.p)}: ${BIN[d.gi.bin]}`
-    : 'Gi*: not computed for districts (too few neighbours)';
-  if (!d.months.length) {
+  const byType = d.by_type || [];
+  const series = d.series || [];
+  const rows = byType.map((t) => el('tr', t.selected ? {} : { class: 'unselected' }, el('th', { scope: 'row' }, t.label), el('td', {}, count(t.count))));
+  const bin = d.gi ? (BIN[d.gi.bin] || 'not significant') : '';
+  let gi = 'Gi*: not computed for districts (too few neighbours)';
+  if (d.gi && typeof d.gi.z === 'number') gi = `Gi* z = ${d.gi.z.toFixed(2)}, ${pValue(d.gi.p)}: ${bin}`;
+  else if (d.gi) gi = `Gi*: ${bin} (exact z and p withheld)`;
+  const trend = d.trend || { direction: 'no data' };
+  const trendText = typeof trend.z === 'number'
+    ? `Trend: ${trend.direction} (Mann-Kendall z = ${trend.z.toFixed(2)}, ${pValue(trend.p)})`
+    : `Trend: ${trend.direction} (Mann-Kendall; exact z and p withheld)`;
+  if (!d.months || !d.months.length) {
     body.replaceChildren(el('h2', { id: 'details-title' }, d.name), el('p', {}, 'No incidents in the data for this period.'));
-    $('details').hidden = false;
+    const aside = $('details');
+    aside.hidden = false;
+    aside.dataset.kind = d.kind;
+    aside.dataset.id = d.id;
     $('details-close').focus();
     return;
   }
+  const period = `${d.months[0]} to ${d.months[d.months.length - 1]}`;
+  const shown = series.filter((v) => typeof v === 'number');
+  const gaps = shown.length < series.length;
+  const total = typeof d.total === 'number'
+    ? `${count(d.total)} incidents of the selected types, ${period}`
+    : `Incidents of the selected types, ${period}: withheld (small numbers, not published)`;
   const parts = [
     el('h2', { id: 'details-title' }, d.name),
-    el('p', { class: 'total' }, `${d.total.toLocaleString('en-GB')} incidents of the selected types, ${d.months[0]} to ${d.months[d.months.length - 1]}`),
-    sparkline(d.months, d.series),
-    el('p', { class: 'spark-axis' }, el('span', {}, d.months[0]), el('span', {}, `peak ${Math.max(0, ...d.series)}`), el('span', {}, d.months[d.months.length - 1])),
+    el('p', { class: d.suppressed || d.total === null ? 'total withheld' : 'total' }, total),
+    sparkline(d.months, series),
+    el('p', { class: 'spark-axis' }, el('span', {}, d.months[0]),
+      el('span', {}, shown.length ? `peak ${Math.max(0, ...shown)}${gaps ? ' (gaps: withheld)' : ''}` : 'monthly counts withheld'),
+      el('span', {}, d.months[d.months.length - 1])),
     el('p', { class: 'gi' }, gi),
-    el('p', { class: 'trend' }, `Trend: ${d.trend.direction} (Mann-Kendall z = ${Number(d.trend.z).toFixed(2)}, ${pValue(d.trend.p)})`),
+    el('p', { class: 'trend' }, trendText),
   ];
   if (d.category) parts.push(el('p', { class: 'category' }, `Emerging hot spot category: ${d.category}`));
-  parts.push(el('table', {}, el('caption', {}, 'Incidents by type (greyed: not in the filter)'), el('tbody', {}, ...rows)));
+  const caption = byType.some((t) => t.count === null)
+    ? 'Incidents by type (greyed: not in the filter; withheld: small numbers)'
+    : 'Incidents by type (greyed: not in the filter)';
+  parts.push(el('table', {}, el('caption', {}, caption), el('tbody', {}, ...rows)));
   body.replaceChildren(...parts);
   const aside = $('details');
   aside.hidden = false;
@@ -81,13 +129,20 @@ export function hideDetails() {
   $('details').hidden = true;
 }
 
+/** The ranked patrol list; `fc` null when this caller may not have it. */
 export function renderPatrol(fc, zoomTo, details) {
   const list = $('patrol-list');
+  if (!fc) {
+    list.replaceChildren();
+    return;
+  }
   const items = fc.features.map((f) => {
     const p = f.properties;
+    const z = typeof p.gi_z === 'number' ? ` · z ${p.gi_z.toFixed(1)}` : '';
+    const n = typeof p.count === 'number' ? `${count(p.count)} incidents` : 'count withheld';
     const b = el('button', { type: 'button', class: p.significant ? 'sig' : '' },
       el('strong', {}, p.location || p.lsoa_name || p.cell),
-      el('span', {}, ` · ${p.district} · ${p.count} incidents · z ${Number(p.gi_z).toFixed(1)}${p.trend ? ` · ${p.trend}` : ''}`));
+      el('span', {}, ` · ${p.district} · ${n}${z}${p.trend ? ` · ${p.trend}` : ''}`));
     b.addEventListener('click', () => { zoomTo(f); details(f); });
     return el('li', {}, b);
   });

@@ -25,8 +25,8 @@ after(async () => {
   if (Object.keys(timings).length) console.log(`timings (ms): ${JSON.stringify(timings)}`);
 });
 
-async function open(query = '') {
-  const page = await newPage(browser);
+async function open(query = '', opts = {}) {
+  const page = await newPage(browser, opts);
   const t0 = Date.now();
   await page.goto(`${server.url}${query ? `?${query}` : ''}`);
   await settled(page, 120_000);
@@ -227,6 +227,89 @@ test('the month slider shows one month and play steps through them', async () =>
   await page.waitForFunction((m) => document.getElementById('month-label').textContent !== m, second, { timeout: 10_000 });
   await page.click('#play');
   assert.equal(await page.getAttribute('#play', 'aria-pressed'), 'false');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('without a key the public map draws, withholds small numbers and opens details', async () => {
+  // The heatmap, with the patrol layer on: the patrol list needs a partner key, so the
+  // panel says so instead of failing (and nothing is asked that would be refused).
+  const heat = await open('cells=0', { key: null });
+  assert.equal(await heat.page.evaluate(() => window.sessionStorage.getItem('hotspot.key')), null, 'no key');
+  const h = colouredPixels(await pixels(heat.page, await mapShot(heat.page)));
+  assert.ok(h > 2000, `public heatmap: ${h} coloured pixels`);
+  assert.match(await heat.page.locator('#patrol-note').textContent(), /Patrol list needs a partner key/);
+  assert.equal(await heat.page.locator('#patrol-list li').count(), 0);
+  assert.equal(await heat.page.isDisabled('#export-geojson'), true);
+  assert.match(await heat.page.locator('#access-state').textContent(), /Public map/);
+  assert.deepEqual(heat.page.errors, []);
+  await heat.page.close();
+
+  const { page } = await open('heat=0&patrol=0&method=counts&res=8', { key: null });
+  const cells = await page.evaluate(() => {
+    const fs = window.hotspotApp.cellsData.features;
+    return { all: fs.length, withheld: fs.filter((f) => f.properties.suppressed).length };
+  });
+  assert.ok(cells.withheld > 0 && cells.withheld < cells.all, `some cells withheld: ${JSON.stringify(cells)}`);
+  const c = colouredPixels(await pixels(page, await mapShot(page)));
+  assert.ok(c > 2000, `public cells by count: ${c} coloured pixels`);
+  assert.match(await page.locator('#legends').textContent(), /grey: withheld \(small numbers\)/);
+  // The statistic is published as its bin, so Gi* still colours the cells.
+  await change(page, () => page.selectOption('#method', 'gistar'));
+  const g = colouredPixels(await pixels(page, await mapShot(page)));
+  assert.ok(g > 500, `public cells by Gi* bin: ${g} coloured pixels`);
+  assert.match(await page.locator('#legends').textContent(), /bins only/);
+
+  // Details of a withheld cell, then of a published one with withheld months.
+  const clickCell = async (pick) => {
+    const cell = await page.evaluate((which) => {
+      const a = window.hotspotApp;
+      const fs = a.cellsData.features;
+      const f = which === 'withheld'
+        ? fs.find((x) => x.properties.suppressed)
+        : fs.reduce((m, x) => ((x.properties.count ?? -1) > (m.properties.count ?? -1) ? x : m));
+      const ring = f.geometry.coordinates[0].slice(0, -1);
+      const lon = ring.reduce((s, p) => s + p[0], 0) / ring.length;
+      const lat = ring.reduce((s, p) => s + p[1], 0) / ring.length;
+      a.map.jumpTo({ center: [lon, lat], zoom: 13 });
+      return f.properties.cell;
+    }, pick);
+    await settled(page);
+    const box = await page.locator('#map canvas').boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+    await page.waitForFunction((id) => document.querySelector('#details')?.dataset.id === id
+      && !document.querySelector('#details').hidden, cell, { timeout: 30_000 });
+    return page.locator('#details').textContent();
+  };
+  const withheld = await clickCell('withheld');
+  assert.match(withheld, /withheld \(small numbers/);
+  assert.match(withheld, /Trend: /);
+  assert.doesNotMatch(withheld, /null|NaN|undefined/);
+  await page.keyboard.press('Escape');
+  const busiest = await clickCell('busiest');
+  assert.match(busiest, /\d incidents of the selected types/);
+  assert.match(busiest, /Gi\*: .*exact z and p withheld/);
+  assert.doesNotMatch(busiest, /null|NaN|undefined/);
+  assert.ok(await page.locator('#details svg.sparkline').count() === 1, 'sparkline');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('entering an access key reloads the layers as that role', async () => {
+  const { page } = await open('heat=0&method=counts&res=8', { key: null });
+  const withheld = () => page.evaluate(() => window.hotspotApp.cellsData.features.filter((f) => f.properties.suppressed).length);
+  assert.ok(await withheld() > 0, 'public: some cells withheld');
+  const seen = [];
+  page.on('request', (r) => seen.push(r.headerValue('authorization').then((h) => [new URL(r.url()).origin, h])));
+  await change(page, async () => {
+    await page.fill('#access-key', server.key);
+    await page.press('#access-key', 'Enter');
+  });
+  assert.equal(await withheld(), 0, 'analyst: nothing withheld');
+  assert.ok(await page.locator('#patrol-list li button').count() > 0, 'the patrol list with a key');
+  const auth = (await Promise.all(seen)).filter(([, h]) => h);
+  assert.ok(auth.length > 0 && auth.every(([o, h]) => o === server.origin && h === `Bearer ${server.key}`), 'the key goes to our origin only');
+  assert.doesNotMatch(page.url(), new RegExp(server.key), 'never in the URL');
   assert.deepEqual(page.errors, []);
   await page.close();
 });

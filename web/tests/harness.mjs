@@ -1,11 +1,14 @@
 // Starts the real `hotspot serve` on a free port with an empty temporary data directory
 // (so it seeds itself from the bundled fixtures) and a headless Chromium to drive it.
+// The server gets a config file with one random analyst key (`server.key`); pages get
+// that key in sessionStorage unless asked for the public map (`newPage(b, { key: null })`).
 //
 // HOTSPOT_BIN: the server binary (default: target/debug/hotspot, which `cargo test` and
 // `cargo build` make). CHROMIUM: the browser (default: Debian's /usr/bin/chromium).
 
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, rmSync, existsSync, writeFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,11 +17,28 @@ import { chromium } from 'playwright-core';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repo = path.resolve(here, '..', '..');
 
+/** The app's sessionStorage entry for the access key (web/src/app.js). */
+export const KEY_STORE = 'hotspot.key';
+
+// The key of the last server started: newPage's default.
+let defaultKey = null;
+
 export async function startServer() {
   const bin = path.resolve(process.env.HOTSPOT_BIN || path.join(repo, 'target', 'debug', 'hotspot'));
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo build first`);
-  const data = mkdtempSync(path.join(tmpdir(), 'hotspot-web-'));
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data', data], {
+  const root = mkdtempSync(path.join(tmpdir(), 'hotspot-web-'));
+  const data = path.join(root, 'data');
+  mkdirSync(data);
+  const key = randomBytes(16).toString('hex');
+  const config = path.join(root, 'hotspot.toml');
+  writeFileSync(config, [
+    '[[keys]]',
+    'name = "browser-tests"',
+    'role = "analyst"',
+    `sha256 = "${createHash('sha256').update(key).digest('hex')}"`,
+    '',
+  ].join('\n'));
+  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data', data, '--config', config], {
     cwd: repo,
     env: { ...process.env, HOTSPOT_WEB: path.join(repo, 'web'), RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -36,12 +56,14 @@ export async function startServer() {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code})\n${stderr}`)); });
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
+  defaultKey = key;
   return {
     url, // .../map/
     origin: new URL(url).origin,
+    key, // an analyst key: send as `Authorization: Bearer ${key}`
     stop() {
       child.kill('SIGTERM');
-      rmSync(data, { recursive: true, force: true });
+      rmSync(root, { recursive: true, force: true });
     },
   };
 }
@@ -58,9 +80,20 @@ export async function startBrowser() {
 // here (nothing leaves the machine) and the app must carry on without it.
 export const OSM_HOST = 'tile.openstreetmap.org';
 
-export async function newPage(browser, { width = 1400, height = 900 } = {}) {
+/** A page in a fresh context. `key`: the access key put in sessionStorage before any
+ * page script runs (default: the last started server's analyst key; null: public). */
+export async function newPage(browser, { width = 1400, height = 900, key = defaultKey } = {}) {
   const context = await browser.newContext({ viewport: { width, height }, acceptDownloads: true });
   await context.route((u) => u.hostname.endsWith(OSM_HOST), (r) => r.abort('internetdisconnected'));
+  if (key) {
+    await context.addInitScript(([name, value]) => {
+      try {
+        window.sessionStorage.setItem(name, value);
+      } catch {
+        // about:blank and other opaque origins have no storage.
+      }
+    }, [KEY_STORE, key]);
+  }
   const page = await context.newPage();
   page.errors = [];
   page.on('console', (m) => {
