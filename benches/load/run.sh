@@ -10,7 +10,7 @@
 #                                  # cached tiles only, on an existing (10M) store
 #
 # Requests carry an analyst key (written to a temporary config file), so the analyst-only
-# collections in the list answer 200 rather than 401.
+# collections in the list answer 200 rather than 401; a tiles-only run sends none.
 #
 # The rate limits are off for this run (--ip-rps 0 --key-rps 0): wrk's 64 connections all
 # come from 127.0.0.1, one address, and would meet it at once; the run measures serving,
@@ -47,6 +47,9 @@ KEY=$(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
     echo "sha256 = \"$(printf %s "$KEY" | sha256sum | cut -d' ' -f1)\""
 } >"$DATA/config.toml"
 STORE=${DATA_DIR:-$DATA/store}
+# Tiles are public: a tiles-only run asks as the public does (no key, no audit lines).
+AUTH=(-H "Authorization: Bearer $KEY")
+[ -n "${ONLY_TILES:-}" ] && AUTH=()
 "$BIN" serve --bind "127.0.0.1:$PORT" --data "$STORE" --config "$DATA/config.toml" \
     "${LIMIT_FLAGS[@]}" >"$DATA/server.log" 2>&1 &
 PID=$!
@@ -65,12 +68,12 @@ echo "== $(date -u +%FT%TZ) $(nproc) cores, load average $(cut -d' ' -f1-3 /proc
 echo "== warm-up: every URL once, then 10 s of load"
 SCRIPT=benches/load/urls.lua
 # Each URL once, sequentially, so the first computation of each collection is not timed.
-wrk -t1 -c1 -d5s -H "Authorization: Bearer $KEY" -s "$SCRIPT" "$BASE" >/dev/null
-wrk -t"$THREADS" -c"$CONNS" -d10s -H "Authorization: Bearer $KEY" -s "$SCRIPT" "$BASE" >/dev/null
+wrk -t1 -c1 -d5s "${AUTH[@]}" -s "$SCRIPT" "$BASE" >/dev/null
+wrk -t"$THREADS" -c"$CONNS" -d10s "${AUTH[@]}" -s "$SCRIPT" "$BASE" >/dev/null
 echo "RSS after warm-up: $(rss) (peak $(hwm))"
 for run in $(seq 1 "${RUNS:-2}"); do
     echo "== run $run: wrk -t$THREADS -c$CONNS -d$DURATION -s $SCRIPT"
-    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" -H "Authorization: Bearer $KEY" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'
+    wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "${AUTH[@]}" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'
     echo "RSS after run $run: $(rss) (peak $(hwm))"
 done
 if [ "${LIMITED:-0}" = 1 ]; then
