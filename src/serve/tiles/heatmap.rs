@@ -49,7 +49,7 @@ use std::sync::{Arc, LazyLock};
 
 use axum::Router;
 use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use geo::BoundingRect;
@@ -60,6 +60,7 @@ pub use ramp::Ramp;
 pub use render::{empty_png, render as render_tile};
 pub use surface::{BANDWIDTH_RANGE_M, Surface};
 
+use super::{base_url, encode_component};
 use crate::analysis::Filter;
 use crate::serve::auth::{Principal, principal_of};
 use crate::serve::disclosure;
@@ -378,46 +379,4 @@ fn json_response(doc: &Value, headers: &HeaderMap) -> Result<Response, AppError>
     let body =
         serde_json::to_vec_pretty(doc).map_err(|e| AppError::Internal(format!("JSON: {e}")))?;
     Ok(cached(headers, body, "application/json", false, MAX_AGE))
-}
-
-/// `scheme://host` of the request: the Host header (or the URI's authority), else the
-/// bound address; https only when a proxy says so with `X-Forwarded-Proto`.
-fn base_url(state: &AppState, uri: &Uri, headers: &HeaderMap) -> String {
-    let valid = |h: &str| {
-        !h.is_empty()
-            && h.len() <= 255
-            && h.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-.:[]_".contains(c))
-    };
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .or_else(|| uri.authority().map(ToString::to_string))
-        .filter(|h| valid(h))
-        .unwrap_or_else(|| {
-            let bind = state.settings().bind;
-            if bind.ip().is_unspecified() {
-                format!("localhost:{}", bind.port())
-            } else {
-                bind.to_string()
-            }
-        });
-    let https = headers
-        .get("x-forwarded-proto")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
-    format!("{}://{host}", if https { "https" } else { "http" })
-}
-
-/// Percent-encodes a query value (unreserved characters and commas stay).
-fn encode_component(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b',' => {
-                char::from(b).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
