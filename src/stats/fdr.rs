@@ -8,8 +8,19 @@
 
 /// The largest p-value still significant at false discovery rate `q` (None: none is).
 pub fn bh_threshold(p: &[f64], q: f64) -> Option<f64> {
+    threshold_in(&sorted_finite(p), q)
+}
+
+/// The finite p-values in ascending order (an unstable sort: equal values are
+/// indistinguishable, and it is the hot step when bins run once per month).
+fn sorted_finite(p: &[f64]) -> Vec<f64> {
     let mut sorted: Vec<f64> = p.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_by(f64::total_cmp);
+    sorted.sort_unstable_by(f64::total_cmp);
+    sorted
+}
+
+/// [`bh_threshold`] over p-values already sorted by [`sorted_finite`].
+fn threshold_in(sorted: &[f64], q: f64) -> Option<f64> {
     let m = sorted.len() as f64;
     sorted
         .iter()
@@ -30,12 +41,14 @@ pub fn two_sided_p(z: f64) -> f64 {
 /// Confidence bins -3..3 (99/95/90%) from z and two-sided p, with or without FDR.
 pub fn bins(z: &[f64], p: &[f64], fdr: bool) -> Vec<i8> {
     let levels = [(0.01, 3i8), (0.05, 2), (0.10, 1)];
+    // One sort serves the three levels.
+    let sorted = if fdr { sorted_finite(p) } else { Vec::new() };
     let crit: Vec<(f64, i8)> = levels
         .iter()
         .map(|&(a, b)| {
             (
                 if fdr {
-                    bh_threshold(p, a).unwrap_or(-1.0)
+                    threshold_in(&sorted, a).unwrap_or(-1.0)
                 } else {
                     a
                 },

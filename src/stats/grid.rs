@@ -11,6 +11,7 @@ use std::sync::Arc;
 use geo::MultiPolygon;
 use h3o::geom::{ContainmentMode, TilerBuilder};
 use h3o::{CellIndex, Resolution};
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use crate::analysis::aggregate::{Count, UnitKey};
@@ -41,9 +42,33 @@ pub fn cover(area: &MultiPolygon<f64>, res: Resolution) -> Vec<CellIndex> {
     cells
 }
 
+/// A cached cover: its cells and their areas (an exact cell area is a few dozen
+/// trigonometric calls; per request over 30,000 cells it was a quarter of a patrol list).
+#[derive(Debug)]
+pub struct Cover {
+    /// Sorted, unique.
+    pub cells: Vec<CellIndex>,
+    /// Area of each cell, km².
+    pub area_km2: Vec<f64>,
+}
+
+impl Cover {
+    fn new(cells: Vec<CellIndex>) -> Self {
+        let area_km2 = cells.par_iter().map(|c| c.area_km2()).collect();
+        Cover { cells, area_km2 }
+    }
+
+    /// The area of `cell` in km²: cached for the cover's cells, computed for any other.
+    pub fn area_of(&self, cell: CellIndex) -> f64 {
+        self.cells
+            .binary_search(&cell)
+            .map_or_else(|_| cell.area_km2(), |i| self.area_km2[i])
+    }
+}
+
 /// Covers kept: a few resolutions of the county and of some district selections (the
-/// resolution 10 county cover is about 230,000 cells, 2 MB).
-static COVERS: Lru<Geography, (Option<Vec<u8>>, Resolution), Vec<CellIndex>> = Lru::new(16);
+/// resolution 10 county cover is about 230,000 cells, 4 MB with their areas).
+static COVERS: Lru<Geography, (Option<Vec<u8>>, Resolution), Cover> = Lru::new(16);
 
 /// The study area of a district selection (None: the county).
 pub fn study_area(g: &Geography, districts: Option<&[u8]>) -> MultiPolygon<f64> {
@@ -65,11 +90,7 @@ pub fn study_area(g: &Geography, districts: Option<&[u8]>) -> MultiPolygon<f64> 
 /// about a second at resolution 10) and depends only on the area, while analysts change
 /// the crime types and months all the time; with the cover cached a new filter costs one
 /// aggregation. Concurrent callers for one key wait for a single computation. Blocking.
-pub fn cached_cover(
-    g: &Arc<Geography>,
-    districts: Option<&[u8]>,
-    res: Resolution,
-) -> Arc<Vec<CellIndex>> {
+pub fn cached_cover(g: &Arc<Geography>, districts: Option<&[u8]>, res: Resolution) -> Arc<Cover> {
     let mut key = districts.map(<[u8]>::to_vec);
     if let Some(d) = key.as_mut() {
         d.sort_unstable();
@@ -77,7 +98,7 @@ pub fn cached_cover(
     }
     let area_of = key.clone();
     COVERS.get(g, (key, res), || {
-        cover(&study_area(g, area_of.as_deref()), res)
+        Cover::new(cover(&study_area(g, area_of.as_deref()), res))
     })
 }
 
@@ -142,7 +163,14 @@ mod tests {
         ] {
             let want = cover(&study_area(&g, districts.as_deref()), res);
             let a = cached_cover(&g, districts.as_deref(), res);
-            assert_eq!(*a, want, "{districts:?} {res:?}");
+            assert_eq!(a.cells, want, "{districts:?} {res:?}");
+            // The cached areas are the cells' own, and a cell outside asks h3o.
+            for (k, c) in a.cells.iter().enumerate().step_by(97) {
+                assert_eq!(a.area_km2[k], c.area_km2());
+                assert_eq!(a.area_of(*c), c.area_km2());
+            }
+            let outside = CellIndex::try_from(0x8928308280fffff).expect("a cell in San Francisco");
+            assert_eq!(a.area_of(outside), outside.area_km2());
             let mut reversed = districts.clone();
             if let Some(r) = reversed.as_mut() {
                 r.reverse();
@@ -155,6 +183,6 @@ mod tests {
         let a = cached_cover(&g, None, Resolution::Seven);
         let b = cached_cover(&other, None, Resolution::Seven);
         assert!(!Arc::ptr_eq(&a, &b));
-        assert_eq!(a, b);
+        assert_eq!((&a.cells, &a.area_km2), (&b.cells, &b.area_km2));
     }
 }

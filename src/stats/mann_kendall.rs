@@ -106,7 +106,7 @@ fn variance(x: &[f64]) -> f64 {
         t * (t - 1) * (2 * t + 5)
     };
     let mut sorted = x.to_vec();
-    sorted.sort_by(f64::total_cmp);
+    sorted.sort_unstable_by(f64::total_cmp);
     let ties: i128 = sorted.chunk_by(|a, b| a == b).map(|g| term(g.len())).sum();
     (term(x.len()) - ties) as f64 / 18.0
 }

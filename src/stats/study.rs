@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use h3o::{CellIndex, Resolution};
+use rayon::prelude::*;
 
 use super::Weights;
 use super::grid::{Grid, cached_cover};
@@ -56,11 +57,11 @@ impl Study {
                 };
                 let agg = aggregate(&store, &q);
                 let covered = cached_cover(g, filter.districts.as_deref(), res);
-                let grid = Grid::from_cover(covered.as_ref().clone(), res, &agg.counts);
+                let grid = Grid::from_cover(covered.cells.clone(), res, &agg.counts);
                 Study {
                     units,
-                    codes: grid.cells.iter().map(ToString::to_string).collect(),
-                    area_km2: grid.cells.iter().map(|c| c.area_km2()).collect(),
+                    codes: grid.cells.par_iter().map(ToString::to_string).collect(),
+                    area_km2: grid.cells.par_iter().map(|c| covered.area_of(*c)).collect(),
                     cells: grid.cells,
                     lsoas: vec![],
                     counts: grid.counts,

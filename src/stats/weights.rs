@@ -6,6 +6,7 @@
 
 use geo::{Centroid, MultiPolygon};
 use h3o::CellIndex;
+use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 /// Neighbour lists, row `i` being `neighbours[offsets[i]..offsets[i + 1]]`, sorted.
@@ -74,7 +75,7 @@ impl Weights {
             .collect();
         Self::from_lists(
             cells
-                .iter()
+                .par_iter()
                 .map(|c| {
                     c.grid_disk_safe(k)
                         .filter_map(|n| index.get(&n).copied())
