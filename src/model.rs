@@ -271,6 +271,10 @@ impl TypeSet {
     pub fn bits(self) -> u32 {
         self.0
     }
+    /// The set with these bits (bits beyond the known types dropped).
+    pub fn from_bits(bits: u32) -> Self {
+        TypeSet(bits & Self::all().0)
+    }
 }
 
 impl FromIterator<CrimeType> for TypeSet {
@@ -291,6 +295,14 @@ pub enum Severity {
 }
 
 impl Severity {
+    /// Every severity, in code order.
+    pub const ALL: [Severity; 4] = [
+        Severity::None,
+        Severity::Fatal,
+        Severity::Serious,
+        Severity::Slight,
+    ];
+
     pub fn from_code(code: u8) -> Self {
         match code {
             1 => Severity::Fatal,
@@ -306,6 +318,72 @@ impl Severity {
             Severity::Serious => "Serious",
             Severity::Slight => "Slight",
         }
+    }
+
+    /// A short lower-case name for command lines and URLs (`unknown` for a collision whose
+    /// source left the severity blank).
+    pub fn slug(self) -> &'static str {
+        match self {
+            Severity::None => "unknown",
+            Severity::Fatal => "fatal",
+            Severity::Serious => "serious",
+            Severity::Slight => "slight",
+        }
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        Severity::ALL
+            .into_iter()
+            .find(|v| v.slug().eq_ignore_ascii_case(t) || v.label().eq_ignore_ascii_case(t))
+            .filter(|_| !t.is_empty())
+            .ok_or_else(|| {
+                format!("unknown severity '{s}' (known: fatal, serious, slight, unknown)")
+            })
+    }
+}
+
+/// A set of collision severities as a bit mask (bit = `Severity` code). It narrows road
+/// collisions only: every other type has no severity and is never dropped by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SeveritySet(u8);
+
+impl SeveritySet {
+    pub const fn all() -> Self {
+        SeveritySet(0b1111)
+    }
+    pub const fn empty() -> Self {
+        SeveritySet(0)
+    }
+    pub fn with(self, s: Severity) -> Self {
+        SeveritySet(self.0 | (1 << s as u8))
+    }
+    /// Codes outside 0..=3 count as `None` (unknown), as `Severity::from_code` reads them.
+    #[inline]
+    pub fn contains_code(self, code: u8) -> bool {
+        self.contains(Severity::from_code(code))
+    }
+    pub fn contains(self, s: Severity) -> bool {
+        self.0 & (1 << s as u8) != 0
+    }
+    pub fn is_all(self) -> bool {
+        self == Self::all()
+    }
+    pub fn iter(self) -> impl Iterator<Item = Severity> {
+        Severity::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+}
+
+impl FromIterator<Severity> for SeveritySet {
+    fn from_iter<I: IntoIterator<Item = Severity>>(iter: I) -> Self {
+        iter.into_iter()
+            .fold(SeveritySet::empty(), SeveritySet::with)
     }
 }
 

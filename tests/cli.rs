@@ -157,6 +157,43 @@ fn summary_total_equals_the_located_incidents_and_filters_narrow_it() {
 }
 
 #[test]
+fn severity_narrows_road_collisions_to_the_store_counts() {
+    let data = SAMPLE.path();
+    let conn = rusqlite::Connection::open(data.join("hotspot.sqlite")).unwrap();
+    let n = |sql: &str| -> u64 { conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap() as u64 };
+    let total = |args: &[&str]| -> u64 {
+        let mut a = vec!["aggregate", "--unit", "district", "--by", "all"];
+        a.extend_from_slice(args);
+        let out = hotspot(data, &a);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        counts_by_code(&text(&out)).iter().map(|c| c.1).sum()
+    };
+    let ksi = total(&["--types", "road-collision", "--severity", "fatal,serious"]);
+    assert_eq!(
+        ksi,
+        n(
+            "SELECT count(*) FROM incidents WHERE ctype = 14 AND severity IN (1, 2) AND loc IS NOT NULL"
+        )
+    );
+    assert!(ksi > 0);
+    // Other types are not narrowed.
+    assert_eq!(
+        total(&["--types", "drugs", "--severity", "fatal"]),
+        total(&["--types", "drugs"])
+    );
+    let bad = hotspot(
+        data,
+        &["aggregate", "--unit", "district", "--severity", "awful"],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("severity"));
+}
+
+#[test]
 fn geojson_output_is_rfc7946() {
     let out = hotspot(
         SAMPLE.path(),

@@ -641,6 +641,87 @@ async fn datetime_filters_months() {
     );
 }
 
+/// Road collisions by STATS19 severity: `severity` keeps the collisions of those
+/// severities, leaves every other type alone, and the collections' counts agree with the
+/// incidents themselves.
+#[tokio::test]
+async fn severity_narrows_road_collisions_only() {
+    let total = |doc: &Value| -> u64 {
+        doc["features"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .filter_map(|f| f["properties"]["count"].as_u64())
+            .sum()
+    };
+    let roads = ok_json(
+        "/collections/incidents/items?types=road-collision&limit=10000",
+        "application/geo+json",
+    )
+    .await;
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    for f in roads["features"].as_array().expect("f") {
+        *by.entry(
+            f["properties"]["severity"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned(),
+        )
+        .or_default() += 1;
+    }
+    let n = |s: &str| by.get(s).copied().unwrap_or(0);
+    assert!(
+        n("Fatal") > 0 && n("Serious") > 0 && n("Slight") > 0,
+        "the fixtures have every severity: {by:?}"
+    );
+    let some = ok_json(
+        "/collections/incidents/items?types=road-collision&severity=fatal,serious&limit=10000",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(
+        some["numberMatched"].as_u64(),
+        Some(n("Fatal") + n("Serious"))
+    );
+    assert!(
+        some["features"]
+            .as_array()
+            .expect("f")
+            .iter()
+            .all(|f| matches!(
+                f["properties"]["severity"].as_str(),
+                Some("Fatal" | "Serious")
+            ))
+    );
+    assert!(href(&some, "next").is_none_or(|h| h.contains("severity=")));
+    // Areas count the same incidents.
+    let slight = ok_json(
+        "/collections/districts/items?types=road-collision&severity=Slight&limit=100",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(total(&slight), n("Slight"));
+    // Other types have no severity and are never dropped by one.
+    let burglary = ok_json(
+        "/collections/districts/items?types=burglary&limit=100",
+        "application/geo+json",
+    )
+    .await;
+    let burglary_fatal = ok_json(
+        "/collections/districts/items?types=burglary&severity=fatal&limit=100",
+        "application/geo+json",
+    )
+    .await;
+    assert!(total(&burglary) > 0);
+    assert_eq!(total(&burglary_fatal), total(&burglary));
+    let both = ok_json(
+        "/collections/districts/items?types=burglary,road-collision&severity=fatal&limit=100",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(total(&both), total(&burglary) + n("Fatal"));
+}
+
 #[tokio::test]
 async fn csv_tables() {
     let r = get("/collections/districts/items?f=csv&limit=3").await;
@@ -705,6 +786,8 @@ async fn bad_parameters_are_400() {
         "datetime=..",
         "datetime=2023-05-17T25:00:00Z",
         "types=dragons",
+        "severity=catastrophic",
+        "severity=fatal,,x",
         "district=Atlantis",
         "f=html",
         "limit=%zz",

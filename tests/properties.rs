@@ -8,7 +8,7 @@ use geo::{Distance, Euclidean, Point};
 use h3o::{CellIndex, LatLng, Resolution};
 use hotspot::analysis::aggregate::aggregate;
 use hotspot::analysis::{AnalysisStore, Builder, Filter, Query, TimeBin, Unit, UnitKey};
-use hotspot::model::{CrimeType, Month, TypeSet};
+use hotspot::model::{CrimeType, Month, Severity, SeveritySet, TypeSet};
 use hotspot::spatial::Geography;
 use hotspot::spatial::boundaries::SNAP_TOLERANCE_DEG;
 use proptest::prelude::*;
@@ -22,7 +22,9 @@ const LAT: (f64, f64) = (53.45, 54.3);
 #[derive(Debug, Clone)]
 struct Case {
     locations: Vec<(i32, i32)>,
-    incidents: Vec<(usize, u16, u8)>,
+    /// (location, month, type code, severity code); severity codes 4 and 5 are out of
+    /// range on purpose (they read as unknown).
+    incidents: Vec<(usize, u16, u8, u8)>,
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -33,7 +35,12 @@ fn case() -> impl Strategy<Value = Case> {
     prop::collection::vec(loc, 1..40).prop_flat_map(|locations| {
         let n = locations.len();
         let base = Month::new(2021, 1).unwrap().index();
-        let inc = (0..n, base..base + 36, 0u8..CrimeType::COUNT as u8);
+        // Road collisions (code 14) often, so the severity filter has work to do.
+        let ctype = prop_oneof![
+            0u8..CrimeType::COUNT as u8,
+            Just(CrimeType::RoadCollision as u8)
+        ];
+        let inc = (0..n, base..base + 36, ctype, 0u8..6);
         prop::collection::vec(inc, 0..400).prop_map(move |incidents| Case {
             locations: locations.clone(),
             incidents,
@@ -48,8 +55,8 @@ fn build(c: &Case) -> AnalysisStore {
         .iter()
         .map(|&(x, y)| b.location(x, y, ""))
         .collect();
-    for &(l, m, t) in &c.incidents {
-        b.incident(ids[l], m, t, 0);
+    for &(l, m, t, s) in &c.incidents {
+        b.incident(ids[l], m, t, s);
     }
     b.finish(GEO.clone())
 }
@@ -71,7 +78,7 @@ type Key = (UnitKey, Option<Month>, Option<CrimeType>);
 
 fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
     let mut out = BTreeMap::new();
-    for &(l, m, t) in &c.incidents {
+    for &(l, m, t, s) in &c.incidents {
         let (x, y) = c.locations[l];
         let (lon, lat) = (f64::from(x) / 1e7, f64::from(y) / 1e7);
         let lsoa = lsoa_brute(lon, lat);
@@ -82,6 +89,15 @@ fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
             continue;
         }
         if m < lo || m > hi || !q.filter.types.contains_code(t) {
+            continue;
+        }
+        // Severity narrows road collisions only; unknown codes are "unknown".
+        let severity = if s <= 3 {
+            Severity::from_code(s)
+        } else {
+            Severity::None
+        };
+        if t == CrimeType::RoadCollision as u8 && !q.filter.severities.contains(severity) {
             continue;
         }
         let unit = match q.unit {
@@ -135,23 +151,38 @@ fn query() -> impl Strategy<Value = Query> {
         Just(None),
         prop::collection::vec(0u8..14, 1..4).prop_map(Some)
     ];
-    (unit, any::<bool>(), any::<bool>(), range, types, districts).prop_map(
-        |(unit, monthly, by_type, (from, to), types, districts)| Query {
-            unit,
-            time: if monthly {
-                TimeBin::Month
-            } else {
-                TimeBin::All
-            },
-            by_type,
-            filter: Filter {
-                types,
-                from,
-                to,
-                districts,
-            },
-        },
+    let severities = prop_oneof![
+        Just(SeveritySet::all()),
+        prop::collection::vec(0u8..4, 0..3)
+            .prop_map(|v| v.into_iter().map(Severity::from_code).collect()),
+    ];
+    (
+        unit,
+        any::<bool>(),
+        any::<bool>(),
+        range,
+        types,
+        districts,
+        severities,
     )
+        .prop_map(
+            |(unit, monthly, by_type, (from, to), types, districts, severities)| Query {
+                unit,
+                time: if monthly {
+                    TimeBin::Month
+                } else {
+                    TimeBin::All
+                },
+                by_type,
+                filter: Filter {
+                    types,
+                    severities,
+                    from,
+                    to,
+                    districts,
+                },
+            },
+        )
 }
 
 proptest! {

@@ -165,6 +165,109 @@ async fn cells_under_each_method() {
     assert_eq!(ring.first(), ring.last());
 }
 
+/// Road collisions by severity, as the map's "Road collisions by severity" group asks:
+/// meta lists the severities with counts; cells, details and the heatmap follow
+/// `severity`, which narrows road collisions and nothing else.
+#[tokio::test]
+async fn road_collisions_by_severity() {
+    let m = json("/map/api/meta").await;
+    let sev = m["severities"].as_array().expect("severities");
+    let count = |slug: &str| -> u64 {
+        sev.iter()
+            .find(|s| s["slug"] == slug)
+            .and_then(|s| s["count"].as_u64())
+            .unwrap_or(0)
+    };
+    let road = m["types"]
+        .as_array()
+        .expect("types")
+        .iter()
+        .find(|t| t["slug"] == "road-collision")
+        .and_then(|t| t["count"].as_u64())
+        .expect("road collisions in the fixtures");
+    let sum: u64 = sev.iter().filter_map(|s| s["count"].as_u64()).sum();
+    assert_eq!(
+        sum, road,
+        "severities add up to the road collisions: {sev:?}"
+    );
+    assert!(count("fatal") > 0 && count("serious") > 0 && count("slight") > count("fatal"));
+    assert_eq!(sev[0]["slug"], "fatal", "most severe first");
+
+    let total = |fc: &Value| -> u64 {
+        features(fc)
+            .iter()
+            .filter_map(|f| f["properties"]["count"].as_u64())
+            .sum()
+    };
+    let ksi =
+        json("/map/api/cells?res=8&method=counts&types=road-collision&severity=fatal,serious")
+            .await;
+    assert_eq!(total(&ksi), count("fatal") + count("serious"));
+    let slight =
+        json("/map/api/cells?res=8&method=gistar&types=road-collision&severity=slight").await;
+    assert_eq!(total(&slight), count("slight"));
+    // Other types are not narrowed by a severity.
+    let burglary = json("/map/api/cells?res=8&method=counts&types=burglary").await;
+    let burglary_fatal =
+        json("/map/api/cells?res=8&method=counts&types=burglary&severity=fatal").await;
+    assert_eq!(total(&burglary), total(&burglary_fatal));
+
+    // Details: road collisions one row per severity, the chosen ones selected, the
+    // series only the chosen.
+    let top = features(&slight)
+        .iter()
+        .max_by_key(|f| f["properties"]["count"].as_u64())
+        .expect("a cell with slight collisions");
+    let cell = top["properties"]["cell"].as_str().expect("cell");
+    let d = json(&format!(
+        "/map/api/details?kind=cell&id={cell}&types=road-collision&severity=slight"
+    ))
+    .await;
+    assert_eq!(d["total"], top["properties"]["count"]);
+    let rows: Vec<&Value> = d["by_type"]
+        .as_array()
+        .expect("by_type")
+        .iter()
+        .filter(|t| t["type"] == "road-collision")
+        .collect();
+    assert!(!rows.is_empty());
+    for r in &rows {
+        assert_eq!(r["selected"], r["severity"] == "slight", "{r}");
+        assert!(
+            r["label"]
+                .as_str()
+                .is_some_and(|l| l.starts_with("Road collision"))
+        );
+    }
+    let slight_row = rows
+        .iter()
+        .find(|r| r["severity"] == "slight")
+        .expect("slight row");
+    assert_eq!(slight_row["count"], d["total"]);
+    let by_type: u64 = d["by_type"]
+        .as_array()
+        .expect("by_type")
+        .iter()
+        .filter_map(|t| t["count"].as_u64())
+        .sum();
+    let all = json(&format!("/map/api/details?kind=cell&id={cell}")).await;
+    assert_eq!(
+        Some(by_type),
+        all["total"].as_u64(),
+        "rows still add up to every incident"
+    );
+
+    // The heatmap's surface is built from the same incidents.
+    let legend = json("/tiles/heatmap/legend?types=road-collision&severity=fatal,serious").await;
+    assert_eq!(
+        legend["incidents"].as_u64(),
+        Some(count("fatal") + count("serious"))
+    );
+    let r = get("/map/api/cells?severity=catastrophic").await;
+    assert_eq!(r.0, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&r.2).contains("severity"));
+}
+
 #[tokio::test]
 async fn details_agree_with_the_cells() {
     let gi = json("/map/api/cells?res=8&method=gistar").await;

@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
 use super::AnalysisStore;
-use crate::model::{CrimeType, Month, TypeSet};
+use crate::model::{CrimeType, Month, SeveritySet, TypeSet};
 use crate::spatial::BoundarySet;
 use crate::spatial::geography::{NO_DISTRICT, NO_LSOA};
 
@@ -89,6 +89,8 @@ pub enum TimeBin {
 #[derive(Debug, Clone)]
 pub struct Filter {
     pub types: TypeSet,
+    /// Road collisions of these severities only (other types have none and always pass).
+    pub severities: SeveritySet,
     pub from: Option<Month>,
     pub to: Option<Month>,
     /// District indices to keep (None: all).
@@ -99,10 +101,59 @@ impl Default for Filter {
     fn default() -> Self {
         Filter {
             types: TypeSet::all(),
+            severities: SeveritySet::all(),
             from: None,
             to: None,
             districts: None,
         }
+    }
+}
+
+impl Filter {
+    /// Whether the severities can drop anything: some are left out and road collisions
+    /// are asked for. Scans read the severity column only then.
+    pub fn by_severity(&self) -> bool {
+        !self.severities.is_all() && self.types.contains(CrimeType::RoadCollision)
+    }
+
+    /// The types kept for an incident of each severity code 0..=3 (codes above 3 read as
+    /// unknown, 0).
+    pub fn types_by_severity(&self) -> [TypeSet; 4] {
+        let without_road =
+            TypeSet::from_bits(self.types.bits() & !(1u32 << CrimeType::RoadCollision as u8));
+        std::array::from_fn(|code| {
+            if self.severities.contains_code(code as u8) {
+                self.types
+            } else {
+                without_road
+            }
+        })
+    }
+
+    /// Whether an incident of type code `ctype` and severity code `sev` passes the type
+    /// and severity parts of the filter (months and districts are the caller's).
+    #[inline]
+    pub fn keeps(&self, ctype: u8, sev: u8) -> bool {
+        self.types.contains_code(ctype)
+            && (ctype != CrimeType::RoadCollision as u8 || self.severities.contains_code(sev))
+    }
+
+    /// A canonical spelling (districts sorted and unique): the cache key of everything
+    /// computed from a filter, so two spellings of one filter share an entry and a new
+    /// field can never be left out of a key.
+    pub fn key(&self) -> String {
+        let mut ds = self.districts.clone();
+        if let Some(d) = ds.as_mut() {
+            d.sort_unstable();
+            d.dedup();
+        }
+        format!(
+            "{:x}|{:x}|{:?}|{:?}|{ds:?}",
+            self.types.bits(),
+            self.severities.bits(),
+            self.from.map(Month::index),
+            self.to.map(Month::index)
+        )
     }
 }
 
@@ -221,6 +272,8 @@ struct Scan<'a> {
     lo: u16,
     span: u16,
     types: TypeSet,
+    /// With a severity filter: the types kept per severity code (`Filter::types_by_severity`).
+    by_severity: Option<[TypeSet; 4]>,
     t_mul: usize,
     y_mul: usize,
 }
@@ -233,11 +286,30 @@ impl Scan<'_> {
             .iter()
             .zip(&inc.month[s..e])
             .zip(&inc.ctype[s..e]);
-        for ((&l, &m), &c) in cols {
-            let b = self.base[l as usize];
-            let dm = m.wrapping_sub(self.lo);
-            if b != usize::MAX && dm <= self.span && self.types.contains_code(c) {
-                add(b + usize::from(dm) * self.t_mul + usize::from(c) * self.y_mul);
+        let slot = |b: usize, dm: u16, c: u8| {
+            b + usize::from(dm) * self.t_mul + usize::from(c) * self.y_mul
+        };
+        match &self.by_severity {
+            // The usual case reads three columns, not four.
+            None => {
+                for ((&l, &m), &c) in cols {
+                    let b = self.base[l as usize];
+                    let dm = m.wrapping_sub(self.lo);
+                    if b != usize::MAX && dm <= self.span && self.types.contains_code(c) {
+                        add(slot(b, dm, c));
+                    }
+                }
+            }
+            Some(types) => {
+                for (((&l, &m), &c), &v) in cols.zip(&inc.severity[s..e]) {
+                    let b = self.base[l as usize];
+                    let dm = m.wrapping_sub(self.lo);
+                    // Codes above 3 read as unknown (0), as `Severity::from_code` has it.
+                    let v = if v > 3 { 0 } else { usize::from(v) };
+                    if b != usize::MAX && dm <= self.span && types[v].contains_code(c) {
+                        add(slot(b, dm, c));
+                    }
+                }
             }
         }
     }
@@ -295,6 +367,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         lo,
         span,
         types,
+        by_severity: q.filter.by_severity().then(|| q.filter.types_by_severity()),
         t_mul,
         y_mul,
     };

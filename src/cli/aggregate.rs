@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use super::DataDir;
 use crate::analysis::aggregate::aggregate;
 use crate::analysis::{self, AnalysisStore, Filter, Query, TimeBin, Unit, UserBoundary, output};
-use crate::model::{CrimeType, Month, TypeSet};
+use crate::model::{CrimeType, Month, Severity, SeveritySet, TypeSet};
 use crate::spatial::{BoundarySet, Geography};
 
 #[derive(Debug, Clone, Args)]
@@ -26,6 +26,10 @@ pub struct FilterArgs {
     /// Districts to keep (code or name), comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub district: Vec<String>,
+    /// Road collisions of these severities only (fatal, serious, slight, unknown),
+    /// comma-separated; other types are not affected. Default all.
+    #[arg(long, value_delimiter = ',')]
+    pub severity: Vec<Severity>,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,8 +117,14 @@ pub(super) fn filter(store: &AnalysisStore, f: &FilterArgs) -> anyhow::Result<Fi
     if let (Some(a), Some(b)) = (f.from, f.to) {
         anyhow::ensure!(a <= b, "--from {a} is after --to {b}");
     }
+    let severities = if f.severity.is_empty() {
+        SeveritySet::all()
+    } else {
+        f.severity.iter().copied().collect()
+    };
     Ok(Filter {
         types,
+        severities,
         from: f.from,
         to: f.to,
         districts,

@@ -1,15 +1,15 @@
 //! Query parameters shared by every endpoint: strict parsing (an unknown parameter is a
-//! 400, as OGC API - Features requires), and the incident filter (`types`, `from`, `to`,
-//! `district`), parsed once into library types.
+//! 400, as OGC API - Features requires), and the incident filter (`types`, `severity`,
+//! `from`, `to`, `district`), parsed once into library types.
 
 use std::collections::BTreeMap;
 
 use super::AppError;
 use crate::analysis::{AnalysisStore, Filter};
-use crate::model::{CrimeType, Month, TypeSet};
+use crate::model::{CrimeType, Month, Severity, SeveritySet, TypeSet};
 
 /// The filter's parameter names.
-pub const FILTER_PARAMS: [&str; 4] = ["types", "from", "to", "district"];
+pub const FILTER_PARAMS: [&str; 5] = ["types", "severity", "from", "to", "district"];
 
 /// Longest query string accepted.
 pub const MAX_QUERY_LEN: usize = 4096;
@@ -95,6 +95,15 @@ pub fn filter(
             .map(|t| t.parse::<CrimeType>().map_err(|e| bad("types", e)))
             .collect::<Result<TypeSet, _>>()?,
     };
+    // Road collisions by STATS19 severity; other types have none and are not affected.
+    let severities = match params.get("severity") {
+        None => SeveritySet::all(),
+        Some(v) => v
+            .split(',')
+            .filter(|t| !t.trim().is_empty())
+            .map(|t| t.parse::<Severity>().map_err(|e| bad("severity", e)))
+            .collect::<Result<SeveritySet, _>>()?,
+    };
     let month = |p: &str| -> Result<Option<Month>, AppError> {
         params
             .get(p)
@@ -124,6 +133,7 @@ pub fn filter(
     };
     Ok(Filter {
         types,
+        severities,
         from,
         to,
         districts,

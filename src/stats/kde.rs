@@ -487,17 +487,17 @@ fn location_counts(store: &AnalysisStore, filter: &Filter) -> Vec<u32> {
         .collect();
     let lo = filter.from.map_or(u16::MIN, |m| m.index());
     let hi = filter.to.map_or(u16::MAX, |m| m.index());
-    let types = filter.types;
     inc.loc
         .par_iter()
         .zip(&inc.month)
         .zip(&inc.ctype)
+        .zip(&inc.severity)
         .with_min_len(1 << 16)
         .fold(
             || vec![0u32; n_loc],
-            |mut acc, ((&loc, &month), &ctype)| {
+            |mut acc, (((&loc, &month), &ctype), &sev)| {
                 let i = loc as usize;
-                let pass = (lo..=hi).contains(&month) && types.contains_code(ctype);
+                let pass = (lo..=hi).contains(&month) && filter.keeps(ctype, sev);
                 if pass && keep.get(i).copied().unwrap_or(false) {
                     acc[i] = acc[i].saturating_add(1);
                 }
@@ -973,6 +973,7 @@ mod tests {
             from: Some(Month::from_index(600)),
             to: Some(Month::from_index(604)),
             districts: Some(vec![0, 1]),
+            ..Filter::default()
         };
         assert!(filter.types.contains_code(code) && !filter.types.contains_code(2));
         let got: Vec<(f64, f64, f64)> = points_from_store(&s, &filter)

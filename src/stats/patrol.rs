@@ -82,11 +82,12 @@ impl UnitIncidents {
             .par_iter()
             .zip(&inc.month)
             .zip(&inc.ctype)
+            .zip(&inc.severity)
             .with_min_len(1 << 14)
-            .filter_map(|((&l, &m), &c)| {
+            .filter_map(|(((&l, &m), &c), &v)| {
                 let dm = m.wrapping_sub(lo);
                 let unit = loc_unit.get(l as usize).copied().unwrap_or(NO_UNIT);
-                (hi >= lo && dm <= span && unit != NO_UNIT && filter.types.contains_code(c))
+                (hi >= lo && dm <= span && unit != NO_UNIT && filter.keeps(c, v))
                     .then_some((u64::from(dm) << 32) | u64::from(l))
             })
             .collect();

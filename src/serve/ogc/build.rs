@@ -432,7 +432,7 @@ fn incidents(store: &AnalysisStore, filter: &Filter) -> Items {
     let keep = |i: usize| {
         let l = inc.loc[i] as usize;
         let m = inc.month[i];
-        filter.types.contains_code(inc.ctype[i])
+        filter.keeps(inc.ctype[i], inc.severity[i])
             && (lo..=hi).contains(&m)
             && l < loc.len()
             && filter.districts.as_ref().is_none_or(|ds| {

@@ -77,7 +77,7 @@ impl CollectionId {
     }
 
     pub fn description(self) -> String {
-        let filter = "Counts follow the filter: datetime (months), types, district.";
+        let filter = "Counts follow the filter: datetime (months), types, severity (road collisions), district.";
         let gi = "Getis-Ord Gi* over the study grid (zero cells included), one ring of \
                   neighbours, Benjamini-Hochberg false discovery rate control: gi_z, gi_p, \
                   gi_bin (-3..3 for 99/95/90% cold/hot).";

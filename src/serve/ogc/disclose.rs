@@ -16,7 +16,6 @@ use std::sync::Arc;
 use super::build::{Column, FeatureId, Geom, Items, build};
 use super::cache;
 use super::catalog::{CollectionId, EMERGING_RES, HOTSPOT_RES};
-use super::query;
 use crate::analysis::{AnalysisStore, Filter};
 use crate::serve::AppError;
 use crate::serve::disclosure::{
@@ -63,7 +62,7 @@ pub fn raw(
     generation: u64,
     filter: &Filter,
 ) -> Result<Arc<Items>, AppError> {
-    let key = format!("{}|{}", cid.id(), query::filter_key(filter));
+    let key = format!("{}|{}", cid.id(), filter.key());
     cache::items(store, generation, &key, || {
         build(cid, store.clone(), filter)
     })
@@ -81,7 +80,7 @@ pub fn disclosed(
     filter: &Filter,
     c: &Controls,
 ) -> Result<Arc<Items>, AppError> {
-    let key = format!("{}|{}|k{}", cid.id(), query::filter_key(filter), c.k);
+    let key = format!("{}|{}|k{}", cid.id(), filter.key(), c.k);
     cache::items(store, generation, &key, || {
         compute(cid, store, generation, filter, c)
     })

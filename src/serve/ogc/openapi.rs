@@ -56,14 +56,14 @@ fn paths() -> Value {
         "/collections/{collectionId}/items": get(
             "getFeatures",
             "A page of a collection's features",
-            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "district", "itemsFormat"],
+            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "itemsFormat"],
             "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links.",
             &[GEOJSON, CSV],
         ),
         "/collections/{collectionId}/items/{featureId}": get(
             "getFeature",
             "One feature",
-            &["collectionId", "featureId", "datetime", "types", "district", "itemsFormat"],
+            &["collectionId", "featureId", "datetime", "types", "severity", "district", "itemsFormat"],
             "The feature (or a one-row CSV table with f=csv).",
             &[GEOJSON, CSV],
         ),
@@ -106,6 +106,11 @@ fn parameters() -> Value {
         "types": {
             "name": "types", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "Incident types, comma-separated (labels or slugs, e.g. burglary,road-collision).",
+            "schema": { "type": "string" },
+        },
+        "severity": {
+            "name": "severity", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Road collisions of these STATS19 severities only, comma-separated (fatal, serious, slight, unknown); other types are not affected.",
             "schema": { "type": "string" },
         },
         "district": {

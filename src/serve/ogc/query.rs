@@ -9,11 +9,11 @@ use crate::serve::AppError;
 use crate::serve::params;
 
 /// Parameters of `/items`.
-pub const ITEMS_PARAMS: [&str; 7] = [
-    "limit", "offset", "bbox", "datetime", "types", "district", "f",
+pub const ITEMS_PARAMS: [&str; 8] = [
+    "limit", "offset", "bbox", "datetime", "types", "severity", "district", "f",
 ];
 /// Parameters of `/items/{fid}`.
-pub const ITEM_PARAMS: [&str; 4] = ["datetime", "types", "district", "f"];
+pub const ITEM_PARAMS: [&str; 5] = ["datetime", "types", "severity", "district", "f"];
 
 /// Features per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -144,11 +144,12 @@ pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
     })
 }
 
-/// The incident filter: `types` and `district` as everywhere, months from `datetime`.
+/// The incident filter: `types`, `severity` and `district` as everywhere, months from
+/// `datetime`.
 fn filter(params: &BTreeMap<String, String>, store: &AnalysisStore) -> Result<Filter, AppError> {
     let mut p: BTreeMap<String, String> = params
         .iter()
-        .filter(|(k, _)| matches!(k.as_str(), "types" | "district"))
+        .filter(|(k, _)| matches!(k.as_str(), "types" | "severity" | "district"))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if let Some(dt) = params.get("datetime") {
@@ -162,17 +163,6 @@ fn filter(params: &BTreeMap<String, String>, store: &AnalysisStore) -> Result<Fi
         }
     }
     params::filter(&p, store)
-}
-
-/// A cache key for the filter.
-pub fn filter_key(f: &Filter) -> String {
-    format!(
-        "{:x}|{:?}|{:?}|{:?}",
-        f.types.bits(),
-        f.from.map(|m| m.index()),
-        f.to.map(|m| m.index()),
-        f.districts
-    )
 }
 
 /// The query string with `offset` replaced (for `next` and `prev`).

@@ -86,11 +86,12 @@ const TILE_CACHE_BYTES: u64 = 64 << 20;
 const MAX_MAX_PER_KM2: f64 = 1.0e9;
 
 /// Every parameter the heatmap endpoints accept.
-const PARAMS: [&str; 7] = [
+const PARAMS: [&str; 8] = [
     FILTER_PARAMS[0],
     FILTER_PARAMS[1],
     FILTER_PARAMS[2],
     FILTER_PARAMS[3],
+    FILTER_PARAMS[4],
     "bandwidth",
     "ramp",
     "max",

@@ -33,7 +33,6 @@ use quick_cache::sync::Cache;
 use rayon::prelude::*;
 
 use crate::analysis::{AnalysisStore, Filter};
-use crate::model::Month;
 use crate::serve::AppError;
 use crate::stats::kde::{KdeError, KernelDensity, WeightedPoint, default_bandwidth, per_km2};
 
@@ -259,10 +258,8 @@ fn percentile_at_points(kde: &KernelDensity, points: &[WeightedPoint]) -> f64 {
 struct SurfaceKey {
     store: usize,
     generation: u64,
-    types: u32,
-    from: Option<Month>,
-    to: Option<Month>,
-    districts: Option<Vec<u8>>,
+    /// `Filter::key`.
+    filter: String,
     bandwidth_bits: Option<u64>,
     min_bandwidth_bits: u64,
 }
@@ -279,19 +276,10 @@ pub fn surface(
     bandwidth_m: Option<f64>,
     min_bandwidth_m: f64,
 ) -> Result<Arc<Surface>, AppError> {
-    let districts = filter.districts.as_ref().map(|d| {
-        let mut d = d.clone();
-        d.sort_unstable();
-        d.dedup();
-        d
-    });
     let key = SurfaceKey {
         store: Arc::as_ptr(store) as usize,
         generation,
-        types: filter.types.bits(),
-        from: filter.from,
-        to: filter.to,
-        districts,
+        filter: filter.key(),
         bandwidth_bits: bandwidth_m.map(f64::to_bits),
         min_bandwidth_bits: min_bandwidth_m.to_bits(),
     };

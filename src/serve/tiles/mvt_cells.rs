@@ -209,16 +209,6 @@ fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Opti
 /// Computed layers by store, keyed by generation, filter and resolution.
 static LAYERS: Lru<AnalysisStore, (u64, String, Resolution, u64), CellLayer> = Lru::new(CAPACITY);
 
-/// A canonical spelling of a filter (districts sorted), the cache key.
-pub fn filter_key(f: &Filter) -> String {
-    let mut ds = f.districts.clone();
-    if let Some(d) = ds.as_mut() {
-        d.sort_unstable();
-        d.dedup();
-    }
-    format!("{}|{:?}|{:?}|{ds:?}", f.types.bits(), f.from, f.to)
-}
-
 /// The cells of `filter` at `res` (with the suppression mask for threshold `k`),
 /// computed now unless cached. Blocking: call it from the blocking pool.
 pub fn layer(
@@ -228,7 +218,7 @@ pub fn layer(
     filter: &Filter,
     k: u64,
 ) -> Arc<CellLayer> {
-    LAYERS.get(store, (generation, filter_key(filter), res, k), || {
+    LAYERS.get(store, (generation, filter.key(), res, k), || {
         CellLayer::compute(store.clone(), res, filter, k)
     })
 }
@@ -253,8 +243,13 @@ mod tests {
             districts: Some(vec![1, 3]),
             ..Filter::default()
         };
-        assert_eq!(filter_key(&a), filter_key(&b));
-        assert_ne!(filter_key(&a), filter_key(&Filter::default()));
+        assert_eq!(a.key(), b.key());
+        assert_ne!(a.key(), Filter::default().key());
+        let fatal = Filter {
+            severities: crate::model::SeveritySet::empty().with(crate::model::Severity::Fatal),
+            ..Filter::default()
+        };
+        assert_ne!(fatal.key(), Filter::default().key());
         assert!(has_category(Resolution::Eight) && !has_category(Resolution::Ten));
     }
 }

@@ -110,7 +110,7 @@ pub fn geojson(
 ) -> Arc<String> {
     let key = (
         generation,
-        format!("{filter:?}"),
+        filter.key(),
         q.res,
         q.method,
         q.fdr,

@@ -1,6 +1,7 @@
 //! `/map/api/details?kind=cell|lsoa|district&id=...`: what the map's details panel shows
 //! for one unit under the current filter: counts by crime type (every type, those in the
-//! filter marked), the monthly series of the filtered types, Gi* z and p, and the trend.
+//! filter marked; road collisions one row per STATS19 severity), the monthly series of the
+//! filtered incidents, Gi* z and p, and the trend.
 //!
 //! - Counts come from one pass over the incidents of the unit (a location belongs to a
 //!   cell when its resolution-11 cell's parent is that cell).
@@ -17,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::cells::categories;
 use crate::analysis::{AnalysisStore, Filter};
-use crate::model::{CrimeType, Month, TypeSet};
+use crate::model::{CrimeType, Month, Severity, TypeSet};
 use crate::serve::AppError;
 use crate::stats::gi_star::gi_star;
 use crate::stats::mann_kendall::mann_kendall;
@@ -121,6 +122,7 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
     };
     let inc = &store.incidents;
     let mut by_type = [0u64; CrimeType::COUNT];
+    let mut road = [0u64; Severity::ALL.len()];
     let mut series = vec![0u64; usize::from(hi - lo) + 1];
     for k in 0..inc.len() {
         let (l, m) = (inc.loc[k] as usize, inc.month[k]);
@@ -137,28 +139,43 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
         if !in_districts {
             continue;
         }
-        if let Some(c) = by_type.get_mut(usize::from(inc.ctype[k])) {
-            *c += 1;
+        let (c, v) = (inc.ctype[k], inc.severity[k]);
+        if let Some(n) = by_type.get_mut(usize::from(c)) {
+            *n += 1;
         }
-        if filter.types.contains_code(inc.ctype[k]) {
+        if c == CrimeType::RoadCollision as u8 {
+            road[Severity::from_code(v) as usize] += 1;
+        }
+        if filter.keeps(c, v) {
             series[usize::from(m - lo)] += 1;
         }
     }
-    let types: Vec<Value> = CrimeType::ALL
-        .iter()
-        .filter(|t| {
-            // Every type with incidents; a chosen type with none too (a chosen zero says
-            // something), but not each of the 18 when the filter is "all".
-            by_type[**t as usize] > 0
-                || (filter.types != TypeSet::all() && filter.types.contains(**t))
-        })
-        .map(|t| {
-            json!({
+    // Every type with incidents; a chosen type with none too (a chosen zero says
+    // something), but not each of the 18 when the filter is "all".
+    let chosen = |t: CrimeType| filter.types != TypeSet::all() && filter.types.contains(t);
+    let mut types: Vec<Value> = Vec::new();
+    for &t in CrimeType::ALL {
+        if t == CrimeType::RoadCollision {
+            // One row per severity (their sum is the type's count, so the rows still add
+            // up to every incident in the unit, as the disclosure rule assumes).
+            for s in Severity::ALL {
+                let n = road[s as usize];
+                let selected = filter.keeps(t as u8, s as u8);
+                if n > 0 || (selected && (chosen(t) || filter.by_severity())) {
+                    types.push(json!({
+                        "type": t.slug(), "severity": s.slug(),
+                        "label": format!("{} · {}", t.label(), s.slug()),
+                        "count": n, "selected": selected,
+                    }));
+                }
+            }
+        } else if by_type[t as usize] > 0 || chosen(t) {
+            types.push(json!({
                 "type": t.slug(), "label": t.label(),
-                "count": by_type[*t as usize], "selected": filter.types.contains(*t),
-            })
-        })
-        .collect();
+                "count": by_type[t as usize], "selected": filter.types.contains(t),
+            }));
+        }
+    }
     let ys: Vec<f64> = series.iter().map(|&v| v as f64).collect();
     let mk = mann_kendall(&ys);
     let direction = match mk.direction(0.05) {

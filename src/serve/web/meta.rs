@@ -1,20 +1,40 @@
 //! `/map/api/meta`: what the map's controls offer, from the data: the crime types present
-//! (with counts), the months covered, the districts and the study area's bounds.
+//! (with counts), road collisions by STATS19 severity, the months covered, the districts
+//! and the study area's bounds.
 
 use geo::BoundingRect;
 use serde_json::{Value, json};
 
 use crate::analysis::AnalysisStore;
-use crate::model::CrimeType;
+use crate::model::{CrimeType, Severity};
 
 /// The metadata document.
 pub fn meta(store: &AnalysisStore) -> Value {
     let mut counts = [0u64; CrimeType::COUNT];
-    for &t in &store.incidents.ctype {
+    let mut road = [0u64; Severity::ALL.len()];
+    let inc = &store.incidents;
+    for (&t, &v) in inc.ctype.iter().zip(&inc.severity) {
         if let Some(c) = counts.get_mut(usize::from(t)) {
             *c += 1;
         }
+        if t == CrimeType::RoadCollision as u8 {
+            road[Severity::from_code(v) as usize] += 1;
+        }
     }
+    // Fatal, serious, slight, then collisions without one (if any).
+    let severities: Vec<Value> = Severity::ALL[1..]
+        .iter()
+        .chain(&Severity::ALL[..1])
+        .filter(|s| road[**s as usize] > 0)
+        .map(|s| {
+            let label = if *s == Severity::None {
+                "Unknown"
+            } else {
+                s.label()
+            };
+            json!({ "slug": s.slug(), "label": label, "count": road[*s as usize] })
+        })
+        .collect();
     let types: Vec<Value> = CrimeType::ALL
         .iter()
         .filter(|t| counts[**t as usize] > 0)
@@ -34,6 +54,7 @@ pub fn meta(store: &AnalysisStore) -> Value {
     json!({
         "incidents": store.incidents.len(),
         "types": types,
+        "severities": severities,
         "months": months,
         "districts": districts,
         "bounds": bounds,
