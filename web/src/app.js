@@ -14,13 +14,15 @@ const ORIGIN = window.location.origin;
 const OSM_TILES = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
 
 // Crime types grouped as a neighbourhood team thinks of them.
+// Road collisions get one box per STATS19 severity (value `road-collision:fatal`, ...).
+const ROAD = 'road-collision';
 const GROUPS = [
   ['Violence', ['violent-crime', 'sexual-offences', 'robbery', 'public-order', 'domestic-abuse', 'exploitation']],
   ['Burglary', ['burglary']],
   ['Weapons', ['possession-of-weapons']],
   ['Drugs', ['drugs']],
   ['Anti-social behaviour', ['anti-social-behaviour']],
-  ['Road collisions', ['road-collision']],
+  ['Road collisions by severity', ['road-collision']],
   ['Theft and damage', ['shoplifting', 'other-theft', 'theft-from-the-person', 'vehicle-crime', 'bicycle-theft', 'criminal-damage-arson']],
   ['Other', ['other-crime']],
 ];
@@ -128,31 +130,37 @@ function status(text) {
 function buildControls() {
   const present = new Map(app.meta.types.map((t) => [t.slug, t]));
   const box = $('types');
-  const seen = new Set();
   const groups = GROUPS.map(([name, slugs]) => [name, slugs.filter((s) => present.has(s))]);
   const rest = [...present.keys()].filter((s) => !GROUPS.some(([, ss]) => ss.includes(s)));
   if (rest.length) groups.push(['More', rest]);
+  const severities = app.meta.severities || [];
   for (const [name, slugs] of groups) {
     if (!slugs.length) continue;
+    // One box per type; road collisions one per severity when the data has them.
+    const boxes = slugs.flatMap((s) => {
+      const t = present.get(s);
+      if (s === ROAD && severities.length) {
+        return severities.map((v) => [`${ROAD}:${v.slug}`, v.label, v.count]);
+      }
+      return [[s, t.label, t.count]];
+    });
     const g = document.createElement('div');
     g.className = 'group';
     const head = document.createElement('label');
     head.className = 'group-head';
     const all = document.createElement('input');
     all.type = 'checkbox';
-    all.dataset.group = slugs.join(',');
+    all.dataset.group = boxes.map((b) => b[0]).join(',');
     head.append(all, document.createTextNode(` ${name}`));
     g.append(head);
-    for (const s of slugs) {
-      seen.add(s);
-      const t = present.get(s);
+    for (const [value, label, count] of boxes) {
       const l = document.createElement('label');
       l.className = 'type';
       const cb = document.createElement('input');
       cb.type = 'checkbox';
-      cb.value = s;
+      cb.value = value;
       cb.name = 'type';
-      l.append(cb, document.createTextNode(` ${t.label} (${t.count.toLocaleString('en-GB')})`));
+      l.append(cb, document.createTextNode(` ${label} (${count.toLocaleString('en-GB')})`));
       g.append(l);
     }
     box.append(g);
@@ -178,7 +186,11 @@ function typeBoxes() {
 function writeControls() {
   const s = app.state;
   const all = s.types.length === 0;
-  for (const cb of typeBoxes()) cb.checked = all || s.types.includes(cb.value);
+  for (const cb of typeBoxes()) {
+    const [type, severity] = cb.value.split(':');
+    cb.checked = (all || s.types.includes(type))
+      && (!severity || !s.severity.length || s.severity.includes(severity));
+  }
   syncGroups();
   $('from').value = s.from || app.meta.months.first;
   $('to').value = s.to || app.meta.months.last;
@@ -230,7 +242,11 @@ function readControls() {
   const s = app.state;
   const boxes = typeBoxes();
   const on = boxes.filter((b) => b.checked).map((b) => b.value);
-  s.types = on.length === boxes.length ? [] : on;
+  const roads = boxes.filter((b) => b.value.startsWith(`${ROAD}:`));
+  const roadsOn = roads.filter((b) => b.checked).map((b) => b.value.slice(ROAD.length + 1));
+  s.types = on.length === boxes.length ? [] : [...new Set(on.map((v) => v.split(':')[0]))];
+  // Severities only when some but not all are chosen (none chosen: no road collisions).
+  s.severity = roadsOn.length && roadsOn.length < roads.length ? roadsOn : [];
   const clampMonth = (v, d) => (/^\d{4}-\d{2}$/.test(v) ? v : d);
   s.from = clampMonth($('from').value, '');
   s.to = clampMonth($('to').value, '');
@@ -536,7 +552,10 @@ function doRefresh() {
 
 function describe() {
   const s = app.state;
-  const types = s.types.length ? `${s.types.length} crime type${s.types.length > 1 ? 's' : ''}` : 'all crime types';
+  let types = s.types.length ? `${s.types.length} crime type${s.types.length > 1 ? 's' : ''}` : 'all crime types';
+  if (s.severity.length && (!s.types.length || s.types.includes(ROAD))) {
+    types += ` (road collisions: ${s.severity.join(', ')})`;
+  }
   const from = s.month || s.from || app.meta.months.first;
   const to = s.month || s.to || app.meta.months.last;
   const d = app.meta.districts.find((x) => x.code === s.district);

@@ -4,6 +4,7 @@
 
 export const DEFAULTS = {
   types: [], // slugs; empty means every type
+  severity: [], // road collision severities (fatal, serious, slight, unknown); empty: all
   from: '', // YYYY-MM, empty: the first month of the data
   to: '',
   district: '',
@@ -37,6 +38,7 @@ export function fromQuery(search) {
   const s = structuredClone(DEFAULTS);
   const get = (k) => q.get(k);
   if (get('types')) s.types = get('types').split(',').filter(Boolean);
+  if (get('severity')) s.severity = get('severity').split(',').filter(Boolean);
   for (const k of ['from', 'to', 'month']) if (MONTH.test(get(k) || '')) s[k] = get(k);
   if (get('district')) s.district = get('district');
   if (METHODS.includes(get('method'))) s.method = get('method');
@@ -55,6 +57,7 @@ export function fromQuery(search) {
 export function toQuery(s) {
   const q = new URLSearchParams();
   if (s.types.length) q.set('types', s.types.join(','));
+  if (s.severity.length) q.set('severity', s.severity.join(','));
   for (const k of ['from', 'to', 'month', 'district']) if (s[k]) q.set(k, s[k]);
   if (s.method !== DEFAULTS.method) q.set('method', s.method);
   if (s.res !== DEFAULTS.res) q.set('res', String(s.res));
@@ -68,10 +71,11 @@ export function toQuery(s) {
   return q.toString();
 }
 
-/** The incident filter as the server's parameters (types, from, to, district). */
+/** The incident filter as the server's parameters (types, severity, from, to, district). */
 export function filterParams(s) {
   const q = new URLSearchParams();
   if (s.types.length) q.set('types', s.types.join(','));
+  if (s.severity.length) q.set('severity', s.severity.join(','));
   const from = s.month || s.from;
   const to = s.month || s.to;
   if (from) q.set('from', from);

@@ -165,6 +165,38 @@ test('the patrol export downloads valid GeoJSON and CSV', async () => {
   await page.close();
 });
 
+test('road collisions are chosen by severity, and a link keeps the choice', async () => {
+  const sev = Object.fromEntries(meta.severities.map((s) => [s.slug, s.count]));
+  assert.ok(sev.fatal > 0 && sev.serious > 0 && sev.slight > 0, JSON.stringify(meta.severities));
+  const { page } = await open('patrol=0&method=counts');
+  const requested = [];
+  page.on('request', (r) => { if (r.url().includes('/tiles/heatmap/')) requested.push(r.url()); });
+  await change(page, () => page.click('#types-none'));
+  await change(page, async () => {
+    await page.check('input[name=type][value="road-collision:fatal"]');
+    await page.check('input[name=type][value="road-collision:serious"]');
+  });
+  assert.match(page.url(), /types=road-collision&severity=fatal%2Cserious/);
+  assert.match(await page.locator('#status').textContent(), /road collisions: fatal, serious/);
+  // The cells count exactly the killed or seriously injured collisions.
+  const total = await page.evaluate(() => window.hotspotApp.cellsData.features
+    .reduce((n, f) => n + (f.properties.count || 0), 0));
+  assert.equal(total, sev.fatal + sev.serious);
+  assert.ok(requested.some((u) => /severity=fatal%2Cserious|severity=fatal,serious/.test(u)), requested[0]);
+  const shared = page.url();
+  await page.close();
+
+  const again = await newPage(browser);
+  await again.goto(shared);
+  await settled(again, 60_000);
+  const checked = await again.$$eval('input[name=type]:checked', (xs) => xs.map((x) => x.value));
+  assert.deepEqual(checked.sort(), ['road-collision:fatal', 'road-collision:serious']);
+  const head = again.locator('input[data-group^="road-collision:"]');
+  assert.equal(await head.evaluate((x) => x.indeterminate), true, 'the group shows a partial choice');
+  assert.deepEqual(again.errors, []);
+  await again.close();
+});
+
 test('a shared URL restores the same filters and view', async () => {
   const [t1, t2] = meta.types.slice(0, 2).map((t) => t.slug);
   const from = meta.months.first;
