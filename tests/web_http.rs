@@ -165,6 +165,55 @@ async fn cells_under_each_method() {
     assert_eq!(ring.first(), ring.last());
 }
 
+/// Local Moran on sparse data at a fine resolution: an empty cell among empty neighbours
+/// is never drawn as a low-low cluster (esda's folded p-value reads such runs as
+/// significant), so a sparse type's answer stays small; genuine clusters remain.
+#[tokio::test]
+async fn moran_does_not_call_empty_countryside_a_cluster() {
+    let fc = json("/map/api/cells?res=10&method=moran&fdr=false&types=bicycle-theft").await;
+    let feats = features(&fc);
+    let count: std::collections::HashMap<&str, u64> = feats
+        .iter()
+        .map(|f| {
+            (
+                f["properties"]["cell"].as_str().expect("cell"),
+                f["properties"]["count"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let mut low_low_empty = 0;
+    for f in feats {
+        let p = &f["properties"];
+        if p["bin"].as_i64() == Some(-2) && p["count"].as_u64() == Some(0) {
+            low_low_empty += 1;
+            let cell: h3o::CellIndex = p["cell"].as_str().expect("cell").parse().expect("h3");
+            assert!(
+                cell.grid_disk::<Vec<_>>(1).iter().any(|n| count
+                    .get(n.to_string().as_str())
+                    .copied()
+                    .unwrap_or(0)
+                    > 0),
+                "{cell}: an empty low-low cell with no incident around it"
+            );
+        }
+    }
+    let occupied = feats
+        .iter()
+        .filter(|f| f["properties"]["count"].as_u64() > Some(0))
+        .count();
+    assert!(
+        feats.len() < occupied * 10 + 1000,
+        "{} features for {occupied} occupied cells ({low_low_empty} empty low-low)",
+        feats.len()
+    );
+    assert!(
+        feats
+            .iter()
+            .any(|f| f["properties"]["bin"].as_i64() == Some(2)),
+        "high-high remains"
+    );
+}
+
 /// Road collisions by severity, as the map's "Road collisions by severity" group asks:
 /// meta lists the severities with counts; cells, details and the heatmap follow
 /// `severity`, which narrows road collisions and nothing else.

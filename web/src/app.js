@@ -615,7 +615,7 @@ function styleCells() {
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Clusters · local Moran's I · H3 res ${res}`,
-      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}.${publicNote}`,
+      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}. Empty cells among empty neighbours are never called low-low.${publicNote}`,
       MORAN_CLASSES.map(([, label, c]) => [c, label]),
     );
   } else {

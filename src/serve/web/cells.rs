@@ -10,7 +10,7 @@
 //!   `bin` -3..3 (99/95/90 % cold/hot), Benjamini-Hochberg FDR when `fdr=true`.
 //! - `moran`: local Moran's I (999 conditional permutations, seed 1, alpha 0.05, FDR when
 //!   asked); `value` = I, `bin` 2 high-high, 1 high-low, -1 low-high, -2 low-low, 0 not
-//!   significant.
+//!   significant (and 0 for an empty cell whose neighbours are all empty: see `compute`).
 //!
 //! Only cells with incidents, a significant bin or an emerging pattern are kept, as in
 //! the tiles. Results are cached per store, generation and query (`CAPACITY`).
@@ -152,6 +152,14 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         Method::Moran => {
             let w = study.weights(1, Contiguity::Queen, false);
             let m = local_moran(&study.counts, &w, PERMUTATIONS, 1, 0.05, q.fdr);
+            let c = &study.counts;
+            // An empty cell among empty neighbours is not drawn as a low-low cluster. Its
+            // permutations mostly tie with it, and esda's folded p-value (which
+            // stats::local_moran matches) then reads it as extreme: p = 1/(n+1). On
+            // sparse data at resolution 10 that marked most of the county "significant"
+            // (a 37 MB answer for burglary); the map would show only that artefact.
+            let empty_run =
+                |i: usize| c[i] <= 0.0 && w.row(i).iter().all(|&j| c[j as usize] <= 0.0);
             (0..study.len())
                 .map(|i| Stat {
                     value: m.i[i],
@@ -159,7 +167,7 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
                     // I = 0 (a unit at the mean, or all counts equal, as under a
                     // filter with no incidents) is neither cluster nor outlier, whatever
                     // p_sim says: stats::local_moran gives constant input p = 1/(n+1).
-                    bin: if m.significant[i] && m.i[i] != 0.0 {
+                    bin: if m.significant[i] && m.i[i] != 0.0 && !empty_run(i) {
                         moran_bin(m.quadrant[i])
                     } else {
                         0
