@@ -87,8 +87,35 @@ test('changing the crime type requests new tiles and changes the picture', async
   const diff = differentPixels(a, b);
   assert.ok(diff > 1000, `the picture changed: ${diff} pixels`);
   assert.match(page.url(), new RegExp(`types=${rare.slug}`));
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('each control change redraws the default view with what it asked for (timed)', async () => {
+  // The default view: heatmap, Gi* cells at resolution 8, patrol list.
+  const { page } = await open();
+  const cells = () => page.evaluate(() => window.hotspotApp.cellsData.features.map((f) => f.properties));
+  // An H3 index's second hex digit is its resolution.
+  const resOf = (props) => new Set(props.map((p) => parseInt(p.cell[1], 16)));
+  const rare = meta.types.find((t) => t.slug === 'burglary') || meta.types[meta.types.length - 1];
+  const before = (await cells()).reduce((n, p) => n + p.count, 0);
+  await change(page, () => page.click('#types-none'));
+  await change(page, () => page.check(`input[name=type][value="${rare.slug}"]`), 'type_default_view');
+  const after = (await cells()).reduce((n, p) => n + p.count, 0);
+  assert.ok(after > 0 && after < before, `${rare.slug}: ${after} of ${before}`);
   await change(page, () => page.selectOption('#method', 'counts'), 'change_method');
+  assert.ok((await cells()).every((p) => p.bin === 0 && p.value === p.count), 'counts, no bins');
   await change(page, () => page.selectOption('#res', '9'), 'change_res');
+  assert.deepEqual([...resOf(await cells())], [9]);
+  await change(page, () => page.selectOption('#method', 'moran'), 'change_method_moran');
+  // Local Moran's I and its permutation p, not counts.
+  assert.ok((await cells()).some((p) => !Number.isInteger(p.value) && p.p > 0), 'I values');
+  await change(page, () => page.selectOption('#res', '10'), 'change_res_10_moran');
+  assert.deepEqual([...resOf(await cells())], [10]);
+  await change(page, () => page.selectOption('#method', 'gistar'), 'change_res_10_gistar');
+  const gi = await cells();
+  assert.ok(gi.some((p) => !Number.isInteger(p.value) && p.p > 0), 'Gi* z values');
+  assert.deepEqual([...resOf(gi)], [10]);
   assert.deepEqual(page.errors, []);
   await page.close();
 });
