@@ -372,9 +372,6 @@ impl SeveritySet {
     pub fn is_all(self) -> bool {
         self == Self::all()
     }
-    pub fn iter(self) -> impl Iterator<Item = Severity> {
-        Severity::ALL.into_iter().filter(move |s| self.contains(*s))
-    }
     pub fn bits(self) -> u8 {
         self.0
     }

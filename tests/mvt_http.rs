@@ -21,21 +21,8 @@ const HOST: &str = "mvt.test:8080";
 const EXTENT: u32 = 4096;
 const CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 
-/// The analyst key these tests send: they check the full (not disclosure-controlled)
-/// outputs; `access_http.rs` checks what other roles see.
-const ANALYST_KEY: &str = "test-analyst-key";
-
-fn analyst_settings(data: std::path::PathBuf) -> Settings {
-    Settings {
-        data,
-        keys: vec![hotspot::serve::auth::ApiKey {
-            name: "tests".into(),
-            role: hotspot::serve::auth::Role::Analyst,
-            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
-        }],
-        ..Settings::default()
-    }
-}
+mod common;
+use common::{ANALYST_KEY, analyst_settings};
 
 static STATE: LazyLock<(tempfile::TempDir, AppState)> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");

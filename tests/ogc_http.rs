@@ -34,21 +34,8 @@ const COLLECTIONS: [&str; 10] = [
     "incidents",
 ];
 
-/// The analyst key these tests send: they check the full (not disclosure-controlled)
-/// outputs; `access_http.rs` checks what other roles see.
-const ANALYST_KEY: &str = "test-analyst-key";
-
-fn analyst_settings(data: std::path::PathBuf) -> Settings {
-    Settings {
-        data,
-        keys: vec![hotspot::serve::auth::ApiKey {
-            name: "tests".into(),
-            role: hotspot::serve::auth::Role::Analyst,
-            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
-        }],
-        ..Settings::default()
-    }
-}
+mod common;
+use common::{ANALYST_KEY, analyst_settings};
 
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -132,6 +119,16 @@ async fn ok_json(uri: &str, ctype: &str) -> Value {
     );
     assert!(r.ctype().starts_with(ctype), "{uri}: {}", r.ctype());
     r.json()
+}
+
+/// The sum of the features' `count` properties.
+fn count_total(doc: &Value) -> u64 {
+    doc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|f| f["properties"]["count"].as_u64())
+        .sum()
 }
 
 fn link<'a>(doc: &'a Value, rel: &str) -> Option<&'a Value> {
@@ -560,14 +557,7 @@ async fn bbox_keeps_exactly_the_intersecting_features() {
 #[tokio::test]
 async fn datetime_filters_months() {
     let (first, last) = data_months().await;
-    let total = |doc: &Value| -> u64 {
-        doc["features"]
-            .as_array()
-            .expect("f")
-            .iter()
-            .filter_map(|f| f["properties"]["count"].as_u64())
-            .sum()
-    };
+    let total = count_total;
     let all = ok_json(
         "/collections/districts/items?limit=100",
         "application/geo+json",
@@ -646,14 +636,7 @@ async fn datetime_filters_months() {
 /// incidents themselves.
 #[tokio::test]
 async fn severity_narrows_road_collisions_only() {
-    let total = |doc: &Value| -> u64 {
-        doc["features"]
-            .as_array()
-            .expect("f")
-            .iter()
-            .filter_map(|f| f["properties"]["count"].as_u64())
-            .sum()
-    };
+    let total = count_total;
     let roads = ok_json(
         "/collections/incidents/items?types=road-collision&limit=10000",
         "application/geo+json",

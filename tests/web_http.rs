@@ -11,9 +11,8 @@ use hotspot::serve::{AppState, Settings, load_or_seed, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
-/// The analyst key these tests send: they check the full (not disclosure-controlled)
-/// outputs; `access_http.rs` checks what the public sees.
-const ANALYST_KEY: &str = "web-test-analyst-key";
+mod common;
+use common::{ANALYST_KEY, analyst_settings};
 
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -21,14 +20,8 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
     // Kept for the audit log, which analyst requests write to.
     let dir = dir.keep();
     let settings = Settings {
-        data: dir,
         request_timeout_secs: 900,
-        keys: vec![hotspot::serve::auth::ApiKey {
-            name: "web-tests".into(),
-            role: hotspot::serve::auth::Role::Analyst,
-            sha256: hotspot::serve::auth::hash_key(ANALYST_KEY),
-        }],
-        ..Settings::default()
+        ..analyst_settings(dir)
     };
     AppState::new(store, settings)
 });
@@ -110,17 +103,30 @@ fn features(fc: &Value) -> &Vec<Value> {
     fc["features"].as_array().expect("features")
 }
 
+/// The sum of the features' `count` (withheld counts are null and add nothing).
+fn feature_total(fc: &Value) -> u64 {
+    features(fc)
+        .iter()
+        .filter_map(|f| f["properties"]["count"].as_u64())
+        .sum()
+}
+
+/// The sum of a details document's counts by type.
+fn by_type_total(d: &Value) -> u64 {
+    d["by_type"]
+        .as_array()
+        .expect("by_type")
+        .iter()
+        .filter_map(|t| t["count"].as_u64())
+        .sum()
+}
+
 #[tokio::test]
 async fn cells_under_each_method() {
     let counts = json("/map/api/cells?res=8&method=counts").await;
     let gi = json("/map/api/cells?res=8&method=gistar&fdr=true").await;
     let moran = json("/map/api/cells?res=8&method=moran&fdr=false").await;
-    let total = |fc: &Value| -> u64 {
-        features(fc)
-            .iter()
-            .filter_map(|f| f["properties"]["count"].as_u64())
-            .sum()
-    };
+    let total = feature_total;
     let m = json("/map/api/meta").await;
     assert_eq!(Some(total(&counts)), m["incidents"].as_u64());
     assert_eq!(total(&counts), total(&gi));
@@ -242,12 +248,7 @@ async fn road_collisions_by_severity() {
     assert!(count("fatal") > 0 && count("serious") > 0 && count("slight") > count("fatal"));
     assert_eq!(sev[0]["slug"], "fatal", "most severe first");
 
-    let total = |fc: &Value| -> u64 {
-        features(fc)
-            .iter()
-            .filter_map(|f| f["properties"]["count"].as_u64())
-            .sum()
-    };
+    let total = feature_total;
     let ksi =
         json("/map/api/cells?res=8&method=counts&types=road-collision&severity=fatal,serious")
             .await;
@@ -293,12 +294,7 @@ async fn road_collisions_by_severity() {
         .find(|r| r["severity"] == "slight")
         .expect("slight row");
     assert_eq!(slight_row["count"], d["total"]);
-    let by_type: u64 = d["by_type"]
-        .as_array()
-        .expect("by_type")
-        .iter()
-        .filter_map(|t| t["count"].as_u64())
-        .sum();
+    let by_type = by_type_total(&d);
     let all = json(&format!("/map/api/details?kind=cell&id={cell}")).await;
     assert_eq!(
         Some(by_type),
@@ -338,12 +334,7 @@ async fn details_agree_with_the_cells() {
         d["months"].as_array().map(Vec::len),
         d["series"].as_array().map(Vec::len)
     );
-    let by_type: u64 = d["by_type"]
-        .as_array()
-        .expect("by_type")
-        .iter()
-        .filter_map(|t| t["count"].as_u64())
-        .sum();
+    let by_type = by_type_total(&d);
     assert_eq!(Some(by_type), d["total"].as_u64());
     assert_eq!(d["gi"]["bin"], top["properties"]["bin"]);
     let dz = d["gi"]["z"].as_f64().expect("z");
