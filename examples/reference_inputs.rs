@@ -35,7 +35,10 @@ fn main() -> anyhow::Result<()> {
     }
     std::fs::write(out.join("h3_r8_counts.csv"), text)?;
 
-    let agg = aggregate(&store, &query(Unit::Lsoa));
+    let agg = aggregate(
+        &store,
+        &query(Unit::Lsoa(hotspot::spatial::geography::Vintage::V2011)),
+    );
     let mut counts = vec![0u64; geography.lsoas.len()];
     for c in &agg.counts {
         if let UnitKey::Index(i) = c.unit {

@@ -67,7 +67,7 @@ fn ingesting_the_sample_stores_every_row_and_a_second_run_nothing() {
 }
 
 #[test]
-fn a_user_boundary_file_gives_the_same_counts_as_the_built_in_districts() {
+fn a_user_boundary_file_of_the_districts_agrees_with_the_built_in_districts() {
     let data = SAMPLE.path();
     let builtin = hotspot(data, &["aggregate", "--unit", "district", "--by", "all"]);
     let user = hotspot(
@@ -88,7 +88,17 @@ fn a_user_boundary_file_gives_the_same_counts_as_the_built_in_districts() {
         counts_by_code(&text(&user)),
     );
     assert_eq!(b.len(), 14);
-    assert_eq!(b, u);
+    // Built-in districts follow each record's own LSOA code; a user's boundary file is
+    // point-in-polygon on its own shapes. On the same district shapes the two agree but
+    // for points within metres of a district edge.
+    assert_eq!(u.len(), 14);
+    for ((bc, bn), (uc, un)) in b.iter().zip(&u) {
+        assert_eq!(bc, uc);
+        assert!(
+            bn.abs_diff(*un) * 1000 <= *bn,
+            "{bc}: {bn} built-in, {un} user file"
+        );
+    }
 }
 
 #[test]

@@ -59,7 +59,14 @@ impl Server {
         )
         .expect("config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+            .args([
+                "serve",
+                "--demo",
+                "sample",
+                "--bind",
+                "127.0.0.1:0",
+                "--config",
+            ])
             .arg(&config)
             .env("HOTSPOT_DATA", data.path())
             // Debug builds tile the resolution-10 grid slowly.

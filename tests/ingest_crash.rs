@@ -36,7 +36,14 @@ fn start(data: &Path) -> Server {
     )
     .expect("config");
     let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--config"])
+        .args([
+            "serve",
+            "--demo",
+            "sample",
+            "--bind",
+            "127.0.0.1:0",
+            "--config",
+        ])
         .arg(&config)
         .env("HOTSPOT_DATA", data)
         .env("HOTSPOT_REQUEST_TIMEOUT", "900")

@@ -91,10 +91,7 @@ fn streets_in(cell: CellIndex) -> HashMap<String, u32> {
     let mut out = HashMap::new();
     for &loc in &STORE.incidents.loc {
         let i = loc as usize;
-        let parent = CellIndex::try_from(l.cell[i])
-            .ok()
-            .and_then(|c| c.parent(R8));
-        if parent == Some(cell) && !l.street[i].is_empty() {
+        if l.cell(i, R8) == Some(cell) && !l.street[i].is_empty() {
             *out.entry(l.street[i].to_string()).or_default() += 1;
         }
     }

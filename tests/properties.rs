@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use geo::{Distance, Euclidean, Point};
-use h3o::{CellIndex, LatLng, Resolution};
+use h3o::{LatLng, Resolution};
 use hotspot::analysis::aggregate::aggregate;
 use hotspot::analysis::{AnalysisStore, Builder, Filter, Query, TimeBin, Unit, UnitKey};
 use hotspot::model::{CrimeType, Month, Severity, SeveritySet, TypeSet};
@@ -53,7 +53,7 @@ fn build(c: &Case) -> AnalysisStore {
     let ids: Vec<u32> = c
         .locations
         .iter()
-        .map(|&(x, y)| b.location(x, y, ""))
+        .map(|&(x, y)| b.location(x, y, "", ""))
         .collect();
     for &(l, m, t, s) in &c.incidents {
         b.incident(ids[l], m, t, s);
@@ -82,6 +82,10 @@ fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
         let (x, y) = c.locations[l];
         let (lon, lat) = (f64::from(x) / 1e7, f64::from(y) / 1e7);
         let lsoa = lsoa_brute(lon, lat);
+        // Outside the study area: counted apart, in no unit of any kind.
+        if lsoa.is_none() {
+            continue;
+        }
         let district = lsoa.map(|i| GEO.lsoa_district[i as usize]);
         if let Some(ds) = &q.filter.districts
             && !district.is_some_and(|d| ds.contains(&d))
@@ -101,11 +105,9 @@ fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
             continue;
         }
         let unit = match q.unit {
-            Unit::H3(r) => {
-                let cell: CellIndex = LatLng::new(lat, lon).unwrap().to_cell(Resolution::Eleven);
-                UnitKey::Cell(cell.parent(r).unwrap())
-            }
-            Unit::Lsoa => match lsoa {
+            // h3's latLngToCell at the unit's own resolution, as h3-py and DuckDB count.
+            Unit::H3(r) => UnitKey::Cell(LatLng::new(lat, lon).unwrap().to_cell(r)),
+            Unit::Lsoa(_) => match lsoa {
                 Some(i) => UnitKey::Index(i),
                 None => continue,
             },
@@ -129,7 +131,7 @@ fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
 fn query() -> impl Strategy<Value = Query> {
     let unit = prop_oneof![
         (5u8..=11).prop_map(|r| Unit::H3(Resolution::try_from(r).unwrap())),
-        Just(Unit::Lsoa),
+        Just(Unit::Lsoa(hotspot::spatial::geography::Vintage::V2011)),
         Just(Unit::District),
     ];
     let base = Month::new(2021, 1).unwrap().index();

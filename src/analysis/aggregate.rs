@@ -19,13 +19,15 @@ use rustc_hash::FxHashMap;
 use super::AnalysisStore;
 use crate::model::{CrimeType, Month, SeveritySet, TypeSet};
 use crate::spatial::BoundarySet;
-use crate::spatial::geography::{NO_DISTRICT, NO_LSOA};
+use crate::spatial::geography::{NO_DISTRICT, NO_LSOA, Vintage};
 
 /// A spatial unit of aggregation.
 #[derive(Debug, Clone)]
 pub enum Unit {
+    /// H3 cells: an incident's cell is `latLngToCell(point, r)`.
     H3(Resolution),
-    Lsoa,
+    /// LSOAs of a vintage (`lsoa11`, `lsoa21`; `lsoa` is the vintage of the data's codes).
+    Lsoa(Vintage),
     District,
     Boundary(Arc<UserBoundary>),
 }
@@ -35,12 +37,13 @@ impl FromStr for Unit {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = s.trim().to_ascii_lowercase();
         match t.as_str() {
-            "lsoa" => return Ok(Unit::Lsoa),
+            "lsoa" | "lsoa11" => return Ok(Unit::Lsoa(Vintage::V2011)),
+            "lsoa21" => return Ok(Unit::Lsoa(Vintage::V2021)),
             "district" => return Ok(Unit::District),
             _ => {}
         }
         let res = t.strip_prefix("h3:").ok_or_else(|| {
-            format!("unknown unit '{s}': expected h3:5 .. h3:11, lsoa or district")
+            format!("unknown unit '{s}': expected h3:5 .. h3:11, lsoa, lsoa11, lsoa21 or district")
         })?;
         let r: u8 = res
             .parse()
@@ -51,6 +54,19 @@ impl FromStr for Unit {
         Resolution::try_from(r)
             .map(Unit::H3)
             .map_err(|e| e.to_string())
+    }
+}
+
+impl Unit {
+    /// Parses a unit for a store: `lsoa` is the LSOA vintage of the store's own codes.
+    ///
+    /// # Errors
+    /// As [`FromStr`].
+    pub fn parse_for(s: &str, store: &AnalysisStore) -> Result<Self, String> {
+        if s.trim().eq_ignore_ascii_case("lsoa") {
+            return Ok(Unit::Lsoa(store.lsoa_vintage));
+        }
+        s.parse()
     }
 }
 
@@ -218,14 +234,10 @@ fn units_of_locations(
     match unit {
         Unit::H3(res) => {
             // Dense ids in cell order, so the counts come out sorted without a sort.
+            let all = l.cells(*res);
             let parents: Vec<Option<CellIndex>> = (0..l.len())
                 .into_par_iter()
-                .map(|i| {
-                    CellIndex::try_from(l.cell[i])
-                        .ok()
-                        .and_then(|c| c.parent(*res))
-                        .filter(|_| keep(i))
-                })
+                .map(|i| CellIndex::try_from(all[i]).ok().filter(|_| keep(i)))
                 .collect();
             let mut cells: Vec<CellIndex> = parents.iter().flatten().copied().collect();
             cells.sort_unstable();
@@ -241,9 +253,9 @@ fn units_of_locations(
                 .collect();
             (ids, cells.into_iter().map(UnitKey::Cell).collect())
         }
-        Unit::Lsoa | Unit::District | Unit::Boundary(_) => {
+        Unit::Lsoa(_) | Unit::District | Unit::Boundary(_) => {
             let n = match unit {
-                Unit::Lsoa => store.geography.lsoas.len(),
+                Unit::Lsoa(v) => store.geography.lsoa_set(*v).len(),
                 Unit::District => store.geography.districts.len(),
                 Unit::Boundary(b) => b.set.len(),
                 Unit::H3(_) => 0,
@@ -252,7 +264,7 @@ fn units_of_locations(
             let ids = (0..l.len())
                 .map(|i| {
                     let id = match unit {
-                        Unit::Lsoa if l.lsoa[i] != NO_LSOA => u32::from(l.lsoa[i]),
+                        Unit::Lsoa(v) if l.lsoa_of(*v)[i] != NO_LSOA => u32::from(l.lsoa_of(*v)[i]),
                         Unit::District if l.district[i] != NO_DISTRICT => u32::from(l.district[i]),
                         Unit::Boundary(b) => b.loc_unit[i],
                         _ => u32::MAX,

@@ -1,30 +1,52 @@
-//! Building the analysis store: incidents are pushed with raw coordinates; distinct
-//! coordinates get dense location ids; `finish` resolves each distinct location to its H3
-//! cell, LSOA and district in parallel.
+//! Building the analysis store: incidents are pushed with raw coordinates and the
+//! record's LSOA code; distinct (coordinate, code) pairs get dense location ids; `finish`
+//! places each distinct location (by its code, else by point-in-polygon) in parallel and
+//! drops the incidents outside the study area, counting them per type.
 
 use std::sync::Arc;
 
-use h3o::{LatLng, Resolution};
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use super::{AnalysisStore, Incidents, Locations};
+use super::{AnalysisStore, Incidents, Locations, TypeCounts};
 use crate::ingest::{IngestError, Record, Sink, Text};
 use crate::model::to_e7;
 use crate::spatial::Geography;
+use crate::spatial::geography::{PlacedBy, Vintage};
 
-/// H3 resolution stored per location; coarser units are its parents.
-pub const BASE_RESOLUTION: Resolution = Resolution::Eleven;
+/// No LSOA code on the record.
+const NO_CODE: u16 = u16::MAX;
+/// Slots of the per-type counters (type codes are a byte).
+const TYPE_SLOTS: usize = 256;
 
 /// Collects incidents before their locations are resolved.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Builder {
-    index: FxHashMap<u64, u32>,
+    index: FxHashMap<(u64, u16), u32>,
     lon_e7: Vec<i32>,
     lat_e7: Vec<i32>,
+    code: Vec<u16>,
     street: Vec<Box<str>>,
+    code_ids: FxHashMap<Box<[u8]>, u16>,
+    codes: Vec<Box<str>>,
     incidents: Incidents,
-    unlocated: u64,
+    unlocated: TypeCounts,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Builder {
+            index: FxHashMap::default(),
+            lon_e7: Vec::new(),
+            lat_e7: Vec::new(),
+            code: Vec::new(),
+            street: Vec::new(),
+            code_ids: FxHashMap::default(),
+            codes: Vec::new(),
+            incidents: Incidents::default(),
+            unlocated: vec![0; TYPE_SLOTS],
+        }
+    }
 }
 
 fn pack(lon_e7: i32, lat_e7: i32) -> u64 {
@@ -46,27 +68,61 @@ impl Builder {
         b
     }
 
-    /// Adds a location (deduplicated by coordinate) and returns its id.
-    pub fn location(&mut self, lon_e7: i32, lat_e7: i32, street: &str) -> u32 {
+    /// The id of an LSOA code (trimmed; blank is no code).
+    fn intern(&mut self, code: &[u8]) -> u16 {
+        let code = code.trim_ascii();
+        if code.is_empty() {
+            return NO_CODE;
+        }
+        if let Some(&id) = self.code_ids.get(code) {
+            return id;
+        }
+        let id = self.codes.len().min(usize::from(NO_CODE) - 1) as u16;
+        if usize::from(id) == self.codes.len() {
+            self.codes
+                .push(String::from_utf8_lossy(code).into_owned().into_boxed_str());
+            self.code_ids.insert(code.into(), id);
+        }
+        id
+    }
+
+    /// Adds a location (deduplicated by coordinate and LSOA code) and returns its id.
+    pub fn location(&mut self, lon_e7: i32, lat_e7: i32, lsoa_code: &str, street: &str) -> u32 {
+        let code = self.intern(lsoa_code.as_bytes());
         let next = self.lon_e7.len() as u32;
-        *self.index.entry(pack(lon_e7, lat_e7)).or_insert_with(|| {
-            self.lon_e7.push(lon_e7);
-            self.lat_e7.push(lat_e7);
-            self.street.push(street.into());
-            next
-        })
+        *self
+            .index
+            .entry((pack(lon_e7, lat_e7), code))
+            .or_insert_with(|| {
+                self.lon_e7.push(lon_e7);
+                self.lat_e7.push(lat_e7);
+                self.code.push(code);
+                self.street.push(street.into());
+                next
+            })
     }
 
     /// As [`Builder::location`], decoding the street text only for a new location.
     #[inline]
-    pub fn location_text(&mut self, lon_e7: i32, lat_e7: i32, street: &Text<'_>) -> u32 {
+    pub fn location_text(
+        &mut self,
+        lon_e7: i32,
+        lat_e7: i32,
+        lsoa_code: &Text<'_>,
+        street: &Text<'_>,
+    ) -> u32 {
+        let code = self.intern(lsoa_code.as_bytes());
         let next = self.lon_e7.len() as u32;
-        *self.index.entry(pack(lon_e7, lat_e7)).or_insert_with(|| {
-            self.lon_e7.push(lon_e7);
-            self.lat_e7.push(lat_e7);
-            self.street.push(street.decode().into());
-            next
-        })
+        *self
+            .index
+            .entry((pack(lon_e7, lat_e7), code))
+            .or_insert_with(|| {
+                self.lon_e7.push(lon_e7);
+                self.lat_e7.push(lat_e7);
+                self.code.push(code);
+                self.street.push(street.decode().into());
+                next
+            })
     }
 
     /// Adds an incident at a location id from [`Builder::location`].
@@ -78,15 +134,30 @@ impl Builder {
         self.incidents.severity.push(severity);
     }
 
-    /// Counts an incident without a location.
-    pub fn unlocated(&mut self, n: u64) {
-        self.unlocated += n;
+    /// Counts `n` incidents of type code `ctype` without a location.
+    pub fn unlocated(&mut self, ctype: u8, n: u64) {
+        self.unlocated[usize::from(ctype)] += n;
+    }
+
+    fn code_text(&self, id: u16) -> &str {
+        if id == NO_CODE {
+            ""
+        } else {
+            &self.codes[usize::from(id)]
+        }
     }
 
     /// Appends another builder, remapping its location ids.
     pub fn merge(&mut self, other: Builder) {
         let remap: Vec<u32> = (0..other.lon_e7.len())
-            .map(|i| self.location(other.lon_e7[i], other.lat_e7[i], &other.street[i]))
+            .map(|i| {
+                self.location(
+                    other.lon_e7[i],
+                    other.lat_e7[i],
+                    other.code_text(other.code[i]),
+                    &other.street[i],
+                )
+            })
             .collect();
         let inc = other.incidents;
         self.incidents
@@ -95,7 +166,13 @@ impl Builder {
         self.incidents.month.extend_from_slice(&inc.month);
         self.incidents.ctype.extend_from_slice(&inc.ctype);
         self.incidents.severity.extend_from_slice(&inc.severity);
-        self.unlocated += other.unlocated;
+        self.add_unlocated(&other.unlocated);
+    }
+
+    fn add_unlocated(&mut self, other: &[u64]) {
+        for (a, b) in self.unlocated.iter_mut().zip(other) {
+            *a += b;
+        }
     }
 
     /// Appends the incidents of a builder that used this builder's location ids.
@@ -105,40 +182,93 @@ impl Builder {
         self.incidents.month.extend_from_slice(&inc.month);
         self.incidents.ctype.extend_from_slice(&inc.ctype);
         self.incidents.severity.extend_from_slice(&inc.severity);
-        self.unlocated += other.unlocated;
+        self.add_unlocated(&other.unlocated);
     }
 
-    /// Resolves locations and freezes the store.
+    /// Places locations, drops (and counts) what lies outside the study area, and
+    /// freezes the store.
     pub fn finish(self, geography: Arc<Geography>) -> AnalysisStore {
-        let resolved: Vec<(u64, u16, u8)> = self
-            .lon_e7
-            .par_iter()
-            .zip(self.lat_e7.par_iter())
-            .map(|(&x, &y)| {
-                let (lon, lat) = (f64::from(x) / 1e7, f64::from(y) / 1e7);
-                let cell =
-                    LatLng::new(lat, lon).map_or(0, |ll| u64::from(ll.to_cell(BASE_RESOLUTION)));
-                let (lsoa, district) = geography.locate(lon, lat);
-                (cell, lsoa, district)
+        let placed: Vec<_> = (0..self.lon_e7.len())
+            .into_par_iter()
+            .map(|i| {
+                let (lon, lat) = (
+                    f64::from(self.lon_e7[i]) / 1e7,
+                    f64::from(self.lat_e7[i]) / 1e7,
+                );
+                geography.place(Some(self.code_text(self.code[i])), lon, lat)
             })
             .collect();
+        let only = |by: PlacedBy| placed.iter().filter(|p| p.by == by).count();
+        let lsoa_vintage = if only(PlacedBy::Code2021) > only(PlacedBy::Code2011) {
+            Vintage::V2021
+        } else {
+            Vintage::V2011
+        };
         let mut incidents = self.incidents;
+        let mut outside_by_type = vec![0u64; TYPE_SLOTS];
+        let (mut lon_e7, mut lat_e7, mut street) = (self.lon_e7, self.lat_e7, self.street);
+        let mut placed = placed;
+        if placed.iter().any(|p| p.is_outside()) {
+            // New dense ids for the locations inside; u32::MAX for those outside.
+            let mut next = 0u32;
+            let new_id: Vec<u32> = placed
+                .iter()
+                .map(|p| {
+                    if p.is_outside() {
+                        u32::MAX
+                    } else {
+                        next += 1;
+                        next - 1
+                    }
+                })
+                .collect();
+            let mut w = 0;
+            for r in 0..incidents.loc.len() {
+                let id = new_id[incidents.loc[r] as usize];
+                if id == u32::MAX {
+                    outside_by_type[usize::from(incidents.ctype[r])] += 1;
+                    continue;
+                }
+                incidents.loc[w] = id;
+                incidents.month[w] = incidents.month[r];
+                incidents.ctype[w] = incidents.ctype[r];
+                incidents.severity[w] = incidents.severity[r];
+                w += 1;
+            }
+            incidents.loc.truncate(w);
+            incidents.month.truncate(w);
+            incidents.ctype.truncate(w);
+            incidents.severity.truncate(w);
+            let keep: Vec<bool> = placed.iter().map(|p| !p.is_outside()).collect();
+            let mut k = keep.iter();
+            lon_e7.retain(|_| *k.next().unwrap_or(&false));
+            let mut k = keep.iter();
+            lat_e7.retain(|_| *k.next().unwrap_or(&false));
+            let mut k = keep.iter();
+            street.retain(|_| *k.next().unwrap_or(&false));
+            placed.retain(|p| !p.is_outside());
+        }
         incidents.loc.shrink_to_fit();
         incidents.month.shrink_to_fit();
         incidents.ctype.shrink_to_fit();
         incidents.severity.shrink_to_fit();
+        let unlocated = self.unlocated.iter().sum();
         AnalysisStore {
             geography,
             locations: Locations {
-                lon_e7: self.lon_e7,
-                lat_e7: self.lat_e7,
-                cell: resolved.iter().map(|r| r.0).collect(),
-                lsoa: resolved.iter().map(|r| r.1).collect(),
-                district: resolved.iter().map(|r| r.2).collect(),
-                street: self.street,
+                lon_e7,
+                lat_e7,
+                cells: Default::default(),
+                lsoa: placed.iter().map(|p| p.lsoa11).collect(),
+                lsoa21: placed.iter().map(|p| p.lsoa21).collect(),
+                district: placed.iter().map(|p| p.district).collect(),
+                street,
             },
             incidents,
-            unlocated: self.unlocated,
+            unlocated,
+            unlocated_by_type: self.unlocated,
+            outside_by_type,
+            lsoa_vintage,
         }
     }
 }
@@ -147,10 +277,10 @@ impl Sink for Builder {
     fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError> {
         match rec.point {
             Some((lon, lat)) => {
-                let loc = self.location_text(to_e7(lon), to_e7(lat), &rec.location);
+                let loc = self.location_text(to_e7(lon), to_e7(lat), &rec.lsoa_code, &rec.location);
                 self.incident(loc, rec.month.index(), rec.ctype as u8, rec.severity as u8);
             }
-            None => self.unlocated += 1,
+            None => self.unlocated(rec.ctype as u8, 1),
         }
         Ok(())
     }

@@ -58,13 +58,19 @@ pub fn from_store(
     let mut db_to_dense: Vec<u32> = Vec::new();
     {
         let mut q = conn
-            .prepare("SELECT id, lon_e7, lat_e7, street FROM locations ORDER BY id")
+            .prepare("SELECT id, lon_e7, lat_e7, street, lsoa_code FROM locations ORDER BY id")
             .map_err(sql)?;
         let mut rows = q.query([]).map_err(sql)?;
         while let Some(r) = rows.next().map_err(sql)? {
             let id: i64 = r.get(0).map_err(sql)?;
             let street: String = r.get(3).map_err(sql)?;
-            let dense = builder.location(r.get(1).map_err(sql)?, r.get(2).map_err(sql)?, &street);
+            let code: String = r.get(4).map_err(sql)?;
+            let dense = builder.location(
+                r.get(1).map_err(sql)?,
+                r.get(2).map_err(sql)?,
+                &code,
+                &street,
+            );
             let id = usize::try_from(id).unwrap_or(0);
             if db_to_dense.len() <= id {
                 db_to_dense.resize(id + 1, u32::MAX);
@@ -72,14 +78,16 @@ pub fn from_store(
             db_to_dense[id] = dense;
         }
     }
-    let unlocated: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM incidents WHERE loc IS NULL",
-            [],
-            |r| r.get(0),
-        )
-        .map_err(sql)?;
-    builder.unlocated(unlocated as u64);
+    {
+        let mut q = conn
+            .prepare("SELECT ctype, count(*) FROM incidents WHERE loc IS NULL GROUP BY ctype")
+            .map_err(sql)?;
+        let mut rows = q.query([]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            let (t, n): (i64, i64) = (r.get(0).map_err(sql)?, r.get(1).map_err(sql)?);
+            builder.unlocated(u8::try_from(t).unwrap_or(u8::MAX), n as u64);
+        }
+    }
     let batches: Vec<i64> = {
         let mut q = conn
             .prepare("SELECT id FROM batches ORDER BY id")

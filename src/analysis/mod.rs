@@ -1,9 +1,17 @@
 //! The in-memory analysis store and aggregation.
 //!
 //! The store is columnar and compact: 8 bytes per incident (location id, month, type,
-//! severity) plus one entry per distinct location, which carries the H3 cell at the base
-//! resolution, the LSOA and the district. Snap points repeat, so H3 and point-in-polygon
-//! run once per distinct coordinate, not once per incident.
+//! severity) plus one entry per distinct location (a coordinate with the record's LSOA
+//! code), which carries its LSOA of each vintage and its district, and, once asked for,
+//! its H3 cell at each resolution: `latLngToCell(point, r)`, as h3-py, polars-h3, DuckDB
+//! and ArcGIS compute it (H3 children do not tile their parent, so counts at two
+//! resolutions do not nest exactly). Snap points repeat, so H3 and point-in-polygon run
+//! once per distinct location, not once per incident.
+//!
+//! Only incidents inside the study area are held: a record whose LSOA code the geography
+//! does not know, or whose point (without a code) lies in no LSOA, is counted per type in
+//! `outside`, like records without a location in `unlocated`, and left out of every
+//! analytical output alike.
 
 pub mod aggregate;
 mod build;
@@ -11,22 +19,31 @@ mod load;
 pub mod output;
 
 pub use aggregate::{Aggregation, Filter, Query, TimeBin, Unit, UnitKey, UserBoundary};
-pub use build::{BASE_RESOLUTION, Builder};
+pub use build::Builder;
 pub use load::{LoadError, from_csv_paths, from_store};
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::spatial::Geography;
+use h3o::{LatLng, Resolution};
+use rayon::prelude::*;
+
+use crate::model::CrimeType;
+use crate::spatial::{Geography, geography::Vintage};
+
+/// Counts per crime type code (indexed by `CrimeType as u8`).
+pub type TypeCounts = Vec<u64>;
 
 /// One column per attribute of a distinct location.
 #[derive(Debug, Default, Clone)]
 pub struct Locations {
     pub lon_e7: Vec<i32>,
     pub lat_e7: Vec<i32>,
-    /// H3 cell at [`BASE_RESOLUTION`] (0 if the point has none).
-    pub cell: Vec<u64>,
-    /// LSOA index in the geography, or `NO_LSOA`.
+    /// H3 cells per resolution (index = resolution), computed on first use.
+    pub cells: [OnceLock<Vec<u64>>; 16],
+    /// LSOA 2011 index in the geography (`lsoas`).
     pub lsoa: Vec<u16>,
+    /// LSOA 2021 index in the geography (`lsoas21`).
+    pub lsoa21: Vec<u16>,
     /// District index, or `NO_DISTRICT`.
     pub district: Vec<u8>,
     /// police.uk location text ("On or near ...").
@@ -45,6 +62,34 @@ impl Locations {
     }
     pub fn lat(&self, i: usize) -> f64 {
         f64::from(self.lat_e7[i]) / 1e7
+    }
+
+    /// Each location's H3 cell at `res` (`latLngToCell`; 0 if the point has none),
+    /// computed in parallel on first use and kept.
+    pub fn cells(&self, res: Resolution) -> &[u64] {
+        self.cells[usize::from(u8::from(res))].get_or_init(|| {
+            self.lon_e7
+                .par_iter()
+                .zip(self.lat_e7.par_iter())
+                .map(|(&x, &y)| {
+                    LatLng::new(f64::from(y) / 1e7, f64::from(x) / 1e7)
+                        .map_or(0, |ll| u64::from(ll.to_cell(res)))
+                })
+                .collect()
+        })
+    }
+
+    /// The H3 cell of location `i` at `res`.
+    pub fn cell(&self, i: usize, res: Resolution) -> Option<h3o::CellIndex> {
+        h3o::CellIndex::try_from(self.cells(res)[i]).ok()
+    }
+
+    /// LSOA index column of a vintage.
+    pub fn lsoa_of(&self, v: Vintage) -> &[u16] {
+        match v {
+            Vintage::V2011 => &self.lsoa,
+            Vintage::V2021 => &self.lsoa21,
+        }
     }
 }
 
@@ -74,6 +119,12 @@ pub struct AnalysisStore {
     pub incidents: Incidents,
     /// Incidents stored without a location (counted, not mapped).
     pub unlocated: u64,
+    /// The same per crime type code.
+    pub unlocated_by_type: TypeCounts,
+    /// Located incidents outside the study area (counted, never analysed), per type code.
+    pub outside_by_type: TypeCounts,
+    /// The LSOA vintage of the data's own codes (`lsoa` means this vintage).
+    pub lsoa_vintage: Vintage,
 }
 
 impl AnalysisStore {
@@ -83,8 +134,13 @@ impl AnalysisStore {
         let i = &self.incidents;
         l.lon_e7.capacity() * 4
             + l.lat_e7.capacity() * 4
-            + l.cell.capacity() * 8
+            + l.cells
+                .iter()
+                .filter_map(OnceLock::get)
+                .map(|c| c.capacity() * 8)
+                .sum::<usize>()
             + l.lsoa.capacity() * 2
+            + l.lsoa21.capacity() * 2
             + l.district.capacity()
             + l.street.capacity() * std::mem::size_of::<Box<str>>()
             + l.street.iter().map(|s| s.len()).sum::<usize>()
@@ -92,6 +148,21 @@ impl AnalysisStore {
             + i.month.capacity() * 2
             + i.ctype.capacity()
             + i.severity.capacity()
+    }
+
+    /// Located incidents outside the study area.
+    pub fn outside(&self) -> u64 {
+        self.outside_by_type.iter().sum()
+    }
+
+    /// Unlocated incidents of one type.
+    pub fn unlocated_of(&self, t: CrimeType) -> u64 {
+        self.unlocated_by_type.get(t as usize).copied().unwrap_or(0)
+    }
+
+    /// Outside-the-study-area incidents of one type.
+    pub fn outside_of(&self, t: CrimeType) -> u64 {
+        self.outside_by_type.get(t as usize).copied().unwrap_or(0)
     }
 
     /// The first and last month with incidents.

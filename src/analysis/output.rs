@@ -14,9 +14,9 @@ pub fn unit_label(store: &AnalysisStore, unit: &Unit, key: UnitKey) -> (String, 
     let g = &store.geography;
     match (unit, key) {
         (_, UnitKey::Cell(c)) => (c.to_string(), String::new()),
-        (Unit::Lsoa, UnitKey::Index(i)) => (
-            g.lsoas.codes[i as usize].clone(),
-            g.lsoas.names[i as usize].clone(),
+        (Unit::Lsoa(v), UnitKey::Index(i)) => (
+            g.lsoa_set(*v).codes[i as usize].clone(),
+            g.lsoa_set(*v).names[i as usize].clone(),
         ),
         (Unit::District, UnitKey::Index(i)) => (
             g.districts.codes[i as usize].clone(),
@@ -41,7 +41,7 @@ pub fn unit_geometry(store: &AnalysisStore, unit: &Unit, key: UnitKey) -> MultiP
             ring.close();
             MultiPolygon(vec![Polygon::new(ring, vec![])])
         }
-        (Unit::Lsoa, UnitKey::Index(i)) => g.lsoas.polygons[i as usize].clone(),
+        (Unit::Lsoa(v), UnitKey::Index(i)) => g.lsoa_set(*v).polygons[i as usize].clone(),
         (Unit::District, UnitKey::Index(i)) => g.districts.polygons[i as usize].clone(),
         (Unit::Boundary(b), UnitKey::Index(i)) => b.set.polygons[i as usize].clone(),
         (Unit::H3(_), UnitKey::Index(_)) => MultiPolygon(vec![]),

@@ -81,8 +81,8 @@ pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
     let f = filter(&store, &a.filter)?;
     let units = match a.unit.parse::<Unit>().map_err(anyhow::Error::msg)? {
         Unit::H3(r) => Units::H3(r),
-        Unit::Lsoa => Units::Lsoa,
-        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa for analyse"),
+        Unit::Lsoa(crate::spatial::geography::Vintage::V2011) => Units::Lsoa,
+        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa (lsoa11) for analyse"),
     };
     anyhow::ensure!((1..=10).contains(&a.k), "--k must be from 1 to 10");
     let study = Study::new(store.clone(), units, &f);
@@ -358,7 +358,10 @@ fn to_geojson(s: &Study, t: &Table, prov: &[(&str, String)]) -> String {
         out.push_str("},\"geometry\":");
         let (unit, key) = match s.units {
             Units::H3(r) => (Unit::H3(r), UnitKey::Cell(s.cells[i])),
-            Units::Lsoa => (Unit::Lsoa, UnitKey::Index(s.lsoas[i])),
+            Units::Lsoa => (
+                Unit::Lsoa(crate::spatial::geography::Vintage::V2011),
+                UnitKey::Index(s.lsoas[i]),
+            ),
         };
         push_multipolygon(&mut out, &output::unit_geometry(&s.store, &unit, key));
         out.push('}');

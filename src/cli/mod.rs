@@ -51,7 +51,7 @@ pub enum Command {
     Backtest(patrol::BacktestArgs),
     /// Write seeded synthetic police.uk and STATS19 files for Lancashire.
     Generate(GenerateArgs),
-    /// Derive boundaries/ (LSOAs, districts, county) from the ONS LSOA GeoJSON.
+    /// Derive boundaries/ (LSOAs 2011 and 2021, lookup, districts, county) from the ONS files.
     Boundaries(BoundariesArgs),
     /// Print the SHA-256 of an API key read from standard input, for `[[keys]]` in the
     /// server's config file (or, with --new, make a random key and print both).
@@ -95,9 +95,16 @@ pub struct GenerateArgs {
 
 #[derive(Debug, Args)]
 pub struct BoundariesArgs {
-    /// The ONS LSOA GeoJSON (properties LSOA11CD, LSOA11NM, LAD_CODE, LAD_NAME).
+    /// The ONS LSOA 2011 GeoJSON (properties LSOA11CD, LSOA11NM).
     #[arg(long, value_name = "GEOJSON")]
-    pub source: PathBuf,
+    pub lsoa11: PathBuf,
+    /// The ONS LSOA 2021 GeoJSON (properties LSOA21CD, LSOA21NM).
+    #[arg(long, value_name = "GEOJSON")]
+    pub lsoa21: PathBuf,
+    /// The ONS exact-fit lookup LSOA 2011 -> 2021 -> LAD 2022 (CSV: LSOA11CD, CHGIND,
+    /// LSOA21CD, LAD22CD, LAD22NM, ...).
+    #[arg(long, value_name = "CSV")]
+    pub lookup: PathBuf,
     /// Output directory.
     #[arg(long, default_value = "boundaries", value_name = "DIR")]
     pub out: PathBuf,
@@ -152,7 +159,10 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .json()
         .try_init();
-    let store = crate::serve::load_or_seed(&settings.data)?;
+    let store = crate::serve::load(&settings.data, a.demo)?;
+    if store.incidents.is_empty() {
+        tracing::warn!(data = %settings.data.display(), "the store holds no incidents: ingest files (hotspot ingest) or start with --demo");
+    }
     let state = crate::serve::AppState::new(store, settings);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -204,7 +214,8 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
 }
 
 fn boundaries(a: &BoundariesArgs) -> anyhow::Result<()> {
-    let reports = crate::spatial::derive::derive_boundaries(&a.source, &a.out)?;
+    let reports =
+        crate::spatial::derive::derive_boundaries(&a.lsoa11, &a.lsoa21, &a.lookup, &a.out)?;
     println!(
         "{:<22} {:>6} {:>12} {:>14} {:>6}",
         "district", "LSOAs", "area km2", "LSOA sum km2", "parts"
@@ -216,7 +227,8 @@ fn boundaries(a: &BoundariesArgs) -> anyhow::Result<()> {
         );
     }
     println!(
-        "wrote lsoa.geojson, districts.geojson, county.geojson to {}",
+        "wrote lsoa11.geojson, lsoa21.geojson, {}, districts.geojson, county.geojson to {}",
+        crate::spatial::derive::LOOKUP_FILE,
         a.out.display()
     );
     Ok(())

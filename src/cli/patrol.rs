@@ -87,8 +87,8 @@ pub struct BacktestArgs {
 fn study_units(unit: &str) -> anyhow::Result<Units> {
     match unit.parse::<Unit>().map_err(anyhow::Error::msg)? {
         Unit::H3(r) => Ok(Units::H3(r)),
-        Unit::Lsoa => Ok(Units::Lsoa),
-        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa"),
+        Unit::Lsoa(crate::spatial::geography::Vintage::V2011) => Ok(Units::Lsoa),
+        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa (lsoa11)"),
     }
 }
 
@@ -330,7 +330,10 @@ fn patrol_geojson(list: &PatrolList, prov: &[(&str, String)]) -> String {
         ];
         let (unit, key) = match s.units {
             Units::H3(r) => (Unit::H3(r), UnitKey::Cell(s.cells[p.unit])),
-            Units::Lsoa => (Unit::Lsoa, UnitKey::Index(s.lsoas[p.unit])),
+            Units::Lsoa => (
+                Unit::Lsoa(crate::spatial::geography::Vintage::V2011),
+                UnitKey::Index(s.lsoas[p.unit]),
+            ),
         };
         out.push_str(if n > 0 { ",\n" } else { "\n" });
         out.push_str(r#"{"type":"Feature","properties":{"#);

@@ -259,9 +259,9 @@ fn town_word(lad_name: &str) -> String {
 }
 
 /// Reads the LSOAs as (LSOA, LSOA name, town word), in file order, from `path` (ONS
-/// property names) or, without one, from the bundled `boundaries/lsoa.geojson`.
+/// property names) or, without one, from the bundled `boundaries/lsoa11.geojson`.
 fn read_lsoas(path: Option<&Path>) -> Result<Vec<(Lsoa, String, String)>, GenerateError> {
-    let shown = path.unwrap_or(Path::new("boundaries/lsoa.geojson"));
+    let shown = path.unwrap_or(Path::new("boundaries/lsoa11.geojson"));
     let bad = |reason: String| GenerateError::Geojson {
         path: shown.to_path_buf(),
         reason,

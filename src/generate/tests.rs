@@ -4,10 +4,11 @@ use std::path::Path;
 
 use super::*;
 
+/// The bundled LSOAs (the product carries what its generator needs).
 fn lsoa_path() -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../shared/data/lancashire_lsoa_2011_bsc.geojson"
+        "/boundaries/lsoa11.geojson"
     ))
 }
 

@@ -40,6 +40,7 @@ const ID: &[&str] = &[
     "ref",
 ];
 const LOCATION: &[&str] = &["location", "street", "address"];
+const LSOA: &[&str] = &["lsoa_code", "lsoa code", "lsoa11cd", "lsoa21cd", "lsoa"];
 
 /// Column positions of a generic CSV.
 #[derive(Debug, Clone)]
@@ -49,6 +50,7 @@ pub struct GenericColumns {
     category: usize,
     id: Option<usize>,
     location: Option<usize>,
+    lsoa: Option<usize>,
     width: usize,
 }
 
@@ -76,6 +78,7 @@ impl GenericColumns {
             category: find(CATEGORY).ok_or("a category column")?,
             id: find(ID),
             location: find(LOCATION),
+            lsoa: find(LSOA),
             width: header.len(),
         })
     }
@@ -143,6 +146,7 @@ fn row<'r>(c: &GenericColumns, header: &[String], rec: &Row<'r>) -> Result<Recor
         severity: Severity::None,
         point,
         crime_id: Text::raw(id.unwrap_or_default()),
+        lsoa_code: c.lsoa.map_or(Text::default(), |i| Text::raw(rec.get(i))),
         location: c
             .location
             .map_or(Text::default(), |i| Text::raw(rec.get(i))),

@@ -100,12 +100,16 @@ fn feature(f: &Value) -> Result<Record<'_>, (&'static str, String)> {
     let location = prop(props, &["location", "Location"])
         .and_then(Value::as_str)
         .unwrap_or("");
+    let lsoa_code = prop(props, &["lsoa_code", "LSOA code", "LSOA11CD", "LSOA21CD"])
+        .and_then(Value::as_str)
+        .unwrap_or("");
     Ok(Record {
         month,
         ctype,
         severity: Severity::None,
         point,
         crime_id: id.clone().unwrap_or_default(),
+        lsoa_code: Text::raw(lsoa_code.as_bytes()),
         location: Text::raw(location.as_bytes()),
         outcome: Text::default(),
         identity: match id {

@@ -36,6 +36,9 @@ pub struct Record<'a> {
     /// WGS84 (lon, lat); `None` for rows the source could not locate.
     pub point: Option<(f64, f64)>,
     pub crime_id: Text<'a>,
+    /// The LSOA code the publisher assigned (police.uk `LSOA code`, STATS19
+    /// `lsoa_of_accident_location`, a generic `lsoa_code` column); blank when none.
+    pub lsoa_code: Text<'a>,
     /// police.uk `Location` ("On or near ...") or a generic location text.
     pub location: Text<'a>,
     pub outcome: Text<'a>,

@@ -19,6 +19,7 @@ const FALLS_WITHIN: usize = 3;
 const LON: usize = 4;
 const LAT: usize = 5;
 const LOCATION: usize = 6;
+const LSOA_CODE: usize = 7;
 const CRIME_TYPE: usize = 9;
 const OUTCOME: usize = 10;
 
@@ -99,6 +100,7 @@ fn row<'r>(rec: &Row<'r>) -> Result<Record<'r>, RowError> {
         severity: Severity::None,
         point,
         crime_id: Text::raw(rec.get(0)),
+        lsoa_code: Text::raw(rec.get(LSOA_CODE)),
         location: Text::raw(rec.get(LOCATION)),
         outcome: Text::raw(rec.get(OUTCOME)),
         identity: Identity::Batch {

@@ -24,6 +24,7 @@ struct Columns {
     northing: Option<usize>,
     lon: Option<usize>,
     lat: Option<usize>,
+    lsoa: Option<usize>,
     width: usize,
 }
 
@@ -49,6 +50,7 @@ fn columns(file: &str, header: &[String]) -> Result<Columns, IngestError> {
         northing: find(&["location_northing_osgr"]),
         lon: find(&["longitude"]),
         lat: find(&["latitude"]),
+        lsoa: find(&["lsoa_of_accident_location", "lsoa_of_collision_location"]),
         width: header.len(),
     };
     if (c.easting.is_none() || c.northing.is_none()) && (c.lon.is_none() || c.lat.is_none()) {
@@ -133,6 +135,11 @@ fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Record<'r>, RowError> {
         severity,
         point,
         crime_id: Text::raw(index_b),
+        lsoa_code: c
+            .lsoa
+            .map(|i| rec.get(i))
+            .filter(|v| !is_missing(v))
+            .map_or(Text::default(), Text::raw),
         location: Text::default(),
         outcome: Text::default(),
         identity: Identity::Key {

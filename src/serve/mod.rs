@@ -34,7 +34,7 @@ use tower_http::trace::TraceLayer;
 pub use error::AppError;
 pub use etag::cached;
 pub use settings::{ServeArgs, Settings};
-pub use state::{AppState, load_or_seed};
+pub use state::{AppState, Demo, load, load_or_seed};
 
 /// The whole HTTP service.
 pub fn router(state: AppState) -> Router {

@@ -16,9 +16,13 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "HOTSPOT_BIND")]
     pub bind: Option<SocketAddr>,
-    /// Data directory holding the store (loaded with the bundled fixtures when empty).
+    /// Data directory holding the store (created when missing).
     #[arg(long, env = "HOTSPOT_DATA")]
     pub data: Option<PathBuf>,
+    /// Fill a new data directory with bundled data first: `real` (the police.uk
+    /// Lancashire year 2021, the default) or `sample` (the synthetic test fixtures).
+    #[arg(long, env = "HOTSPOT_DEMO", value_name = "DATA", num_args = 0..=1, default_missing_value = "real")]
+    pub demo: Option<super::state::Demo>,
     /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,

@@ -84,20 +84,54 @@ const SAMPLE_STATS19: [(&str, &[u8]); 3] = [
     ),
 ];
 
-/// Opens the store in `dir`; when it holds no incidents, ingests the bundled Lancashire
+/// The data a demo fills an empty data directory with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Demo {
+    /// The real police.uk download bundled in `fixtures/police-uk/`: Lancashire
+    /// Constabulary street-level crime, all of 2021 (Open Government Licence).
+    #[default]
+    Real,
+    /// The synthetic fixtures with planted hotspots (`fixtures/sample/`), as the tests use.
+    Sample,
+}
+
+/// The real police.uk year (Lancashire, 2021), as police.uk's archive ships it.
+const REAL_ZIP: &[u8] = include_bytes!("../../fixtures/police-uk/lancashire-2021-street.zip");
+
+/// Opens the store in `dir`; when it holds no incidents, ingests the bundled synthetic
 /// fixtures into it first (durably, like any ingest); then loads the analysis store.
+/// What the tests use; `hotspot serve` fills a directory only when asked (`--demo`).
 ///
 /// # Errors
 /// When the store cannot be opened or read.
 pub fn load_or_seed(dir: &Path) -> anyhow::Result<AnalysisStore> {
+    load(dir, Some(Demo::Sample))
+}
+
+/// Opens (creating if needed) the store in `dir`; with `demo`, fills it first when the
+/// directory had no store (a fresh data directory); then loads the analysis store. An
+/// existing store, even an empty one (a failed first ingest), is never filled with demo
+/// data.
+///
+/// # Errors
+/// When the store cannot be opened or read.
+pub fn load(dir: &Path, demo: Option<Demo>) -> anyhow::Result<AnalysisStore> {
+    let fresh = !dir.join(crate::store::DB_FILE).exists();
     let mut store = Store::open(dir)?;
-    if store.incident_count()? == 0 {
-        tracing::info!(dir = %dir.display(), "empty data directory: loading the bundled Lancashire fixtures");
-        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(SAMPLE_ZIP))?;
+    if let Some(demo) = demo
+        && fresh
+    {
+        tracing::info!(dir = %dir.display(), ?demo, "empty data directory: loading the bundled demo data");
+        let (zip_name, zip_bytes) = match demo {
+            Demo::Real => ("lancashire-2021-street.zip", REAL_ZIP),
+            Demo::Sample => ("police-lancashire.zip", SAMPLE_ZIP),
+        };
+        let mut zip = zip::ZipArchive::new(std::io::Cursor::new(zip_bytes))?;
         for i in 0..zip.len() {
             let mut entry = zip.by_index(i)?;
-            let name = format!("police-lancashire.zip!{}", entry.name());
-            if !name.ends_with(".csv") {
+            let name = format!("{zip_name}!{}", entry.name());
+            if !name.ends_with("-street.csv") {
                 continue;
             }
             let mut bytes = Vec::new();
@@ -105,8 +139,10 @@ pub fn load_or_seed(dir: &Path) -> anyhow::Result<AnalysisStore> {
             drop(entry);
             store.ingest_bytes(&name, &bytes, None)?;
         }
-        for (name, bytes) in SAMPLE_STATS19 {
-            store.ingest_bytes(name, bytes, None)?;
+        if demo == Demo::Sample {
+            for (name, bytes) in SAMPLE_STATS19 {
+                store.ingest_bytes(name, bytes, None)?;
+            }
         }
     }
     drop(store);

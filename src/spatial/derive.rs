@@ -1,5 +1,6 @@
-//! Derives the committed `boundaries/` from the ONS LSOA file: the LSOAs themselves, the
-//! 14 districts dissolved from their LSOAs, and the county outline.
+//! Derives the committed `boundaries/` from the ONS files: the LSOAs of both vintages
+//! (2011 and 2021), the exact-fit lookup between them, the 14 districts dissolved from
+//! their 2011 LSOAs, and the county outline.
 //!
 //! The dissolve is a polygon union (`geo::unary_union`). Generalised boundaries do not
 //! always share vertices exactly, so a union can leave slivers (tiny separate parts) and
@@ -32,38 +33,142 @@ pub struct DistrictReport {
     pub slivers_dropped: usize,
 }
 
-/// Reads the ONS LSOA GeoJSON (properties LSOA11CD, LSOA11NM, LAD_CODE, LAD_NAME) and
-/// writes `lsoa.geojson`, `districts.geojson` and `county.geojson` into `out_dir`.
+/// The ONS exact-fit lookup LSOA 2011 -> LSOA 2021 -> LAD 2022, as committed in
+/// `boundaries/` (columns `LSOA11CD,LSOA11NM,CHGIND,LSOA21CD,LSOA21NM,LAD22CD,LAD22NM`).
+pub const LOOKUP_FILE: &str = "lsoa11_lsoa21_lad22.csv";
+
+/// One row of the lookup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupRow {
+    pub lsoa11: String,
+    /// `U` unchanged, `S` split, `M` merged, `X` redrawn (ONS CHGIND).
+    pub change: char,
+    pub lsoa21: String,
+    pub district_code: String,
+    pub district_name: String,
+}
+
+/// Parses the lookup CSV text; `path` names it in errors.
 ///
 /// # Errors
-/// When the source cannot be read, a district dissolves to an invalid polygon, or its
-/// area differs from the sum of its LSOAs by more than [`AREA_TOLERANCE`].
+/// A missing column, or a row with too few fields.
+pub fn parse_lookup(text: &str, path: &Path) -> Result<Vec<LookupRow>, BoundaryError> {
+    let bad = |line: usize, reason: String| BoundaryError::Invalid {
+        path: path.to_owned(),
+        reason: format!("line {line}: {reason}"),
+    };
+    let mut lines = text.lines().enumerate();
+    let header: Vec<&str> = lines
+        .next()
+        .map(|(_, h)| {
+            h.trim_start_matches('\u{feff}')
+                .split(',')
+                .map(str::trim)
+                .collect()
+        })
+        .unwrap_or_default();
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| h.eq_ignore_ascii_case(name))
+            .ok_or_else(|| bad(1, format!("no column {name}")))
+    };
+    let (c11, cch, c21, cd, cdn) = (
+        col("LSOA11CD")?,
+        col("CHGIND")?,
+        col("LSOA21CD")?,
+        col("LAD22CD")?,
+        col("LAD22NM")?,
+    );
+    let mut rows = Vec::new();
+    for (i, line) in lines {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let get = |c: usize| {
+            f.get(c)
+                .copied()
+                .filter(|v| !v.is_empty())
+                .ok_or_else(|| bad(i + 1, format!("field {} missing", header[c])))
+        };
+        rows.push(LookupRow {
+            lsoa11: get(c11)?.to_owned(),
+            change: get(cch)?.chars().next().unwrap_or('U'),
+            lsoa21: get(c21)?.to_owned(),
+            district_code: get(cd)?.to_owned(),
+            district_name: get(cdn)?.to_owned(),
+        });
+    }
+    Ok(rows)
+}
+
+/// Reads the ONS LSOA 2011 and 2021 GeoJSON (properties `LSOA11CD`/`LSOA11NM` and
+/// `LSOA21CD`/`LSOA21NM`) and the ONS lookup (which gives each LSOA its district), and
+/// writes `lsoa11.geojson`, `lsoa21.geojson`, the lookup, `districts.geojson` (dissolved
+/// from the 2011 LSOAs) and `county.geojson` into `out_dir`.
+///
+/// # Errors
+/// When a source cannot be read, an LSOA is missing from the lookup, a district dissolves
+/// to an invalid polygon, or its area differs from the sum of its LSOAs by more than
+/// [`AREA_TOLERANCE`].
 pub fn derive_boundaries(
-    source: &Path,
+    lsoa11_source: &Path,
+    lsoa21_source: &Path,
+    lookup_source: &Path,
     out_dir: &Path,
 ) -> Result<Vec<DistrictReport>, BoundaryError> {
-    let lsoas = BoundarySet::from_geojson_file(source, "LSOA11CD", Some("LSOA11NM"))?;
+    let lookup_text =
+        std::fs::read_to_string(lookup_source).map_err(|source| BoundaryError::Io {
+            path: lookup_source.to_owned(),
+            source,
+        })?;
+    let lookup = parse_lookup(&lookup_text, lookup_source)?;
+    let district11: BTreeMap<&str, (&str, &str)> = lookup
+        .iter()
+        .map(|r| {
+            (
+                r.lsoa11.as_str(),
+                (r.district_code.as_str(), r.district_name.as_str()),
+            )
+        })
+        .collect();
+    let district21: BTreeMap<&str, (&str, &str)> = lookup
+        .iter()
+        .map(|r| {
+            (
+                r.lsoa21.as_str(),
+                (r.district_code.as_str(), r.district_name.as_str()),
+            )
+        })
+        .collect();
+    let lsoas = BoundarySet::from_geojson_file(lsoa11_source, "LSOA11CD", Some("LSOA11NM"))?;
+    let lsoas21 = BoundarySet::from_geojson_file(lsoa21_source, "LSOA21CD", Some("LSOA21NM"))?;
+    let district_of = |set: &BoundarySet,
+                       map: &BTreeMap<&str, (&str, &str)>,
+                       source: &Path|
+     -> Result<Vec<(String, String)>, BoundaryError> {
+        (0..set.len())
+            .map(|i| {
+                map.get(set.codes[i].as_str())
+                    .map(|(c, n)| ((*c).to_owned(), (*n).to_owned()))
+                    .ok_or_else(|| BoundaryError::Feature {
+                        path: source.to_owned(),
+                        index: i,
+                        reason: format!("LSOA {} is not in the lookup", set.codes[i]),
+                    })
+            })
+            .collect()
+    };
+    let d11 = district_of(&lsoas, &district11, lsoa11_source)?;
+    let d21 = district_of(&lsoas21, &district21, lsoa21_source)?;
     let invalid = |reason: String| BoundaryError::Invalid {
-        path: source.to_owned(),
+        path: lsoa11_source.to_owned(),
         reason,
     };
-    let prop = |i: usize, key: &str| -> Result<String, BoundaryError> {
-        lsoas.properties[i]
-            .get(key)
-            .and_then(|v| v.as_str())
-            .map(str::to_owned)
-            .ok_or_else(|| BoundaryError::Feature {
-                path: source.to_owned(),
-                index: i,
-                reason: format!("no string property '{key}'"),
-            })
-    };
     let mut groups: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
-    for i in 0..lsoas.len() {
-        groups
-            .entry((prop(i, "LAD_CODE")?, prop(i, "LAD_NAME")?))
-            .or_default()
-            .push(i);
+    for (i, d) in d11.iter().enumerate() {
+        groups.entry(d.clone()).or_default().push(i);
     }
     let interior: Vec<Point<f64>> = lsoas
         .polygons
@@ -132,23 +237,33 @@ pub fn derive_boundaries(
         path: out_dir.to_owned(),
         source,
     })?;
-    let district_of: BTreeMap<usize, &(String, String)> = groups
-        .iter()
-        .flat_map(|(k, v)| v.iter().map(move |&i| (i, k)))
-        .collect();
-    let lsoa_features = (0..lsoas.len()).map(|i| {
-        let (dc, dn) = district_of[&i];
-        let props = format!(
-            r#""code":{},"name":{},"district_code":{},"district_name":{},"area_km2":{}"#,
-            lit(&lsoas.codes[i]),
-            lit(&lsoas.names[i]),
-            lit(dc),
-            lit(dn),
-            num(lsoa_area[i] / 1e6, 6)
-        );
-        (props, &lsoas.polygons[i])
-    });
-    write_collection(&out_dir.join("lsoa.geojson"), "lsoa", lsoa_features)?;
+    let write_lsoas = |set: &BoundarySet, districts: &[(String, String)], file: &str| {
+        let features = (0..set.len()).map(|i| {
+            let (dc, dn) = &districts[i];
+            let props = format!(
+                r#""code":{},"name":{},"district_code":{},"district_name":{},"area_km2":{}"#,
+                lit(&set.codes[i]),
+                lit(&set.names[i]),
+                lit(dc),
+                lit(dn),
+                num(area_m2(&set.polygons[i]) / 1e6, 6)
+            );
+            (props, &set.polygons[i])
+        });
+        write_collection(
+            &out_dir.join(file),
+            file.trim_end_matches(".geojson"),
+            features,
+        )
+    };
+    write_lsoas(&lsoas, &d11, "lsoa11.geojson")?;
+    write_lsoas(&lsoas21, &d21, "lsoa21.geojson")?;
+    std::fs::write(out_dir.join(LOOKUP_FILE), &lookup_text).map_err(|source| {
+        BoundaryError::Io {
+            path: out_dir.join(LOOKUP_FILE),
+            source,
+        }
+    })?;
     let district_features = reports.iter().zip(&district_polys).map(|(r, mp)| {
         let props = format!(
             r#""code":{},"name":{},"lsoas":{},"area_km2":{}"#,

@@ -905,22 +905,17 @@ mod tests {
 
     fn store(lonlat: &[(f64, f64, u8)], incidents: &[(u32, u16, u8)]) -> AnalysisStore {
         use crate::analysis::{Incidents, Locations};
-        use crate::spatial::{BoundarySet, Geography};
-        let empty = || BoundarySet::new(vec![], vec![], vec![], vec![]);
-        let geography = Geography {
-            lsoas: empty(),
-            districts: empty(),
-            lsoa_district: vec![],
-            county: geo::MultiPolygon::new(vec![]),
-        };
+        use crate::spatial::Geography;
+        let geography = Geography::empty();
         let n = lonlat.len();
         AnalysisStore {
             geography: std::sync::Arc::new(geography),
             locations: Locations {
                 lon_e7: lonlat.iter().map(|l| crate::model::to_e7(l.0)).collect(),
                 lat_e7: lonlat.iter().map(|l| crate::model::to_e7(l.1)).collect(),
-                cell: vec![0; n],
+                cells: Default::default(),
                 lsoa: vec![0; n],
+                lsoa21: vec![0; n],
                 district: lonlat.iter().map(|l| l.2).collect(),
                 street: vec![Box::from(""); n],
             },
@@ -931,6 +926,9 @@ mod tests {
                 severity: vec![0; incidents.len()],
             },
             unlocated: 0,
+            unlocated_by_type: vec![0; 256],
+            outside_by_type: vec![0; 256],
+            lsoa_vintage: crate::spatial::geography::Vintage::V2011,
         }
     }
 

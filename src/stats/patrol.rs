@@ -161,9 +161,8 @@ pub fn location_units(study: &Study, filter: &Filter) -> Vec<u32> {
                 .is_none_or(|d| d.contains(&l.district[i]));
             let pos = match study.units {
                 _ if !kept => None,
-                Units::H3(res) => h3o::CellIndex::try_from(l.cell[i])
-                    .ok()
-                    .and_then(|c| c.parent(res))
+                Units::H3(res) => l
+                    .cell(i, res)
                     .and_then(|c| study.cells.binary_search(&c).ok()),
                 Units::Lsoa => study.lsoas.binary_search(&u32::from(l.lsoa[i])).ok(),
             };

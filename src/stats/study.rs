@@ -70,7 +70,7 @@ impl Study {
             }
             Units::Lsoa => {
                 let q = Query {
-                    unit: Unit::Lsoa,
+                    unit: Unit::Lsoa(crate::spatial::geography::Vintage::V2011),
                     time,
                     by_type: false,
                     filter: filter.clone(),

@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 pub fn init(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -16,6 +16,27 @@ pub fn init(conn: &Connection) -> rusqlite::Result<()> {
             "store schema version {version} is newer than this hotspot ({SCHEMA_VERSION})"
         )));
     }
+    if version == 1 {
+        // Version 2 keys a location by coordinate and the record's LSOA code (police.uk
+        // moved to 2021 codes in June 2023, so one snap point can carry two codes).
+        conn.execute_batch(
+            "BEGIN;
+            CREATE TABLE locations_v2 (
+                id INTEGER PRIMARY KEY,
+                lon_e7 INTEGER NOT NULL,
+                lat_e7 INTEGER NOT NULL,
+                street TEXT NOT NULL DEFAULT '',
+                lsoa_code TEXT NOT NULL DEFAULT '',
+                UNIQUE (lon_e7, lat_e7, lsoa_code)
+            );
+            INSERT INTO locations_v2 (id, lon_e7, lat_e7, street)
+                SELECT id, lon_e7, lat_e7, street FROM locations;
+            DROP TABLE locations;
+            ALTER TABLE locations_v2 RENAME TO locations;
+            PRAGMA user_version = 2;
+            COMMIT;",
+        )?;
+    }
     conn.execute_batch(
         "BEGIN;
         CREATE TABLE IF NOT EXISTS locations (
@@ -23,7 +44,8 @@ pub fn init(conn: &Connection) -> rusqlite::Result<()> {
             lon_e7 INTEGER NOT NULL,
             lat_e7 INTEGER NOT NULL,
             street TEXT NOT NULL DEFAULT '',
-            UNIQUE (lon_e7, lat_e7)
+            lsoa_code TEXT NOT NULL DEFAULT '',
+            UNIQUE (lon_e7, lat_e7, lsoa_code)
         );
         CREATE TABLE IF NOT EXISTS batches (
             id INTEGER PRIMARY KEY,
@@ -58,7 +80,7 @@ pub fn init(conn: &Connection) -> rusqlite::Result<()> {
             rejected INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS ingest_log_sha ON ingest_log (sha256);
-        PRAGMA user_version = 1;
+        PRAGMA user_version = 2;
         COMMIT;",
     )
 }

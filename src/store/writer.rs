@@ -180,7 +180,8 @@ struct TxWriter<'t> {
     file: String,
     sha256: String,
     ingest_id: i64,
-    locations: FxHashMap<u64, i64>,
+    /// coordinate -> (LSOA code, location id) for each code seen there (usually one).
+    locations: FxHashMap<u64, Vec<(Box<str>, i64)>>,
     next_location: i64,
     next_batch: i64,
     batches: Vec<(String, u16, OpenBatch)>,
@@ -195,10 +196,14 @@ impl<'t> TxWriter<'t> {
     fn new(tx: &'t Transaction<'t>, file: &str, sha256: &str) -> rusqlite::Result<Self> {
         let mut locations = FxHashMap::default();
         {
-            let mut q = tx.prepare("SELECT id, lon_e7, lat_e7 FROM locations")?;
+            let mut q = tx.prepare("SELECT id, lon_e7, lat_e7, lsoa_code FROM locations")?;
             let mut rows = q.query([])?;
             while let Some(r) = rows.next()? {
-                locations.insert(pack((r.get(1)?, r.get(2)?)), r.get(0)?);
+                let code: String = r.get(3)?;
+                locations
+                    .entry(pack((r.get(1)?, r.get(2)?)))
+                    .or_insert_with(Vec::new)
+                    .push((code.into(), r.get(0)?));
             }
         }
         let max = |t: &str| -> rusqlite::Result<i64> {
@@ -227,7 +232,7 @@ impl<'t> TxWriter<'t> {
                  month = excluded.month, ctype = excluded.ctype, severity = excluded.severity,
                  loc = excluded.loc, crime_id = excluded.crime_id, outcome = excluded.outcome",
             )?,
-            new_location: tx.prepare_cached("INSERT INTO locations (id, lon_e7, lat_e7, street) VALUES (?1, ?2, ?3, ?4)")?,
+            new_location: tx.prepare_cached("INSERT INTO locations (id, lon_e7, lat_e7, street, lsoa_code) VALUES (?1, ?2, ?3, ?4, ?5)")?,
         })
     }
 
@@ -236,14 +241,29 @@ impl<'t> TxWriter<'t> {
             return Ok(None);
         };
         let key = location_key(lon, lat);
-        if let Some(&id) = self.locations.get(&pack(key)) {
+        let code = rec.lsoa_code.decode();
+        let code = code.as_ref();
+        let found = self.locations.get(&pack(key)).and_then(|v| {
+            v.iter()
+                .find(|(c, _)| c.as_ref() == code)
+                .map(|&(_, id)| id)
+        });
+        if let Some(id) = found {
             return Ok(Some(id));
         }
         let id = self.next_location;
         self.next_location += 1;
-        self.new_location
-            .execute(params![id, key.0, key.1, rec.location.decode().as_ref()])?;
-        self.locations.insert(pack(key), id);
+        self.new_location.execute(params![
+            id,
+            key.0,
+            key.1,
+            rec.location.decode().as_ref(),
+            code
+        ])?;
+        self.locations
+            .entry(pack(key))
+            .or_default()
+            .push((code.into(), id));
         Ok(Some(id))
     }
 

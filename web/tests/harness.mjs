@@ -38,7 +38,7 @@ export async function startServer() {
     `sha256 = "${createHash('sha256').update(key).digest('hex')}"`,
     '',
   ].join('\n'));
-  const child = spawn(bin, ['serve', '--bind', '127.0.0.1:0', '--data', data, '--config', config], {
+  const child = spawn(bin, ['serve', '--demo', 'sample', '--bind', '127.0.0.1:0', '--data', data, '--config', config], {
     cwd: repo,
     env: { ...process.env, HOTSPOT_WEB: path.join(repo, 'web'), RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -212,12 +212,7 @@ fn membership(store: &AnalysisStore, unit: Unit) -> Vec<bool> {
     let loc = &store.locations;
     (0..loc.len())
         .map(|i| match unit {
-            Unit::Cell(c) => {
-                CellIndex::try_from(loc.cell[i])
-                    .ok()
-                    .and_then(|x| x.parent(c.resolution()))
-                    == Some(c)
-            }
+            Unit::Cell(c) => loc.cell(i, c.resolution()) == Some(c),
             Unit::Lsoa(l) => loc.lsoa[i] == l,
             Unit::District(d) => loc.district[i] == d,
         })
