@@ -691,10 +691,10 @@ async fn sensitive_categories_stay_at_district_level() {
     );
     for line in text.lines().skip(1) {
         let f: Vec<&str> = line.split(',').collect();
-        if let (Some(c), Some(Ok(n))) = (f.get(ci), f.get(ni).map(|v| v.parse::<u64>())) {
-            if oa.get(*c).copied().flatten() != Some(n) {
-                leaks.push(format!("h3-9 CSV cell {c}: {n}"));
-            }
+        if let (Some(c), Some(Ok(n))) = (f.get(ci), f.get(ni).map(|v| v.parse::<u64>()))
+            && oa.get(*c).copied().flatten() != Some(n)
+        {
+            leaks.push(format!("h3-9 CSV cell {c}: {n}"));
         }
     }
     // Vector tiles at zoom 14 (resolution 10) around the busiest sensitive cells.
