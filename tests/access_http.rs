@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use axum::body::{Body, to_bytes};
 use axum::http::{Method, Request, StatusCode, header};
 use hotspot::model::CrimeType;
-use hotspot::serve::auth::{ApiKey, POLICY, Role, hash_key};
+use hotspot::serve::auth::{ApiKey, Role, hash_key};
 use hotspot::serve::{AppState, Settings, load_or_seed, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
@@ -111,7 +111,7 @@ async fn json(uri: &str, who: Who) -> Value {
     serde_json::from_slice(&r.body).expect("JSON")
 }
 
-/// One endpoint family: its route (as in `auth::POLICY`), an example request, and the
+/// One endpoint family: its route (as in `serve::policy()`), an example request, and the
 /// lowest role that may use it.
 struct Case {
     route: &'static str,
@@ -255,7 +255,7 @@ fn expected(who: Who, needs: Role) -> StatusCode {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_role_against_every_endpoint() {
     let cases = cases();
-    for (route, _) in POLICY {
+    for (route, _) in hotspot::serve::policy().entries() {
         assert!(
             cases.iter().any(|c| c.route == *route),
             "no case exercises {route}"

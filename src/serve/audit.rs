@@ -1,4 +1,4 @@
-//! The audit log: who read analyst-only data, who was refused it, and every ingest.
+//! The audit log: who read analyst-only data, every refusal, and every ingest.
 //!
 //! An append-only JSON Lines file, `audit.jsonl` in the data directory, one object a
 //! line: `time` (RFC 3339 UTC), `event` (`access`, `denied`, `ingest`), `who` (the key's
@@ -9,16 +9,28 @@
 //! Why a file rather than a table in the store: the store is replaced wholesale by
 //! ingest and read by other tools; an append-only file is simple to ship to a SIEM and
 //! to rotate (move it away; the next line reopens it).
+//!
+//! Refusals (401 and 403) are lines too, kept small (the path cut to
+//! [`MAX_TARGET`] bytes, no query, never a presented key), and bounded so a flood of
+//! wrong keys cannot grow the file without bound: at most [`DENIED_PER_CLIENT`] lines per
+//! client (peer address) and [`DENIED_PER_WINDOW`] in all per minute; the rest are
+//! counted, and the next refusal after the minute writes one `denied_dropped` line with
+//! how many were left out. The log thus grows by at most about 600 refusal lines a
+//! minute, whatever the flood.
+//!
+//! This module imports nothing of the server's other modules: callers pass names.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::auth::Principal;
 
 /// The audit file's name in the data directory.
 pub const FILE_NAME: &str = "audit.jsonl";
@@ -31,7 +43,7 @@ static OPEN: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
 /// When the file cannot be opened or written.
 pub fn append(dir: &Path, mut line: Value, durable: bool) -> std::io::Result<()> {
     if let Value::Object(m) = &mut line {
-        m.insert("time".into(), Value::String(super::ogc::now_rfc3339()));
+        m.insert("time".into(), Value::String(super::clock::now_rfc3339()));
     }
     let mut text = line.to_string();
     text.push('\n');
@@ -65,24 +77,106 @@ fn log(state: &AppState, line: Value) {
     }
 }
 
-/// A served request to analyst-only data, or by an analyst or admin.
-pub fn access(state: &AppState, p: &Principal, method: &str, target: &str, status: u16) {
+/// A served request to analyst-only data, or by an analyst or admin; `who` is the key's
+/// name and role.
+pub fn access(state: &AppState, who: (&str, &str), method: &str, target: &str, status: u16) {
     log(
         state,
-        json!({ "event": "access", "who": p.name, "role": p.role.name(),
+        json!({ "event": "access", "who": who.0, "role": who.1,
                 "method": method, "target": target, "status": status }),
     );
 }
 
-/// A refused request (wrong key anywhere, or too low a role for analyst-only data).
-pub fn denied(state: &AppState, p: Option<&Principal>, method: &str, target: &str, status: u16) {
-    let (who, role) = p.map_or(("(invalid key)", "none"), |p| {
-        (p.name.as_str(), p.role.name())
-    });
+/// Longest path written in a refusal line (bytes, cut at a character boundary).
+pub const MAX_TARGET: usize = 256;
+/// Refusal lines per client per window.
+pub const DENIED_PER_CLIENT: u32 = 20;
+/// Refusal lines in all per window.
+pub const DENIED_PER_WINDOW: u32 = 600;
+/// The counting window.
+const WINDOW: Duration = Duration::from_secs(60);
+/// Clients counted per window (further clients share the overall budget's remainder:
+/// their lines are dropped and counted).
+const MAX_CLIENTS: usize = 4096;
+
+struct Refusals {
+    since: Option<Instant>,
+    per_client: BTreeMap<String, u32>,
+    written: u32,
+    dropped: u64,
+}
+
+static REFUSALS: Mutex<Refusals> = Mutex::new(Refusals {
+    since: None,
+    per_client: BTreeMap::new(),
+    written: 0,
+    dropped: 0,
+});
+
+/// Whether a refusal by `client` at `now` is written, and the count of refusals left out
+/// in the window just ended (to write first), if any.
+fn admit(client: &str, now: Instant) -> (bool, Option<u64>) {
+    let mut r = match REFUSALS.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    };
+    let mut ended = None;
+    if r.since.is_none_or(|t| now.duration_since(t) >= WINDOW) {
+        if r.dropped > 0 {
+            ended = Some(r.dropped);
+        }
+        r.since = Some(now);
+        r.per_client.clear();
+        r.written = 0;
+        r.dropped = 0;
+    }
+    let known = r.per_client.contains_key(client);
+    let room = known || r.per_client.len() < MAX_CLIENTS;
+    let n = r.per_client.get(client).copied().unwrap_or(0);
+    let ok = room && n < DENIED_PER_CLIENT && r.written < DENIED_PER_WINDOW;
+    if ok {
+        r.per_client.insert(client.to_owned(), n + 1);
+        r.written += 1;
+    } else {
+        r.dropped += 1;
+    }
+    (ok, ended)
+}
+
+fn cut(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// A refused request (401 or 403): `who` is the key's name and role, `None` for
+/// credentials that match no key; `client` the peer it is counted against.
+pub fn denied(
+    state: &AppState,
+    client: &str,
+    who: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    status: u16,
+) {
+    let (write, ended) = admit(client, Instant::now());
+    if let Some(n) = ended {
+        log(state, json!({ "event": "denied_dropped", "count": n }));
+    }
+    if !write {
+        return;
+    }
+    let (who, role) = who.unwrap_or(("(invalid key)", "none"));
     log(
         state,
-        json!({ "event": "denied", "who": who, "role": role,
-                "method": method, "target": target, "status": status }),
+        json!({ "event": "denied", "who": who, "role": role, "client": cut(client, 64),
+                "method": cut(method, 16), "target": cut(path, MAX_TARGET),
+                "status": status }),
     );
 }
 
@@ -90,12 +184,39 @@ pub fn denied(state: &AppState, p: Option<&Principal>, method: &str, target: &st
 ///
 /// # Errors
 /// When the line cannot be written and synced.
-pub fn ingest(dir: &Path, p: &Principal, file: &str, summary: Value) -> std::io::Result<()> {
+pub fn ingest(dir: &Path, who: (&str, &str), file: &str, summary: Value) -> std::io::Result<()> {
     append(
         dir,
-        json!({ "event": "ingest", "who": p.name, "role": p.role.name(),
+        json!({ "event": "ingest", "who": who.0, "role": who.1,
                 "method": "POST", "target": "/admin/ingest", "file": file,
                 "summary": summary }),
         true,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_capped_per_client_and_counted_when_dropped() {
+        let t0 = Instant::now();
+        let mut written = 0;
+        for _ in 0..(DENIED_PER_CLIENT + 30) {
+            if admit("flood-test-client", t0).0 {
+                written += 1;
+            }
+        }
+        assert!(
+            written <= DENIED_PER_CLIENT,
+            "{written} lines for one client"
+        );
+        // Another client still gets a line in the same window.
+        assert!(admit("flood-test-other", t0).0);
+        // After the window, the dropped count comes back once.
+        let (ok, ended) = admit("flood-test-client", t0 + WINDOW + Duration::from_secs(1));
+        assert!(ok);
+        assert!(ended.is_some_and(|n| n >= 30), "{ended:?}");
+        assert_eq!(cut("aé", 2), "a");
+    }
 }

@@ -12,9 +12,14 @@
 //!   as `Authorization: Bearer <key>` or `X-API-Key: <key>` (headers only: a key in a URL
 //!   ends up in logs and browser history; MapLibre sends headers with `transformRequest`).
 //!   The presented key is hashed and compared with every configured hash in constant time.
-//! - Every route declares the lowest role that may use it in [`POLICY`] (collections in
-//!   [`collection_role`]); a route missing there needs `admin` (fail closed), and a test
-//!   checks every route the router serves has an entry.
+//! - Every route declares who may use it where it is built ([`Routes::route`] with an
+//!   [`Access`]): a role, or the role of the resource a path parameter names (the OGC
+//!   collections). The decision is made on axum's matched route and the *decoded* path
+//!   parameter, through the same parse the handler uses, never on raw path text, so
+//!   `/collections/%70atrol` needs what `/collections/patrol` needs. A route without a
+//!   declared access needs `admin` (fail closed), and a test checks every route has one.
+//! - Every refusal (401, 403, from this middleware or a handler) is an audit line
+//!   (`audit::denied`, rate-limited per client).
 //! - No credentials where more than public is needed: 401 with `WWW-Authenticate: Bearer`.
 //!   Credentials that match no key: 403 on every route (a wrong key is never silently
 //!   downgraded to public). A valid key with too low a role: 403.
@@ -34,7 +39,6 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::AppState;
-use super::ogc::CollectionId;
 
 /// A caller's role; ordered, so `role >= Role::Analyst` reads as "at least analyst".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Deserialize)]
@@ -210,66 +214,111 @@ pub fn resolve(headers: &HeaderMap, keys: &[ApiKey]) -> Credentials {
     }
 }
 
-/// The lowest role per route (axum's matched path). `/collections/{id}...` routes take
-/// their collection's role from [`collection_role`] instead, when it is higher.
-pub const POLICY: &[(&str, Role)] = &[
-    ("/health", Role::Public),
-    ("/", Role::Public),
-    ("/conformance", Role::Public),
-    ("/api", Role::Public),
-    ("/collections", Role::Public),
-    ("/collections/{id}", Role::Public),
-    ("/collections/{id}/items", Role::Public),
-    ("/collections/{id}/items/{fid}", Role::Public),
-    ("/tiles/heatmap/{z}/{x}/{y}", Role::Public),
-    ("/tiles/heatmap/legend", Role::Public),
-    ("/tiles/heatmap.json", Role::Public),
-    ("/tiles/cells/{z}/{x}/{y}", Role::Public),
-    ("/tiles/cells.json", Role::Public),
-    ("/tiles/boundaries/{z}/{x}/{y}", Role::Public),
-    ("/tiles/boundaries.json", Role::Public),
-    ("/admin/ingest", Role::Admin),
-    // The web map (issue 5): its files, and its endpoints (disclosure-controlled below
-    // analyst, as every other output).
-    ("/map", Role::Public),
-    ("/map/", Role::Public),
-    ("/map/{*path}", Role::Public),
-    ("/map/api/meta", Role::Public),
-    ("/map/api/cells", Role::Public),
-    ("/map/api/details", Role::Public),
-];
+/// Who may use a route, declared where the route is built (`Routes::route`).
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    /// This role and up.
+    Role(Role),
+    /// The role of the resource the route's path parameter `param` names (after axum has
+    /// percent-decoded it, exactly as the handler's `Path` extractor sees it), and at
+    /// least `base`. `role_of` is the same parse the handler uses; `None` (no such
+    /// resource) leaves `base`, and the handler answers 404.
+    Resource {
+        base: Role,
+        param: &'static str,
+        role_of: fn(&str) -> Option<Role>,
+    },
+}
 
-/// The lowest role that may read a collection (its metadata, items and CSV alike).
-/// Aggregates are open to all (with disclosure control below analyst); the patrol list
-/// and emerging patterns are operational, for partners up; incident points for analysts.
-pub fn collection_role(c: CollectionId) -> Role {
-    match c {
-        CollectionId::Incidents => Role::Analyst,
-        CollectionId::Patrol | CollectionId::Emerging => Role::Partner,
-        CollectionId::Districts
-        | CollectionId::Lsoas
-        | CollectionId::H3(_)
-        | CollectionId::Hotspots => Role::Public,
+/// The declared access of every route, by axum's route template (its `MatchedPath`).
+#[derive(Debug, Clone, Default)]
+pub struct Policy(Vec<(&'static str, Access)>);
+
+impl Policy {
+    /// Every route template with its access.
+    pub fn entries(&self) -> &[(&'static str, Access)] {
+        &self.0
+    }
+
+    /// The role a request needs: its matched route's, raised by the resource its decoded
+    /// path parameter names; `Admin` for no matched route, a route without a declared
+    /// access, or a resource parameter that could not be decoded (fail closed).
+    pub fn required(&self, matched: Option<&str>, params: &[(String, String)]) -> Role {
+        let Some(route) = matched else {
+            return Role::Admin;
+        };
+        let Some(&(_, access)) = self.0.iter().find(|(p, _)| *p == route) else {
+            tracing::error!(route, "route has no access policy: admin only");
+            return Role::Admin;
+        };
+        match access {
+            Access::Role(r) => r,
+            Access::Resource {
+                base,
+                param,
+                role_of,
+            } => match params.iter().find(|(k, _)| k == param) {
+                Some((_, v)) => role_of(v).map_or(base, |r| base.max(r)),
+                None => Role::Admin,
+            },
+        }
     }
 }
 
-/// The role a request needs: the route's, raised by its collection's; `Admin` for a
-/// route missing from [`POLICY`].
-pub fn required_role(matched: Option<&str>, path: &str) -> Role {
-    let Some(route) = matched else {
-        return Role::Admin;
-    };
-    let Some(&(_, base)) = POLICY.iter().find(|(p, _)| *p == route) else {
-        tracing::error!(route, "route has no access policy: admin only");
-        return Role::Admin;
-    };
-    if route.starts_with("/collections/{id}") {
-        let id = path.split('/').nth(2).unwrap_or("");
-        if let Some(c) = CollectionId::parse(id) {
-            return base.max(collection_role(c));
+/// A router whose every route declares who may use it: modules build their routes with
+/// this, so the access of a route sits next to the route, and [`Policy`] knows no
+/// module's types.
+pub struct Routes<S = super::AppState> {
+    router: axum::Router<S>,
+    policy: Vec<(&'static str, Access)>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Default for Routes<S> {
+    fn default() -> Self {
+        Routes {
+            router: axum::Router::new(),
+            policy: Vec::new(),
         }
     }
-    base
+}
+
+impl<S: Clone + Send + Sync + 'static> Routes<S> {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a route and its access.
+    #[must_use]
+    pub fn route(
+        mut self,
+        path: &'static str,
+        access: Access,
+        method: axum::routing::MethodRouter<S>,
+    ) -> Self {
+        self.router = self.router.route(path, method);
+        self.policy.push((path, access));
+        self
+    }
+
+    /// Both sets of routes.
+    #[must_use]
+    pub fn merge(mut self, other: Routes<S>) -> Self {
+        self.router = self.router.merge(other.router);
+        self.policy.extend(other.policy);
+        self
+    }
+
+    /// The router and the policy of its routes.
+    pub fn into_parts(self) -> (axum::Router<S>, Policy) {
+        (self.router, Policy(self.policy))
+    }
+}
+
+/// What the access middleware needs: the server state and the declared policy.
+#[derive(Clone)]
+pub struct Gate {
+    pub state: AppState,
+    pub policy: std::sync::Arc<Policy>,
 }
 
 /// A refusal as the JSON error body every other error has.
@@ -288,17 +337,51 @@ fn refuse(status: StatusCode, code: &str, description: &str) -> Response {
     r
 }
 
+/// The client a refusal is counted against in the audit log: the peer address (an IPv6
+/// address by its /64), or `unknown` without one.
+fn client_of(req: &Request) -> String {
+    req.extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(
+            || "unknown".to_owned(),
+            |c| match super::limits::rate::Client::addr(c.0.ip()) {
+                super::limits::rate::Client::Addr(ip) => ip.to_string(),
+                super::limits::rate::Client::Key(_) => "unknown".to_owned(),
+            },
+        )
+}
+
+/// The path parameters of the matched route, percent-decoded as the handlers' `Path`
+/// extractors see them (empty when they cannot be decoded).
+async fn decoded_params(req: Request) -> (Request, Vec<(String, String)>) {
+    use axum::extract::FromRequestParts as _;
+    let (mut parts, body) = req.into_parts();
+    let params = axum::extract::RawPathParams::from_request_parts(&mut parts, &())
+        .await
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    (Request::from_parts(parts, body), params)
+}
+
 /// The access middleware (a `route_layer`, so it runs after routing and knows the route).
-pub async fn middleware(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub async fn middleware(State(gate): State<Gate>, req: Request, next: Next) -> Response {
+    let state = &gate.state;
     let matched = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
+    let (mut req, params) = decoded_params(req).await;
     let path = req.uri().path().to_owned();
-    let needed = required_role(matched.as_deref(), &path);
+    let method = req.method().as_str().to_owned();
+    let client = client_of(&req);
+    let needed = gate.policy.required(matched.as_deref(), &params);
     let principal = match resolve(req.headers(), &state.settings().keys) {
         Credentials::Invalid => {
-            super::audit::denied(&state, None, req.method().as_str(), &path, 403);
+            super::audit::denied(state, &client, None, &method, &path, 403);
             return refuse(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
@@ -324,29 +407,32 @@ pub async fn middleware(State(state): State<AppState>, mut req: Request, next: N
                 format!("this resource needs the {needed} role"),
             )
         };
-        if needed >= Role::Analyst {
-            super::audit::denied(
-                &state,
-                Some(&principal),
-                req.method().as_str(),
-                &path,
-                status.as_u16(),
-            );
-        }
+        let who = (principal.name.as_str(), principal.role.name());
+        super::audit::denied(state, &client, Some(who), &method, &path, status.as_u16());
         return refuse(status, code, &msg);
     }
     let private = !principal.is_anonymous() || needed > Role::Public;
     let audited = needed >= Role::Analyst || principal.role >= Role::Analyst;
-    let method = req.method().as_str().to_owned();
     let query = req.uri().query().map(str::to_owned);
     req.extensions_mut().insert(principal.clone());
     let mut resp = next.run(req).await;
-    if audited {
+    let status = resp.status();
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        // A refusal by the handler (a sensitive category asked for too finely).
+        let who = (principal.name.as_str(), principal.role.name());
+        super::audit::denied(state, &client, Some(who), &method, &path, status.as_u16());
+    } else if audited {
         let target = match &query {
             Some(q) => format!("{path}?{q}"),
             None => path,
         };
-        super::audit::access(&state, &principal, &method, &target, resp.status().as_u16());
+        super::audit::access(
+            state,
+            (principal.name.as_str(), principal.role.name()),
+            &method,
+            &target,
+            status.as_u16(),
+        );
     }
     if private {
         let h = resp.headers_mut();
@@ -462,26 +548,42 @@ mod tests {
     }
 
     #[test]
-    fn collections_raise_the_route_role_and_unknown_routes_are_admin() {
-        let r = |m: &str, p: &str| required_role(Some(m), p);
-        assert_eq!(
-            r("/collections/{id}/items", "/collections/incidents/items"),
-            Role::Analyst
-        );
-        assert_eq!(
-            r(
-                "/collections/{id}/items/{fid}",
-                "/collections/incidents/items/3"
-            ),
-            Role::Analyst
-        );
-        assert_eq!(r("/collections/{id}", "/collections/patrol"), Role::Partner);
-        assert_eq!(
-            r("/collections/{id}/items", "/collections/h3-9/items"),
-            Role::Public
-        );
-        assert_eq!(r("/admin/ingest", "/admin/ingest"), Role::Admin);
-        assert_eq!(r("/not/declared", "/not/declared"), Role::Admin);
-        assert_eq!(required_role(None, "/x"), Role::Admin);
+    fn resources_raise_the_route_role_and_unknown_routes_are_admin() {
+        fn role_of(id: &str) -> Option<Role> {
+            match id {
+                "open" => Some(Role::Public),
+                "ops" => Some(Role::Partner),
+                "points" => Some(Role::Analyst),
+                _ => None,
+            }
+        }
+        let (_, policy) = Routes::<()>::new()
+            .route(
+                "/c/{id}",
+                Access::Resource {
+                    base: Role::Public,
+                    param: "id",
+                    role_of,
+                },
+                axum::routing::get(|| async {}),
+            )
+            .route(
+                "/admin",
+                Access::Role(Role::Admin),
+                axum::routing::get(|| async {}),
+            )
+            .into_parts();
+        let id = |v: &str| vec![("id".to_owned(), v.to_owned())];
+        let r = |m: &str, p: &[(String, String)]| policy.required(Some(m), p);
+        assert_eq!(r("/c/{id}", &id("points")), Role::Analyst);
+        assert_eq!(r("/c/{id}", &id("ops")), Role::Partner);
+        assert_eq!(r("/c/{id}", &id("open")), Role::Public);
+        // No such resource: the route's base (the handler answers 404).
+        assert_eq!(r("/c/{id}", &id("%70oints")), Role::Public);
+        // The parameter could not be decoded: fail closed.
+        assert_eq!(r("/c/{id}", &[]), Role::Admin);
+        assert_eq!(r("/admin", &[]), Role::Admin);
+        assert_eq!(r("/not/declared", &[]), Role::Admin);
+        assert_eq!(policy.required(None, &[]), Role::Admin);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod audit;
 pub mod auth;
+mod clock;
 pub mod disclosure;
 mod error;
 mod etag;
@@ -36,6 +37,27 @@ pub use etag::cached;
 pub use settings::{ServeArgs, Settings};
 pub use state::{AppState, Demo, load, load_or_seed};
 
+/// Every route with its declared access (before the layers).
+fn routes() -> auth::Routes {
+    auth::Routes::new()
+        .route(
+            "/health",
+            auth::Access::Role(auth::Role::Public),
+            get(health::health),
+        )
+        .merge(ogc::routes())
+        .merge(tiles::heatmap::routes())
+        .merge(tiles::mvt::routes())
+        .merge(upload::routes())
+        // The web map (issue 5).
+        .merge(web::routes())
+}
+
+/// The access policy every route declared, by route template.
+pub fn policy() -> auth::Policy {
+    routes().into_parts().1
+}
+
 /// The whole HTTP service.
 pub fn router(state: AppState) -> Router {
     let s = state.settings();
@@ -55,20 +77,15 @@ pub fn router(state: AppState) -> Router {
                 axum::http::HeaderName::from_static("x-api-key"),
             ])
     };
-    let app = Router::new()
-        .route("/health", get(health::health))
-        .merge(ogc::routes())
-        .merge(tiles::heatmap::routes())
-        .merge(tiles::mvt::routes())
-        .merge(upload::routes())
-        // The web map (issue 5).
-        .merge(web::routes())
-        // Access control (auth.rs): after every route, so each is covered; a route
-        // without a line in `auth::POLICY` is admin-only.
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::middleware,
-        ))
+    let (app, policy) = routes().into_parts();
+    let gate = auth::Gate {
+        state: state.clone(),
+        policy: std::sync::Arc::new(policy),
+    };
+    let app = app
+        // Access control (auth.rs): after every route, so each is covered; each route
+        // declared its access where it was built, and one without is admin-only.
+        .route_layer(axum::middleware::from_fn_with_state(gate, auth::middleware))
         .fallback(|| async { AppError::NotFound("no such resource".into()) })
         .layer(CompressionLayer::new().gzip(true).br(true))
         .layer(RequestBodyLimitLayer::new(s.body_limit_bytes))

@@ -17,7 +17,6 @@
 use std::path::{Path, PathBuf};
 
 use axum::Json;
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{StatusCode, Uri};
@@ -25,7 +24,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use serde_json::{Value, json};
 
-use super::auth::{Principal, principal_of};
+use super::auth::{Access, Principal, Role, Routes, principal_of};
 use super::{AppError, AppState, audit, params};
 use crate::ingest::{IngestError, discover};
 use crate::store::{IngestSummary, Store};
@@ -41,9 +40,10 @@ static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// This module's routes. The body limit is the server's (`body_limit_bytes`), not
 /// axum's 2 MB default for `Bytes`.
-pub fn routes() -> Router<AppState> {
-    Router::new().route(
+pub fn routes() -> Routes {
+    Routes::new().route(
         "/admin/ingest",
+        Access::Role(Role::Admin),
         post(upload).layer(DefaultBodyLimit::disable()),
     )
 }
@@ -137,7 +137,7 @@ fn run(
         "incidents_loaded": state.store().incidents.len(),
     });
     let audit_summary = json!({ "files": doc["files"], "errors": doc["errors"] });
-    audit::ingest(&dir, who, name, audit_summary)
+    audit::ingest(&dir, (&who.name, who.role.name()), name, audit_summary)
         .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
     if errors.is_empty() {
         return Ok((StatusCode::OK, doc));

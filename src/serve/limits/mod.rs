@@ -11,7 +11,7 @@
 //! the body size and the request time in `serve/mod.rs` (tower-http layers).
 
 mod guard;
-mod rate;
+pub(crate) mod rate;
 mod settings;
 
 use std::sync::Arc;

@@ -109,6 +109,14 @@ impl Items {
         self.ids.len()
     }
 
+    /// Whether a row is withheld (its `suppressed` column; false without one).
+    pub fn suppressed(&self, row: usize) -> bool {
+        self.columns.iter().any(|(n, c)| {
+            *n == "suppressed"
+                && matches!(c, Column::Bool(v) if v.get(row).copied().unwrap_or(false))
+        })
+    }
+
     /// Row of a feature id.
     pub fn find(&self, fid: &str) -> Option<usize> {
         // Only the canonical spelling of a number ("7", not "007" or "+7").

@@ -5,6 +5,7 @@ use h3o::Resolution;
 
 use crate::analysis::AnalysisStore;
 use crate::model::Month;
+use crate::serve::auth::Role;
 
 use super::datetime::days_in_month;
 
@@ -108,6 +109,21 @@ impl CollectionId {
         }
     }
 
+    /// The lowest role that may read the collection (its metadata, items and CSV alike).
+    /// Aggregates are open to all (with disclosure control below analyst); the patrol
+    /// list and emerging patterns are operational, for partners up; incident points for
+    /// analysts.
+    pub fn role(self) -> Role {
+        match self {
+            CollectionId::Incidents => Role::Analyst,
+            CollectionId::Patrol | CollectionId::Emerging => Role::Partner,
+            CollectionId::Districts
+            | CollectionId::Lsoas
+            | CollectionId::H3(_)
+            | CollectionId::Hotspots => Role::Public,
+        }
+    }
+
     /// The H3 resolution of a cell collection.
     pub fn resolution(self) -> Option<Resolution> {
         match self {
@@ -117,6 +133,12 @@ impl CollectionId {
             _ => None,
         }
     }
+}
+
+/// The role of the collection a decoded `{id}` names (the handlers' parse), for the
+/// route policy; None for no such collection.
+pub fn role_of(id: &str) -> Option<Role> {
+    CollectionId::parse(id).map(CollectionId::role)
 }
 
 /// West, south, east, north.

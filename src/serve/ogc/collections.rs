@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::catalog::{CollectionId, spatial_extent, temporal_extent};
 use super::{CRS84, CSV, GEOJSON, JSON, base_url, json_only, json_response, link};
 use crate::analysis::AnalysisStore;
-use crate::serve::auth::{Principal, collection_role, principal_of};
+use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState};
 
 /// The description of one collection.
@@ -50,7 +50,7 @@ pub async fn list(
     let role = principal_of(principal).role;
     let collections: Vec<Value> = CollectionId::ALL
         .iter()
-        .filter(|c| collection_role(**c) <= role)
+        .filter(|c| c.role() <= role)
         .map(|c| describe(*c, &store, &base))
         .collect();
     let doc = json!({

@@ -8,7 +8,8 @@
 //! the same data: districts over all districts; LSOAs over all LSOAs, grouped by their
 //! district; H3 cells over the study grid of the filter, grouped by parent cell one
 //! resolution up. The hot-spot, emerging and patrol collections take the mask of their
-//! grid.
+//! grid; the patrol list below analyst is ranks and places with (suppressed) counts,
+//! without its cumulative `share` and `pai`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -140,7 +141,15 @@ fn compute(
             let withheld = withheld_ids(&grid);
             let full = raw(cid, store, generation, filter)?;
             let mask: Vec<bool> = full.ids.iter().map(|id| withheld.contains(id)).collect();
-            Ok(apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>()))
+            let mut items = apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>());
+            if cid == CollectionId::Patrol {
+                // Ranks and places only: a cumulative share (or PAI) on a visible row,
+                // with the study's total, gives back the withheld rows above it.
+                items
+                    .columns
+                    .retain(|(n, _)| !PATROL_CUMULATIVE.contains(n));
+            }
+            Ok(items)
         }
         CollectionId::Incidents => Err(AppError::Forbidden(
             "incident points need the analyst role".into(),
@@ -187,6 +196,10 @@ fn withheld_ids(items: &Items) -> HashSet<FeatureId> {
         .map(|(id, _)| id.clone())
         .collect()
 }
+
+/// Patrol columns left out below analyst (cumulative over the ranks, so differences of
+/// them solve for withheld rows).
+const PATROL_CUMULATIVE: [&str; 2] = ["share", "pai"];
 
 /// Columns withheld for suppressed rows (they would give the count back).
 const DERIVED: [&str; 3] = ["per_km2", "share", "pai"];

@@ -27,15 +27,14 @@ mod landing;
 mod openapi;
 pub mod query;
 
-pub use cache::now_rfc3339;
 pub use catalog::CollectionId;
 
-use axum::Router;
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
 
-use crate::serve::{AppError, AppState, cached};
+use crate::serve::auth::{Access, Role, Routes};
+use crate::serve::{AppError, cached};
 
 /// `application/json`.
 pub const JSON: &str = "application/json";
@@ -51,16 +50,48 @@ pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 /// Seconds clients may reuse a response (data change only on ingest; ETags revalidate).
 const MAX_AGE: u32 = 60;
 
-/// This module's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/", get(landing::landing))
-        .route("/conformance", get(landing::conformance))
-        .route("/api", get(openapi::api))
-        .route("/collections", get(collections::list))
-        .route("/collections/{id}", get(collections::one))
-        .route("/collections/{id}/items", get(items::items))
-        .route("/collections/{id}/items/{fid}", get(items::item))
+/// This module's routes and who may use them: the documents are public; a collection's
+/// metadata, items and CSV need the collection's role ([`CollectionId::role`]), decided
+/// on the decoded `{id}` with the handlers' own parse.
+pub fn routes() -> Routes {
+    let public = Access::Role(Role::Public);
+    let collection = Access::Resource {
+        base: Role::Public,
+        param: "id",
+        role_of: catalog::role_of,
+    };
+    Routes::new()
+        .route("/", public, get(landing::landing))
+        .route("/conformance", public, get(landing::conformance))
+        .route("/api", public, get(openapi::api))
+        .route("/collections", public, get(collections::list))
+        .route("/collections/{id}", collection, get(collections::one))
+        .route("/collections/{id}/items", collection, get(items::items))
+        .route(
+            "/collections/{id}/items/{fid}",
+            collection,
+            get(items::item),
+        )
+}
+
+/// Whether feature `fid` of collection `cid` is withheld (`suppressed`) in what a caller
+/// below analyst gets under `filter`: the same cached, disclosure-controlled collection,
+/// so other outputs withhold a unit exactly when the collection does.
+///
+/// # Errors
+/// 403 for a sensitive category named below district level; internal errors.
+pub(crate) fn withheld(
+    cid: CollectionId,
+    store: &std::sync::Arc<crate::analysis::AnalysisStore>,
+    generation: u64,
+    filter: &crate::analysis::Filter,
+    settings: &crate::serve::disclosure::DisclosureSettings,
+    fid: &str,
+) -> Result<bool, AppError> {
+    let c = disclose::Controls::new(settings);
+    let f = c.restrict(cid, filter, false)?;
+    let items = disclose::disclosed(cid, store, generation, &f, &c)?;
+    Ok(items.find(fid).is_some_and(|row| items.suppressed(row)))
 }
 
 /// Scheme and authority of this service as the client addressed it, without a trailing

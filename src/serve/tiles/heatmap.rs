@@ -47,7 +47,6 @@ pub mod surface;
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -62,7 +61,7 @@ pub use surface::{BANDWIDTH_RANGE_M, Surface};
 
 use super::{base_url, encode_component};
 use crate::analysis::Filter;
-use crate::serve::auth::{Principal, principal_of};
+use crate::serve::auth::{Access, Principal, Role, Routes, principal_of};
 use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::tile::TileCoord;
@@ -124,12 +123,13 @@ struct TileKey {
 static TILES: LazyLock<Cache<TileKey, Arc<[u8]>, PngWeighter>> =
     LazyLock::new(|| Cache::with_weighter(4096, TILE_CACHE_BYTES, PngWeighter));
 
-/// This module's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tiles/heatmap/{z}/{x}/{y}", get(tile))
-        .route("/tiles/heatmap/legend", get(legend))
-        .route("/tiles/heatmap.json", get(tilejson))
+/// This module's routes: public (disclosure-controlled below analyst).
+pub fn routes() -> Routes {
+    let public = Access::Role(Role::Public);
+    Routes::new()
+        .route("/tiles/heatmap/{z}/{x}/{y}", public, get(tile))
+        .route("/tiles/heatmap/legend", public, get(legend))
+        .route("/tiles/heatmap.json", public, get(tilejson))
 }
 
 /// The parsed heatmap parameters.
@@ -234,7 +234,13 @@ impl Request {
 
     /// The top of the ramp in incidents per km².
     fn max_per_km2(&self, s: &Surface) -> f64 {
-        self.max.unwrap_or_else(|| s.default_max_per_km2())
+        match self.max {
+            Some(m) => m,
+            // Below analyst the scale, not the data: two significant digits (tiles and
+            // legend alike).
+            None if self.min_count > 0.0 => two_significant(s.default_max_per_km2()),
+            None => s.default_max_per_km2(),
+        }
     }
 }
 
@@ -293,6 +299,7 @@ async fn legend(
 }
 
 fn legend_doc(req: &Request, s: &Surface) -> Value {
+    let controlled = req.min_count > 0.0;
     let max = req.max_per_km2(s);
     let stops: Vec<Value> = ramp::LEGEND_STOPS
         .iter()
@@ -308,7 +315,9 @@ fn legend_doc(req: &Request, s: &Surface) -> Value {
         } else {
             "requested"
         },
-        "incidents": s.incidents().round() as u64,
+        // The number of incidents under the filter is an exact count: analysts only
+        // (below analyst it gave back every withheld district x type x month count).
+        "incidents": if controlled { Value::Null } else { json!(s.incidents().round() as u64) },
         "ramp": req.ramp.name(),
         "scale": "linear: colour index round(255 density / max); alpha rises from 0 at zero \
             density to opaque at 0.1 max; above max the top colour",
@@ -324,12 +333,23 @@ fn legend_doc(req: &Request, s: &Surface) -> Value {
                 "min_bandwidth_m": req.min_bandwidth,
                 "min_incidents_per_pixel": req.min_count,
                 "note": "pixels with fewer incidents than min_incidents_per_pixel within the \
-                    bandwidth are not drawn; sensitive categories are left out",
+                    bandwidth are not drawn; sensitive categories are left out; the legend \
+                    states the colour scale, not counts (incidents is null)",
+                "control": disclosure::metadata(req.min_count as u64),
             })
         } else {
             Value::Null
         },
     })
+}
+
+/// `v` to two significant digits (0 stays 0).
+fn two_significant(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return v;
+    }
+    let scale = 10f64.powf(v.log10().floor() - 1.0);
+    (v / scale).round() * scale
 }
 
 async fn tilejson(

@@ -29,7 +29,6 @@ mod cells;
 #[path = "mvt_geom.rs"]
 mod geom;
 
-use axum::Router;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
@@ -42,7 +41,7 @@ pub use cells::resolution;
 pub use geom::{BUFFER, EXTENT};
 
 use super::{base_url, encode_component};
-use crate::serve::auth::{Principal, principal_of};
+use crate::serve::auth::{Access, Principal, Role, Routes, principal_of};
 use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::tile::TileCoord;
@@ -64,13 +63,18 @@ const ATTRIBUTION: &str = "Incidents: police.uk and DfT STATS19, Open Government
     Boundaries: Source: Office for National Statistics licensed under the Open Government \
     Licence v3.0. Contains OS data \u{a9} Crown copyright and database right 2011.";
 
-/// This module's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/tiles/cells/{z}/{x}/{y}", get(cells_tile))
-        .route("/tiles/boundaries/{z}/{x}/{y}", get(boundaries_tile))
-        .route("/tiles/cells.json", get(cells_tilejson))
-        .route("/tiles/boundaries.json", get(boundaries_tilejson))
+/// This module's routes: public (disclosure-controlled below analyst).
+pub fn routes() -> Routes {
+    let public = Access::Role(Role::Public);
+    Routes::new()
+        .route("/tiles/cells/{z}/{x}/{y}", public, get(cells_tile))
+        .route(
+            "/tiles/boundaries/{z}/{x}/{y}",
+            public,
+            get(boundaries_tile),
+        )
+        .route("/tiles/cells.json", public, get(cells_tilejson))
+        .route("/tiles/boundaries.json", public, get(boundaries_tilejson))
 }
 
 fn join_error(e: tokio::task::JoinError) -> AppError {

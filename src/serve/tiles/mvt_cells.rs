@@ -64,6 +64,8 @@ struct Row {
     category: Option<Category>,
     /// Withheld below analyst.
     suppressed: bool,
+    /// An empty, quiet cell kept only because it is withheld (not in analyst tiles).
+    controlled_only: bool,
     outline: Polygon,
 }
 
@@ -96,7 +98,10 @@ impl CellLayer {
             .filter_map(|i| {
                 let category = categories.as_ref().map(|c| c[i]);
                 let patterned = category.is_some_and(|c| c != Category::NoPattern);
-                if study.counts[i] <= 0.0 && gi.bin[i] == 0 && !patterned {
+                let quiet = study.counts[i] <= 0.0 && gi.bin[i] == 0 && !patterned;
+                // A withheld empty cell is kept (for the controlled view only): its
+                // absence would say it is empty, undoing the withheld zero.
+                if quiet && !mask[i] {
                     return None;
                 }
                 let cell = study.cells[i];
@@ -110,6 +115,7 @@ impl CellLayer {
                     gi_bin: gi.bin[i],
                     category,
                     suppressed: mask[i],
+                    controlled_only: quiet,
                     outline: vec![outline],
                 })
             })
@@ -147,6 +153,9 @@ impl CellLayer {
         let mut layer = tile.create_layer(LAYER);
         for k in hits {
             let row = &self.rows[k];
+            if row.controlled_only && !controlled {
+                continue;
+            }
             let rings = frame.rings(&row.outline, 0.0);
             if rings.is_empty() {
                 continue;

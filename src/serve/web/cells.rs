@@ -199,7 +199,10 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
     for (i, s) in stats.iter().enumerate() {
         let category = categories.as_ref().map(|c| c[i]);
         let patterned = category.is_some_and(|c| c != Category::NoPattern);
-        if study.counts[i] <= 0.0 && s.bin == 0 && !patterned {
+        // A withheld cell is drawn even when empty: were it left out, its absence would
+        // say it is an empty cell, and withholding a zero is how secondary suppression
+        // hides which withheld cell is which.
+        if study.counts[i] <= 0.0 && s.bin == 0 && !patterned && !withheld[i] {
             continue;
         }
         if !first {

@@ -68,36 +68,56 @@ impl Unit {
     }
 }
 
-/// The details document.
-/// Disclosure control of a details document below analyst: a unit whose total is from 1
-/// to k - 1 keeps only its name and trend direction; otherwise the counts by type and the
-/// monthly series each have their small values withheld (null) with secondary suppression
-/// against the published total, and z and p (which could be solved back to counts) are
-/// withheld everywhere, the Gi* bin and the trend and emerging categories kept.
-pub fn withhold(doc: &mut Value, k: u64) {
+/// Disclosure control of a details document below analyst (`serve::disclosure`):
+///
+/// - Only the filter's types are listed (their counts add up to the total, which is what
+///   the secondary suppression below assumes); the filter has the sensitive categories
+///   left out below district level, so a cell or LSOA never lists them.
+/// - The unit keeps only its name, trend direction, bin and category (every count null,
+///   `suppressed: true`) when its total is from 1 to k - 1, when the unit is withheld in
+///   the grid the map and the collections publish (`withheld_in_grid`: a secondarily
+///   suppressed cell must not have its total given here), or when the counts by type or
+///   the monthly series are ones only with nothing left to withhold beside them (their
+///   total would say each is 1: `disclosure::exposed_groups`).
+/// - Otherwise the counts by type and the monthly series each have their small values
+///   withheld (null) with secondary suppression against the published total.
+/// - z and p (which could be solved back to counts) are withheld everywhere.
+pub fn withhold(doc: &mut Value, k: u64, withheld_in_grid: bool) {
+    use crate::serve::disclosure::{exposed_groups, suppress};
+    if let Some(types) = doc["by_type"].as_array_mut() {
+        types.retain(|t| t["selected"] == Value::Bool(true));
+    }
+    let counts_of = |v: &[Value], get: fn(&Value) -> Option<u64>| -> Vec<u64> {
+        v.iter().map(|x| get(x).unwrap_or(0)).collect()
+    };
+    let type_counts = doc["by_type"]
+        .as_array()
+        .map(|t| counts_of(t, |x| x["count"].as_u64()))
+        .unwrap_or_default();
+    let series_counts = doc["series"]
+        .as_array()
+        .map(|s| counts_of(s, Value::as_u64))
+        .unwrap_or_default();
+    let whole = |n: usize| vec![(0..n).collect::<Vec<usize>>()];
+    let type_mask = suppress(&type_counts, &whole(type_counts.len()), k);
+    let series_mask = suppress(&series_counts, &whole(series_counts.len()), k);
+    let exposed = !exposed_groups(&type_counts, &whole(type_counts.len()), &type_mask).is_empty()
+        || !exposed_groups(&series_counts, &whole(series_counts.len()), &series_mask).is_empty();
     let total = doc["total"].as_u64().unwrap_or(0);
-    let hide_all = crate::serve::disclosure::primary(total, k);
+    let hide_all = crate::serve::disclosure::primary(total, k) || withheld_in_grid || exposed;
     if hide_all {
         doc["total"] = Value::Null;
     }
     doc["suppressed"] = Value::Bool(hide_all);
-    // Counts by type: one group (their sum is the published total).
     if let Some(types) = doc["by_type"].as_array_mut() {
-        let counts: Vec<u64> = types
-            .iter()
-            .map(|t| t["count"].as_u64().unwrap_or(0))
-            .collect();
-        let mask = crate::serve::disclosure::suppress(&counts, &[(0..counts.len()).collect()], k);
-        for (t, m) in types.iter_mut().zip(mask) {
+        for (t, m) in types.iter_mut().zip(type_mask) {
             if m || hide_all {
                 t["count"] = Value::Null;
             }
         }
     }
     if let Some(series) = doc["series"].as_array_mut() {
-        let counts: Vec<u64> = series.iter().map(|v| v.as_u64().unwrap_or(0)).collect();
-        let mask = crate::serve::disclosure::suppress(&counts, &[(0..counts.len()).collect()], k);
-        for (v, m) in series.iter_mut().zip(mask) {
+        for (v, m) in series.iter_mut().zip(series_mask) {
             if m || hide_all {
                 *v = Value::Null;
             }
@@ -106,6 +126,42 @@ pub fn withhold(doc: &mut Value, k: u64) {
     for (key, field) in [("gi", "z"), ("gi", "p"), ("trend", "z"), ("trend", "p")] {
         if let Some(o) = doc.get_mut(key).and_then(Value::as_object_mut) {
             o.insert(field.to_owned(), Value::Null);
+        }
+    }
+    doc["disclosure"] = crate::serve::disclosure::metadata(k);
+}
+
+/// Whether the unit is withheld below analyst in the grid that publishes it under
+/// `filter` (already restricted): a cell in the study grid at its resolution (grouped by
+/// parent, as `/map/api/cells`, the vector tiles and the `h3-*` collections withhold it),
+/// an LSOA or a district as the `lsoas` and `districts` collections withhold it.
+///
+/// # Errors
+/// Internal errors of the collections' computation.
+pub fn withheld_in_grid(
+    store: &Arc<AnalysisStore>,
+    generation: u64,
+    unit: Unit,
+    filter: &Filter,
+    settings: &crate::serve::disclosure::DisclosureSettings,
+) -> Result<bool, AppError> {
+    use crate::serve::disclosure::{cell_groups, suppress};
+    match unit {
+        Unit::Cell(c) => {
+            let study = Study::new(store.clone(), Units::H3(c.resolution()), filter);
+            let Some(i) = study.cells.iter().position(|x| *x == c) else {
+                return Ok(false);
+            };
+            let counts: Vec<u64> = study.counts.iter().map(|&v| v.max(0.0) as u64).collect();
+            let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
+            Ok(suppress(&counts, &cell_groups(&cells), settings.k)[i])
+        }
+        Unit::Lsoa(_) | Unit::District(_) => {
+            let cid = match unit {
+                Unit::Lsoa(_) => crate::serve::ogc::CollectionId::Lsoas,
+                _ => crate::serve::ogc::CollectionId::Districts,
+            };
+            crate::serve::ogc::withheld(cid, store, generation, filter, settings, &id(store, unit))
         }
     }
 }

@@ -17,13 +17,12 @@ mod cells;
 mod details;
 mod meta;
 
-use axum::Router;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{Redirect, Response};
 use axum::routing::get;
 
-use crate::serve::auth::{Principal, principal_of};
+use crate::serve::auth::{Access, Principal, Role, Routes, principal_of};
 use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::{AppError, AppState, cached};
@@ -35,14 +34,21 @@ pub use cells::{CellQuery, Method};
 const MAX_AGE: u32 = 60;
 
 /// This module's routes.
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/map", get(|| async { Redirect::permanent("/map/") }))
-        .route("/map/", get(|headers| assets::file(None, headers)))
-        .route("/map/{*path}", get(assets::file_at))
-        .route("/map/api/meta", get(meta_json))
-        .route("/map/api/cells", get(cells_geojson))
-        .route("/map/api/details", get(details_json))
+/// Public: its files, and its endpoints (disclosure-controlled below analyst, as every
+/// other output).
+pub fn routes() -> Routes {
+    let public = Access::Role(Role::Public);
+    Routes::new()
+        .route(
+            "/map",
+            public,
+            get(|| async { Redirect::permanent("/map/") }),
+        )
+        .route("/map/", public, get(|headers| assets::file(None, headers)))
+        .route("/map/{*path}", public, get(assets::file_at))
+        .route("/map/api/meta", public, get(meta_json))
+        .route("/map/api/cells", public, get(cells_geojson))
+        .route("/map/api/details", public, get(details_json))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -148,13 +154,16 @@ async fn details_json(
         .map_err(|e| AppError::BadRequest(format!("parameter 'fdr': {e}")))?;
     let district_level = matches!(unit, details::Unit::District(_));
     let (filter, k) = controls(&state, principal, &p, filter, district_level)?;
-    let doc = blocking(move || {
+    let generation = state.generation();
+    let settings = state.settings().disclosure.clone();
+    let doc = blocking(move || -> Result<serde_json::Value, AppError> {
         let mut doc = details::details(&store, unit, &filter, fdr);
         if let Some(k) = k {
-            details::withhold(&mut doc, k);
+            let grid = details::withheld_in_grid(&store, generation, unit, &filter, &settings)?;
+            details::withhold(&mut doc, k, grid);
         }
-        doc
+        Ok(doc)
     })
-    .await?;
+    .await??;
     json_body(&doc, &headers)
 }
