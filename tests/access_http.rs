@@ -538,9 +538,14 @@ async fn public_cells_withhold_small_counts_with_their_parents() {
         if withheld.is_empty() {
             continue;
         }
-        let diff = total - visible;
-        assert!(withheld.iter().filter(|&&c| c > 0).count() >= 2, "{p}");
-        assert!(withheld.iter().all(|&w| w == 0 || w != diff), "{p}");
+        // The attack: the parent's total less its visible children. H3 children do not
+        // tile their parent (an incident's cell is latLngToCell at each resolution), so
+        // this is only an estimate; it must never hit a withheld count exactly.
+        let diff = total.saturating_sub(visible);
+        assert!(
+            withheld.iter().all(|&w| w == 0 || w != diff),
+            "{p}: total {total} visible {visible} withheld {withheld:?}"
+        );
     }
 }
 

@@ -513,10 +513,7 @@ fn res10_counts() -> HashMap<h3o::CellIndex, (u64, u64)> {
     let mut m: HashMap<h3o::CellIndex, (u64, u64)> = HashMap::new();
     for i in 0..inc.len() {
         let l = inc.loc[i] as usize;
-        let Some(c) = h3o::CellIndex::try_from(store.locations.cell[l])
-            .ok()
-            .and_then(|c| c.parent(h3o::Resolution::Ten))
-        else {
+        let Some(c) = store.locations.cell(l, h3o::Resolution::Ten) else {
             continue;
         };
         let e = m.entry(c).or_default();

@@ -90,12 +90,12 @@ fn a_user_boundary_file_of_the_districts_agrees_with_the_built_in_districts() {
     assert_eq!(b.len(), 14);
     // Built-in districts follow each record's own LSOA code; a user's boundary file is
     // point-in-polygon on its own shapes. On the same district shapes the two agree but
-    // for points within metres of a district edge.
+    // for points within metres of a district edge (under 0.5%).
     assert_eq!(u.len(), 14);
     for ((bc, bn), (uc, un)) in b.iter().zip(&u) {
         assert_eq!(bc, uc);
         assert!(
-            bn.abs_diff(*un) * 1000 <= *bn,
+            bn.abs_diff(*un) * 200 <= *bn,
             "{bc}: {bn} built-in, {un} user file"
         );
     }

@@ -5,7 +5,7 @@
     bash tests/reference/setup.sh
     tests/reference/.venv/bin/python tests/reference/make_reference.py
 
-Reads tests/reference/inputs/{h3_r8_counts,lsoa_counts}.csv and boundaries/lsoa.geojson,
+Reads tests/reference/inputs/{h3_r8_counts,lsoa_counts}.csv and boundaries/lsoa11.geojson,
 computes Gi* (esda.G_Local), local Moran's I (esda.Moran_Local) and the Mann-Kendall test
 (pymannkendall.original_test), checks each against a direct numpy implementation of the
 formula the Rust side implements, and writes one JSON file per case. Any failed check
@@ -39,7 +39,7 @@ INPUTS = HERE / "inputs"
 OUT = HERE / "expected"
 H3_CSV = INPUTS / "h3_r8_counts.csv"
 LSOA_CSV = INPUTS / "lsoa_counts.csv"
-LSOA_GEOJSON = ROOT / "boundaries" / "lsoa.geojson"
+LSOA_GEOJSON = ROOT / "boundaries" / "lsoa11.geojson"
 
 PERMUTATIONS = 999
 MORAN_SEED = 12345
