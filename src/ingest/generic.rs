@@ -4,7 +4,7 @@
 //! `offence`); optional `id` (or `crime_id`, `incident_id`, `reference`) and `location`.
 //! Rows with an id upsert by it; categories are matched leniently to [`CrimeType`].
 
-use crate::model::{CrimeType, Month, Severity};
+use crate::model::{CrimeType, Severity, parse_time, parse_when};
 use crate::spatial::bng::bng_to_wgs84;
 
 use super::detect::header_fields;
@@ -40,6 +40,7 @@ const ID: &[&str] = &[
     "ref",
 ];
 const LOCATION: &[&str] = &["location", "street", "address"];
+const TIME: &[&str] = &["time", "time_occurred", "occurrence_time"];
 
 /// Column positions of a generic CSV.
 #[derive(Debug, Clone)]
@@ -49,6 +50,7 @@ pub struct GenericColumns {
     category: usize,
     id: Option<usize>,
     location: Option<usize>,
+    time: Option<usize>,
     width: usize,
 }
 
@@ -76,6 +78,7 @@ impl GenericColumns {
             category: find(CATEGORY).ok_or("a category column")?,
             id: find(ID),
             location: find(LOCATION),
+            time: find(TIME),
             width: header.len(),
         })
     }
@@ -120,8 +123,22 @@ fn row<'r>(c: &GenericColumns, header: &[String], rec: &Row<'r>) -> Result<Recor
         return Err(("*".into(), "repeated header".into(), String::new()));
     }
     let date = text(rec.get(c.date));
-    let month = Month::parse_date(&date)
-        .map_err(|e| (name(c.date), e.to_string(), show(rec.get(c.date))))?;
+    let mut when =
+        parse_when(&date).map_err(|e| (name(c.date), e.to_string(), show(rec.get(c.date))))?;
+    if let Some(t) = c
+        .time
+        .map(|i| (i, rec.get(i)))
+        .filter(|(_, t)| !is_missing(t))
+    {
+        let minute = parse_time(&text(t.1)).ok_or_else(|| {
+            (
+                name(t.0),
+                "not a time: expected HH:MM".to_owned(),
+                show(t.1),
+            )
+        })?;
+        when.minute = Some(minute);
+    }
     let cat = text(rec.get(c.category));
     let ctype = CrimeType::parse_lenient(&cat).ok_or_else(|| {
         (
@@ -138,7 +155,9 @@ fn row<'r>(c: &GenericColumns, header: &[String], rec: &Row<'r>) -> Result<Recor
         c.id.map(|i| rec.get(i).trim_ascii())
             .filter(|s| !s.is_empty());
     Ok(Record {
-        month,
+        month: when.month,
+        day: when.day,
+        minute: when.minute,
         ctype,
         severity: Severity::None,
         point,
