@@ -254,3 +254,90 @@ fn every_subcommand_has_help() {
         assert!(text(&out).contains("Usage:"), "{sub}");
     }
 }
+
+/// The committed STATS19 years (2022 `accident_*`, 2023 `collision_*`, 2024 in the
+/// 44-column layout) and the generated 2024 casualty file: every collision with
+/// coordinates stored with its day and time, every casualty joined, and the summary says
+/// how many casualties were stored. KSI counts are those of the CSV itself (265 of 1,348
+/// casualties; pedestrians 27 of 181), counted independently of the engine.
+#[test]
+fn stats19_years_and_casualties_ingest_with_a_casualty_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = std::fs::read_to_string(
+        root().join("fixtures/sample/stats19/dft-road-casualty-statistics-collision-2024.csv"),
+    )
+    .unwrap();
+    let header: Vec<&str> = header.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 44);
+    for c in [
+        "junction_detail_historic",
+        "local_authority_highway_current",
+        "collision_injury_based",
+        "collision_adjusted_severity_serious",
+        "collision_adjusted_severity_slight",
+    ] {
+        assert!(header.contains(&c), "{c}");
+    }
+    let out = hotspot(
+        dir.path(),
+        &[
+            "ingest",
+            "fixtures/stats19-casualties",
+            "fixtures/sample/stats19",
+        ],
+    );
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "{t}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.contains("4 files (0 unchanged, skipped)"), "{t}");
+    assert!(t.contains(" 0 rejected"), "{t}");
+    assert!(
+        t.contains("casualties: 1 files, 1348 casualties stored at their collisions"),
+        "{t}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("hotspot.sqlite")).unwrap();
+    let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(q("SELECT count(*) FROM incidents WHERE ctype = 14"), 3_000);
+    assert_eq!(
+        q("SELECT count(*) FROM incidents WHERE ctype = 14 AND (day IS NULL OR minute IS NULL)"),
+        0
+    );
+    assert_eq!(q("SELECT count(*) FROM casualties"), 1_348);
+    assert_eq!(
+        q("SELECT count(*) FROM casualties WHERE casualty_severity IN (1, 2)"),
+        265
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM casualties WHERE road_user = 18 AND casualty_severity IN (1, 2)"),
+        27
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM casualties WHERE road_user = 18"),
+        181
+    );
+}
+
+/// A stop-and-search file given alone is its own dataset, said so in the summary: not a
+/// generic CSV with every row rejected.
+#[test]
+fn a_stop_and_search_file_alone_is_stored_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("2023-01-lancashire-stop-and-search.csv");
+    std::fs::write(
+        &file,
+        "Type,Date,Part of a policing operation,Policing operation,Latitude,Longitude,Gender,Age range,Self-defined ethnicity,Officer-defined ethnicity,Legislation,Object of search,Outcome,Outcome linked to object of search,Removal of more than just outer clothing\n\
+         Person search,2023-01-03T10:15:00+00:00,False,,53.76,-2.70,Male,18-24,,,Misuse of Drugs Act 1971 (section 23),Controlled drugs,Arrest,True,False\n",
+    )
+    .unwrap();
+    let out = hotspot(dir.path(), &["ingest", file.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("0 rejected"), "{t}");
+    assert!(
+        t.contains("stop and search: 1 files, 1 searches stored"),
+        "{t}"
+    );
+}
