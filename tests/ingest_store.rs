@@ -697,7 +697,9 @@ fn police_uk_archive_with_street_outcomes_and_stop_and_search() {
     );
     assert_eq!(f.rows_like("L1-1")[0].1, "Unable to prosecute suspect");
     // The searches, with their date, time, place, object and outcome.
-    let rows: Vec<(i64, Option<i64>, Option<i64>, Option<i64>, String, String)> =
+    // month, day, minute, longitude (1e-7 degree), object, outcome.
+    type Search = (i64, Option<i64>, Option<i64>, Option<i64>, String, String);
+    let rows: Vec<Search> =
         f.db.prepare(
             "SELECT month, day, minute, lon_e7, object, outcome FROM stop_searches ORDER BY id",
         )

@@ -208,7 +208,7 @@ fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Casualty<'r>, RowError> {
         match number(b) {
             Some(p) if (0.0..=1.0).contains(&p) => Ok(Some(p)),
             // -1: not applicable (no adjustment for this casualty).
-            Some(p) if p == -1.0 => Ok(None),
+            Some(-1.0) => Ok(None),
             _ => Err(err(name, "not a probability between 0 and 1", b)),
         }
     };

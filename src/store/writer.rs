@@ -474,7 +474,9 @@ impl<'t> TxWriter<'t> {
 
     fn write_casualty(&mut self, c: &Casualty<'_>) -> rusqlite::Result<Joined> {
         let index = c.collision_index.decode();
-        let collision: Option<(i64, Option<i32>, Option<i64>, Option<i64>)> = self
+        // month, day, minute, location of the collision.
+        type At = (i64, Option<i32>, Option<i64>, Option<i64>);
+        let collision: Option<At> = self
             .tx
             .prepare_cached(
                 "SELECT month, day, minute, loc FROM incidents WHERE source = 'stats19' AND ext_key = ?1",
