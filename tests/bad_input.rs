@@ -49,11 +49,14 @@ const CASES: &[&str] = &[
     "stats19_spreadsheet_dates.csv",
 ];
 
-const ALL_FORMATS: [Format; 4] = [
+const ALL_FORMATS: [Format; 7] = [
     Format::PoliceUk,
     Format::Stats19,
     Format::Generic,
     Format::GeoJson,
+    Format::PoliceOutcomes,
+    Format::PoliceStopSearch,
+    Format::Stats19Casualty,
 ];
 
 fn fixture(name: &str) -> Vec<u8> {

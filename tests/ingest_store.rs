@@ -1006,3 +1006,29 @@ fn stats19_casualties_join_collisions_and_count_ksi_by_road_user() {
     assert_eq!(car.ksi, 1);
     assert!((car.adjusted_ksi - 1.25).abs() < 1e-9, "{car:?}");
 }
+
+/// A casualty file read before its collisions rejects every row (naming the index);
+/// read again once the collisions are stored, the same bytes are joined, not skipped as
+/// unchanged.
+#[test]
+fn a_casualty_file_read_before_its_collisions_joins_when_read_again() {
+    let mut f = fresh();
+    let casualties = format!("{CASUALTY_HEADER}\nK1,1,1,3,2,0,12,3,1,0\n");
+    let first = f.ingest("cas.csv", casualties.as_bytes());
+    assert_eq!((first.stored, first.rejected), (0, 1));
+    assert!(first.rejects[0].reason.contains("unknown collision"));
+    f.ingest(
+        "col.csv",
+        b"collision_index,longitude,latitude,collision_severity,date\nK1,-2.7,53.76,2,01/02/2024\n",
+    );
+    let again = f.ingest("cas.csv", casualties.as_bytes());
+    assert!(!again.unchanged);
+    assert_eq!((again.stored, again.rejected), (1, 0));
+    let third = f.ingest("cas.csv", casualties.as_bytes());
+    assert_eq!((third.stored, third.rejected), (1, 0));
+    assert_eq!(f.count("SELECT count(*) FROM casualties"), 1);
+    assert_eq!(
+        f.count("SELECT count(*) FROM incidents WHERE source = 'stats19-casualty'"),
+        1
+    );
+}

@@ -124,10 +124,15 @@ impl Store {
             file: file.to_owned(),
             reason: e.to_string(),
         };
+        // Files that update or join rows of other files (police.uk outcomes, STATS19
+        // casualties) are applied again even when seen: what they match depends on what
+        // was stored since (a casualty file read before its collisions), and applying
+        // them twice changes nothing (latest month wins; upsert by casualty).
         let seen: bool = self
             .conn
             .query_row(
-                "SELECT EXISTS(SELECT 1 FROM ingest_log WHERE sha256 = ?1)",
+                "SELECT EXISTS(SELECT 1 FROM ingest_log WHERE sha256 = ?1
+                     AND format NOT IN ('PoliceOutcomes', 'Stats19Casualty'))",
                 [&sha256],
                 |r| r.get(0),
             )
@@ -363,9 +368,11 @@ impl<'t> TxWriter<'t> {
             ])?;
         }
         if let Some(b) = &self.file_batch {
+            // The ingest id keeps the key unique when a joining file (casualties,
+            // outcomes) is applied again.
             ins.execute(params![
                 b.id,
-                format!("file|{}|{}", self.sha256, self.file),
+                format!("file|{}|{}|{}", self.sha256, self.file, self.ingest_id),
                 self.ingest_id,
                 b.rows
             ])?;
