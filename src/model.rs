@@ -85,40 +85,180 @@ impl Month {
         Month::new(year, month).map_err(|_| bad())
     }
 
-    /// Parses a date as `DD/MM/YYYY` (STATS19), `YYYY-MM-DD` or `YYYY-MM` and keeps its month.
+    /// Parses a date (see [`parse_when`]) and keeps its month.
     ///
     /// # Errors
-    /// When the text is none of those forms.
-    pub fn parse_date(s: &str) -> Result<Self, MonthError> {
-        let s = s.trim();
-        let bad = || MonthError(s.to_owned());
-        let b = s.as_bytes();
-        // Digits by byte, so no slice can split a multi-byte character.
-        let num = |r: std::ops::Range<usize>| -> Result<u32, MonthError> {
-            b[r].iter().try_fold(0u32, |acc, &c| {
-                if c.is_ascii_digit() {
-                    Ok(acc * 10 + u32::from(c - b'0'))
-                } else {
-                    Err(bad())
-                }
-            })
-        };
-        if b.len() == 10 && b[2] == b'/' && b[5] == b'/' {
-            let (d, m, y) = (num(0..2)?, num(3..5)?, num(6..10)?);
-            if !(1..=31).contains(&d) {
-                return Err(bad());
-            }
-            return Month::new(y, m).map_err(|_| bad());
-        }
-        if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
-            let d = num(8..10)?;
-            if !(1..=31).contains(&d) || (b.len() > 10 && !matches!(b[10], b'T' | b' ')) {
-                return Err(bad());
-            }
-            return Month::parse_bytes(&b[..7]).map_err(|_| bad());
-        }
-        Month::parse_bytes(b).map_err(|_| bad())
+    /// When the text is none of the forms `parse_when` reads.
+    pub fn parse_date(s: &str) -> Result<Self, DateError> {
+        parse_when(s).map(|w| w.month)
     }
+}
+
+/// Why a date field was refused: it names every form a date may take.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "not a date: '{0}' (expected YYYY-MM-DD, DD/MM/YYYY or D/M/YYYY between 1970 and 2199, optionally followed by a time HH:MM, or a month YYYY-MM)"
+)]
+pub struct DateError(pub String);
+
+/// When an incident happened, as precisely as its source says: always the month, the day
+/// where the source gives a date (days since 1970-01-01), the minute of the day where it
+/// gives a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct When {
+    pub month: Month,
+    pub day: Option<i32>,
+    pub minute: Option<u16>,
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian; Howard Hinnant's
+/// `days_from_civil`).
+pub fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
+    let y = year - i32::from(month <= 2);
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = month as i32;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day as i32 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The civil date (year, month, day) of a day number (days since 1970-01-01).
+pub fn civil_from_days(days: i32) -> (i32, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i32::from(m <= 2), m, d)
+}
+
+/// Days in a month of a year.
+pub fn days_in_month(year: u32, month: u32) -> u32 {
+    match month {
+        2 if year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400)) => {
+            29
+        }
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Parses a time of day `HH:MM` or `HH:MM:SS` (seconds dropped) into minutes since
+/// midnight; `None` when it is not one.
+pub fn parse_time(s: &str) -> Option<u16> {
+    let b = s.trim().as_bytes();
+    let two = |i: usize| -> Option<u16> {
+        let (a, c) = (*b.get(i)?, *b.get(i + 1)?);
+        (a.is_ascii_digit() && c.is_ascii_digit())
+            .then(|| u16::from(a - b'0') * 10 + u16::from(c - b'0'))
+    };
+    // One-digit hours too ("8:05"), as spreadsheets write them.
+    let (h, rest) = match b {
+        [d, b':', ..] if d.is_ascii_digit() => (u16::from(d - b'0'), 2),
+        _ => (two(0)?, 3),
+    };
+    if b.get(rest - 1) != Some(&b':') {
+        return None;
+    }
+    let m = two(rest)?;
+    let end = rest + 2;
+    let ok_tail = match &b[end..] {
+        [] => true,
+        [b':', s1, s2, tail @ ..] => {
+            s1.is_ascii_digit() && s2.is_ascii_digit() && (tail.is_empty() || tail[0] == b'.')
+        }
+        _ => false,
+    };
+    (h < 24 && m < 60 && ok_tail).then_some(h * 60 + m)
+}
+
+/// Parses a date as written by the sources: `YYYY-MM-DD` (ISO, optionally `T` or a space
+/// and a time), `DD/MM/YYYY` (STATS19), `D/M/YYYY` (a STATS19 file saved through a
+/// spreadsheet: `4/1/2015` is 4 January 2015; optionally a space and a time), or a bare
+/// month `YYYY-MM` (no day).
+///
+/// # Errors
+/// When the text is none of those forms or names no real day.
+pub fn parse_when(s: &str) -> Result<When, DateError> {
+    let s = s.trim();
+    let bad = || DateError(s.to_owned());
+    let b = s.as_bytes();
+    // Digits by byte, so no slice can split a multi-byte character.
+    let num = |d: &[u8]| -> Result<u32, DateError> {
+        if d.is_empty() {
+            return Err(bad());
+        }
+        d.iter().try_fold(0u32, |acc, &c| {
+            if c.is_ascii_digit() {
+                Ok(acc * 10 + u32::from(c - b'0'))
+            } else {
+                Err(bad())
+            }
+        })
+    };
+    let day_of = |y: u32, m: u32, d: u32| -> Result<(Month, i32), DateError> {
+        let month = Month::new(y, m).map_err(|_| bad())?;
+        if d == 0 || d > days_in_month(y, m) {
+            return Err(bad());
+        }
+        Ok((month, days_from_civil(y as i32, m, d)))
+    };
+    // The time after a date, if any: `None` for no time, an error for a tail that is
+    // not one.
+    let time_after = |tail: &[u8]| -> Result<Option<u16>, DateError> {
+        match tail {
+            [] => Ok(None),
+            [b' ' | b'T', rest @ ..] => {
+                let t = std::str::from_utf8(rest).map_err(|_| bad())?;
+                Ok(
+                    parse_time(t.get(..t.len().min(8)).unwrap_or(t)).or_else(|| {
+                        // ISO times may carry fractions and offsets; keep HH:MM.
+                        t.get(..5).and_then(parse_time)
+                    }),
+                )
+            }
+            _ => Err(bad()),
+        }
+    };
+    if let Some(slash) = b.iter().position(|&c| c == b'/') {
+        let rest = &b[slash + 1..];
+        let slash2 = rest.iter().position(|&c| c == b'/').ok_or_else(bad)?;
+        let (dd, mm) = (&b[..slash], &rest[..slash2]);
+        let after = &rest[slash2 + 1..];
+        let year_len = after.iter().take_while(|c| c.is_ascii_digit()).count();
+        if dd.len() > 2 || mm.len() > 2 || year_len != 4 {
+            return Err(bad());
+        }
+        let (d, m, y) = (num(dd)?, num(mm)?, num(&after[..4])?);
+        let (month, day) = day_of(y, m, d)?;
+        let minute = time_after(&after[4..])?;
+        return Ok(When {
+            month,
+            day: Some(day),
+            minute,
+        });
+    }
+    if b.len() >= 10 && b[4] == b'-' && b[7] == b'-' {
+        let (y, m, d) = (num(&b[..4])?, num(&b[5..7])?, num(&b[8..10])?);
+        let (month, day) = day_of(y, m, d)?;
+        let minute = time_after(&b[10..])?;
+        return Ok(When {
+            month,
+            day: Some(day),
+            minute,
+        });
+    }
+    let month = Month::parse_bytes(b).map_err(|_| bad())?;
+    Ok(When {
+        month,
+        day: None,
+        minute: None,
+    })
 }
 
 impl FromStr for Month {
@@ -136,8 +276,9 @@ impl fmt::Display for Month {
 
 macro_rules! crime_types {
     ($( $variant:ident = $code:expr, $label:expr, $slug:expr; )*) => {
-        /// Incident category: the 14 police.uk crime types, road collisions (STATS19), and
-        /// the sensitive categories force extracts carry that police.uk merges away.
+        /// Incident category: the 14 police.uk crime types, road collisions (STATS19), the
+        /// sensitive categories force extracts carry that police.uk merges away, and
+        /// STATS19 road casualties by road-user group.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
         #[repr(u8)]
         pub enum CrimeType { $( $variant = $code, )* }
@@ -188,6 +329,11 @@ crime_types! {
     SexualOffences = 15, "Sexual offences", "sexual-offences";
     DomesticAbuse = 16, "Domestic abuse", "domestic-abuse";
     Exploitation = 17, "Exploitation", "exploitation";
+    RoadCasualtyPedestrian = 18, "Road casualty: pedestrian", "casualty-pedestrian";
+    RoadCasualtyCyclist = 19, "Road casualty: cyclist", "casualty-cyclist";
+    RoadCasualtyMotorcyclist = 20, "Road casualty: motorcyclist", "casualty-motorcyclist";
+    RoadCasualtyCarOccupant = 21, "Road casualty: car occupant", "casualty-car-occupant";
+    RoadCasualtyOther = 22, "Road casualty: other road user", "casualty-other";
 }
 
 impl CrimeType {
@@ -197,6 +343,18 @@ impl CrimeType {
     /// The 14 police.uk street-crime categories.
     pub fn police_uk() -> &'static [CrimeType] {
         &Self::ALL[..14]
+    }
+
+    /// STATS19 casualties by road-user group (each casualty of a collision, at its
+    /// location, with the casualty severity): not incidents of their own, so totals over
+    /// "every type" should leave them out or count them alone.
+    pub fn road_casualties() -> &'static [CrimeType] {
+        &Self::ALL[18..23]
+    }
+
+    /// True for the road casualty types.
+    pub fn is_road_casualty(self) -> bool {
+        Self::road_casualties().contains(&self)
     }
 
     /// Lenient match for user input and generic CSVs: label, slug, or police.uk's older
@@ -426,6 +584,60 @@ mod tests {
     }
 
     #[test]
+    fn dates_in_every_form_the_sources_write() {
+        let when = |s: &str| parse_when(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+        let day = |y, m, d| Some(days_from_civil(y, m, d));
+        // Spreadsheet-saved STATS19: day first, no leading zeros.
+        let w = when("4/1/2015");
+        assert_eq!(
+            (w.month.to_string(), w.day, w.minute),
+            ("2015-01".into(), day(2015, 1, 4), None)
+        );
+        assert_eq!(when("04/01/2015").day, day(2015, 1, 4));
+        assert_eq!(when("2015-01-04").day, day(2015, 1, 4));
+        assert_eq!(when("31/12/2024").month.to_string(), "2024-12");
+        assert_eq!(when("29/2/2024").day, day(2024, 2, 29));
+        assert_eq!(when("4/1/2015 17:05").minute, Some(17 * 60 + 5));
+        assert_eq!(when("04/01/2015 00:00:00").minute, Some(0));
+        assert_eq!(when("2022-03-04T10:20:00Z").minute, Some(620));
+        assert_eq!(when("2022-03-04 08:15").minute, Some(495));
+        let m = when("2023-07");
+        assert_eq!((m.day, m.minute), (None, None));
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2015, 1, 4), 16_439);
+        for d in [-1, 0, 59, 60, 16_439, 19_782, 84_000] {
+            let (y, mo, da) = civil_from_days(d);
+            assert_eq!(days_from_civil(y, mo, da), d);
+        }
+        for bad in [
+            "29/2/2023",
+            "31/04/2024",
+            "0/1/2015",
+            "4/13/2015",
+            "4/1/15",
+            "123/1/2015",
+            "4/1/2015x",
+            "2023-02-30",
+            "4-1-2015",
+            "1/1/1969",
+            "",
+        ] {
+            let e = parse_when(bad).expect_err(bad).to_string();
+            assert!(
+                e.contains("expected YYYY-MM-DD, DD/MM/YYYY or D/M/YYYY"),
+                "{e}"
+            );
+            assert!(!e.starts_with("not a month"), "{e}");
+        }
+        assert_eq!(parse_time("08:05"), Some(485));
+        assert_eq!(parse_time("8:05"), Some(485));
+        assert_eq!(parse_time("23:59:59"), Some(1439));
+        for bad in ["24:00", "12:60", "1205", "", "12:5", "ab:cd"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn crime_type_codes_labels_and_slugs_are_consistent() {
         for (i, c) in CrimeType::ALL.iter().enumerate() {
             assert_eq!(*c as usize, i);
@@ -434,6 +646,13 @@ mod tests {
             assert_eq!(c.slug().parse::<CrimeType>(), Ok(*c));
         }
         assert_eq!(CrimeType::police_uk().len(), 14);
+        assert_eq!(CrimeType::road_casualties().len(), 5);
+        assert!(
+            CrimeType::road_casualties()
+                .iter()
+                .all(|c| c.is_road_casualty() && c.label().starts_with("Road casualty: "))
+        );
+        assert!(!CrimeType::RoadCollision.is_road_casualty());
         assert!("nonsense".parse::<CrimeType>().is_err());
         let s: TypeSet = [CrimeType::Drugs, CrimeType::Burglary]
             .into_iter()

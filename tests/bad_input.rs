@@ -46,13 +46,17 @@ const CASES: &[&str] = &[
     "stats19_accident_old.csv",
     "stats19_collision_new.csv",
     "stats19_date_multibyte.csv",
+    "stats19_spreadsheet_dates.csv",
 ];
 
-const ALL_FORMATS: [Format; 4] = [
+const ALL_FORMATS: [Format; 7] = [
     Format::PoliceUk,
     Format::Stats19,
     Format::Generic,
     Format::GeoJson,
+    Format::PoliceOutcomes,
+    Format::PoliceStopSearch,
+    Format::Stats19Casualty,
 ];
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -69,6 +73,8 @@ struct Row {
     crime_id: String,
     location: String,
     outcome: String,
+    day: Option<i32>,
+    minute: Option<u16>,
 }
 
 impl Row {
@@ -81,6 +87,8 @@ impl Row {
             crime_id: r.crime_id.to_string(),
             location: r.location.to_string(),
             outcome: r.outcome.to_string(),
+            day: r.day,
+            minute: r.minute,
         }
     }
 }
@@ -895,7 +903,11 @@ fn stats19_accident_old() {
             rejects: &[
                 // The field is checked by `stats19_old_vintage_rejects_name_the_files_own_columns` (bug).
                 (7, "", "not 1, 2, 3, 9 or -1"),
-                (8, "date", "not a month: '32/01/2019'"),
+                (
+                    8,
+                    "date",
+                    "not a date: '32/01/2019' (expected YYYY-MM-DD, DD/MM/YYYY or D/M/YYYY",
+                ),
                 (9, "location_easting_osgr", "out of range: 999999"),
             ],
         },
@@ -991,7 +1003,7 @@ fn stats19_date_multibyte() {
             format: Format::Stats19,
             stored: 2,
             unlocated: 0,
-            rejects: &[(3, "date", "not a month")],
+            rejects: &[(3, "date", "not a date")],
         },
     );
     // Decoded as Latin-1 for the report.
@@ -999,10 +1011,57 @@ fn stats19_date_multibyte() {
     // The same text through the generic and GeoJSON parsers.
     let generic = "id,date,category,longitude,latitude\nA,2023-01-1é,Burglary,-2.7,53.76\n";
     let (stats, _) = parse_as("g.csv", generic.as_bytes(), None).unwrap();
-    assert_rejects("g.csv", &stats.rejects, &[(2, "date", "not a month")]);
+    assert_rejects("g.csv", &stats.rejects, &[(2, "date", "not a date")]);
     let geojson = r#"{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"month":"2023-01-1é","category":"Drugs"}}]}"#;
     let (stats, _) = parse_as("g.geojson", geojson.as_bytes(), None).unwrap();
-    assert_rejects("g.geojson", &stats.rejects, &[(1, "month", "not a month")]);
+    assert_rejects("g.geojson", &stats.rejects, &[(1, "month", "not a date")]);
+}
+
+/// A STATS19 file saved through a spreadsheet writes `D/M/YYYY` (4 January 2015 as
+/// `4/1/2015`): read as day first, kept to the day, and a bad date names the formats
+/// expected rather than "expected YYYY-MM".
+#[test]
+fn stats19_spreadsheet_dates() {
+    let a = check_accepted(
+        "stats19_spreadsheet_dates.csv",
+        &Expect {
+            format: Format::Stats19,
+            stored: 4,
+            unlocated: 0,
+            rejects: &[
+                (
+                    6,
+                    "date",
+                    "not a date: '29/2/2015' (expected YYYY-MM-DD, DD/MM/YYYY or D/M/YYYY",
+                ),
+                (7, "date", "not a date: '4/13/2015'"),
+                (8, "time", "not a time: expected HH:MM"),
+            ],
+        },
+    );
+    for r in &a.stats.rejects {
+        assert!(!r.reason.contains("expected YYYY-MM)"), "{r:?}");
+    }
+    let months: Vec<&str> = a.rows.iter().map(|r| r.month.as_str()).collect();
+    assert_eq!(months, ["2015-01", "2015-01", "2015-01", "2015-12"]);
+    let jan4 = hotspot::model::days_from_civil(2015, 1, 4);
+    let days: Vec<Option<i32>> = a.rows.iter().map(|r| r.day).collect();
+    assert_eq!(days, [Some(jan4), Some(jan4), Some(jan4), Some(jan4 + 361)]);
+    let minutes: Vec<Option<u16>> = a.rows.iter().map(|r| r.minute).collect();
+    assert_eq!(
+        minutes,
+        [Some(8 * 60 + 5), Some(17 * 60 + 30), None, Some(0)]
+    );
+    let stored: (i64, i64) = a
+        .ing
+        .db
+        .query_row(
+            "SELECT day, minute FROM incidents WHERE ext_key = '2015040000001'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(stored, (i64::from(jan4), 485));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -1051,7 +1110,7 @@ fn generic_lonlat() {
             rejects: &[
                 (4, "crime type", "unknown category"),
                 (5, "lon", "latitude and longitude look swapped"),
-                (7, "month", "not a month: '2023-14'"),
+                (7, "month", "not a date: '2023-14'"),
             ],
         },
     );

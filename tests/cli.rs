@@ -51,7 +51,11 @@ fn counts_by_code(csv: &str) -> Vec<(String, u64)> {
 fn ingesting_the_sample_stores_every_row_and_a_second_run_nothing() {
     let data = SAMPLE.path();
     let again = hotspot(data, &["ingest", "fixtures/sample"]);
-    assert!(again.status.success());
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
     let t = text(&again);
     assert!(t.contains("0 rows read, 0 stored"), "{t}");
     let conn = rusqlite::Connection::open(data.join("hotspot.sqlite")).unwrap();
@@ -263,4 +267,113 @@ fn every_subcommand_has_help() {
         assert!(out.status.success(), "{sub}");
         assert!(text(&out).contains("Usage:"), "{sub}");
     }
+}
+
+/// The committed STATS19 years (2022 `accident_*`, 2023 `collision_*`, 2024 in the
+/// 44-column layout) and the generated 2024 casualty file: every collision with
+/// coordinates stored with its day and time, every casualty joined, and the summary says
+/// how many casualties were stored. KSI counts are those of the CSV itself (265 of 1,348
+/// casualties; pedestrians 27 of 181), counted independently of the engine.
+#[test]
+fn stats19_years_and_casualties_ingest_with_a_casualty_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let header = std::fs::read_to_string(
+        root().join("fixtures/sample/stats19/dft-road-casualty-statistics-collision-2024.csv"),
+    )
+    .unwrap();
+    let header: Vec<&str> = header.lines().next().unwrap().split(',').collect();
+    assert_eq!(header.len(), 44);
+    for c in [
+        "junction_detail_historic",
+        "local_authority_highway_current",
+        "collision_injury_based",
+        "collision_adjusted_severity_serious",
+        "collision_adjusted_severity_slight",
+    ] {
+        assert!(header.contains(&c), "{c}");
+    }
+    let out = hotspot(
+        dir.path(),
+        &[
+            "ingest",
+            "fixtures/stats19-casualties",
+            "fixtures/sample/stats19",
+        ],
+    );
+    let t = text(&out);
+    assert!(
+        out.status.success(),
+        "{t}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(t.contains("4 files (0 unchanged, skipped)"), "{t}");
+    assert!(t.contains(" 0 rejected"), "{t}");
+    // The expected counts come from the casualty CSV itself (the csv crate).
+    let mut rdr = csv::Reader::from_path(
+        "fixtures/stats19-casualties/dft-road-casualty-statistics-casualty-2024.csv",
+    )
+    .unwrap();
+    let h = rdr.headers().unwrap().clone();
+    let col = |n: &str| h.iter().position(|x| x == n).unwrap();
+    let (sev, kind) = (col("casualty_severity"), col("casualty_type"));
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let all = rows.len() as i64;
+    let ksi = rows.iter().filter(|r| matches!(&r[sev], "1" | "2")).count() as i64;
+    let ped = rows.iter().filter(|r| &r[kind] == "0").count() as i64;
+    let ped_ksi = rows
+        .iter()
+        .filter(|r| &r[kind] == "0" && matches!(&r[sev], "1" | "2"))
+        .count() as i64;
+    assert!(
+        all > 1000 && ksi > 100 && ped_ksi > 5,
+        "{all} {ksi} {ped_ksi}"
+    );
+    assert!(
+        t.contains(&format!(
+            "casualties: 1 files, {all} casualties stored at their collisions"
+        )),
+        "{t}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("hotspot.sqlite")).unwrap();
+    let q = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+    assert_eq!(q("SELECT count(*) FROM incidents WHERE ctype = 14"), 3_000);
+    assert_eq!(
+        q("SELECT count(*) FROM incidents WHERE ctype = 14 AND (day IS NULL OR minute IS NULL)"),
+        0
+    );
+    assert_eq!(q("SELECT count(*) FROM casualties"), all);
+    assert_eq!(
+        q("SELECT count(*) FROM casualties WHERE casualty_severity IN (1, 2)"),
+        ksi
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM casualties WHERE road_user = 18 AND casualty_severity IN (1, 2)"),
+        ped_ksi
+    );
+    assert_eq!(
+        q("SELECT count(*) FROM casualties WHERE road_user = 18"),
+        ped
+    );
+}
+
+/// A stop-and-search file given alone is its own dataset, said so in the summary: not a
+/// generic CSV with every row rejected.
+#[test]
+fn a_stop_and_search_file_alone_is_stored_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("2023-01-lancashire-stop-and-search.csv");
+    std::fs::write(
+        &file,
+        "Type,Date,Part of a policing operation,Policing operation,Latitude,Longitude,Gender,Age range,Self-defined ethnicity,Officer-defined ethnicity,Legislation,Object of search,Outcome,Outcome linked to object of search,Removal of more than just outer clothing\n\
+         Person search,2023-01-03T10:15:00+00:00,False,,53.76,-2.70,Male,18-24,,,Misuse of Drugs Act 1971 (section 23),Controlled drugs,Arrest,True,False\n",
+    )
+    .unwrap();
+    let out = hotspot(dir.path(), &["ingest", file.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("0 rejected"), "{t}");
+    assert!(
+        t.contains("stop and search: 1 files, 1 searches stored"),
+        "{t}"
+    );
 }

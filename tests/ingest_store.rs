@@ -570,58 +570,465 @@ fn discover_reports_missing_paths_and_bad_archives() {
     );
 }
 
+const OUTCOMES_HEADER: &str = "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Outcome type";
+/// police.uk's CSV spells the last column this way; the data guide says "Removal of more
+/// specific clothing". Both are read.
+const SEARCH_HEADER: &str = "Type,Date,Part of a policing operation,Policing operation,Latitude,Longitude,Gender,Age range,Self-defined ethnicity,Officer-defined ethnicity,Legislation,Object of search,Outcome,Outcome linked to object of search,Removal of more than just outer clothing";
+
+fn outcomes_csv(month: &str, rows: &[(&str, &str)]) -> Vec<u8> {
+    let mut s = format!("{OUTCOMES_HEADER}\n");
+    for (id, outcome) in rows {
+        s.push_str(&format!(
+            "{id},{month},{LANCS},{LANCS},-2.700000,53.760000,On or near Street 0,E01025290,Preston 014A,{outcome}\n"
+        ));
+    }
+    s.into_bytes()
+}
+
 /// A police.uk download holds `-outcomes.csv` and `-stop-and-search.csv` files beside the
-/// street files. Ingesting the archive should store the street data and neither fail on
-/// the outcomes files (refused today: no category column, so `hotspot ingest` exits with
-/// an error) nor read stop-and-search as generic incidents (today its `Type` column is
-/// taken as the category, every row rejected as "unknown category" and the file logged).
+/// street files: outcomes set the outcome of the crimes they name (the latest month
+/// wins), searches are stored as their own dataset, and neither is read as incidents.
 #[test]
-fn police_uk_archive_ingests_the_street_files_only() {
+fn police_uk_archive_with_street_outcomes_and_stop_and_search() {
     let mut f = fresh();
-    let street = police_csv(
+    let jan = police_csv(
         LANCS,
         "2023-01",
-        &[("L1-1", "Burglary", "Under investigation")],
+        &[
+            ("L1-1", "Burglary", "Under investigation"),
+            ("L1-2", "Drugs", "Under investigation"),
+            ("", "Anti-social behaviour", ""),
+        ],
     );
-    let outcomes = format!(
-        "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,LSOA name,Outcome type\n\
-         L1-1,2023-01,{LANCS},{LANCS},-2.700000,53.760000,On or near Street 0,E01025290,Preston 014A,Unable to prosecute suspect\n"
+    let feb = police_csv(
+        LANCS,
+        "2023-02",
+        &[("L2-1", "Shoplifting", "Under investigation")],
     );
-    let stop_search = "Type,Date,Part of a policing operation,Policing operation,Latitude,Longitude,Gender,Age range,Self-defined ethnicity,Officer-defined ethnicity,Legislation,Object of search,Outcome,Outcome linked to object of search,Removal of more than just outer clothing\n\
-        Person search,2023-01-03T10:15:00+00:00,False,,53.76,-2.70,Male,18-24,White - English/Welsh/Scottish/Northern Irish/British,White,Misuse of Drugs Act 1971 (section 23),Controlled drugs,A no further action disposal,False,False\n";
+    let jan_outcomes = outcomes_csv("2023-01", &[("L1-2", "Local resolution")]);
+    let feb_outcomes = outcomes_csv(
+        "2023-02",
+        &[
+            ("L1-1", "Unable to prosecute suspect"),
+            ("L9-9", "Offender fined"),
+        ],
+    );
+    let searches = format!(
+        "{SEARCH_HEADER}\n\
+         Person search,2023-01-03T10:15:00+00:00,False,,53.76,-2.70,Male,18-24,White - English/Welsh/Scottish/Northern Irish/British,White,Misuse of Drugs Act 1971 (section 23),Controlled drugs,A no further action disposal,False,False\n\
+         Person and Vehicle search,2023-01-04T23:05:00+00:00,False,,,,Female,25-34,,,Police and Criminal Evidence Act 1984 (section 1),Stolen goods,Arrest,True,False\n"
+    );
     let archive = f.dir.path().join("police-uk.zip");
     write_zip(
         &archive,
         &[
-            ("2023-01/2023-01-lancashire-street.csv", &street),
-            (
-                "2023-01/2023-01-lancashire-outcomes.csv",
-                outcomes.as_bytes(),
-            ),
+            ("2023-01/2023-01-lancashire-outcomes.csv", &jan_outcomes),
             (
                 "2023-01/2023-01-lancashire-stop-and-search.csv",
-                stop_search.as_bytes(),
+                searches.as_bytes(),
             ),
+            ("2023-01/2023-01-lancashire-street.csv", &jan),
+            ("2023-02/2023-02-lancashire-outcomes.csv", &feb_outcomes),
+            ("2023-02/2023-02-lancashire-street.csv", &feb),
         ],
     );
     let sources = discover(std::slice::from_ref(&archive)).unwrap();
-    assert!(
-        sources
-            .iter()
-            .any(|s| s.name().ends_with("2023-01-lancashire-street.csv"))
-    );
-    let mut rejected = 0;
-    for s in &sources {
-        let summary = f
-            .store
-            .ingest_source(s, None)
-            .unwrap_or_else(|e| panic!("{e}"));
-        rejected += summary.rejected;
-    }
-    assert_eq!(rejected, 0, "no stop-and-search rows read as incidents");
-    assert_eq!(f.incidents(), 1);
+    let names: Vec<String> = sources
+        .iter()
+        .map(|s| s.name().rsplit('/').next().unwrap().to_owned())
+        .collect();
+    // Outcomes come after every street file, whatever the names sort as.
     assert_eq!(
-        f.count("SELECT count(*) FROM ingest_log WHERE file LIKE '%stop-and-search%'"),
-        0
+        names,
+        [
+            "2023-01-lancashire-stop-and-search.csv",
+            "2023-01-lancashire-street.csv",
+            "2023-02-lancashire-street.csv",
+            "2023-01-lancashire-outcomes.csv",
+            "2023-02-lancashire-outcomes.csv",
+        ]
+    );
+    let summaries: Vec<IngestSummary> = sources
+        .iter()
+        .map(|s| {
+            f.store
+                .ingest_source(s, None)
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .collect();
+    let formats: Vec<&str> = summaries.iter().map(|s| s.format.as_str()).collect();
+    assert_eq!(
+        formats,
+        [
+            "PoliceStopSearch",
+            "PoliceUk",
+            "PoliceUk",
+            "PoliceOutcomes",
+            "PoliceOutcomes"
+        ]
+    );
+    assert!(
+        summaries.iter().all(|s| s.rejected == 0 && s.skipped == 0),
+        "{summaries:#?}"
+    );
+    assert_eq!(summaries[0].searches, 2);
+    assert_eq!(summaries[0].stored, 0, "searches are not incidents");
+    assert_eq!(summaries[0].unlocated, 1);
+    let updated: Vec<(u64, u64, u64)> = summaries[3..]
+        .iter()
+        .map(|s| (s.outcomes_updated, s.outcomes_older, s.outcomes_unmatched))
+        .collect();
+    assert_eq!(updated, [(1, 0, 0), (1, 0, 1)]);
+    assert_eq!(f.incidents(), 4);
+    assert_eq!(
+        f.rows_like("L"),
+        [
+            ("L1-1".to_owned(), "Unable to prosecute suspect".to_owned()),
+            ("L1-2".to_owned(), "Local resolution".to_owned()),
+            ("L2-1".to_owned(), "Under investigation".to_owned()),
+        ]
+    );
+    // An outcome of an earlier month than the stored one is counted, not applied.
+    let late = outcomes_csv("2023-01", &[("L1-1", "Offender given a caution")]);
+    let s = f.ingest("2023-01-lancashire-outcomes-reissued.csv", &late);
+    assert_eq!(
+        (s.outcomes_updated, s.outcomes_older, s.outcomes_unmatched),
+        (0, 1, 0)
+    );
+    assert_eq!(f.rows_like("L1-1")[0].1, "Unable to prosecute suspect");
+    // The searches, with their date, time, place, object and outcome.
+    // month, day, minute, longitude (1e-7 degree), object, outcome.
+    type Search = (i64, Option<i64>, Option<i64>, Option<i64>, String, String);
+    let rows: Vec<Search> =
+        f.db.prepare(
+            "SELECT month, day, minute, lon_e7, object, outcome FROM stop_searches ORDER BY id",
+        )
+        .unwrap()
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let jan_2023 = i64::from(hotspot::model::Month::new(2023, 1).unwrap().index());
+    let day3 = i64::from(hotspot::model::days_from_civil(2023, 1, 3));
+    assert_eq!(
+        rows,
+        [
+            (
+                jan_2023,
+                Some(day3),
+                Some(615),
+                Some(-27_000_000),
+                "Controlled drugs".into(),
+                "A no further action disposal".into()
+            ),
+            (
+                jan_2023,
+                Some(day3 + 1),
+                Some(23 * 60 + 5),
+                None,
+                "Stolen goods".into(),
+                "Arrest".into()
+            ),
+        ]
+    );
+    // A reissued search file replaces its force-month's searches.
+    let reissued = format!(
+        "{searches}Vehicle search,2023-01-09T12:00:00+00:00,False,,,,Male,over 34,,,Misuse of Drugs Act 1971 (section 23),Controlled drugs,Arrest,True,False\n"
+    );
+    let s = f.ingest(
+        "2023-01/2023-01-lancashire-stop-and-search.csv",
+        reissued.as_bytes(),
+    );
+    assert_eq!((s.searches, s.replaced), (3, 2));
+    assert_eq!(f.count("SELECT count(*) FROM stop_searches"), 3);
+    assert_eq!(f.count("SELECT count(*) FROM ingest_log"), 7);
+}
+
+/// A stop-and-search or outcomes file given alone is detected by its header, whatever its
+/// name, and never read as a generic CSV; one with a damaged header is refused, naming
+/// what differs.
+#[test]
+fn stop_and_search_and_outcomes_files_alone_are_never_generic() {
+    use hotspot::ingest::{Format, detect_format};
+    let search = format!(
+        "{SEARCH_HEADER}\nPerson search,2023-01-03T10:15:00+00:00,False,,53.76,-2.70,Male,18-24,,,x,Controlled drugs,Arrest,False,False\n"
+    );
+    assert_eq!(
+        detect_format("s.csv", search.as_bytes()).unwrap(),
+        Format::PoliceStopSearch
+    );
+    let guide = search.replace(
+        "Removal of more than just outer clothing",
+        "Removal of more specific clothing",
+    );
+    assert_eq!(
+        detect_format("s.csv", guide.as_bytes()).unwrap(),
+        Format::PoliceStopSearch
+    );
+    let outcomes = outcomes_csv("2023-01", &[("L1-1", "Local resolution")]);
+    assert_eq!(
+        detect_format("o.csv", &outcomes).unwrap(),
+        Format::PoliceOutcomes
+    );
+    let damaged = search.replace("Object of search", "Object");
+    let err =
+        detect_format("2023-01-lancashire-stop-and-search.csv", damaged.as_bytes()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("looks like a police.uk stop-and-search file")
+            && err.to_string().contains("Object of search"),
+        "{err}"
+    );
+    let mut f = fresh();
+    let s = f.ingest("searches.csv", search.as_bytes());
+    assert_eq!(
+        (s.format.as_str(), s.searches, s.stored, s.rejected),
+        ("PoliceStopSearch", 1, 0, 0)
+    );
+    // Outcomes for crimes not in the store are counted as such, and rows without a
+    // Crime ID are rejected with the file, line and field.
+    let bad = format!(
+        "{}\n,2023-01,{LANCS},{LANCS},,,No Location,,,Local resolution\n",
+        String::from_utf8(outcomes).unwrap().trim_end()
+    );
+    let s = f.ingest("o.csv", bad.as_bytes());
+    assert_eq!((s.outcomes_unmatched, s.rejected), (1, 1));
+    assert_eq!(
+        (s.rejects[0].line, s.rejects[0].field.as_str()),
+        (3, "Crime ID")
+    );
+}
+
+/// Outcomes and searches parsed straight into the in-memory analysis store (no store of
+/// record) are counted as skipped, with the reason, not dropped silently.
+#[test]
+fn outcomes_and_searches_without_a_store_are_reported_as_skipped() {
+    let outcomes = outcomes_csv(
+        "2023-01",
+        &[("L1-1", "Local resolution"), ("L1-2", "Local resolution")],
+    );
+    let mut sink = |_: &hotspot::ingest::Record<'_>| {};
+    let stats = hotspot::ingest::parse_bytes("o.csv", &outcomes, None, &mut sink).unwrap();
+    assert_eq!((stats.records, stats.skipped), (0, 2));
+    assert!(stats.skipped_reason.unwrap().contains("store of record"));
+}
+
+/// police.uk's "On or near " with nothing after it is no street.
+#[test]
+fn blank_on_or_near_is_no_street() {
+    let mut f = fresh();
+    let csv = format!(
+        "{POLICE_HEADER}\n\
+         B1,2023-01,{LANCS},{LANCS},-2.700000,53.760000,On or near ,E01025290,Preston 014A,Burglary,,\n\
+         B2,2023-01,{LANCS},{LANCS},-2.710000,53.770000,On or near Fishergate,E01025290,Preston 014A,Burglary,,\n"
+    );
+    f.ingest("2023-01-lancashire-street.csv", csv.as_bytes());
+    let street = |id: &str| -> String {
+        f.db.query_row(
+            "SELECT l.street FROM incidents i JOIN locations l ON l.id = i.loc WHERE i.crime_id = ?1",
+            [id],
+            |r| r.get(0),
+        )
+        .unwrap()
+    };
+    assert_eq!(street("B1"), "");
+    assert_eq!(street("B2"), "On or near Fishergate");
+}
+
+// ---------------------------------------------------------------------------------------
+// Dates and STATS19 casualties.
+
+/// STATS19 and generic CSV dates keep their day (days since 1970-01-01) and time
+/// (minute of the day) in the store of record; police.uk months have neither.
+#[test]
+fn day_and_time_are_kept_where_the_source_gives_them() {
+    use hotspot::model::days_from_civil;
+    let mut f = fresh();
+    let stats19 = b"collision_index,longitude,latitude,collision_severity,date,time\n\
+        D1,-2.70,53.76,3,4/1/2015,08:15\n\
+        D2,-2.71,53.77,2,2015-01-05,\n\
+        D3,-2.72,53.78,1,06/01/2015,23:59\n";
+    let s = f.ingest("dft.csv", stats19);
+    assert_eq!((s.stored, s.rejected), (3, 0));
+    let generic = b"id,date,category,longitude,latitude\nG1,2015-01-07 14:30,Burglary,-2.7,53.76\nG2,2015-01,Drugs,-2.7,53.76\n";
+    f.ingest("force.csv", generic);
+    f.ingest(
+        "2015-01-lancashire-street.csv",
+        &police_csv(LANCS, "2015-01", &[("P1", "Burglary", "")]),
+    );
+    let when = |id: &str| -> (Option<i32>, Option<i64>) {
+        f.db.query_row(
+            "SELECT day, minute FROM incidents WHERE crime_id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+    };
+    assert_eq!(when("D1"), (Some(days_from_civil(2015, 1, 4)), Some(495)));
+    assert_eq!(when("D2"), (Some(days_from_civil(2015, 1, 5)), None));
+    assert_eq!(when("D3"), (Some(days_from_civil(2015, 1, 6)), Some(1439)));
+    assert_eq!(when("G1"), (Some(days_from_civil(2015, 1, 7)), Some(870)));
+    assert_eq!(when("G2"), (None, None));
+    assert_eq!(when("P1"), (None, None));
+}
+
+const CASUALTY_HEADER: &str = "collision_index,vehicle_reference,casualty_reference,casualty_class,casualty_severity,casualty_type,age_of_casualty,age_band_of_casualty,casualty_adjusted_severity_serious,casualty_adjusted_severity_slight";
+
+/// Casualties join their collisions: each is stored at its collision's location, month
+/// and day as an incident of its road-user group, and KSI and adjusted KSI by group come
+/// out as counted by hand below.
+#[test]
+fn stats19_casualties_join_collisions_and_count_ksi_by_road_user() {
+    use hotspot::model::{CrimeType, days_from_civil};
+    use hotspot::store::CasualtyCounts;
+    let mut f = fresh();
+    let in_dir = f.dir.path().join("dft");
+    std::fs::create_dir(&in_dir).unwrap();
+    std::fs::write(
+        in_dir.join("dft-road-casualty-statistics-collision-2024.csv"),
+        "collision_index,longitude,latitude,collision_severity,date,time\n\
+         C1,-2.70,53.76,2,4/1/2024,08:15\n\
+         C2,-2.71,53.77,1,05/01/2024,17:40\n\
+         C3,,,3,2024-01-06,\n",
+    )
+    .unwrap();
+    // line: 2 pedestrian child serious (adjusted 1); 3 car slight (0.3); 4 cyclist
+    // serious (0.9); 5 motorcyclist fatal; 6 car slight, adult by band (0.25);
+    // 7 pedestrian serious (1); 8 van (other) slight (0.1), collision unlocated;
+    // 9 unknown collision; 10 severity 7.
+    std::fs::write(
+        in_dir.join("dft-road-casualty-statistics-casualty-2024.csv"),
+        format!(
+            "{CASUALTY_HEADER}\n\
+             C1,1,1,3,2,0,12,3,1,0\n\
+             C1,1,2,1,3,9,40,7,0.3,0.7\n\
+             C1,2,3,1,2,1,30,6,0.9,0.1\n\
+             C2,1,1,1,1,3,25,5,0,0\n\
+             C2,1,2,2,3,9,-1,4,0.25,0.75\n\
+             C2,2,3,3,2,0,70,10,1,0\n\
+             C3,1,1,1,3,19,50,8,0.1,0.9\n\
+             C9,1,1,1,2,9,30,6,1,0\n\
+             C1,1,4,1,7,9,30,6,0,1\n"
+        ),
+    )
+    .unwrap();
+    // The casualty file sorts first by name but is read after the collisions.
+    let sources = discover(std::slice::from_ref(&in_dir)).unwrap();
+    assert!(
+        sources[0].name().ends_with("collision-2024.csv"),
+        "{sources:?}"
+    );
+    let s: Vec<IngestSummary> = sources
+        .iter()
+        .map(|s| f.store.ingest_source(s, None).unwrap())
+        .collect();
+    let cas = &s[1];
+    assert_eq!(cas.format, "Stats19Casualty");
+    assert_eq!(
+        (
+            cas.rows_read,
+            cas.stored,
+            cas.casualties,
+            cas.unlocated,
+            cas.rejected
+        ),
+        (9, 7, 7, 1, 2)
+    );
+    let r = &cas.rejects;
+    assert!(r[0].file.ends_with("casualty-2024.csv"));
+    assert_eq!(
+        (r[0].line, r[0].field.as_str(), r[0].value.as_str()),
+        (9, "collision_index", "C9")
+    );
+    assert!(r[0].reason.contains("unknown collision"), "{}", r[0].reason);
+    assert_eq!((r[1].line, r[1].field.as_str()), (10, "casualty_severity"));
+
+    let counts = f.store.casualty_counts().unwrap();
+    let row = |group, casualties, ksi, adjusted_ksi: f64, children| CasualtyCounts {
+        group,
+        casualties,
+        ksi,
+        adjusted_ksi,
+        children,
+    };
+    let want = [
+        row(CrimeType::RoadCasualtyPedestrian, 2, 2, 2.0, 1),
+        row(CrimeType::RoadCasualtyCyclist, 1, 1, 0.9, 0),
+        row(CrimeType::RoadCasualtyMotorcyclist, 1, 1, 1.0, 0),
+        row(CrimeType::RoadCasualtyCarOccupant, 2, 0, 0.55, 0),
+        row(CrimeType::RoadCasualtyOther, 1, 0, 0.1, 0),
+    ];
+    assert_eq!(counts.len(), want.len());
+    for (g, w) in counts.iter().zip(&want) {
+        assert_eq!(
+            (g.group, g.casualties, g.ksi, g.children),
+            (w.group, w.casualties, w.ksi, w.children)
+        );
+        assert!((g.adjusted_ksi - w.adjusted_ksi).abs() < 1e-9, "{g:?}");
+    }
+    assert_eq!(counts.iter().map(|c| c.ksi).sum::<u64>(), 4);
+    // As incidents: the casualty severity, at the collision's location and date.
+    let pedestrians = f.count(&format!(
+        "SELECT count(*) FROM incidents i JOIN incidents c ON c.source = 'stats19' AND c.ext_key = 'C1'
+         WHERE i.ctype = {} AND i.severity = 2 AND i.loc = c.loc AND i.month = c.month AND i.day = {} AND i.minute = 495",
+        CrimeType::RoadCasualtyPedestrian as u8,
+        days_from_civil(2024, 1, 4)
+    ));
+    assert_eq!(pedestrians, 1);
+    assert_eq!(
+        f.count("SELECT count(*) FROM incidents WHERE source = 'stats19-casualty'"),
+        7
+    );
+    // Re-ingesting a corrected casualty file updates, never duplicates.
+    let fixed = format!("{CASUALTY_HEADER}\nC1,1,2,1,2,9,40,7,1,0\n");
+    let again = f.ingest(
+        "dft-road-casualty-statistics-casualty-2024-v2.csv",
+        fixed.as_bytes(),
+    );
+    assert_eq!((again.stored, again.rejected), (1, 0));
+    assert_eq!(f.count("SELECT count(*) FROM casualties"), 7);
+    let car = f
+        .store
+        .casualty_counts()
+        .unwrap()
+        .into_iter()
+        .find(|c| c.group == CrimeType::RoadCasualtyCarOccupant)
+        .unwrap();
+    assert_eq!(car.ksi, 1);
+    assert!((car.adjusted_ksi - 1.25).abs() < 1e-9, "{car:?}");
+}
+
+/// A casualty file read before its collisions rejects every row (naming the index);
+/// read again once the collisions are stored, the same bytes are joined, not skipped as
+/// unchanged.
+#[test]
+fn a_casualty_file_read_before_its_collisions_joins_when_read_again() {
+    let mut f = fresh();
+    let casualties = format!("{CASUALTY_HEADER}\nK1,1,1,3,2,0,12,3,1,0\n");
+    let first = f.ingest("cas.csv", casualties.as_bytes());
+    assert_eq!((first.stored, first.rejected), (0, 1));
+    assert!(first.rejects[0].reason.contains("unknown collision"));
+    f.ingest(
+        "col.csv",
+        b"collision_index,longitude,latitude,collision_severity,date\nK1,-2.7,53.76,2,01/02/2024\n",
+    );
+    let again = f.ingest("cas.csv", casualties.as_bytes());
+    assert!(!again.unchanged);
+    assert_eq!((again.stored, again.rejected), (1, 0));
+    let third = f.ingest("cas.csv", casualties.as_bytes());
+    assert_eq!((third.stored, third.rejected), (1, 0));
+    assert_eq!(f.count("SELECT count(*) FROM casualties"), 1);
+    assert_eq!(
+        f.count("SELECT count(*) FROM incidents WHERE source = 'stats19-casualty'"),
+        1
     );
 }

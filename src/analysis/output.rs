@@ -139,6 +139,11 @@ fn short(t: CrimeType) -> &'static str {
         SexualOffences => "Sex",
         DomesticAbuse => "DomA",
         Exploitation => "Expl",
+        RoadCasualtyPedestrian => "CasPed",
+        RoadCasualtyCyclist => "CasCyc",
+        RoadCasualtyMotorcyclist => "CasMC",
+        RoadCasualtyCarOccupant => "CasCar",
+        RoadCasualtyOther => "CasOth",
     }
 }
 

@@ -105,6 +105,48 @@ fn print_summary(s: &[IngestSummary], secs: f64) {
     for (r, n) in reasons {
         println!("  rejected {n:>8}  {r}");
     }
+    for line in extra_lines(s) {
+        println!("{line}");
+    }
+}
+
+/// The summary lines for what is not an incident: outcomes, stop and search, casualties,
+/// and anything read but not kept (each with its reason). None when there were none.
+pub(crate) fn extra_lines(s: &[IngestSummary]) -> Vec<String> {
+    let sum = |f: fn(&IngestSummary) -> u64| s.iter().map(f).sum::<u64>();
+    let mut out = Vec::new();
+    let outcome_files = s.iter().filter(|x| x.format == "PoliceOutcomes").count();
+    if outcome_files > 0 {
+        out.push(format!(
+            "  outcomes: {outcome_files} files, {} crimes updated, {} kept a later outcome, {} not in the store",
+            sum(|x| x.outcomes_updated),
+            sum(|x| x.outcomes_older),
+            sum(|x| x.outcomes_unmatched)
+        ));
+    }
+    let search_files = s.iter().filter(|x| x.format == "PoliceStopSearch").count();
+    if search_files > 0 {
+        out.push(format!(
+            "  stop and search: {search_files} files, {} searches stored (their own dataset, not incidents)",
+            sum(|x| x.searches)
+        ));
+    }
+    let casualty_files = s.iter().filter(|x| x.format == "Stats19Casualty").count();
+    if casualty_files > 0 {
+        out.push(format!(
+            "  casualties: {casualty_files} files, {} casualties stored at their collisions",
+            sum(|x| x.casualties)
+        ));
+    }
+    for x in s.iter().filter(|x| x.skipped > 0) {
+        out.push(format!(
+            "  skipped {:>8}  {}: {}",
+            x.skipped,
+            x.file,
+            x.skipped_reason.as_deref().unwrap_or("not kept")
+        ));
+    }
+    out
 }
 
 fn write_rejects(path: &std::path::Path, rejects: &[&Reject]) -> anyhow::Result<()> {

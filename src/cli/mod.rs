@@ -91,6 +91,9 @@ pub struct GenerateArgs {
     /// LSOA polygons to place snap points in (default: the bundled Lancashire LSOAs).
     #[arg(long, value_name = "GEOJSON")]
     pub lsoas: Option<PathBuf>,
+    /// Also write each year's STATS19 casualty file (joined to its collisions).
+    #[arg(long)]
+    pub casualties: bool,
 }
 
 #[derive(Debug, Args)]
@@ -210,6 +213,14 @@ fn generate(a: &GenerateArgs) -> anyhow::Result<()> {
         a.out.display(),
         started.elapsed().as_secs_f64()
     );
+    if a.casualties {
+        let (n, files) = crate::generate::generate_casualties(&opts)?;
+        println!(
+            "wrote {n} STATS19 casualties in {} files under {}",
+            files.len(),
+            a.out.join("stats19").display()
+        );
+    }
     Ok(())
 }
 

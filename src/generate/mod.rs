@@ -96,6 +96,7 @@ const STREAM_LAYOUT: u64 = 1;
 const STREAM_MONTH_SIZES: u64 = 2;
 const STREAM_POLICE_MONTH: u64 = 1 << 32;
 const STREAM_STATS19_YEAR: u64 = 2 << 32;
+const STREAM_STATS19_CASUALTIES: u64 = 3 << 32;
 
 /// The random stream `stream` of seed `seed`.
 fn stream_rng(seed: u64, stream: u64) -> ChaCha8Rng {
@@ -131,6 +132,17 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary, GenerateError
     summary.stats19_rows = rows;
     summary.files.extend(files);
     Ok(summary)
+}
+
+/// Writes the STATS19 casualty file of every year of `opts` into `opts.out/stats19/`,
+/// for the collisions [`generate`] writes with the same options (the same seed, layout
+/// and row counts). Returns the casualties written and the files.
+///
+/// # Errors
+/// As [`generate`].
+pub fn generate_casualties(opts: &GenerateOptions) -> Result<(u64, Vec<PathBuf>), GenerateError> {
+    let layout = layout::Layout::build(opts.lsoa_geojson.as_deref(), opts.seed)?;
+    stats19::write_casualties(opts, &layout)
 }
 
 /// The `i`-th month of the run.

@@ -1,6 +1,7 @@
 //! DfT STATS19 road collisions, one CSV per calendar year, in the vintage DfT used for
 //! that year: `accident` files and column names before 2023, `collision` ones after (plus
-//! the `enhanced_severity_collision` column). Missing coordinates are written the three
+//! the `enhanced_severity_collision` column), and from 2024 the 44-column file; on
+//! request the casualty file of each year, joined to its collisions. Missing coordinates are written the three
 //! ways real files do: empty, `-1` and `NULL`.
 
 use std::collections::BTreeSet;
@@ -14,8 +15,8 @@ use rayon::prelude::*;
 
 use super::layout::Layout;
 use super::{
-    GenerateError, GenerateOptions, STREAM_STATS19_YEAR, apportion, month_at, point_in_disc,
-    stream_rng,
+    GenerateError, GenerateOptions, STREAM_STATS19_CASUALTIES, STREAM_STATS19_YEAR, apportion,
+    month_at, point_in_disc, stream_rng,
 };
 
 /// First year DfT published under the "collision" names.
@@ -31,9 +32,58 @@ pedestrian_crossing_physical_facilities,light_conditions,weather_conditions,\
 road_surface_conditions,special_conditions_at_site,carriageway_hazards,urban_or_rural_area,\
 did_police_officer_attend_scene_of_accident,trunk_road_flag,lsoa_of_accident_location";
 
+/// First year of the 44-column collision file (`*_historic` columns,
+/// `local_authority_highway_current`, `collision_injury_based`,
+/// `collision_adjusted_severity_*`).
+pub(super) const FIRST_44_COLUMN_YEAR: u32 = 2024;
+
+/// The 2024 collision header, in DfT's order.
+const HEADER_2024: &str = "collision_index,collision_year,collision_ref_no,\
+location_easting_osgr,location_northing_osgr,longitude,latitude,police_force,\
+collision_severity,number_of_vehicles,number_of_casualties,date,day_of_week,time,\
+local_authority_district,local_authority_ons_district,local_authority_highway,\
+local_authority_highway_current,first_road_class,first_road_number,road_type,speed_limit,\
+junction_detail_historic,junction_detail,junction_control,second_road_class,\
+second_road_number,pedestrian_crossing_human_control_historic,\
+pedestrian_crossing_physical_facilities_historic,pedestrian_crossing,light_conditions,\
+weather_conditions,road_surface_conditions,special_conditions_at_site,\
+carriageway_hazards_historic,carriageway_hazards,urban_or_rural_area,\
+did_police_officer_attend_scene_of_accident,trunk_road_flag,lsoa_of_accident_location,\
+enhanced_severity_collision,collision_injury_based,collision_adjusted_severity_serious,\
+collision_adjusted_severity_slight";
+
+/// The 37 fields of a 2023-layout row rearranged into the 44 of the 2024 layout: the
+/// `_historic` columns repeat the code, the new combined `pedestrian_crossing` takes the
+/// physical facility, and Lancashire records by injury (CRASH), so the adjusted
+/// severities are the recorded ones.
+fn to_2024(f: &[&str]) -> String {
+    let (severity, physical) = (f[8], f[26]);
+    let (serious, slight) = match severity {
+        "2" => ("1", "0"),
+        "3" => ("0", "1"),
+        _ => ("0", "0"),
+    };
+    let mut out: Vec<&str> = Vec::with_capacity(44);
+    out.extend(&f[..17]); // .. local_authority_highway
+    out.push(f[16]); // local_authority_highway_current
+    out.extend(&f[17..21]); // first_road_class .. speed_limit
+    out.push(f[21]); // junction_detail_historic
+    out.extend(&f[21..25]); // junction_detail .. second_road_number
+    out.push(f[25]); // pedestrian_crossing_human_control_historic
+    out.push(physical); // pedestrian_crossing_physical_facilities_historic
+    out.push(physical); // pedestrian_crossing
+    out.extend(&f[27..31]); // light .. special_conditions_at_site
+    out.push(f[31]); // carriageway_hazards_historic
+    out.extend(&f[31..37]); // carriageway_hazards .. enhanced_severity_collision
+    out.extend(["1", serious, slight]);
+    out.join(",")
+}
+
 /// The column header of a year's file.
 pub(super) fn header(year: u32) -> String {
-    if year < FIRST_NEW_VINTAGE_YEAR {
+    if year >= FIRST_44_COLUMN_YEAR {
+        format!("{HEADER_2024}\n")
+    } else if year < FIRST_NEW_VINTAGE_YEAR {
         format!(
             "accident_index,accident_year,accident_reference,{COMMON_COLUMNS},\
              accident_severity,{COMMON_TAIL}\n"
@@ -108,6 +158,163 @@ pub(super) fn write(
     Ok((counts.iter().sum(), files))
 }
 
+/// What the casualty file of a year needs to know about each collision.
+pub(super) struct CollisionFacts {
+    index: String,
+    severity: i32,
+    vehicles: i32,
+    casualties: i32,
+}
+
+/// The file name of a year's casualty file.
+pub(super) fn casualty_file_name(year: u32) -> String {
+    format!("dft-road-casualty-statistics-casualty-{year}.csv")
+}
+
+/// The casualty header of a year: the index columns of the year's vintage, and from 2024
+/// the injury-based flag and the adjusted severity probabilities.
+pub(super) fn casualty_header(year: u32) -> String {
+    let kind = if year < FIRST_NEW_VINTAGE_YEAR {
+        "accident_index,accident_year,accident_reference"
+    } else {
+        "collision_index,collision_year,collision_ref_no"
+    };
+    let tail = if year >= FIRST_44_COLUMN_YEAR {
+        ",casualty_injury_based,casualty_adjusted_severity_serious,casualty_adjusted_severity_slight"
+    } else {
+        ""
+    };
+    format!(
+        "{kind},vehicle_reference,casualty_reference,casualty_class,sex_of_casualty,\
+         age_of_casualty,age_band_of_casualty,casualty_severity,casualty_type,\
+         casualty_imd_decile{tail}\n"
+    )
+}
+
+/// DfT's age band of an age in years.
+fn age_band(age: i32) -> i32 {
+    match age {
+        0..=5 => 1,
+        6..=10 => 2,
+        11..=15 => 3,
+        16..=20 => 4,
+        21..=25 => 5,
+        26..=35 => 6,
+        36..=45 => 7,
+        46..=55 => 8,
+        56..=65 => 9,
+        66..=75 => 10,
+        _ => 11,
+    }
+}
+
+/// Writes a casualty file per year beside the collision files (`stats19/`), for the
+/// collisions `write` makes with the same options: each collision's
+/// `number_of_casualties` casualties, the first with the collision's severity (a
+/// collision is as severe as its worst casualty), the others that or milder.
+pub(super) fn write_casualties(
+    opts: &GenerateOptions,
+    layout: &Layout,
+) -> Result<(u64, Vec<PathBuf>), GenerateError> {
+    let mut years: Vec<(u32, Vec<u32>)> = Vec::new();
+    for i in 0..opts.months {
+        let m = month_at(opts, i);
+        match years.last_mut() {
+            Some((y, ms)) if *y == m.year() => ms.push(m.month()),
+            _ => years.push((m.year(), vec![m.month()])),
+        }
+    }
+    let weights: Vec<f64> = years.iter().map(|(_, ms)| ms.len() as f64).collect();
+    let counts = apportion(opts.stats19_rows, &weights);
+    let dir = opts.out.join("stats19");
+    std::fs::create_dir_all(&dir).map_err(GenerateError::io(&dir))?;
+    let lad_codes: BTreeSet<&str> = layout.lsoas.iter().map(|l| l.lad_code.as_str()).collect();
+    let lad_codes: Vec<&str> = lad_codes.into_iter().collect();
+    let mut total = 0;
+    let mut files = Vec::new();
+    for ((year, months), &rows) in years.iter().zip(&counts) {
+        let path = dir.join(casualty_file_name(*year));
+        let facts = write_year(
+            &mut io::sink(),
+            *year,
+            months,
+            rows,
+            layout,
+            &lad_codes,
+            opts.seed,
+        )
+        .map_err(GenerateError::io(&path))?;
+        let mut rng = stream_rng(opts.seed, STREAM_STATS19_CASUALTIES + u64::from(*year));
+        let mut out = casualty_header(*year);
+        for c in &facts {
+            let reference = &c.index[4..];
+            for k in 0..c.casualties {
+                let severity = if k == 0 {
+                    c.severity
+                } else {
+                    match c.severity {
+                        1 => pick(&mut rng, &[(1, 1.0), (2, 3.0), (3, 6.0)]),
+                        2 => pick(&mut rng, &[(2, 3.0), (3, 7.0)]),
+                        _ => 3,
+                    }
+                };
+                let ctype = pick(
+                    &mut rng,
+                    &[
+                        (9, 58.0),
+                        (0, 13.0),
+                        (1, 10.0),
+                        (3, 3.0),
+                        (5, 3.0),
+                        (2, 1.0),
+                        (4, 1.0),
+                        (8, 2.0),
+                        (11, 2.0),
+                        (19, 4.0),
+                        (90, 3.0),
+                    ],
+                );
+                let class = match ctype {
+                    0 => 3,
+                    _ if k == 0 => 1,
+                    _ => pick(&mut rng, &[(1, 1.0), (2, 2.0)]),
+                };
+                let vehicle = rng.random_range(1..=c.vehicles.max(1));
+                let sex = pick(&mut rng, &[(1, 55.0), (2, 44.0), (-1, 1.0)]);
+                let age = if rng.random_bool(0.02) {
+                    -1
+                } else if rng.random_bool(0.11) {
+                    rng.random_range(0..16)
+                } else {
+                    rng.random_range(16..90)
+                };
+                let band = if age < 0 { -1 } else { age_band(age) };
+                let imd = rng.random_range(1..=10);
+                let _ = write!(
+                    out,
+                    "{},{year},{reference},{vehicle},{},{class},{sex},{age},{band},{severity},{ctype},{imd}",
+                    c.index,
+                    k + 1
+                );
+                if *year >= FIRST_44_COLUMN_YEAR {
+                    // Injury-based recording (CRASH): the adjusted severity is the recorded one.
+                    let (serious, slight) = match severity {
+                        2 => (1, 0),
+                        3 => (0, 1),
+                        _ => (0, 0),
+                    };
+                    let _ = write!(out, ",1,{serious},{slight}");
+                }
+                out.push('\n');
+                total += 1;
+            }
+        }
+        std::fs::write(&path, out).map_err(GenerateError::io(&path))?;
+        files.push(path);
+    }
+    Ok((total, files))
+}
+
 /// Collisions per hour of day: rush hours and afternoons busiest.
 const HOUR_WEIGHTS: [f64; 24] = [
     1.5, 1.0, 0.8, 0.6, 0.6, 1.0, 2.0, 4.5, 6.5, 4.5, 4.0, 4.5, 5.0, 5.5, 6.0, 7.0, 7.5, 7.5, 6.0,
@@ -123,7 +330,7 @@ fn write_year<W: Write>(
     layout: &Layout,
     lad_codes: &[&str],
     seed: u64,
-) -> io::Result<()> {
+) -> io::Result<Vec<CollisionFacts>> {
     let mut rng = stream_rng(seed, STREAM_STATS19_YEAR + u64::from(year));
     let hours = super::Weighted::new(HOUR_WEIGHTS);
     let month_days = super::Weighted::new(months.iter().map(|&m| f64::from(days_in(year, m))));
@@ -154,7 +361,9 @@ fn write_year<W: Write>(
 
     let new = year >= FIRST_NEW_VINTAGE_YEAR;
     let mut out = header(year);
+    let mut facts = Vec::with_capacity(collisions.len());
     for (serial, c) in collisions.iter().enumerate() {
+        let row_start = out.len();
         let lsoa = &layout.lsoas[c.lsoa as usize];
         let reference = format!("{POLICE_FORCE:02}{:07}", serial + 1);
         let _ = write!(out, "{year}{reference},{year},{reference},");
@@ -201,13 +410,25 @@ fn write_year<W: Write>(
             };
             let _ = write!(out, ",{enhanced}");
         }
+        if year >= FIRST_44_COLUMN_YEAR {
+            let row = to_2024(&out[row_start..].split(',').collect::<Vec<_>>());
+            out.truncate(row_start);
+            out.push_str(&row);
+        }
         out.push('\n');
+        facts.push(CollisionFacts {
+            index: format!("{year}{reference}"),
+            severity,
+            vehicles,
+            casualties,
+        });
         if out.len() >= 1 << 20 {
             w.write_all(out.as_bytes())?;
             out.clear();
         }
     }
-    w.write_all(out.as_bytes())
+    w.write_all(out.as_bytes())?;
+    Ok(facts)
 }
 
 /// `first_road_class` through `trunk_road_flag`, with a trailing comma.

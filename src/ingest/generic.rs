@@ -4,7 +4,7 @@
 //! `offence`); optional `id` (or `crime_id`, `incident_id`, `reference`) and `location`.
 //! Rows with an id upsert by it; categories are matched leniently to [`CrimeType`].
 
-use crate::model::{CrimeType, Month, Severity};
+use crate::model::{CrimeType, Severity, parse_time, parse_when};
 use crate::spatial::bng::bng_to_wgs84;
 
 use super::detect::header_fields;
@@ -41,6 +41,7 @@ const ID: &[&str] = &[
 ];
 const LOCATION: &[&str] = &["location", "street", "address"];
 const LSOA: &[&str] = &["lsoa_code", "lsoa code", "lsoa11cd", "lsoa21cd", "lsoa"];
+const TIME: &[&str] = &["time", "time_occurred", "occurrence_time"];
 
 /// Column positions of a generic CSV.
 #[derive(Debug, Clone)]
@@ -51,6 +52,7 @@ pub struct GenericColumns {
     id: Option<usize>,
     location: Option<usize>,
     lsoa: Option<usize>,
+    time: Option<usize>,
     width: usize,
 }
 
@@ -79,6 +81,7 @@ impl GenericColumns {
             id: find(ID),
             location: find(LOCATION),
             lsoa: find(LSOA),
+            time: find(TIME),
             width: header.len(),
         })
     }
@@ -123,8 +126,22 @@ fn row<'r>(c: &GenericColumns, header: &[String], rec: &Row<'r>) -> Result<Recor
         return Err(("*".into(), "repeated header".into(), String::new()));
     }
     let date = text(rec.get(c.date));
-    let month = Month::parse_date(&date)
-        .map_err(|e| (name(c.date), e.to_string(), show(rec.get(c.date))))?;
+    let mut when =
+        parse_when(&date).map_err(|e| (name(c.date), e.to_string(), show(rec.get(c.date))))?;
+    if let Some(t) = c
+        .time
+        .map(|i| (i, rec.get(i)))
+        .filter(|(_, t)| !is_missing(t))
+    {
+        let minute = parse_time(&text(t.1)).ok_or_else(|| {
+            (
+                name(t.0),
+                "not a time: expected HH:MM".to_owned(),
+                show(t.1),
+            )
+        })?;
+        when.minute = Some(minute);
+    }
     let cat = text(rec.get(c.category));
     let ctype = CrimeType::parse_lenient(&cat).ok_or_else(|| {
         (
@@ -141,7 +158,9 @@ fn row<'r>(c: &GenericColumns, header: &[String], rec: &Row<'r>) -> Result<Recor
         c.id.map(|i| rec.get(i).trim_ascii())
             .filter(|s| !s.is_empty());
     Ok(Record {
-        month,
+        month: when.month,
+        day: when.day,
+        minute: when.minute,
         ctype,
         severity: Severity::None,
         point,

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::model::{CrimeType, Month, Severity};
+use crate::model::{CrimeType, Severity, parse_when};
 
 use super::fields::{check_lonlat, strip_bom};
 use super::{FileStats, Identity, IngestError, Record, Reject, Sink, Text};
@@ -87,7 +87,7 @@ fn feature(f: &Value) -> Result<Record<'_>, (&'static str, String)> {
     let date = prop(props, &["month", "date", "Month"])
         .and_then(Value::as_str)
         .ok_or(("month", "missing month or date".to_owned()))?;
-    let month = Month::parse_date(date).map_err(|e| ("month", e.to_string()))?;
+    let when = parse_when(date).map_err(|e| ("month", e.to_string()))?;
     let cat = prop(props, &["category", "crime_type", "Crime type", "type"])
         .and_then(Value::as_str)
         .ok_or(("category", "missing category".to_owned()))?;
@@ -104,7 +104,9 @@ fn feature(f: &Value) -> Result<Record<'_>, (&'static str, String)> {
         .and_then(Value::as_str)
         .unwrap_or("");
     Ok(Record {
-        month,
+        month: when.month,
+        day: when.day,
+        minute: when.minute,
         ctype,
         severity: Severity::None,
         point,

@@ -96,18 +96,31 @@ fn row<'r>(rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     };
     Ok(Record {
         month,
+        day: None,
+        minute: None,
         ctype,
         severity: Severity::None,
         point,
         crime_id: Text::raw(rec.get(0)),
         lsoa_code: Text::raw(rec.get(LSOA_CODE)),
-        location: Text::raw(rec.get(LOCATION)),
+        location: street(rec.get(LOCATION)),
         outcome: Text::raw(rec.get(OUTCOME)),
         identity: Identity::Batch {
             force: Text::raw(force),
             month,
         },
     })
+}
+
+/// The `Location` text, where police.uk's bare "On or near " (a snap point with no street
+/// name) is no street at all.
+pub(super) fn street(b: &[u8]) -> Text<'_> {
+    let t = b.trim_ascii();
+    if t.eq_ignore_ascii_case(b"On or near") {
+        Text::default()
+    } else {
+        Text::raw(b)
+    }
 }
 
 fn point(lon_b: &[u8], lat_b: &[u8]) -> Result<Option<(f64, f64)>, RowError> {

@@ -105,16 +105,33 @@ impl Source {
     }
 }
 
-/// Incident files: CSV and GeoJSON, but not the `-outcomes.csv` and
-/// `-stop-and-search.csv` files a police.uk download carries beside the street files
-/// (outcomes repeat street crimes; searches are not incidents).
+/// Data files: CSV and GeoJSON. A police.uk download's `-outcomes.csv` and
+/// `-stop-and-search.csv` files are data too (outcomes update stored crimes; searches are
+/// their own dataset), read by their own parsers.
 fn wanted(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    let data = n.ends_with(".csv") || n.ends_with(".geojson") || n.ends_with(".json");
-    data && !n.ends_with("-outcomes.csv") && !n.ends_with("-stop-and-search.csv")
+    n.ends_with(".csv") || n.ends_with(".geojson") || n.ends_with(".json")
 }
 
-/// Expands paths into sources, in a stable (sorted) order.
+/// When a file must be read relative to the others: files that update or join rows of
+/// other files (police.uk outcomes name crimes of earlier street files; STATS19
+/// casualties join collisions) come after every other file, whatever their names sort
+/// as (`-outcomes` sorts before `-street`, `casualty` before `collision`).
+fn rank(name: &str) -> u8 {
+    let n = name.to_ascii_lowercase();
+    let base = n.rsplit(['/', '\\', '!']).next().unwrap_or(&n);
+    if base.ends_with("-outcomes.csv") {
+        1
+    } else if base.contains("casualty") && !base.contains("collision") && !base.contains("accident")
+    {
+        2
+    } else {
+        0
+    }
+}
+
+/// Expands paths into sources, in a stable order: sorted by path, except that outcomes
+/// and casualty files come after the files they update (see `rank`).
 ///
 /// # Errors
 /// When a path does not exist or an archive cannot be listed.
@@ -123,6 +140,8 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
     for p in paths {
         visit(p, &mut out, true)?;
     }
+    // Stable: the order within a rank is the order found.
+    out.sort_by_key(|s| rank(&s.name()));
     Ok(out)
 }
 

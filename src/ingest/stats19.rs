@@ -1,11 +1,15 @@
-//! DfT STATS19 road collision CSV, both header vintages: `accident_*` (to 2022) and
-//! `collision_*` (from late 2023), found by column name, not position.
+//! DfT STATS19 road collision CSV, every header vintage: `accident_*` (to 2022),
+//! `collision_*` (from late 2023) and the 44-column 2024 file (`*_historic` columns,
+//! `local_authority_highway_current`, `collision_injury_based`,
+//! `collision_adjusted_severity_*`), found by column name, not position. Dates are
+//! `DD/MM/YYYY`, spreadsheet-saved `D/M/YYYY` or `YYYY-MM-DD`; the day and the `time`
+//! (HH:MM) are kept.
 //!
 //! Locations come from the OSGR easting/northing through OSTN15 when present, else from
 //! the longitude/latitude columns; missing values are empty, `-1` or `NULL`. Severity
 //! 1/2/3 is kept; -1 or 9 means unknown. Rows upsert by collision index.
 
-use crate::model::{CrimeType, Month, Severity};
+use crate::model::{CrimeType, Severity, parse_time, parse_when};
 use crate::spatial::bng::bng_to_wgs84;
 
 use super::detect::header_fields;
@@ -20,6 +24,7 @@ struct Columns {
     index: usize,
     severity: Option<usize>,
     date: usize,
+    time: Option<usize>,
     easting: Option<usize>,
     northing: Option<usize>,
     lon: Option<usize>,
@@ -45,7 +50,8 @@ fn columns(file: &str, header: &[String]) -> Result<Columns, IngestError> {
             .map_or_else(|| "collision_severity".to_owned(), |i| header[i].clone()),
         index,
         severity,
-        date: need(&["date"])?,
+        date: need(&["date", "collision_date", "accident_date"])?,
+        time: find(&["time", "collision_time", "accident_time"]),
         easting: find(&["location_easting_osgr"]),
         northing: find(&["location_northing_osgr"]),
         lon: find(&["longitude"]),
@@ -103,8 +109,15 @@ fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Record<'r>, RowError> {
     {
         return Err(err("*", "repeated header".into(), b""));
     }
-    let month = Month::parse_date(&text(rec.get(c.date)))
+    let when = parse_when(&text(rec.get(c.date)))
         .map_err(|e| err("date", e.to_string(), rec.get(c.date)))?;
+    let minute = match c.time.map(|i| rec.get(i)).filter(|t| !is_missing(t)) {
+        None => when.minute,
+        Some(t) => Some(
+            parse_time(&text(t))
+                .ok_or_else(|| err("time", "not a time: expected HH:MM".into(), t))?,
+        ),
+    };
     let severity = match c.severity.map(|i| rec.get(i).trim_ascii()) {
         None | Some(b"-1" | b"9" | b"" | b"NULL" | b"null") => Severity::None,
         Some(b"1") => Severity::Fatal,
@@ -130,7 +143,9 @@ fn row<'r>(c: &Columns, rec: &Row<'r>) -> Result<Record<'r>, RowError> {
         _ => lonlat(c, rec)?,
     };
     Ok(Record {
-        month,
+        month: when.month,
+        day: when.day,
+        minute,
         ctype: CrimeType::RoadCollision,
         severity,
         point,

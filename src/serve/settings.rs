@@ -114,3 +114,26 @@ impl Settings {
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), e.message()))
     }
 }
+
+#[cfg(test)]
+mod example_tests {
+    use super::Settings;
+
+    /// The example config in the repository root parses, and says what the defaults are.
+    #[test]
+    fn the_example_config_is_valid_and_shows_the_defaults() {
+        let text = include_str!("../../hotspot.example.toml");
+        let s: Settings = toml::from_str(text).expect("hotspot.example.toml parses");
+        let d = Settings::default();
+        assert_eq!(s.bind, d.bind);
+        assert_eq!(s.data, d.data);
+        assert_eq!(s.request_timeout_secs, d.request_timeout_secs);
+        assert_eq!(s.body_limit_bytes, d.body_limit_bytes);
+        assert_eq!(s.disclosure.k, d.disclosure.k);
+        assert_eq!(s.disclosure.sensitive, d.disclosure.sensitive);
+        assert_eq!(s.limits.ip_rps, d.limits.ip_rps);
+        assert_eq!(s.limits.ip_burst, d.limits.ip_burst);
+        assert_eq!(s.limits.key_burst, d.limits.key_burst);
+        s.disclosure.validate().expect("valid disclosure settings");
+    }
+}

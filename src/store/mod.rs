@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use thiserror::Error;
 
-pub use writer::IngestSummary;
+pub use writer::{CASUALTY_SOURCE, IngestSummary};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "hotspot.sqlite";
@@ -38,6 +38,17 @@ pub enum StoreError {
     },
     #[error("{path}: {reason}")]
     Schema { path: PathBuf, reason: String },
+}
+
+/// Casualty counts of one road-user group ([`Store::casualty_counts`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CasualtyCounts {
+    pub group: crate::model::CrimeType,
+    pub casualties: u64,
+    pub ksi: u64,
+    pub adjusted_ksi: f64,
+    /// Casualties under 16.
+    pub children: u64,
 }
 
 /// An open store.
@@ -110,6 +121,42 @@ impl Store {
             .query_row("SELECT count(*) FROM incidents", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| self.err(e))
+    }
+
+    /// STATS19 casualties by road-user group, as road safety partnerships count them:
+    /// all casualties, KSI (killed or seriously injured: casualty severity 1 or 2) and
+    /// adjusted KSI (fatal + the sum of `casualty_adjusted_severity_serious` over the
+    /// others; a casualty without the adjusted column counts as its recorded severity).
+    /// Only groups with casualties are listed, in type order.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn casualty_counts(&self) -> Result<Vec<CasualtyCounts>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT road_user, count(*),
+                        sum(casualty_severity IN (1, 2)),
+                        sum(CASE WHEN casualty_severity = 1 THEN 1.0
+                                 ELSE coalesce(adjusted_serious, casualty_severity = 2) END),
+                        sum(child IS 1)
+                 FROM casualties GROUP BY road_user ORDER BY road_user",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map([], |r| {
+                let code: u8 = r.get(0)?;
+                Ok(CasualtyCounts {
+                    group: crate::model::CrimeType::from_code(code)
+                        .unwrap_or(crate::model::CrimeType::RoadCasualtyOther),
+                    casualties: r.get::<_, i64>(1)? as u64,
+                    ksi: r.get::<_, i64>(2)? as u64,
+                    adjusted_ksi: r.get(3)?,
+                    children: r.get::<_, i64>(4)? as u64,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
     /// SQLite's own consistency check ("ok" when sound).

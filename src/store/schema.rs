@@ -82,5 +82,67 @@ pub fn init(conn: &Connection) -> rusqlite::Result<()> {
         CREATE INDEX IF NOT EXISTS ingest_log_sha ON ingest_log (sha256);
         PRAGMA user_version = 2;
         COMMIT;",
+    )?;
+    additions(conn)
+}
+
+/// Columns and tables added since schema 1, all additive (nullable columns, new tables)
+/// so a store written before them opens and keeps working: `day` (days since 1970-01-01)
+/// and `minute` (of the day) where the source gives a date and time (STATS19, generic
+/// CSVs; NULL for police.uk months), `outcome_month` (the month of the police.uk
+/// outcomes file that set `outcome`; NULL when it came with the street file), STATS19
+/// casualties and police.uk stop and search.
+fn additions(conn: &Connection) -> rusqlite::Result<()> {
+    for (column, decl) in [
+        ("day", "INTEGER"),
+        ("minute", "INTEGER"),
+        ("outcome_month", "INTEGER"),
+    ] {
+        let present: bool = conn.query_row(
+            "SELECT EXISTS(SELECT 1 FROM pragma_table_info('incidents') WHERE name = ?1)",
+            [column],
+            |r| r.get(0),
+        )?;
+        if !present {
+            conn.execute_batch(&format!("ALTER TABLE incidents ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS casualties (
+            collision_index TEXT NOT NULL,
+            vehicle_reference INTEGER NOT NULL,
+            casualty_reference INTEGER NOT NULL,
+            incident_id INTEGER NOT NULL,
+            casualty_class INTEGER,
+            casualty_severity INTEGER NOT NULL,
+            casualty_type INTEGER,
+            road_user INTEGER NOT NULL,
+            age INTEGER,
+            age_band INTEGER,
+            child INTEGER,
+            adjusted_serious REAL,
+            adjusted_slight REAL,
+            PRIMARY KEY (collision_index, vehicle_reference, casualty_reference)
+        );
+        CREATE TABLE IF NOT EXISTS stop_searches (
+            id INTEGER PRIMARY KEY,
+            batch TEXT NOT NULL,
+            ingest_id INTEGER NOT NULL,
+            month INTEGER NOT NULL,
+            day INTEGER,
+            minute INTEGER,
+            lon_e7 INTEGER,
+            lat_e7 INTEGER,
+            type TEXT NOT NULL DEFAULT '',
+            object TEXT NOT NULL DEFAULT '',
+            outcome TEXT NOT NULL DEFAULT '',
+            legislation TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX IF NOT EXISTS stop_searches_batch ON stop_searches (batch);",
     )
 }
+
+/// The index outcomes files look crimes up by, made when the first one is ingested (so
+/// a store without outcomes does not pay for it on every insert).
+pub const CRIME_ID_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS incidents_crime_id ON incidents (crime_id) WHERE crime_id <> ''";

@@ -3,12 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use rusqlite::{CachedStatement, Transaction, params};
+use rusqlite::{CachedStatement, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use super::Store;
-use crate::ingest::{self, FileStats, Format, Identity, IngestError, Record, Reject, Sink, Source};
+use crate::ingest::{
+    self, Casualty, FileStats, Format, Identity, IngestError, Joined, Outcome, OutcomeMatch,
+    Record, Reject, Sink, Source, StopSearch,
+};
 
 /// What ingesting one file did.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +29,19 @@ pub struct IngestSummary {
     pub rejected: u64,
     pub rejected_by_reason: BTreeMap<String, u64>,
     pub rejects: Vec<Reject>,
+    /// police.uk outcomes files: crimes whose outcome was set, crimes whose stored outcome
+    /// is of a later month (kept), and Crime IDs not in the store.
+    pub outcomes_updated: u64,
+    pub outcomes_older: u64,
+    pub outcomes_unmatched: u64,
+    /// police.uk stop-and-search records stored (their own table, not incidents).
+    pub searches: u64,
+    /// STATS19 casualties stored (also in `stored`: each is an incident of its road-user
+    /// group's type).
+    pub casualties: u64,
+    /// Rows read but not stored, and why (should not happen through the store).
+    pub skipped: u64,
+    pub skipped_reason: Option<String>,
 }
 
 /// Packs a coordinate as the location key (1e-7 degree, about 1 cm).
@@ -108,10 +124,15 @@ impl Store {
             file: file.to_owned(),
             reason: e.to_string(),
         };
+        // Files that update or join rows of other files (police.uk outcomes, STATS19
+        // casualties) are applied again even when seen: what they match depends on what
+        // was stored since (a casualty file read before its collisions), and applying
+        // them twice changes nothing (latest month wins; upsert by casualty).
         let seen: bool = self
             .conn
             .query_row(
-                "SELECT EXISTS(SELECT 1 FROM ingest_log WHERE sha256 = ?1)",
+                "SELECT EXISTS(SELECT 1 FROM ingest_log WHERE sha256 = ?1
+                     AND format NOT IN ('PoliceOutcomes', 'Stats19Casualty'))",
                 [&sha256],
                 |r| r.get(0),
             )
@@ -145,6 +166,13 @@ impl Store {
             rejected,
             rejected_by_reason,
             rejects,
+            outcomes_updated,
+            outcomes_older,
+            outcomes_unmatched,
+            searches,
+            casualties,
+            skipped,
+            skipped_reason,
         } = stats;
         tx.execute(
             "INSERT INTO ingest_log (file, sha256, format, started, rows_read, stored, replaced, unlocated, rejected)
@@ -165,6 +193,13 @@ impl Store {
             rejected,
             rejected_by_reason,
             rejects,
+            outcomes_updated,
+            outcomes_older,
+            outcomes_unmatched,
+            searches,
+            casualties,
+            skipped,
+            skipped_reason,
         })
     }
 }
@@ -187,6 +222,9 @@ struct TxWriter<'t> {
     batches: Vec<(String, u16, OpenBatch)>,
     file_batch: Option<OpenBatch>,
     replaced: u64,
+    /// The stop-and-search batches this file already cleared of an earlier ingest's rows.
+    search_batches: Vec<String>,
+    crime_id_index: bool,
     plain: CachedStatement<'t>,
     keyed: CachedStatement<'t>,
     new_location: CachedStatement<'t>,
@@ -222,15 +260,18 @@ impl<'t> TxWriter<'t> {
             batches: Vec::new(),
             file_batch: None,
             replaced: 0,
+            search_batches: Vec::new(),
+            crime_id_index: false,
             plain: tx.prepare_cached(
-                "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, day, minute) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
             keyed: tx.prepare_cached(
-                "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, source, ext_key)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, source, ext_key, day, minute)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                  ON CONFLICT (source, ext_key) WHERE ext_key IS NOT NULL DO UPDATE SET
                  month = excluded.month, ctype = excluded.ctype, severity = excluded.severity,
-                 loc = excluded.loc, crime_id = excluded.crime_id, outcome = excluded.outcome",
+                 loc = excluded.loc, crime_id = excluded.crime_id, outcome = excluded.outcome,
+                 day = excluded.day, minute = excluded.minute",
             )?,
             new_location: tx.prepare_cached("INSERT INTO locations (id, lon_e7, lat_e7, street, lsoa_code) VALUES (?1, ?2, ?3, ?4, ?5)")?,
         })
@@ -347,9 +388,11 @@ impl<'t> TxWriter<'t> {
             ])?;
         }
         if let Some(b) = &self.file_batch {
+            // The ingest id keeps the key unique when a joining file (casualties,
+            // outcomes) is applied again.
             ins.execute(params![
                 b.id,
-                format!("file|{}|{}", self.sha256, self.file),
+                format!("file|{}|{}|{}", self.sha256, self.file, self.ingest_id),
                 self.ingest_id,
                 b.rows
             ])?;
@@ -369,6 +412,7 @@ impl<'t> TxWriter<'t> {
         };
         let (crime_id, outcome) = (rec.crime_id.decode(), rec.outcome.decode());
         let (crime_id, outcome) = (crime_id.as_ref(), outcome.as_ref());
+        let (day, minute) = (rec.day, rec.minute);
         match key {
             Some((source, key)) => self.keyed.execute(params![
                 id,
@@ -379,22 +423,181 @@ impl<'t> TxWriter<'t> {
                 crime_id,
                 outcome,
                 source,
-                key.as_ref()
+                key.as_ref(),
+                day,
+                minute
             ])?,
-            None => self
-                .plain
-                .execute(params![id, month, ctype, sev, loc, crime_id, outcome])?,
+            None => self.plain.execute(params![
+                id, month, ctype, sev, loc, crime_id, outcome, day, minute
+            ])?,
         };
         Ok(())
+    }
+
+    fn write_outcome(&mut self, o: &Outcome<'_>) -> rusqlite::Result<OutcomeMatch> {
+        if !self.crime_id_index {
+            self.tx.execute_batch(super::schema::CRIME_ID_INDEX)?;
+            self.crime_id_index = true;
+        }
+        let (id, outcome, month) = (o.crime_id.decode(), o.outcome.decode(), o.month.index());
+        let changed = self
+            .tx
+            .prepare_cached(
+                "UPDATE incidents SET outcome = ?2, outcome_month = ?3
+                 WHERE crime_id = ?1 AND crime_id <> '' AND coalesce(outcome_month, -1) <= ?3",
+            )?
+            .execute(params![id.as_ref(), outcome.as_ref(), month])?;
+        if changed > 0 {
+            return Ok(OutcomeMatch::Updated);
+        }
+        let known: bool = self
+            .tx
+            .prepare_cached(
+                "SELECT EXISTS(SELECT 1 FROM incidents WHERE crime_id = ?1 AND crime_id <> '')",
+            )?
+            .query_row([id.as_ref()], |r| r.get(0))?;
+        Ok(if known {
+            OutcomeMatch::Older
+        } else {
+            OutcomeMatch::Unmatched
+        })
+    }
+
+    fn write_search(&mut self, s: &StopSearch<'_>) -> rusqlite::Result<()> {
+        if !self.search_batches.contains(&s.batch) {
+            let n = self
+                .tx
+                .execute("DELETE FROM stop_searches WHERE batch = ?1", [&s.batch])?;
+            self.replaced += n as u64;
+            self.search_batches.push(s.batch.clone());
+        }
+        let (lon, lat) = match s.point {
+            Some((lon, lat)) => {
+                let k = location_key(lon, lat);
+                (Some(k.0), Some(k.1))
+            }
+            None => (None, None),
+        };
+        self.tx
+            .prepare_cached(
+                "INSERT INTO stop_searches (batch, ingest_id, month, day, minute, lon_e7, lat_e7, type, object, outcome, legislation)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?
+            .execute(params![
+                s.batch,
+                self.ingest_id,
+                s.when.month.index(),
+                s.when.day,
+                s.when.minute,
+                lon,
+                lat,
+                s.kind.decode().as_ref(),
+                s.object.decode().as_ref(),
+                s.outcome.decode().as_ref(),
+                s.legislation.decode().as_ref(),
+            ])?;
+        Ok(())
+    }
+
+    fn write_casualty(&mut self, c: &Casualty<'_>) -> rusqlite::Result<Joined> {
+        let index = c.collision_index.decode();
+        // month, day, minute, location of the collision.
+        type At = (i64, Option<i32>, Option<i64>, Option<i64>);
+        let collision: Option<At> = self
+            .tx
+            .prepare_cached(
+                "SELECT month, day, minute, loc FROM incidents WHERE source = 'stats19' AND ext_key = ?1",
+            )?
+            .query_row([index.as_ref()], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        let Some((month, day, minute, loc)) = collision else {
+            return Ok(Joined::UnknownCollision);
+        };
+        let key = format!("{index}|{}|{}", c.vehicle_reference, c.casualty_reference);
+        let id = self.file_id();
+        let (ctype, sev) = (c.group as u8, c.severity as u8);
+        self.keyed.execute(params![
+            id,
+            month,
+            ctype,
+            sev,
+            loc,
+            index.as_ref(),
+            "",
+            CASUALTY_SOURCE,
+            key,
+            day,
+            minute
+        ])?;
+        // The upsert keeps the row id of an earlier ingest of the same casualty.
+        let incident_id: i64 = self
+            .tx
+            .prepare_cached("SELECT id FROM incidents WHERE source = ?1 AND ext_key = ?2")?
+            .query_row(params![CASUALTY_SOURCE, key], |r| r.get(0))?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO casualties (collision_index, vehicle_reference, casualty_reference, incident_id,
+                     casualty_class, casualty_severity, casualty_type, road_user, age, age_band, child,
+                     adjusted_serious, adjusted_slight)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
+                 ON CONFLICT (collision_index, vehicle_reference, casualty_reference) DO UPDATE SET
+                 incident_id = excluded.incident_id, casualty_class = excluded.casualty_class,
+                 casualty_severity = excluded.casualty_severity, casualty_type = excluded.casualty_type,
+                 road_user = excluded.road_user, age = excluded.age, age_band = excluded.age_band,
+                 child = excluded.child, adjusted_serious = excluded.adjusted_serious,
+                 adjusted_slight = excluded.adjusted_slight",
+            )?
+            .execute(params![
+                index.as_ref(),
+                c.vehicle_reference,
+                c.casualty_reference,
+                incident_id,
+                c.casualty_class,
+                sev,
+                c.casualty_type,
+                ctype,
+                c.age,
+                c.age_band,
+                c.child,
+                c.adjusted_serious,
+                c.adjusted_slight,
+            ])?;
+        Ok(Joined::Stored {
+            located: loc.is_some(),
+        })
+    }
+}
+
+/// The `source` of casualty incidents (keyed by `index|vehicle|casualty`).
+pub const CASUALTY_SOURCE: &str = "stats19-casualty";
+
+impl TxWriter<'_> {
+    fn store_err(&self, e: &rusqlite::Error) -> IngestError {
+        IngestError::Store {
+            file: self.file.clone(),
+            reason: e.to_string(),
+        }
     }
 }
 
 impl Sink for TxWriter<'_> {
     fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError> {
-        self.write(rec).map_err(|e| IngestError::Store {
-            file: self.file.clone(),
-            reason: e.to_string(),
-        })
+        self.write(rec).map_err(|e| self.store_err(&e))
+    }
+
+    fn outcome(&mut self, o: &Outcome<'_>) -> Result<OutcomeMatch, IngestError> {
+        self.write_outcome(o).map_err(|e| self.store_err(&e))
+    }
+
+    fn stop_search(&mut self, s: &StopSearch<'_>) -> Result<bool, IngestError> {
+        self.write_search(s).map_err(|e| self.store_err(&e))?;
+        Ok(true)
+    }
+
+    fn casualty(&mut self, c: &Casualty<'_>) -> Result<Joined, IngestError> {
+        self.write_casualty(c).map_err(|e| self.store_err(&e))
     }
 }
 
