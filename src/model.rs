@@ -403,12 +403,28 @@ impl fmt::Display for CrimeType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct TypeSet(u32);
 
+/// The bits of the five road casualty types.
+const CASUALTY_BITS: u32 = (1u32 << CrimeType::RoadCasualtyPedestrian as u8)
+    | (1u32 << CrimeType::RoadCasualtyCyclist as u8)
+    | (1u32 << CrimeType::RoadCasualtyMotorcyclist as u8)
+    | (1u32 << CrimeType::RoadCasualtyCarOccupant as u8)
+    | (1u32 << CrimeType::RoadCasualtyOther as u8);
+
 impl TypeSet {
     pub const fn all() -> Self {
         TypeSet((1u32 << CrimeType::COUNT) - 1)
     }
     pub const fn empty() -> Self {
         TypeSet(0)
+    }
+    /// Road collisions and the road casualty types (codes 14 and 18-22).
+    pub const fn road_safety() -> Self {
+        TypeSet((1u32 << CrimeType::RoadCollision as u8) | CASUALTY_BITS)
+    }
+    /// Every type but the road casualties: what "all types" counts (a casualty is a
+    /// person hurt in a collision, already counted as the collision).
+    pub const fn incidents() -> Self {
+        TypeSet(((1u32 << CrimeType::COUNT) - 1) & !CASUALTY_BITS)
     }
     pub fn with(self, t: CrimeType) -> Self {
         TypeSet(self.0 | (1 << t as u8))

@@ -203,3 +203,45 @@ fn h3_counts_equal_lat_lng_to_cell_at_every_resolution() {
         assert_eq!(differing, 0, "resolution {r}: {differing} cells differ");
     }
 }
+
+/// Through the store of record and the CLI, as a user would: `hotspot ingest` of the
+/// download zip, then `hotspot summary`, whose rows for records without a location and
+/// outside the study area total what the files hold.
+#[test]
+fn the_summary_reports_unlocated_and_outside_rows_of_the_real_year() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_hotspot"))
+            .args(args)
+            .env("HOTSPOT_DATA", dir.path())
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("hotspot runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    run(&["ingest", "fixtures/police-uk/lancashire-2021-street.zip"]);
+    let summary = run(&["summary"]);
+    let total_of = |label: &str| -> u64 {
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with(label))
+            .unwrap_or_else(|| panic!("no '{label}' row in\n{summary}"));
+        line.split_whitespace()
+            .last()
+            .and_then(|v| v.parse().ok())
+            .expect("a total")
+    };
+    let unlocated = ROWS.iter().filter(|r| r.point.is_none()).count() as u64;
+    let outside = ROWS
+        .iter()
+        .filter(|r| r.point.is_some() && GEO.code(&r.lsoa).is_none())
+        .count() as u64;
+    assert_eq!(total_of("No location"), unlocated, "{summary}");
+    assert_eq!(total_of("Outside area"), outside, "{summary}");
+    assert_eq!(total_of("Total"), inside().count() as u64, "{summary}");
+}

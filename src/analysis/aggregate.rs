@@ -113,10 +113,17 @@ pub struct Filter {
     pub districts: Option<Vec<u8>>,
 }
 
+/// The types a severity filter narrows: road collisions (collision severity) and road
+/// casualties (casualty severity), so `--severity fatal,serious` on casualties is KSI.
+pub const SEVERITY_TYPES: TypeSet = TypeSet::road_safety();
+
 impl Default for Filter {
     fn default() -> Self {
         Filter {
-            types: TypeSet::all(),
+            // Casualties are people hurt in collisions, not incidents of their own: an
+            // "all types" count would add them on top of their collisions, so they are
+            // counted only when asked for.
+            types: TypeSet::incidents(),
             severities: SeveritySet::all(),
             from: None,
             to: None,
@@ -129,14 +136,13 @@ impl Filter {
     /// Whether the severities can drop anything: some are left out and road collisions
     /// are asked for. Scans read the severity column only then.
     pub fn by_severity(&self) -> bool {
-        !self.severities.is_all() && self.types.contains(CrimeType::RoadCollision)
+        !self.severities.is_all() && self.types.bits() & SEVERITY_TYPES.bits() != 0
     }
 
     /// The types kept for an incident of each severity code 0..=3 (codes above 3 read as
     /// unknown, 0).
     pub fn types_by_severity(&self) -> [TypeSet; 4] {
-        let without_road =
-            TypeSet::from_bits(self.types.bits() & !(1u32 << CrimeType::RoadCollision as u8));
+        let without_road = TypeSet::from_bits(self.types.bits() & !SEVERITY_TYPES.bits());
         std::array::from_fn(|code| {
             if self.severities.contains_code(code as u8) {
                 self.types
@@ -151,7 +157,7 @@ impl Filter {
     #[inline]
     pub fn keeps(&self, ctype: u8, sev: u8) -> bool {
         self.types.contains_code(ctype)
-            && (ctype != CrimeType::RoadCollision as u8 || self.severities.contains_code(sev))
+            && (!SEVERITY_TYPES.contains_code(ctype) || self.severities.contains_code(sev))
     }
 
     /// A canonical spelling (districts sorted and unique): the cache key of everything

@@ -192,6 +192,20 @@ pub fn summary_table(store: &AnalysisStore, agg: &Aggregation) -> String {
         let _ = write!(out, " {v:>7}");
     }
     let _ = writeln!(out, " {:>8}", col_tot.iter().sum::<u64>());
+    // Records the table cannot place, per type (all months: they carry no unit).
+    for (label, by_type) in [
+        ("No location", &store.unlocated_by_type),
+        ("Outside area", &store.outside_by_type),
+    ] {
+        let _ = write!(out, "{label:<name_w$}");
+        let mut sum = 0;
+        for t in &types {
+            let v = by_type.get(*t as usize).copied().unwrap_or(0);
+            sum += v;
+            let _ = write!(out, " {v:>7}");
+        }
+        let _ = writeln!(out, " {sum:>8}");
+    }
     let legend: Vec<String> = types
         .iter()
         .map(|t| format!("{} = {}", short(*t), t.label()))
@@ -200,9 +214,10 @@ pub fn summary_table(store: &AnalysisStore, agg: &Aggregation) -> String {
     if let (Some(f), Some(t)) = (agg.from, agg.to) {
         let _ = writeln!(
             out,
-            "Period {f} to {t}; {} located incidents, {} unlocated in the store.",
+            "Period {f} to {t}; {} located incidents in the study area; in the store, {} without a location and {} located outside the study area (all months, never counted in a unit).",
             agg.total(),
-            store.unlocated
+            store.unlocated,
+            store.outside()
         );
     }
     out

@@ -93,7 +93,7 @@ pub(super) fn load(data: &DataDir) -> anyhow::Result<AnalysisStore> {
 
 pub(super) fn filter(store: &AnalysisStore, f: &FilterArgs) -> anyhow::Result<Filter> {
     let types = if f.types.is_empty() {
-        TypeSet::all()
+        TypeSet::incidents()
     } else {
         f.types.iter().copied().collect()
     };

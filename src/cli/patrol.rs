@@ -95,7 +95,7 @@ fn study_units(unit: &str) -> anyhow::Result<Units> {
 /// The parsed filter as provenance entries: months, types, districts (canonical names).
 fn filter_provenance(g: &Geography, f: &Filter, months: &[Month]) -> Vec<(&'static str, String)> {
     let month = |m: Option<&Month>| m.map_or_else(String::new, ToString::to_string);
-    let types = if f.types == TypeSet::all() {
+    let types = if f.types == TypeSet::incidents() {
         "all".to_owned()
     } else {
         f.types

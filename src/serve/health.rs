@@ -11,6 +11,7 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "status": "ok",
         "incidents": store.incidents.len(),
         "unlocated": store.unlocated,
+        "outside_study_area": store.outside(),
         "generation": state.generation(),
     }))
 }

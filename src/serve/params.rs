@@ -88,7 +88,7 @@ pub fn filter(
 ) -> Result<Filter, AppError> {
     let bad = |p: &str, e: String| AppError::BadRequest(format!("parameter '{p}': {e}"));
     let types = match params.get("types") {
-        None => TypeSet::all(),
+        None => TypeSet::incidents(),
         Some(v) => v
             .split(',')
             .filter(|t| !t.trim().is_empty())

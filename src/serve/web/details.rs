@@ -208,7 +208,7 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
     }
     // Every type with incidents; a chosen type with none too (a chosen zero says
     // something), but not each of the 18 when the filter is "all".
-    let chosen = |t: CrimeType| filter.types != TypeSet::all() && filter.types.contains(t);
+    let chosen = |t: CrimeType| filter.types != TypeSet::incidents() && filter.types.contains(t);
     let mut types: Vec<Value> = Vec::new();
     for &t in CrimeType::ALL {
         if t == CrimeType::RoadCollision {
