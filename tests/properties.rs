@@ -95,13 +95,16 @@ fn brute(c: &Case, q: &Query, lo: u16, hi: u16) -> BTreeMap<Key, u64> {
         if m < lo || m > hi || !q.filter.types.contains_code(t) {
             continue;
         }
-        // Severity narrows road collisions only; unknown codes are "unknown".
+        // Unknown severity codes are "unknown".
         let severity = if s <= 3 {
             Severity::from_code(s)
         } else {
             Severity::None
         };
-        if t == CrimeType::RoadCollision as u8 && !q.filter.severities.contains(severity) {
+        // Severity narrows road collisions and road casualties (KSI) only.
+        let road_safety = CrimeType::from_code(t)
+            .is_some_and(|c| c == CrimeType::RoadCollision || c.is_road_casualty());
+        if road_safety && !q.filter.severities.contains(severity) {
             continue;
         }
         let unit = match q.unit {
