@@ -16,6 +16,8 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 
 const K: u64 = 5;
+/// The largest noise of cell-key perturbation (`disclosure::ckp`).
+const PERTURBATION: u64 = 2;
 
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir").keep();
@@ -426,7 +428,8 @@ async fn suppressed_lsoas_cannot_be_differenced_out_of_district_totals() {
         let code = d["id"].as_str().expect("id");
         let truth = true_district.get(code).copied().unwrap_or(0);
         match d["properties"]["count"].as_u64() {
-            Some(c) => assert_eq!(c, truth, "district {code}"),
+            // Perturbed (cell-key perturbation): within +-2 of the truth, no longer equal.
+            Some(c) => assert!(c.abs_diff(truth) <= PERTURBATION, "district {code}"),
             None => {
                 assert!(truth < K || d["properties"]["suppressed"] == true);
                 continue;
@@ -446,28 +449,25 @@ async fn suppressed_lsoas_cannot_be_differenced_out_of_district_totals() {
             assert!(p["per_km2"].is_null() == p["count"].is_null() || real == 0);
             match p["count"].as_u64() {
                 Some(c) => {
-                    assert_eq!(c, real, "LSOA {lsoa}");
+                    assert!(c.abs_diff(real) <= PERTURBATION, "LSOA {lsoa}");
                     assert!(!(1..K).contains(&c), "LSOA {lsoa}: {c} shown");
                     visible += c;
                 }
                 None => withheld.push(real),
             }
         }
-        let total = true_district.get(code).copied().unwrap_or(0);
-        let diff = total - visible;
-        assert_eq!(diff, withheld.iter().sum::<u64>());
+        // The published total and the visible LSOAs are each perturbed from their own
+        // records, so total - visible is the withheld LSOAs' sum plus the noise of every
+        // term: it can equal a withheld count only by the p-table's chance (the rate is
+        // tested in `tests/adversarial.rs`). Secondary suppression still withholds at
+        // least two non-zero LSOAs in a district with one withheld.
+        let _ = visible;
         if !withheld.is_empty() {
             suppressed_seen += 1;
             assert!(
                 withheld.iter().filter(|&&c| c > 0).count() >= 2,
                 "district {code}: one non-zero LSOA withheld: {withheld:?}"
             );
-            for &w in &withheld {
-                assert!(
-                    w == 0 || diff != w,
-                    "district {code}: total - visible = {diff} recovers a withheld LSOA"
-                );
-            }
         }
         checked += 1;
     }
@@ -538,14 +538,13 @@ async fn public_cells_withhold_small_counts_with_their_parents() {
         if withheld.is_empty() {
             continue;
         }
-        // The attack: the parent's total less its visible children. H3 children do not
-        // tile their parent (an incident's cell is latLngToCell at each resolution), so
-        // this is only an estimate; it must never hit a withheld count exactly.
-        let diff = total.saturating_sub(visible);
-        assert!(
-            withheld.iter().all(|&w| w == 0 || w != diff),
-            "{p}: total {total} visible {visible} withheld {withheld:?}"
-        );
+        // Parent and children are perturbed from their own records (and H3 children do
+        // not nest exactly), so total - visible is the withheld sum plus noise, not a
+        // withheld count but by the p-table's chance (tested in `tests/adversarial.rs`).
+        // A parent whose only non-zero withheld child is published beside it is such a
+        // case: its published total is that child's count perturbed twice over.
+        let _ = (total, visible);
+        assert!(withheld.iter().any(|&c| c > 0) || withheld.is_empty(), "{p}");
     }
 }
 
@@ -580,7 +579,8 @@ async fn web_map_cells_and_details_are_disclosure_controlled_below_analyst() {
         match p["count"].as_u64() {
             Some(c) => {
                 assert!(c == 0 || c >= 5, "{cell}: small count {c} published");
-                assert_eq!(Some(&c), true_counts.get(cell));
+                // Perturbed: within +-2 of the truth.
+                assert!(true_counts.get(cell).is_some_and(|t| t.abs_diff(c) <= PERTURBATION));
             }
             None => {
                 assert_eq!(p["suppressed"], Value::Bool(true));
@@ -588,8 +588,8 @@ async fn web_map_cells_and_details_are_disclosure_controlled_below_analyst() {
             }
         }
     }
-    // Every primary (1..k-1) cell is withheld, and at least one more beside them.
-    let primary = true_counts.values().filter(|&&c| c > 0 && c < 5).count();
+    // Every cell below k - 2 (perturbed, still below k) is withheld, and more beside them.
+    let primary = true_counts.values().filter(|&&c| c > 0 && c < 3).count();
     assert!(withheld > primary, "withheld {withheld}, primary {primary}");
     assert!(
         features(&analyst)

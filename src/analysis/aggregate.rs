@@ -6,7 +6,10 @@
 //! a precomputed point-in-polygon for user boundaries) into a dense unit id. The incident
 //! columns are then scanned in one chunk per thread; each thread counts into a dense array
 //! `unit x time x type` when that fits (the common case) or a hash map otherwise, and the
-//! per-thread counts are summed. H3 units are parents of the base-resolution cell, as H3
+//! per-thread counts are summed. Each slot holds the count in its low 32 bits and the sum
+//! of the records' keys (wrapping, so exact mod 256) in its high 32 bits, so one add of
+//! `key << 32 | 1` per incident gives cell-key perturbation its key sum at no second
+//! pass (`Count::key_sum`). H3 units are parents of the base-resolution cell, as H3
 //! defines hierarchy, so counts at every resolution nest exactly.
 
 use std::str::FromStr;
@@ -205,6 +208,9 @@ pub struct Count {
     /// The type, or None when types are not split.
     pub ctype: Option<CrimeType>,
     pub count: u64,
+    /// The sum of the counted records' keys, wrapping (exact mod 256): the cell key of
+    /// cell-key perturbation (`serve::disclosure::ckp`).
+    pub key_sum: u32,
 }
 
 /// The result: non-zero counts sorted by unit, month, type.
@@ -283,9 +289,12 @@ fn units_of_locations(
     }
 }
 
-/// The inner loop over a range of incidents, handing each counted incident's slot to `add`.
+/// The inner loop over a range of incidents, handing each counted incident's slot and
+/// `key << 32 | 1` to `add`.
 struct Scan<'a> {
     inc: &'a super::Incidents,
+    /// The record keys (the store's, or zeros when it has none).
+    keys: &'a [u8],
     base: &'a [usize],
     lo: u16,
     span: u16,
@@ -298,34 +307,36 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     #[inline]
-    fn run(&self, s: usize, e: usize, mut add: impl FnMut(usize)) {
+    fn run(&self, s: usize, e: usize, mut add: impl FnMut(usize, u64)) {
         let inc = self.inc;
         let cols = inc.loc[s..e]
             .iter()
             .zip(&inc.month[s..e])
-            .zip(&inc.ctype[s..e]);
+            .zip(&inc.ctype[s..e])
+            .zip(&self.keys[s..e]);
+        let one = |key: u8| (u64::from(key) << 32) | 1;
         let slot = |b: usize, dm: u16, c: u8| {
             b + usize::from(dm) * self.t_mul + usize::from(c) * self.y_mul
         };
         match &self.by_severity {
-            // The usual case reads three columns, not four.
+            // The usual case reads four columns, not five.
             None => {
-                for ((&l, &m), &c) in cols {
+                for (((&l, &m), &c), &key) in cols {
                     let b = self.base[l as usize];
                     let dm = m.wrapping_sub(self.lo);
                     if b != usize::MAX && dm <= self.span && self.types.contains_code(c) {
-                        add(slot(b, dm, c));
+                        add(slot(b, dm, c), one(key));
                     }
                 }
             }
             Some(types) => {
-                for (((&l, &m), &c), &v) in cols.zip(&inc.severity[s..e]) {
+                for ((((&l, &m), &c), &key), &v) in cols.zip(&inc.severity[s..e]) {
                     let b = self.base[l as usize];
                     let dm = m.wrapping_sub(self.lo);
                     // Codes above 3 read as unknown (0), as `Severity::from_code` has it.
                     let v = if v > 3 { 0 } else { usize::from(v) };
                     if b != usize::MAX && dm <= self.span && types[v].contains_code(c) {
-                        add(slot(b, dm, c));
+                        add(slot(b, dm, c), one(key));
                     }
                 }
             }
@@ -379,8 +390,16 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         .collect();
     let span = hi - lo;
     let (t_mul, y_mul) = (usize::from(n_t > 1) * n_y, usize::from(n_y > 1));
+    let zeros;
+    let record_keys: &[u8] = if inc.key.len() == inc.len() {
+        &inc.key
+    } else {
+        zeros = vec![0u8; inc.len()];
+        &zeros
+    };
     let scan = Scan {
         inc,
+        keys: record_keys,
         base: &base,
         lo,
         span,
@@ -395,38 +414,45 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         .step_by(chunk)
         .map(|s| (s, (s + chunk).min(inc.len())))
         .collect();
+    // Each slot: key sum (wrapping) << 32 | count.
     let pairs: Vec<(usize, u64)> = if size <= DENSE_MAX {
         let dense = ranges
             .par_iter()
             .map(|&(s, e)| {
-                let mut acc = vec![0u32; size];
-                scan.run(s, e, |k| acc[k] += 1);
+                let mut acc = vec![0u64; size];
+                scan.run(s, e, |k, v| acc[k] = acc[k].wrapping_add(v));
                 acc
             })
             .reduce(
-                || vec![0u32; size],
+                || vec![0u64; size],
                 |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
+                    a.iter_mut()
+                        .zip(&b)
+                        .for_each(|(x, y)| *x = x.wrapping_add(*y));
                     a
                 },
             );
         dense
             .iter()
             .enumerate()
-            .filter(|(_, c)| **c > 0)
-            .map(|(k, c)| (k, u64::from(*c)))
+            .filter(|(_, c)| **c as u32 > 0)
+            .map(|(k, c)| (k, *c))
             .collect()
     } else {
         let map = ranges
             .par_iter()
             .map(|&(s, e)| {
                 let mut acc: FxHashMap<usize, u64> = FxHashMap::default();
-                scan.run(s, e, |k| *acc.entry(k).or_default() += 1);
+                scan.run(s, e, |k, v| {
+                    let a = acc.entry(k).or_default();
+                    *a = a.wrapping_add(v);
+                });
                 acc
             })
             .reduce(FxHashMap::default, |mut a, b| {
                 for (k, v) in b {
-                    *a.entry(k).or_default() += v;
+                    let x = a.entry(k).or_default();
+                    *x = x.wrapping_add(v);
                 }
                 a
             });
@@ -436,7 +462,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
     };
     let mut counts: Vec<Count> = pairs
         .into_iter()
-        .map(|(k, count)| {
+        .map(|(k, packed)| {
             let y = k % n_y;
             let t = (k / n_y) % n_t;
             let u = k / n_y / n_t;
@@ -448,7 +474,8 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
                 } else {
                     None
                 },
-                count,
+                count: u64::from(packed as u32),
+                key_sum: (packed >> 32) as u32,
             }
         })
         .collect();

@@ -2,6 +2,25 @@
 //! record's LSOA code; distinct (coordinate, code) pairs get dense location ids; `finish`
 //! places each distinct location (by its code, else by point-in-polygon) in parallel and
 //! drops the incidents outside the study area, counting them per type.
+//!
+//! # Record keys
+//! `finish` also gives every incident its record key (0..256), the fixed random number
+//! cell-key perturbation sums per published cell (`serve::disclosure::ckp`; the ONS 2021
+//! Census and ABS TableBuilder method). The store keeps no record id, and a location id
+//! or a row's position depends on the order files were loaded in, so the key is a hash of
+//! what the record *is*: [`RECORD_KEY_SEED`], its coordinates (1e-7 degrees), month, type
+//! code, severity code, and its ordinal among the records identical in all of those.
+//! Records identical in every stored attribute cannot be told apart by any filter (a
+//! filter selects by type, severity, month and place), so giving them ordinals 0, 1, 2...
+//! in whatever order they arrived gives the same *set* of keys to the same records
+//! whatever the load order, and every cell's key sum is the same on every load. Adding a
+//! record changes no other record's key (unless it is an exact duplicate, which gets the
+//! next ordinal). The hash is SplitMix64's finaliser, whose low byte is close to uniform;
+//! what keeps the noise unpredictable to a public caller is the secret permutation of the
+//! perturbation table (`disclosure.ckp_seed`), not these keys.
+//!
+//! Cost: a counting sort of the incidents by location, then a small sort per location in
+//! parallel, O(n) plus 5 bytes of scratch per incident, once per load.
 
 use std::sync::Arc;
 
@@ -248,6 +267,7 @@ impl Builder {
             street.retain(|_| *k.next().unwrap_or(&false));
             placed.retain(|p| !p.is_outside());
         }
+        incidents.key = record_keys(&lon_e7, &lat_e7, &incidents);
         incidents.loc.shrink_to_fit();
         incidents.month.shrink_to_fit();
         incidents.ctype.shrink_to_fit();
@@ -271,6 +291,89 @@ impl Builder {
             lsoa_vintage,
         }
     }
+}
+
+/// The fixed seed of the record keys (public: see the module docs).
+pub const RECORD_KEY_SEED: u64 = 0x6863_6b70_2d6b_6579;
+
+/// SplitMix64's finaliser.
+#[inline]
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The record key of one record: its coordinates, month, type, severity and ordinal
+/// among identical records.
+#[inline]
+pub fn record_key(
+    lon_e7: i32,
+    lat_e7: i32,
+    month: u16,
+    ctype: u8,
+    severity: u8,
+    ordinal: u32,
+) -> u8 {
+    let h = mix(RECORD_KEY_SEED ^ pack(lon_e7, lat_e7));
+    let attrs = (u64::from(month) << 48)
+        | (u64::from(ctype) << 40)
+        | (u64::from(severity) << 32)
+        | u64::from(ordinal);
+    (mix(h ^ mix(attrs)) >> 56) as u8
+}
+
+/// Every incident's record key (see the module docs), in store order.
+pub fn record_keys(lon_e7: &[i32], lat_e7: &[i32], inc: &Incidents) -> Vec<u8> {
+    let n = inc.loc.len();
+    let n_loc = lon_e7.len();
+    // Counting sort of the incidents by location.
+    let mut start = vec![0u32; n_loc + 1];
+    for &l in &inc.loc {
+        start[l as usize + 1] += 1;
+    }
+    for i in 0..n_loc {
+        start[i + 1] += start[i];
+    }
+    let mut next = start.clone();
+    let mut perm = vec![0u32; n];
+    for (r, &l) in inc.loc.iter().enumerate() {
+        let p = &mut next[l as usize];
+        perm[*p as usize] = r as u32;
+        *p += 1;
+    }
+    drop(next);
+    // Keys in `perm` order, one slice per location, filled in parallel.
+    let mut keys_perm = vec![0u8; n];
+    let mut slices: Vec<(usize, &[u32], &mut [u8])> = Vec::with_capacity(n_loc);
+    let mut rest: &mut [u8] = &mut keys_perm;
+    for l in 0..n_loc {
+        let (a, b) = (start[l] as usize, start[l + 1] as usize);
+        let (head, tail) = rest.split_at_mut(b - a);
+        slices.push((l, &perm[a..b], head));
+        rest = tail;
+    }
+    slices.into_par_iter().for_each(|(l, rows, out)| {
+        let attrs = |r: u32| {
+            let r = r as usize;
+            (inc.month[r], inc.ctype[r], inc.severity[r])
+        };
+        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
+        order.sort_unstable_by_key(|&j| attrs(rows[j as usize]));
+        let mut ordinal = 0u32;
+        let mut prev = None;
+        for &j in &order {
+            let a = attrs(rows[j as usize]);
+            ordinal = if prev == Some(a) { ordinal + 1 } else { 0 };
+            prev = Some(a);
+            out[j as usize] = record_key(lon_e7[l], lat_e7[l], a.0, a.1, a.2, ordinal);
+        }
+    });
+    let mut keys = vec![0u8; n];
+    for (j, &r) in perm.iter().enumerate() {
+        keys[r as usize] = keys_perm[j];
+    }
+    keys
 }
 
 impl Sink for Builder {

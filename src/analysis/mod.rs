@@ -1,7 +1,7 @@
 //! The in-memory analysis store and aggregation.
 //!
-//! The store is columnar and compact: 8 bytes per incident (location id, month, type,
-//! severity) plus one entry per distinct location (a coordinate with the record's LSOA
+//! The store is columnar and compact: 9 bytes per incident (location id, month, type,
+//! severity, record key) plus one entry per distinct location (a coordinate with the record's LSOA
 //! code), which carries its LSOA of each vintage and its district, and, once asked for,
 //! its H3 cell at each resolution: `latLngToCell(point, r)`, as h3-py, polars-h3, DuckDB
 //! and ArcGIS compute it (H3 children do not tile their parent, so counts at two
@@ -14,7 +14,7 @@
 //! analytical output alike.
 
 pub mod aggregate;
-mod build;
+pub mod build;
 mod load;
 pub mod output;
 
@@ -93,13 +93,16 @@ impl Locations {
     }
 }
 
-/// One column per attribute of a located incident (8 bytes each).
+/// One column per attribute of a located incident (9 bytes each).
 #[derive(Debug, Default, Clone)]
 pub struct Incidents {
     pub loc: Vec<u32>,
     pub month: Vec<u16>,
     pub ctype: Vec<u8>,
     pub severity: Vec<u8>,
+    /// The record key (0..256) of cell-key perturbation, set by `Builder::finish`
+    /// ([`build::record_keys`]); empty reads as all zero keys.
+    pub key: Vec<u8>,
 }
 
 impl Incidents {
@@ -148,6 +151,7 @@ impl AnalysisStore {
             + i.month.capacity() * 2
             + i.ctype.capacity()
             + i.severity.capacity()
+            + i.key.capacity()
     }
 
     /// Located incidents outside the study area.

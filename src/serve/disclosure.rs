@@ -62,6 +62,8 @@
 //! query auditing or noise, which this release does not add. The partner role sees the
 //! same suppressed aggregates as public, plus the operational collections.
 
+pub mod ckp;
+
 use serde::Deserialize;
 
 use crate::model::{CrimeType, TypeSet};
@@ -76,6 +78,9 @@ pub struct DisclosureSettings {
     pub sensitive: Vec<String>,
     /// Smallest heatmap bandwidth below analyst, in metres.
     pub heatmap_min_bandwidth_m: f64,
+    /// The seed of the perturbation table's cell-key permutation (`ckp`): keep it secret
+    /// and fixed (changing it changes every published count).
+    pub ckp_seed: u64,
 }
 
 impl Default for DisclosureSettings {
@@ -88,11 +93,20 @@ impl Default for DisclosureSettings {
                 CrimeType::Exploitation.slug().into(),
             ],
             heatmap_min_bandwidth_m: 1_000.0,
+            ckp_seed: DEFAULT_CKP_SEED,
         }
     }
 }
 
+/// The default `ckp_seed` (public, so a deployment should set its own).
+pub const DEFAULT_CKP_SEED: u64 = 0x5eed_0f_c3_11_6b_e7;
+
 impl DisclosureSettings {
+    /// The perturbation table of these settings.
+    pub fn ptable(&self) -> ckp::PTable {
+        ckp::PTable::new(self.ckp_seed)
+    }
+
     /// Checks the settings once at start-up.
     ///
     /// # Errors
@@ -133,6 +147,11 @@ pub fn metadata(k: u64) -> serde_json::Value {
         "periods": "whole calendar months: a period below the analyst role starts on the \
             first day of a month and ends on its last, whatever a request names",
         "sensitive": "published at district level only",
+        "perturbed": true,
+        "perturbation": format!("cell-key perturbation (the ONS 2021 Census and ABS \
+            TableBuilder method): every count is its true count plus noise from -2 to +2 \
+            (mean 0, variance {:.4}) fixed by the records it counts, so the same records \
+            always give the same count; a count of 0 is exact", ckp::VARIANCE),
     })
 }
 

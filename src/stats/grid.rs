@@ -25,6 +25,8 @@ pub struct Grid {
     /// Sorted cells.
     pub cells: Vec<CellIndex>,
     pub counts: Vec<f64>,
+    /// The key sum of each cell's records (cell-key perturbation; wrapping).
+    pub keys: Vec<u32>,
 }
 
 /// Cells at `res` covering `area` (sorted, unique).
@@ -124,17 +126,20 @@ impl Grid {
         let index: FxHashMap<CellIndex, usize> =
             cells.iter().enumerate().map(|(i, c)| (*c, i)).collect();
         let mut values = vec![0.0; cells.len()];
+        let mut keys = vec![0u32; cells.len()];
         for c in counts {
             if let UnitKey::Cell(cell) = c.unit
                 && let Some(&i) = index.get(&cell)
             {
                 values[i] += c.count as f64;
+                keys[i] = keys[i].wrapping_add(c.key_sum);
             }
         }
         Grid {
             resolution: res,
             cells,
             counts: values,
+            keys,
         }
     }
 

@@ -38,6 +38,8 @@ pub struct Study {
     /// LSOA indices into the geography (empty for H3).
     pub lsoas: Vec<u32>,
     pub counts: Vec<f64>,
+    /// The key sum of each unit's records (cell-key perturbation; wrapping).
+    pub keys: Vec<u32>,
     pub area_km2: Vec<f64>,
     pub store: Arc<AnalysisStore>,
 }
@@ -65,6 +67,7 @@ impl Study {
                     cells: grid.cells,
                     lsoas: vec![],
                     counts: grid.counts,
+                    keys: grid.keys,
                     store,
                 }
             }
@@ -91,11 +94,13 @@ impl Study {
                     pos[i as usize] = k;
                 }
                 let mut counts = vec![0.0; lsoas.len()];
+                let mut keys = vec![0u32; lsoas.len()];
                 for c in &agg.counts {
                     if let UnitKey::Index(i) = c.unit
                         && let Some(&k) = pos.get(i as usize).filter(|k| **k != usize::MAX)
                     {
                         counts[k] += c.count as f64;
+                        keys[k] = keys[k].wrapping_add(c.key_sum);
                     }
                 }
                 Study {
@@ -111,6 +116,7 @@ impl Study {
                     cells: vec![],
                     lsoas,
                     counts,
+                    keys,
                     store,
                 }
             }

@@ -102,6 +102,9 @@ pub struct Items {
     pub geoms: Vec<Geom>,
     /// Property names and columns, in output order.
     pub columns: Vec<(&'static str, Column)>,
+    /// The key sum of each row's records (cell-key perturbation, `disclose`); empty for
+    /// collections without counts. Never encoded.
+    pub keys: Vec<u32>,
 }
 
 impl Items {
@@ -129,7 +132,10 @@ impl Items {
 
     fn check(self) -> Result<Self, AppError> {
         let n = self.ids.len();
-        if self.geoms.len() != n || self.columns.iter().any(|(_, c)| c.len() != n) {
+        if self.geoms.len() != n
+            || self.columns.iter().any(|(_, c)| c.len() != n)
+            || !(self.keys.is_empty() || self.keys.len() == n)
+        {
             return Err(AppError::Internal(
                 "collection columns differ in length".into(),
             ));
@@ -176,11 +182,13 @@ fn districts(store: &AnalysisStore, filter: &Filter) -> Items {
         filter: filter.clone(),
     };
     let mut counts = vec![0.0; g.districts.len()];
+    let mut keys = vec![0u32; g.districts.len()];
     for c in aggregate(store, &q).counts {
         if let UnitKey::Index(i) = c.unit
             && let Some(v) = counts.get_mut(i as usize)
         {
             *v += c.count as f64;
+            keys[i as usize] = keys[i as usize].wrapping_add(c.key_sum);
         }
     }
     let rows: Vec<usize> = (0..g.districts.len())
@@ -217,6 +225,7 @@ fn districts(store: &AnalysisStore, filter: &Filter) -> Items {
                 Column::Num(per_km2(&count, &area), Style::Fixed(4)),
             ),
         ],
+        keys: rows.iter().map(|&i| keys[i]).collect(),
     }
 }
 
@@ -260,6 +269,7 @@ fn lsoas(store: Arc<AnalysisStore>, filter: &Filter) -> Items {
             ("count", ints(&study.counts)),
             ("per_km2", Column::Num(study.density(), Style::Fixed(4))),
         ],
+        keys: study.keys.clone(),
     }
 }
 
@@ -295,6 +305,7 @@ fn cells(
                 Column::Int(rows.iter().map(|&i| i64::from(gi.bin[i])).collect()),
             ),
         ],
+        keys: rows.iter().map(|&i| study.keys[i]).collect(),
     }
 }
 
@@ -329,6 +340,7 @@ fn emerging_cells(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, A
             rows.iter().map(|&i| e.category[i]).collect(),
             rows.iter().map(|&i| (e.trend[i].z, e.trend[i].p)).collect(),
         ),
+        keys: rows.iter().map(|&i| study.keys[i]).collect(),
     })
 }
 
@@ -388,6 +400,10 @@ fn patrol_places(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, Ap
         ids: p.iter().map(|x| FeatureId::Text(x.code.clone())).collect(),
         geoms,
         columns: patrol_columns(p),
+        keys: p
+            .iter()
+            .map(|x| list.study.keys.get(x.unit).copied().unwrap_or(0))
+            .collect(),
     })
 }
 
@@ -482,5 +498,6 @@ fn incidents(store: &AnalysisStore, filter: &Filter) -> Items {
                 Column::Text(rows.iter().map(|&i| severity(i)).collect()),
             ),
         ],
+        keys: vec![],
     }
 }

@@ -10,6 +10,11 @@
 //! resolution up. The hot-spot, emerging and patrol collections take the mask of their
 //! grid; the patrol list below analyst is ranks and places with (suppressed) counts,
 //! without its cumulative `share` and `pai`.
+//!
+//! Every count is published perturbed (`disclosure::ckp`, from the row's own key sum), and
+//! suppression runs on the perturbed counts; `per_km2` is scaled by the same ratio, so it
+//! gives back only the perturbed count. The hot-spot, emerging and patrol rows are cells of
+//! their grid, counted from the same records, so they publish the grid's perturbed count.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use super::cache;
 use super::catalog::{CollectionId, EMERGING_RES, HOTSPOT_RES};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::serve::AppError;
+use crate::serve::disclosure::ckp::PTable;
 use crate::serve::disclosure::{
     DisclosureSettings, cell_groups, groups_by, suppress, without_sensitive,
 };
@@ -28,6 +34,9 @@ use crate::serve::disclosure::{
 pub struct Controls {
     pub k: u64,
     pub sensitive: crate::model::TypeSet,
+    pub ptable: Arc<PTable>,
+    /// The perturbation seed, for cache keys only.
+    seed: u64,
 }
 
 impl Controls {
@@ -35,6 +44,8 @@ impl Controls {
         Controls {
             k: s.k,
             sensitive: s.sensitive_types(),
+            ptable: Arc::new(s.ptable()),
+            seed: s.ckp_seed,
         }
     }
 
@@ -81,7 +92,7 @@ pub fn disclosed(
     filter: &Filter,
     c: &Controls,
 ) -> Result<Arc<Items>, AppError> {
-    let key = format!("{}|{}|k{}", cid.id(), filter.key(), c.k);
+    let key = format!("{}|{}|k{}|p{:x}", cid.id(), filter.key(), c.k, c.seed);
     cache::items(store, generation, &key, || {
         compute(cid, store, generation, filter, c)
     })
@@ -103,14 +114,14 @@ fn compute(
     match cid {
         CollectionId::Districts => {
             let full = raw(cid, store, generation, &all_districts)?;
-            let mask = suppress(&counts(&full), &[(0..full.len()).collect()], c.k);
+            let mask = suppress(&perturbed(&full, c), &[(0..full.len()).collect()], c.k);
             let rows: Vec<usize> = (0..full.len())
                 .filter(|&i| match full.geoms[i] {
                     Geom::District(d) => u8::try_from(d).is_ok_and(wanted_district),
                     _ => false,
                 })
                 .collect();
-            Ok(apply(&full, &mask, &rows))
+            Ok(apply(&full, &mask, &rows, c))
         }
         CollectionId::Lsoas => {
             let full = raw(cid, store, generation, &all_districts)?;
@@ -120,16 +131,16 @@ fn compute(
             };
             let mut groups = groups_by((0..full.len()).map(district));
             groups.push((0..full.len()).collect());
-            let mask = suppress(&counts(&full), &groups, c.k);
+            let mask = suppress(&perturbed(&full, c), &groups, c.k);
             let rows: Vec<usize> = (0..full.len())
                 .filter(|&i| district(i).is_some_and(wanted_district))
                 .collect();
-            Ok(apply(&full, &mask, &rows))
+            Ok(apply(&full, &mask, &rows, c))
         }
         CollectionId::H3(_) => {
             let full = raw(cid, store, generation, filter)?;
-            let mask = cell_mask(&full, c.k);
-            Ok(apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>()))
+            let mask = cell_mask(&full, c);
+            Ok(apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c))
         }
         CollectionId::Hotspots | CollectionId::Patrol | CollectionId::Emerging => {
             let res = if cid == CollectionId::Emerging {
@@ -141,7 +152,7 @@ fn compute(
             let withheld = withheld_ids(&grid);
             let full = raw(cid, store, generation, filter)?;
             let mask: Vec<bool> = full.ids.iter().map(|id| withheld.contains(id)).collect();
-            let mut items = apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>());
+            let mut items = apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c);
             if cid == CollectionId::Patrol {
                 // Ranks and places only: a cumulative share (or PAI) on a visible row,
                 // with the study's total, gives back the withheld rows above it.
@@ -171,8 +182,21 @@ fn counts(items: &Items) -> Vec<u64> {
         .unwrap_or_else(|| vec![0; items.len()])
 }
 
+/// The perturbed `count` column (`disclosure::ckp`; true counts where a collection has
+/// no key sums).
+fn perturbed(items: &Items, c: &Controls) -> Vec<u64> {
+    let n = counts(items);
+    if items.keys.len() != n.len() {
+        return n;
+    }
+    n.iter()
+        .zip(&items.keys)
+        .map(|(&n, &ks)| c.ptable.perturb(n, ks))
+        .collect()
+}
+
 /// The mask of a study grid: groups by parent cell one resolution up, and the whole.
-fn cell_mask(full: &Items, k: u64) -> Vec<bool> {
+fn cell_mask(full: &Items, c: &Controls) -> Vec<bool> {
     let cells: Vec<Option<h3o::CellIndex>> = full
         .geoms
         .iter()
@@ -181,7 +205,7 @@ fn cell_mask(full: &Items, k: u64) -> Vec<bool> {
             _ => None,
         })
         .collect();
-    suppress(&counts(full), &cell_groups(&cells), k)
+    suppress(&perturbed(full, c), &cell_groups(&cells), c.k)
 }
 
 fn withheld_ids(items: &Items) -> HashSet<FeatureId> {
@@ -206,22 +230,40 @@ const DERIVED: [&str; 3] = ["per_km2", "share", "pai"];
 /// Columns withheld for every row below analyst (exact statistics solve for counts).
 const EXACT: [&str; 4] = ["gi_z", "gi_p", "trend_z", "trend_p"];
 
-/// The rows `rows` of `full` with the mask applied, plus a `suppressed` column.
-fn apply(full: &Items, mask: &[bool], rows: &[usize]) -> Items {
+/// The rows `rows` of `full` with the mask applied and counts perturbed (derived numbers
+/// scaled with them), plus a `suppressed` column.
+fn apply(full: &Items, mask: &[bool], rows: &[usize], c: &Controls) -> Items {
     let masked = |i: usize| mask.get(i).copied().unwrap_or(true);
+    let true_counts = counts(full);
+    let published = perturbed(full, c);
+    let scale = |i: usize, v: f64| {
+        if true_counts[i] == 0 {
+            v
+        } else {
+            v * published[i] as f64 / true_counts[i] as f64
+        }
+    };
     let mut columns: Vec<(&'static str, Column)> = full
         .columns
         .iter()
         .map(|(name, col)| {
             let out = match col {
-                Column::Int(v) if *name == "count" => {
-                    Column::OptInt(rows.iter().map(|&i| (!masked(i)).then_some(v[i])).collect())
-                }
+                Column::Int(_) if *name == "count" => Column::OptInt(
+                    rows.iter()
+                        .map(|&i| (!masked(i)).then_some(published[i] as i64))
+                        .collect(),
+                ),
                 Column::Num(v, style) if DERIVED.contains(name) || EXACT.contains(name) => {
                     let all = EXACT.contains(name);
                     Column::Num(
                         rows.iter()
-                            .map(|&i| if all || masked(i) { f64::NAN } else { v[i] })
+                            .map(|&i| {
+                                if all || masked(i) {
+                                    f64::NAN
+                                } else {
+                                    scale(i, v[i])
+                                }
+                            })
                             .collect(),
                         *style,
                     )
@@ -239,5 +281,7 @@ fn apply(full: &Items, mask: &[bool], rows: &[usize]) -> Items {
         ids: rows.iter().map(|&i| full.ids[i].clone()).collect(),
         geoms: rows.iter().map(|&i| full.geoms[i]).collect(),
         columns,
+        // Published: no key sums (they are not needed past this point).
+        keys: vec![],
     }
 }

@@ -335,7 +335,7 @@ fn legend_doc(req: &Request, s: &Surface) -> Value {
                 "note": "pixels with fewer incidents than min_incidents_per_pixel within the \
                     bandwidth are not drawn; sensitive categories are left out; the legend \
                     states the colour scale, not counts (incidents is null)",
-                "control": disclosure::metadata(req.min_count as u64),
+                "control": control_metadata(req.min_count as u64),
             })
         } else {
             Value::Null
@@ -400,4 +400,12 @@ fn json_response(doc: &Value, headers: &HeaderMap) -> Result<Response, AppError>
     let body =
         serde_json::to_vec_pretty(doc).map_err(|e| AppError::Internal(format!("JSON: {e}")))?;
     Ok(cached(headers, body, "application/json", false, MAX_AGE))
+}
+
+/// The disclosure metadata of the legend: the heatmap publishes no counts to perturb.
+fn control_metadata(k: u64) -> Value {
+    let mut m = disclosure::metadata(k);
+    m["perturbed"] = Value::Bool(false);
+    m["perturbation"] = Value::String("no counts are published here".into());
+    m
 }

@@ -95,6 +95,7 @@ async fn cells_tile(
     let controlled = principal_of(principal).role.disclosure_controlled();
     let d = &state.settings().disclosure;
     let k = d.k;
+    let ckp_seed = d.ckp_seed;
     let filter = if controlled {
         disclosure::without_sensitive(&filter, d.sensitive_types(), params.contains_key("types"))
             .map_err(AppError::Forbidden)?
@@ -108,7 +109,15 @@ async fn cells_tile(
         if !geom::Frame::new(t).touches(&shapes.extent()) {
             return Ok(Vec::new());
         }
-        cells::layer(&store, generation, cells::resolution(t.z), &filter, k).tile(t, controlled)
+        cells::layer(
+            &store,
+            generation,
+            cells::resolution(t.z),
+            &filter,
+            k,
+            ckp_seed,
+        )
+        .tile(t, controlled)
     })
     .await
     .map_err(join_error)??;

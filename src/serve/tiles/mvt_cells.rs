@@ -59,6 +59,9 @@ struct Row {
     cell: CellIndex,
     count: u64,
     per_km2: f64,
+    /// The perturbed count and density, for the controlled view.
+    published: u64,
+    published_per_km2: f64,
     gi_z: f64,
     gi_bin: i8,
     category: Option<Category>,
@@ -81,13 +84,24 @@ fn r4(v: f64) -> f64 {
 }
 
 impl CellLayer {
-    fn compute(store: Arc<AnalysisStore>, res: Resolution, filter: &Filter, k: u64) -> Self {
+    fn compute(
+        store: Arc<AnalysisStore>,
+        res: Resolution,
+        filter: &Filter,
+        k: u64,
+        ckp_seed: u64,
+    ) -> Self {
         let study = Study::new(store.clone(), Units::H3(res), filter);
         let w = study.weights(1, Contiguity::Queen, true);
         let gi = gi_star(&study.counts, &w, true);
         let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
         let whole: Vec<u64> = study.counts.iter().map(|&c| c.max(0.0) as u64).collect();
-        let mask = disclosure::suppress(&whole, &disclosure::cell_groups(&cells), k);
+        // The controlled view publishes perturbed counts and suppresses on them.
+        let table = disclosure::ckp::PTable::new(ckp_seed);
+        let published: Vec<u64> = (0..study.len())
+            .map(|i| table.perturb(whole[i], study.keys[i]))
+            .collect();
+        let mask = disclosure::suppress(&published, &disclosure::cell_groups(&cells), k);
         let categories = if has_category(res) {
             categories(&study, &w, filter)
         } else {
@@ -111,6 +125,8 @@ impl CellLayer {
                     cell,
                     count: study.counts[i] as u64,
                     per_km2: r4(density[i]),
+                    published: published[i],
+                    published_per_km2: r4(table.scale(density[i], whole[i], study.keys[i])),
                     gi_z: r4(gi.z[i]),
                     gi_bin: gi.bin[i],
                     category,
@@ -164,7 +180,12 @@ impl CellLayer {
             let mut f = layer.into_feature(geom);
             f.set_id(u64::from(row.cell));
             f.add_tag_string("cell", &row.cell.to_string());
-            if !(controlled && row.suppressed) {
+            if controlled {
+                if !row.suppressed {
+                    f.add_tag_uint("count", row.published);
+                    f.add_tag_double("per_km2", row.published_per_km2);
+                }
+            } else {
                 f.add_tag_uint("count", row.count);
                 f.add_tag_double("per_km2", row.per_km2);
             }
@@ -216,7 +237,8 @@ fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Opti
 }
 
 /// Computed layers by store, keyed by generation, filter and resolution.
-static LAYERS: Lru<AnalysisStore, (u64, String, Resolution, u64), CellLayer> = Lru::new(CAPACITY);
+static LAYERS: Lru<AnalysisStore, (u64, String, Resolution, u64, u64), CellLayer> =
+    Lru::new(CAPACITY);
 
 /// The cells of `filter` at `res` (with the suppression mask for threshold `k`),
 /// computed now unless cached. Blocking: call it from the blocking pool.
@@ -226,9 +248,10 @@ pub fn layer(
     res: Resolution,
     filter: &Filter,
     k: u64,
+    ckp_seed: u64,
 ) -> Arc<CellLayer> {
-    LAYERS.get(store, (generation, filter.key(), res, k), || {
-        CellLayer::compute(store.clone(), res, filter, k)
+    LAYERS.get(store, (generation, filter.key(), res, k, ckp_seed), || {
+        CellLayer::compute(store.clone(), res, filter, k, ckp_seed)
     })
 }
 

@@ -63,8 +63,10 @@ pub struct CellQuery {
     /// withheld, with secondary suppression within parent cells and the whole grid; a
     /// withheld cell has `count`, `per_km2`, `value` and `p` null and `suppressed: true`,
     /// and every cell's statistic is published as its bin only (`value` and `p` null:
-    /// exact z or I could be solved back to a withheld count).
+    /// exact z or I could be solved back to a withheld count). Counts are then published
+    /// perturbed (`disclosure::ckp`, the table of `ckp_seed`), and suppressed on that.
     pub withhold_below: Option<u64>,
+    pub ckp_seed: u64,
 }
 
 /// Resolutions offered (6: a town per cell; 10: a street block).
@@ -98,7 +100,7 @@ pub fn parse_flag(v: Option<&String>, default: bool) -> Result<bool, String> {
     }
 }
 
-type Key = (u64, String, Resolution, Method, bool, Option<u64>);
+type Key = (u64, String, Resolution, Method, bool, Option<u64>, u64);
 static CACHE: Lru<AnalysisStore, Key, String> = Lru::new(CAPACITY);
 
 /// The GeoJSON FeatureCollection for `q` under `filter` (cached).
@@ -115,6 +117,7 @@ pub fn geojson(
         q.method,
         q.fdr,
         q.withhold_below,
+        q.ckp_seed,
     );
     CACHE.get(store, key, || compute(store.clone(), filter, q))
 }
@@ -182,9 +185,25 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         None
     };
     let density = study.density();
+    // Below analyst: the perturbed counts (and densities scaled with them).
+    let (shown_counts, density) = match q.withhold_below {
+        Some(_) => {
+            let t = crate::serve::disclosure::ckp::PTable::new(q.ckp_seed);
+            let n = |i: usize| study.counts[i].max(0.0) as u64;
+            (
+                (0..study.len())
+                    .map(|i| t.perturb(n(i), study.keys[i]) as f64)
+                    .collect::<Vec<f64>>(),
+                (0..study.len())
+                    .map(|i| t.scale(density[i], n(i), study.keys[i]))
+                    .collect(),
+            )
+        }
+        None => (study.counts.clone(), density),
+    };
     let withheld: Vec<bool> = match q.withhold_below {
         Some(k) => {
-            let counts: Vec<u64> = study.counts.iter().map(|&c| c.max(0.0) as u64).collect();
+            let counts: Vec<u64> = shown_counts.iter().map(|&c| c.max(0.0) as u64).collect();
             let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
             crate::serve::disclosure::suppress(
                 &counts,
@@ -212,7 +231,7 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         push_feature(
             &mut out,
             study.cells[i],
-            (!withheld[i]).then_some((study.counts[i], density[i])),
+            (!withheld[i]).then_some((shown_counts[i], density[i])),
             s,
             q.withhold_below.is_some(),
             category,

@@ -128,7 +128,14 @@ pub fn withhold(doc: &mut Value, k: u64, withheld_in_grid: bool) {
             o.insert(field.to_owned(), Value::Null);
         }
     }
-    doc["disclosure"] = crate::serve::disclosure::metadata(k);
+    let mut meta = crate::serve::disclosure::metadata(k);
+    // Not yet perturbed here: the counts by type and month are exact where shown (the
+    // unit's mask is its grid's, computed on perturbed counts).
+    meta["perturbed"] = Value::Bool(false);
+    meta["perturbation"] = Value::String(
+        "not applied to this answer yet: shown counts are exact; small ones withheld".into(),
+    );
+    doc["disclosure"] = meta;
 }
 
 /// Whether the unit is withheld below analyst in the grid that publishes it under
@@ -152,7 +159,11 @@ pub fn withheld_in_grid(
             let Some(i) = study.cells.iter().position(|x| *x == c) else {
                 return Ok(false);
             };
-            let counts: Vec<u64> = study.counts.iter().map(|&v| v.max(0.0) as u64).collect();
+            // The grid's mask is computed on its perturbed counts (`disclosure::ckp`).
+            let table = settings.ptable();
+            let counts: Vec<u64> = (0..study.len())
+                .map(|j| table.perturb(study.counts[j].max(0.0) as u64, study.keys[j]))
+                .collect();
             let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
             Ok(suppress(&counts, &cell_groups(&cells), settings.k)[i])
         }

@@ -124,6 +124,7 @@ async fn cells_geojson(
             .map_err(|e| bad("method", e))?,
         fdr: cells::parse_flag(p.get("fdr"), true).map_err(|e| bad("fdr", e))?,
         withhold_below: k,
+        ckp_seed: state.settings().disclosure.ckp_seed,
     };
     let generation = state.generation();
     let body = blocking(move || cells::geojson(&store, generation, &filter, q)).await?;
