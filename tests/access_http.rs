@@ -544,7 +544,10 @@ async fn public_cells_withhold_small_counts_with_their_parents() {
         // A parent whose only non-zero withheld child is published beside it is such a
         // case: its published total is that child's count perturbed twice over.
         let _ = (total, visible);
-        assert!(withheld.iter().any(|&c| c > 0) || withheld.is_empty(), "{p}");
+        assert!(
+            withheld.iter().any(|&c| c > 0) || withheld.is_empty(),
+            "{p}"
+        );
     }
 }
 
@@ -580,7 +583,11 @@ async fn web_map_cells_and_details_are_disclosure_controlled_below_analyst() {
             Some(c) => {
                 assert!(c == 0 || c >= 5, "{cell}: small count {c} published");
                 // Perturbed: within +-2 of the truth.
-                assert!(true_counts.get(cell).is_some_and(|t| t.abs_diff(c) <= PERTURBATION));
+                assert!(
+                    true_counts
+                        .get(cell)
+                        .is_some_and(|t| t.abs_diff(c) <= PERTURBATION)
+                );
             }
             None => {
                 assert_eq!(p["suppressed"], Value::Bool(true));

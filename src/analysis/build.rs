@@ -388,3 +388,43 @@ impl Sink for Builder {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    /// The same records loaded in two orders: each record (with its duplicates) gets the
+    /// same keys, so every key sum is the same.
+    #[test]
+    fn record_keys_do_not_depend_on_load_order() {
+        let recs: Vec<(i32, i32, u16, u8)> = (0..400)
+            .map(|i| (i % 7, i % 5, (i % 3) as u16, (i % 2) as u8))
+            .collect();
+        let keyed = |order: &[usize]| {
+            let mut b = Builder::new();
+            for &i in order {
+                let (x, y, m, t) = recs[i];
+                let loc = b.location(x, y, "", "");
+                b.incident(loc, m, t, 0);
+            }
+            let inc = &b.incidents;
+            let mut out: Vec<((i32, i32, u16, u8), u8)> = record_keys(&b.lon_e7, &b.lat_e7, inc)
+                .into_iter()
+                .enumerate()
+                .map(|(r, k)| {
+                    let l = inc.loc[r] as usize;
+                    ((b.lon_e7[l], b.lat_e7[l], inc.month[r], inc.ctype[r]), k)
+                })
+                .collect();
+            out.sort_unstable();
+            out
+        };
+        let forward: Vec<usize> = (0..recs.len()).collect();
+        let backward: Vec<usize> = (0..recs.len()).rev().collect();
+        let a = keyed(&forward);
+        assert_eq!(a, keyed(&backward));
+        // Duplicates get different keys (their ordinals differ), most of the time.
+        let distinct: std::collections::HashSet<u8> = a.iter().map(|x| x.1).collect();
+        assert!(distinct.len() > 100, "{} distinct keys", distinct.len());
+    }
+}

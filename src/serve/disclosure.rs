@@ -54,12 +54,26 @@
 //!   dates and date-times are taken as their month), and answers below analyst say so
 //!   ([`metadata`]).
 //!
+//! - **Cell-key perturbation** ([`ckp`], the ONS 2021 Census and ABS TableBuilder
+//!   method): every count published below analyst is its true count plus noise in -2..+2
+//!   (mean 0, variance 1.1875) read from a published p-table at (the sum of its records'
+//!   keys mod 256, its count), so the same records always give the same count and two
+//!   overlapping filters difference to a withheld count only by the table's chance rate
+//!   (0.254). Suppression runs on the perturbed counts; zeros stay zero; totals are
+//!   perturbed from their own records. Perturbed: the OGC collections' counts and
+//!   `per_km2`, `/map/api/cells`, the cell tiles (the patrol, hot-spot and emerging rows
+//!   take their grid's perturbed count). Not yet: the counts by type and month in
+//!   `/map/api/details` (exact where shown, and its metadata says `perturbed: false`),
+//!   and Gi* bins and emerging categories, still computed from exact counts.
+//!
 //! Not covered (documented limits): a total published by *another* output (a parent
 //! cell's count in the coarser grid, a district's) is suppressed by that output's own
 //! mask, not raised by [`exposed_groups`] of the finer grid, so a parent whose children
-//! in the grid are all ones (no empty child) still tells them; and differencing across *different* filters (two date
-//! ranges, or all types against all but one) can still narrow a small count; that needs
-//! query auditing or noise, which this release does not add. The partner role sees the
+//! in the grid are all ones (no empty child) still tells them, up to its noise; and
+//! differencing across *different* filters (two date ranges, or all types against all but
+//! one) still gives a withheld count at the p-table's chance rate, and averaging many
+//! different record sets could narrow it (see [`ckp`] for the method's limits). The
+//! partner role sees the
 //! same suppressed aggregates as public, plus the operational collections.
 
 pub mod ckp;
@@ -99,7 +113,7 @@ impl Default for DisclosureSettings {
 }
 
 /// The default `ckp_seed` (public, so a deployment should set its own).
-pub const DEFAULT_CKP_SEED: u64 = 0x5eed_0f_c3_11_6b_e7;
+pub const DEFAULT_CKP_SEED: u64 = 0x005e_ed0f_c311_6be7;
 
 impl DisclosureSettings {
     /// The perturbation table of these settings.
