@@ -95,6 +95,11 @@ async fn meta_lists_types_months_and_districts() {
     assert!(types.len() >= 5);
     let total: u64 = types.iter().filter_map(|t| t["count"].as_u64()).sum();
     assert_eq!(Some(total), m["incidents"].as_u64());
+    // What no layer maps, per type and in all: the sample has records without a location.
+    let unlocated: u64 = types.iter().filter_map(|t| t["unlocated"].as_u64()).sum();
+    assert!(unlocated > 0, "{m}");
+    assert!(unlocated <= m["unlocated"].as_u64().unwrap_or(0));
+    assert!(types.iter().all(|t| t["outside"].is_u64()));
     assert_eq!(m["districts"].as_array().map(Vec::len), Some(14));
     assert!(m["months"]["first"].as_str() <= m["months"]["last"].as_str());
 }

@@ -284,11 +284,9 @@ fn reason_class(reason: &str) -> String {
 /// A file that could not be ingested at all.
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("{file}: {source}")]
-    Io {
-        file: String,
-        source: std::io::Error,
-    },
+    /// The OS error is part of the message, not a source: `{:#}` would print it twice.
+    #[error("{file}: {error}")]
+    Io { file: String, error: std::io::Error },
     #[error("{file}: line {line}: {reason}")]
     Header {
         file: String,

@@ -41,9 +41,9 @@ impl Source {
     /// # Errors
     /// When the file or archive cannot be read.
     pub fn read_into(&self, buf: &mut Vec<u8>) -> Result<(), IngestError> {
-        let io = |source| IngestError::Io {
+        let io = |error| IngestError::Io {
             file: self.name(),
-            source,
+            error,
         };
         buf.clear();
         match self {
@@ -81,9 +81,9 @@ impl Source {
         f: impl FnOnce(&[u8]) -> Result<T, IngestError>,
     ) -> Result<T, IngestError> {
         if let Source::File(p) = self {
-            let io = |source| IngestError::Io {
+            let io = |error| IngestError::Io {
                 file: self.name(),
-                source,
+                error,
             };
             let file = std::fs::File::open(p).map_err(io)?;
             if file.metadata().map_err(io)?.len() > 0 {
@@ -146,9 +146,9 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<Source>, IngestError> {
 }
 
 fn visit(p: &Path, out: &mut Vec<Source>, explicit: bool) -> Result<(), IngestError> {
-    let io = |source| IngestError::Io {
+    let io = |error| IngestError::Io {
         file: p.display().to_string(),
-        source,
+        error,
     };
     let meta = std::fs::metadata(p).map_err(io)?;
     if meta.is_dir() {

@@ -114,7 +114,12 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     tracing::info!(%local, "listening");
     println!("hotspot is serving at http://{local}/ (health: http://{local}/health)");
     // The web map (issue 5): the URL a person opens.
-    println!("web map: http://{local}/map/");
+    match web::availability() {
+        web::Availability::NoMapLibre => {
+            println!("web map: {}", web::Availability::NoMapLibre.describe());
+        }
+        a => println!("web map: http://{local}/map/ ({})", a.describe()),
+    }
     warm_covers(&state);
     // The peer address feeds the per-address rate limit.
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();

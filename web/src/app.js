@@ -140,9 +140,9 @@ function buildControls() {
     const boxes = slugs.flatMap((s) => {
       const t = present.get(s);
       if (s === ROAD && severities.length) {
-        return severities.map((v) => [`${ROAD}:${v.slug}`, v.label, v.count]);
+        return severities.map((v) => [`${ROAD}:${v.slug}`, v.label, v.count, t]);
       }
-      return [[s, t.label, t.count]];
+      return [[s, t.label, t.count, t]];
     });
     const g = document.createElement('div');
     g.className = 'group';
@@ -153,7 +153,7 @@ function buildControls() {
     all.dataset.group = boxes.map((b) => b[0]).join(',');
     head.append(all, document.createTextNode(` ${name}`));
     g.append(head);
-    for (const [value, label, count] of boxes) {
+    for (const [value, label, count, t] of boxes) {
       const l = document.createElement('label');
       l.className = 'type';
       const cb = document.createElement('input');
@@ -161,9 +161,31 @@ function buildControls() {
       cb.value = value;
       cb.name = 'type';
       l.append(cb, document.createTextNode(` ${label} (${count.toLocaleString('en-GB')})`));
+      // What the map cannot show for this type: records with no location, and records
+      // located outside the study area (per type, not per severity).
+      const missing = value.includes(':') ? null : notMapped(t);
+      if (missing) {
+        const note = document.createElement('span');
+        note.className = 'unmapped';
+        note.textContent = ` · ${missing.short}`;
+        l.title = missing.long;
+        l.append(note);
+      }
       g.append(l);
     }
     box.append(g);
+  }
+  // The whole data's records no layer maps, said once under the types.
+  const un = app.meta.unlocated || 0;
+  const out = app.meta.outside || 0;
+  if (un || out) {
+    const p = document.createElement('p');
+    p.id = 'unmapped-note';
+    p.className = 'note';
+    p.textContent = `Not on the map: ${un.toLocaleString('en-GB')} records without a location`
+      + (out ? ` and ${out.toLocaleString('en-GB')} outside the study area` : '')
+      + ' (per type: "not mapped").';
+    box.after(p);
   }
   for (const d of app.meta.districts) {
     const o = document.createElement('option');
@@ -176,6 +198,22 @@ function buildControls() {
     $(id).min = m.first;
     $(id).max = m.last;
   }
+}
+
+/** The records of a type no layer maps, as short and long text, or null. */
+function notMapped(t) {
+  const un = t.unlocated || 0;
+  const out = t.outside || 0;
+  if (!un && !out) return null;
+  const all = t.count + un + out;
+  const pct = (n) => `${((100 * n) / all).toFixed(1)}%`;
+  const parts = [];
+  if (un) parts.push(`${un.toLocaleString('en-GB')} (${pct(un)}) have no location`);
+  if (out) parts.push(`${out.toLocaleString('en-GB')} are outside the study area`);
+  return {
+    short: `${pct(un + out)} not mapped`,
+    long: `Not on the map: ${parts.join('; ')}.`,
+  };
 }
 
 function typeBoxes() {

@@ -1,5 +1,6 @@
 //! `/map/api/meta`: what the map's controls offer, from the data: the crime types present
-//! (with counts), road collisions by STATS19 severity, the months covered, the districts
+//! (with counts, and per type the records without a location or outside the study area
+//! that no layer maps), road collisions by STATS19 severity, the months covered, the districts
 //! and the study area's bounds.
 
 use geo::BoundingRect;
@@ -35,10 +36,22 @@ pub fn meta(store: &AnalysisStore) -> Value {
             json!({ "slug": s.slug(), "label": label, "count": road[*s as usize] })
         })
         .collect();
+    // Per type, beside the mapped count: records without a location (police.uk publishes
+    // them with none) and records located outside the study area, which no map layer
+    // counts. County totals over the whole data: no small area, no filter to difference.
+    let outside_of = |t: CrimeType| store.outside_by_type.get(t as usize).copied().unwrap_or(0);
     let types: Vec<Value> = CrimeType::ALL
         .iter()
         .filter(|t| counts[**t as usize] > 0)
-        .map(|t| json!({ "slug": t.slug(), "label": t.label(), "count": counts[*t as usize] }))
+        .map(|&t| {
+            json!({
+                "slug": t.slug(),
+                "label": t.label(),
+                "count": counts[t as usize],
+                "unlocated": store.unlocated_of(t),
+                "outside": outside_of(t),
+            })
+        })
         .collect();
     let g = &store.geography;
     let districts: Vec<Value> = (0..g.districts.len())
@@ -53,6 +66,8 @@ pub fn meta(store: &AnalysisStore) -> Value {
         .map(|(a, b)| json!({ "first": a.to_string(), "last": b.to_string() }));
     json!({
         "incidents": store.incidents.len(),
+        "unlocated": store.unlocated,
+        "outside": store.outside(),
         "types": types,
         "severities": severities,
         "months": months,

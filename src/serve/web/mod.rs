@@ -27,7 +27,7 @@ use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::{AppError, AppState, cached};
 
-pub use assets::web_dir;
+pub use assets::{Availability, availability, embed, web_dir};
 pub use cells::{CellQuery, Method};
 
 /// Seconds a computed answer may be reused (ETags revalidate after).
