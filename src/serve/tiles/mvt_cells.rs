@@ -64,6 +64,9 @@ struct Row {
     published_per_km2: f64,
     gi_z: f64,
     gi_bin: i8,
+    /// The Gi* bin of the perturbed counts, for the controlled view (a bin of the true
+    /// counts could say what the perturbed counts hide).
+    published_gi_bin: i8,
     category: Option<Category>,
     /// Withheld below analyst.
     suppressed: bool,
@@ -102,6 +105,8 @@ impl CellLayer {
             .map(|i| table.perturb(whole[i], study.keys[i]))
             .collect();
         let mask = disclosure::suppress(&published, &disclosure::cell_groups(&cells), k);
+        let published_f: Vec<f64> = published.iter().map(|&c| c as f64).collect();
+        let published_gi = gi_star(&published_f, &w, true);
         let categories = if has_category(res) {
             categories(&study, &w, filter)
         } else {
@@ -112,10 +117,14 @@ impl CellLayer {
             .filter_map(|i| {
                 let category = categories.as_ref().map(|c| c[i]);
                 let patterned = category.is_some_and(|c| c != Category::NoPattern);
-                let quiet = study.counts[i] <= 0.0 && gi.bin[i] == 0 && !patterned;
+                let empty = study.counts[i] <= 0.0 && !patterned;
+                let quiet = empty && gi.bin[i] == 0;
+                // The controlled view bins the perturbed counts: an empty cell may be
+                // significant there and not here, or the other way round.
+                let quiet_published = empty && published_gi.bin[i] == 0;
                 // A withheld empty cell is kept (for the controlled view only): its
                 // absence would say it is empty, undoing the withheld zero.
-                if quiet && !mask[i] {
+                if quiet && quiet_published && !mask[i] {
                     return None;
                 }
                 let cell = study.cells[i];
@@ -129,6 +138,7 @@ impl CellLayer {
                     published_per_km2: r4(table.scale(density[i], whole[i], study.keys[i])),
                     gi_z: r4(gi.z[i]),
                     gi_bin: gi.bin[i],
+                    published_gi_bin: published_gi.bin[i],
                     category,
                     suppressed: mask[i],
                     controlled_only: quiet,
@@ -194,7 +204,12 @@ impl CellLayer {
             } else {
                 f.add_tag_double("gi_z", row.gi_z);
             }
-            f.add_tag_sint("gi_bin", i64::from(row.gi_bin));
+            let bin = if controlled {
+                row.published_gi_bin
+            } else {
+                row.gi_bin
+            };
+            f.add_tag_sint("gi_bin", i64::from(bin));
             if let Some(c) = row.category {
                 f.add_tag_string("category", c.label());
             }

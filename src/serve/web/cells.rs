@@ -131,10 +131,29 @@ struct Stat {
 
 fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
     let study = Study::new(store, Units::H3(q.res), filter);
+    let density = study.density();
+    // Below analyst: the perturbed counts (and densities scaled with them), and the
+    // statistics' bins computed from them, so a bin says nothing the counts do not.
+    let (shown_counts, density) = match q.withhold_below {
+        Some(_) => {
+            let t = crate::serve::disclosure::ckp::PTable::new(q.ckp_seed);
+            let n = |i: usize| study.counts[i].max(0.0) as u64;
+            (
+                (0..study.len())
+                    .map(|i| t.perturb(n(i), study.keys[i]) as f64)
+                    .collect::<Vec<f64>>(),
+                (0..study.len())
+                    .map(|i| t.scale(density[i], n(i), study.keys[i]))
+                    .collect(),
+            )
+        }
+        None => (study.counts.clone(), density),
+    };
+    // Exact from analyst up (the clone is of the true counts there).
+    let basis = &shown_counts;
     let w = study.weights(1, Contiguity::Queen, true);
     let stats: Vec<Stat> = match q.method {
-        Method::Counts => study
-            .counts
+        Method::Counts => basis
             .iter()
             .map(|&c| Stat {
                 value: c,
@@ -143,7 +162,7 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
             })
             .collect(),
         Method::GiStar => {
-            let g = gi_star(&study.counts, &w, q.fdr);
+            let g = gi_star(basis, &w, q.fdr);
             (0..study.len())
                 .map(|i| Stat {
                     value: g.z[i],
@@ -154,8 +173,8 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         }
         Method::Moran => {
             let w = study.weights(1, Contiguity::Queen, false);
-            let m = local_moran(&study.counts, &w, PERMUTATIONS, 1, 0.05, q.fdr);
-            let c = &study.counts;
+            let m = local_moran(basis, &w, PERMUTATIONS, 1, 0.05, q.fdr);
+            let c = basis;
             // An empty cell among empty neighbours is not drawn as a low-low cluster. Its
             // permutations mostly tie with it, and esda's folded p-value (which
             // stats::local_moran matches) then reads it as extreme: p = 1/(n+1). On
@@ -183,23 +202,6 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         categories(&study, &w, filter, q.fdr)
     } else {
         None
-    };
-    let density = study.density();
-    // Below analyst: the perturbed counts (and densities scaled with them).
-    let (shown_counts, density) = match q.withhold_below {
-        Some(_) => {
-            let t = crate::serve::disclosure::ckp::PTable::new(q.ckp_seed);
-            let n = |i: usize| study.counts[i].max(0.0) as u64;
-            (
-                (0..study.len())
-                    .map(|i| t.perturb(n(i), study.keys[i]) as f64)
-                    .collect::<Vec<f64>>(),
-                (0..study.len())
-                    .map(|i| t.scale(density[i], n(i), study.keys[i]))
-                    .collect(),
-            )
-        }
-        None => (study.counts.clone(), density),
     };
     let withheld: Vec<bool> = match q.withhold_below {
         Some(k) => {

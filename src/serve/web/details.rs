@@ -82,11 +82,43 @@ impl Unit {
 /// - Otherwise the counts by type and the monthly series each have their small values
 ///   withheld (null) with secondary suppression against the published total.
 /// - z and p (which could be solved back to counts) are withheld everywhere.
-pub fn withhold(doc: &mut Value, k: u64, withheld_in_grid: bool) {
+/// - Every count shown (total, by type, per month) is perturbed from its own records' key
+///   sum (`disclosure::ckp`), and suppression runs on the perturbed values; a cell's total
+///   is the count its grid publishes (the same records, so the same noise).
+pub fn withhold(
+    doc: &mut Value,
+    k: u64,
+    withheld_in_grid: bool,
+    table: &crate::serve::disclosure::ckp::PTable,
+) {
     use crate::serve::disclosure::{exposed_groups, suppress};
+    let keys = doc["keys"].take();
+    let key_list = |v: &Value| -> Vec<u32> {
+        v.as_array()
+            .map(|a| a.iter().map(|x| x.as_u64().unwrap_or(0) as u32).collect())
+            .unwrap_or_default()
+    };
+    let (mut type_keys, series_keys) = (key_list(&keys["by_type"]), key_list(&keys["series"]));
+    let total_key = keys["total"].as_u64().unwrap_or(0) as u32;
     if let Some(types) = doc["by_type"].as_array_mut() {
-        types.retain(|t| t["selected"] == Value::Bool(true));
+        let selected: Vec<bool> = types
+            .iter()
+            .map(|t| t["selected"] == Value::Bool(true))
+            .collect();
+        let mut it = selected.iter();
+        types.retain(|_| *it.next().unwrap_or(&false));
+        let mut it = selected.iter();
+        type_keys.retain(|_| *it.next().unwrap_or(&false));
     }
+    // Every count is published perturbed from its own records' key sum (`disclosure::ckp`),
+    // the total too (never summed from its parts); suppression runs on the perturbed values.
+    let perturbed = |counts: Vec<u64>, keys: &[u32]| -> Vec<u64> {
+        counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| table.perturb(n, keys.get(i).copied().unwrap_or(0)))
+            .collect()
+    };
     let counts_of = |v: &[Value], get: fn(&Value) -> Option<u64>| -> Vec<u64> {
         v.iter().map(|x| get(x).unwrap_or(0)).collect()
     };
@@ -94,33 +126,45 @@ pub fn withhold(doc: &mut Value, k: u64, withheld_in_grid: bool) {
         .as_array()
         .map(|t| counts_of(t, |x| x["count"].as_u64()))
         .unwrap_or_default();
+    let type_counts = perturbed(type_counts, &type_keys);
     let series_counts = doc["series"]
         .as_array()
         .map(|s| counts_of(s, Value::as_u64))
         .unwrap_or_default();
+    let series_counts = perturbed(series_counts, &series_keys);
     let whole = |n: usize| vec![(0..n).collect::<Vec<usize>>()];
     let type_mask = suppress(&type_counts, &whole(type_counts.len()), k);
     let series_mask = suppress(&series_counts, &whole(series_counts.len()), k);
     let exposed = !exposed_groups(&type_counts, &whole(type_counts.len()), &type_mask).is_empty()
         || !exposed_groups(&series_counts, &whole(series_counts.len()), &series_mask).is_empty();
-    let total = doc["total"].as_u64().unwrap_or(0);
+    let total = table.perturb(doc["total"].as_u64().unwrap_or(0), total_key);
     let hide_all = crate::serve::disclosure::primary(total, k) || withheld_in_grid || exposed;
-    if hide_all {
-        doc["total"] = Value::Null;
-    }
+    doc["total"] = if hide_all {
+        Value::Null
+    } else {
+        Value::from(total)
+    };
     doc["suppressed"] = Value::Bool(hide_all);
     if let Some(types) = doc["by_type"].as_array_mut() {
-        for (t, m) in types.iter_mut().zip(type_mask) {
-            if m || hide_all {
-                t["count"] = Value::Null;
-            }
+        for ((t, m), n) in types.iter_mut().zip(type_mask).zip(&type_counts) {
+            t["count"] = if m || hide_all {
+                Value::Null
+            } else {
+                Value::from(*n)
+            };
         }
     }
     if let Some(series) = doc["series"].as_array_mut() {
-        for (v, m) in series.iter_mut().zip(series_mask) {
-            if m || hide_all {
-                *v = Value::Null;
+        for ((v, m), n) in series.iter_mut().zip(series_mask).zip(&series_counts) {
+            // A month with no value (not published) stays so.
+            if v.is_null() {
+                continue;
             }
+            *v = if m || hide_all {
+                Value::Null
+            } else {
+                Value::from(*n)
+            };
         }
     }
     for (key, field) in [("gi", "z"), ("gi", "p"), ("trend", "z"), ("trend", "p")] {
@@ -129,11 +173,12 @@ pub fn withhold(doc: &mut Value, k: u64, withheld_in_grid: bool) {
         }
     }
     let mut meta = crate::serve::disclosure::metadata(k);
-    // Not yet perturbed here: the counts by type and month are exact where shown (the
-    // unit's mask is its grid's, computed on perturbed counts).
-    meta["perturbed"] = Value::Bool(false);
+    meta["perturbed"] = Value::Bool(true);
     meta["perturbation"] = Value::String(
-        "not applied to this answer yet: shown counts are exact; small ones withheld".into(),
+        "cell-key perturbation: the total, every count by type and every month are the true \
+         count plus noise in -2..+2 fixed by their records' keys (the same records always \
+         give the same value; parts need not add up to the total); small ones withheld"
+            .into(),
     );
     doc["disclosure"] = meta;
 }
@@ -191,6 +236,10 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
     let mut by_type = [0u64; CrimeType::COUNT];
     let mut road = [0u64; Severity::ALL.len()];
     let mut series = vec![0u64; usize::from(hi - lo) + 1];
+    // The record keys summed beside each count (cell-key perturbation below analyst).
+    let mut type_keys = [0u32; CrimeType::COUNT];
+    let mut road_keys = [0u32; Severity::ALL.len()];
+    let mut series_keys = vec![0u32; series.len()];
     for k in 0..inc.len() {
         let (l, m) = (inc.loc[k] as usize, inc.month[k]);
         if m < lo || m > hi || !member.get(l).copied().unwrap_or(false) {
@@ -207,20 +256,27 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
             continue;
         }
         let (c, v) = (inc.ctype[k], inc.severity[k]);
+        let key = u32::from(inc.key.get(k).copied().unwrap_or(0));
         if let Some(n) = by_type.get_mut(usize::from(c)) {
             *n += 1;
+            type_keys[usize::from(c)] = type_keys[usize::from(c)].wrapping_add(key);
         }
         if c == CrimeType::RoadCollision as u8 {
-            road[Severity::from_code(v) as usize] += 1;
+            let s = Severity::from_code(v) as usize;
+            road[s] += 1;
+            road_keys[s] = road_keys[s].wrapping_add(key);
         }
         if filter.keeps(c, v) {
-            series[usize::from(m - lo)] += 1;
+            let i = usize::from(m - lo);
+            series[i] += 1;
+            series_keys[i] = series_keys[i].wrapping_add(key);
         }
     }
     // Every type with incidents; a chosen type with none too (a chosen zero says
     // something), but not each of the 18 when the filter is "all".
     let chosen = |t: CrimeType| filter.types != TypeSet::incidents() && filter.types.contains(t);
     let mut types: Vec<Value> = Vec::new();
+    let mut keys_by_type: Vec<u32> = Vec::new();
     for &t in CrimeType::ALL {
         if t == CrimeType::RoadCollision {
             // One row per severity (their sum is the type's count, so the rows still add
@@ -234,6 +290,7 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
                         "label": format!("{} · {}", t.label(), s.slug()),
                         "count": n, "selected": selected,
                     }));
+                    keys_by_type.push(road_keys[s as usize]);
                 }
             }
         } else if by_type[t as usize] > 0 || chosen(t) {
@@ -241,6 +298,7 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
                 "type": t.slug(), "label": t.label(),
                 "count": by_type[t as usize], "selected": filter.types.contains(t),
             }));
+            keys_by_type.push(type_keys[t as usize]);
         }
     }
     let ys: Vec<f64> = series.iter().map(|&v| v as f64).collect();
@@ -262,7 +320,22 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
         "gi": gi,
         "trend": { "direction": direction, "z": round(mk.z, 4), "p": round(mk.p, 6) },
         "category": category,
+        // The key sums behind `total`, `by_type` and `series`, for `withhold`; removed
+        // from every answer (`without_keys`).
+        "keys": {
+            "total": series_keys.iter().fold(0u32, |a, &k| a.wrapping_add(k)),
+            "by_type": keys_by_type,
+            "series": series_keys,
+        },
     })
+}
+
+/// Removes the key sums `details` leaves for `withhold` (every role's answer goes
+/// through it).
+pub fn without_keys(doc: &mut Value) {
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("keys");
+    }
 }
 
 fn round(v: f64, places: i32) -> Value {

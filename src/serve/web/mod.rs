@@ -161,8 +161,9 @@ async fn details_json(
         let mut doc = details::details(&store, unit, &filter, fdr);
         if let Some(k) = k {
             let grid = details::withheld_in_grid(&store, generation, unit, &filter, &settings)?;
-            details::withhold(&mut doc, k, grid);
+            details::withhold(&mut doc, k, grid, &settings.ptable());
         }
+        details::without_keys(&mut doc);
         Ok(doc)
     })
     .await??;
