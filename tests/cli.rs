@@ -386,3 +386,44 @@ fn a_stop_and_search_file_alone_is_stored_and_reported() {
         "{t}"
     );
 }
+
+/// `analyse --unit lsoa21` studies the 945 LSOAs of 2021 (not the 941 of 2011), each
+/// counted as `aggregate --unit lsoa21` counts it; `lsoa` is the data's own vintage.
+#[test]
+fn analyse_on_lsoa_2021_counts_as_aggregate_does() {
+    let data = SAMPLE.path();
+    let rows = |args: &[&str]| -> Vec<(String, u64)> {
+        let out = hotspot(data, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut v: Vec<(String, u64)> = text(&out)
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .skip(1)
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                (f[0].to_owned(), f[1].parse().expect("count"))
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let study = rows(&["analyse", "--unit", "lsoa21", "--method", "gistar"]);
+    assert_eq!(study.len(), 945, "LSOA 2021 units");
+    let agg: std::collections::HashMap<String, u64> = counts_by_code(&text(&hotspot(
+        data,
+        &["aggregate", "--unit", "lsoa21", "--by", "all"],
+    )))
+    .into_iter()
+    .collect();
+    for (code, n) in &study {
+        assert_eq!(agg.get(code).copied().unwrap_or(0), *n, "{code}");
+    }
+    assert!(study.iter().map(|r| r.1).sum::<u64>() > 0);
+    // `lsoa` is the vintage of the data's own codes (police.uk 2011 codes here).
+    let own = rows(&["analyse", "--unit", "lsoa", "--method", "gistar"]);
+    assert_eq!(own.len(), 941);
+}

@@ -133,7 +133,11 @@ fn unit_incidents_agree_with_the_study_counts() {
     assert_eq!(inc.months, months);
     assert_eq!(inc.monthly(), values);
     assert_eq!(inc.unit_counts(0..months.len()), study.counts);
-    let lsoa = Study::new(STORE.clone(), Units::Lsoa, &f);
+    let lsoa = Study::new(
+        STORE.clone(),
+        Units::Lsoa(hotspot::spatial::geography::Vintage::V2011),
+        &f,
+    );
     let inc = UnitIncidents::new(&lsoa, &f);
     assert_eq!(inc.unit_counts(0..inc.months.len()), lsoa.counts);
     assert!(lsoa.counts.iter().sum::<f64>() > 1000.0);

@@ -79,10 +79,12 @@ struct Table {
 pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
     let store = Arc::new(load(&a.data)?);
     let f = filter(&store, &a.filter)?;
-    let units = match a.unit.parse::<Unit>().map_err(anyhow::Error::msg)? {
+    let units = match Unit::parse_for(&a.unit, &store).map_err(anyhow::Error::msg)? {
         Unit::H3(r) => Units::H3(r),
-        Unit::Lsoa(crate::spatial::geography::Vintage::V2011) => Units::Lsoa,
-        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa (lsoa11) for analyse"),
+        Unit::Lsoa(v) => Units::Lsoa(v),
+        _ => anyhow::bail!(
+            "--unit must be h3:5 .. h3:11, lsoa11, lsoa21 or lsoa (the data's vintage) for analyse"
+        ),
     };
     anyhow::ensure!((1..=10).contains(&a.k), "--k must be from 1 to 10");
     let study = Study::new(store.clone(), units, &f);
@@ -202,11 +204,11 @@ fn kde_at_units(
                 (ll.lng(), ll.lat())
             })
             .collect(),
-        Units::Lsoa => s
+        Units::Lsoa(v) => s
             .lsoas
             .iter()
             .map(|&i| {
-                s.store.geography.lsoas.polygons[i as usize]
+                s.store.geography.lsoa_set(v).polygons[i as usize]
                     .centroid()
                     .map_or((f64::NAN, f64::NAN), |p| (p.x(), p.y()))
             })
@@ -358,10 +360,7 @@ fn to_geojson(s: &Study, t: &Table, prov: &[(&str, String)]) -> String {
         out.push_str("},\"geometry\":");
         let (unit, key) = match s.units {
             Units::H3(r) => (Unit::H3(r), UnitKey::Cell(s.cells[i])),
-            Units::Lsoa => (
-                Unit::Lsoa(crate::spatial::geography::Vintage::V2011),
-                UnitKey::Index(s.lsoas[i]),
-            ),
+            Units::Lsoa(v) => (Unit::Lsoa(v), UnitKey::Index(s.lsoas[i])),
         };
         push_multipolygon(&mut out, &output::unit_geometry(&s.store, &unit, key));
         out.push('}');

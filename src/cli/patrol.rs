@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use super::DataDir;
 use super::aggregate::{FilterArgs, filter, load};
-use crate::analysis::{Filter, Unit, UnitKey, output};
+use crate::analysis::{AnalysisStore, Filter, Unit, UnitKey, output};
 use crate::model::{Month, TypeSet};
 use crate::spatial::Geography;
 use crate::spatial::geojson_out::push_multipolygon;
@@ -84,11 +84,13 @@ pub struct BacktestArgs {
     pub out: Option<PathBuf>,
 }
 
-fn study_units(unit: &str) -> anyhow::Result<Units> {
-    match unit.parse::<Unit>().map_err(anyhow::Error::msg)? {
+fn study_units(unit: &str, store: &AnalysisStore) -> anyhow::Result<Units> {
+    match Unit::parse_for(unit, store).map_err(anyhow::Error::msg)? {
         Unit::H3(r) => Ok(Units::H3(r)),
-        Unit::Lsoa(crate::spatial::geography::Vintage::V2011) => Ok(Units::Lsoa),
-        _ => anyhow::bail!("--unit must be h3:5 .. h3:11 or lsoa (lsoa11)"),
+        Unit::Lsoa(v) => Ok(Units::Lsoa(v)),
+        _ => anyhow::bail!(
+            "--unit must be h3:5 .. h3:11, lsoa11, lsoa21 or lsoa (the data's vintage)"
+        ),
     }
 }
 
@@ -134,7 +136,8 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
         k: a.k,
         fdr: a.fdr,
     };
-    let list = patrol::patrol(store, study_units(&a.unit)?, &f, opts)?;
+    let units = study_units(&a.unit, &store)?;
+    let list = patrol::patrol(store, units, &f, opts)?;
     let mut prov = vec![("method", "patrol".to_owned()), ("unit", a.unit.clone())];
     prov.push(("k", a.k.to_string()));
     prov.extend(filter_provenance(
@@ -330,10 +333,7 @@ fn patrol_geojson(list: &PatrolList, prov: &[(&str, String)]) -> String {
         ];
         let (unit, key) = match s.units {
             Units::H3(r) => (Unit::H3(r), UnitKey::Cell(s.cells[p.unit])),
-            Units::Lsoa => (
-                Unit::Lsoa(crate::spatial::geography::Vintage::V2011),
-                UnitKey::Index(s.lsoas[p.unit]),
-            ),
+            Units::Lsoa(v) => (Unit::Lsoa(v), UnitKey::Index(s.lsoas[p.unit])),
         };
         out.push_str(if n > 0 { ",\n" } else { "\n" });
         out.push_str(r#"{"type":"Feature","properties":{"#);
@@ -359,7 +359,8 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
         k: a.k,
     };
     let g = store.geography.clone();
-    let b = backtest::backtest(store, study_units(&a.unit)?, &f, opts)?;
+    let units = study_units(&a.unit, &store)?;
+    let b = backtest::backtest(store, units, &f, opts)?;
     let mut prov = vec![("method", "backtest".to_owned()), ("unit", a.unit.clone())];
     prov.extend(filter_provenance(&g, &f, &b.months));
     prov.extend([

@@ -432,7 +432,7 @@ fn neighbourhoods(study: &Study) -> Vec<Vec<(u32, u8)>> {
                     .collect()
             })
             .collect(),
-        Units::Lsoa => {
+        Units::Lsoa(_) => {
             let w = study.weights(1, Contiguity::Queen, false);
             (0..study.len())
                 .map(|i| {
@@ -455,11 +455,11 @@ fn unit_centres(study: &Study) -> Vec<Option<(f64, f64)>> {
                 Some((ll.lng(), ll.lat()))
             })
             .collect(),
-        Units::Lsoa => study
+        Units::Lsoa(v) => study
             .lsoas
             .iter()
             .map(|&i| {
-                let poly = &study.store.geography.lsoas.polygons[i as usize];
+                let poly = &study.store.geography.lsoa_set(v).polygons[i as usize];
                 poly.centroid().map(|p| (p.x(), p.y()))
             })
             .collect(),

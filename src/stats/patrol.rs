@@ -164,7 +164,7 @@ pub fn location_units(study: &Study, filter: &Filter) -> Vec<u32> {
                 Units::H3(res) => l
                     .cell(i, res)
                     .and_then(|c| study.cells.binary_search(&c).ok()),
-                Units::Lsoa => study.lsoas.binary_search(&u32::from(l.lsoa[i])).ok(),
+                Units::Lsoa(v) => study.lsoas.binary_search(&u32::from(l.lsoa_of(v)[i])).ok(),
             };
             pos.map_or(NO_UNIT, |p| p as u32)
         })
@@ -366,10 +366,16 @@ fn place_names(study: &Study, inc: &UnitIncidents, order: &[usize]) -> Vec<Names
         .iter()
         .zip(&tallies)
         .map(|(&u, t)| {
+            // The LSOA named is of the study's vintage; under H3, of 2011.
+            let vintage = match study.units {
+                Units::Lsoa(v) => v,
+                Units::H3(_) => crate::spatial::geography::Vintage::V2011,
+            };
+            let set = g.lsoa_set(vintage);
             let (lsoa, district) = match study.units {
-                Units::Lsoa => {
+                Units::Lsoa(v) => {
                     let i = study.lsoas[u] as usize;
-                    (Some(i), Some(usize::from(g.lsoa_district[i])))
+                    (Some(i), Some(usize::from(g.lsoa_districts(v)[i])))
                 }
                 Units::H3(_) => {
                     let ll = h3o::LatLng::from(study.cells[u]);
@@ -385,8 +391,8 @@ fn place_names(study: &Study, inc: &UnitIncidents, order: &[usize]) -> Vec<Names
             };
             Names {
                 district: district.map_or_else(String::new, |d| g.districts.names[d].clone()),
-                lsoa_code: lsoa.map_or_else(String::new, |i| g.lsoas.codes[i].clone()),
-                lsoa_name: lsoa.map_or_else(String::new, |i| g.lsoas.names[i].clone()),
+                lsoa_code: lsoa.map_or_else(String::new, |i| set.codes[i].clone()),
+                lsoa_name: lsoa.map_or_else(String::new, |i| set.names[i].clone()),
                 location: mode(&t.street).unwrap_or_default().to_owned(),
             }
         })

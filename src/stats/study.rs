@@ -11,12 +11,14 @@ use super::grid::{Grid, cached_cover};
 use crate::analysis::aggregate::aggregate;
 use crate::analysis::{AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey};
 use crate::spatial::boundaries::area_m2;
+use crate::spatial::geography::Vintage;
 
 /// The kind of units analysed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Units {
     H3(Resolution),
-    Lsoa,
+    /// The LSOAs of a vintage (2011 or 2021), counted by the incidents' LSOA of it.
+    Lsoa(Vintage),
 }
 
 /// How neighbours are defined for polygon units.
@@ -71,9 +73,10 @@ impl Study {
                     store,
                 }
             }
-            Units::Lsoa => {
+            Units::Lsoa(v) => {
+                let (set, lsoa_district) = (g.lsoa_set(v), g.lsoa_districts(v));
                 let q = Query {
-                    unit: Unit::Lsoa(crate::spatial::geography::Vintage::V2011),
+                    unit: Unit::Lsoa(v),
                     time,
                     by_type: false,
                     filter: filter.clone(),
@@ -83,13 +86,13 @@ impl Study {
                     filter
                         .districts
                         .as_ref()
-                        .is_none_or(|ds| ds.contains(&g.lsoa_district[i]))
+                        .is_none_or(|ds| ds.contains(&lsoa_district[i]))
                 };
-                let lsoas: Vec<u32> = (0..g.lsoas.len())
+                let lsoas: Vec<u32> = (0..set.len())
                     .filter(|&i| keep(i))
                     .map(|i| i as u32)
                     .collect();
-                let mut pos = vec![usize::MAX; g.lsoas.len()];
+                let mut pos = vec![usize::MAX; set.len()];
                 for (k, &i) in lsoas.iter().enumerate() {
                     pos[i as usize] = k;
                 }
@@ -107,11 +110,11 @@ impl Study {
                     units,
                     codes: lsoas
                         .iter()
-                        .map(|&i| g.lsoas.codes[i as usize].clone())
+                        .map(|&i| set.codes[i as usize].clone())
                         .collect(),
                     area_km2: lsoas
                         .iter()
-                        .map(|&i| area_m2(&g.lsoas.polygons[i as usize]) / 1e6)
+                        .map(|&i| area_m2(&set.polygons[i as usize]) / 1e6)
                         .collect(),
                     cells: vec![],
                     lsoas,
@@ -135,11 +138,12 @@ impl Study {
     pub fn weights(&self, k: u32, contiguity: Contiguity, with_self: bool) -> Weights {
         let w = match self.units {
             Units::H3(_) => Weights::h3_disk(&self.cells, k),
-            Units::Lsoa => {
+            Units::Lsoa(v) => {
+                let set = self.store.geography.lsoa_set(v);
                 let polys: Vec<_> = self
                     .lsoas
                     .iter()
-                    .map(|&i| self.store.geography.lsoas.polygons[i as usize].clone())
+                    .map(|&i| set.polygons[i as usize].clone())
                     .collect();
                 match contiguity {
                     Contiguity::Queen => Weights::queen(&polys),

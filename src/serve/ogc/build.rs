@@ -238,7 +238,11 @@ fn per_km2(count: &[f64], area: &[f64]) -> Vec<f64> {
 }
 
 fn lsoas(store: Arc<AnalysisStore>, filter: &Filter) -> Items {
-    let study = Study::new(store, Units::Lsoa, filter);
+    let study = Study::new(
+        store,
+        Units::Lsoa(crate::spatial::geography::Vintage::V2011),
+        filter,
+    );
     let g = &study.store.geography;
     let district_name = |i: u32| {
         let d = g.lsoa_district[i as usize];

@@ -407,7 +407,11 @@ fn statistics(
             (s, i)
         }
         Unit::Lsoa(l) => {
-            let s = Study::new(store.clone(), Units::Lsoa, filter);
+            let s = Study::new(
+                store.clone(),
+                Units::Lsoa(crate::spatial::geography::Vintage::V2011),
+                filter,
+            );
             let i = s.lsoas.iter().position(|x| *x == u32::from(l));
             (s, i)
         }
