@@ -135,6 +135,10 @@ fn run(
         "rejected": rejected,
         "rejects": rejects,
         "incidents_loaded": state.store().incidents.len(),
+        // Of the whole store after this ingest: records with no location, and located
+        // records outside the study area (stored, counted, in no analysis).
+        "unlocated": state.store().unlocated,
+        "outside_study_area": state.store().outside(),
     });
     let audit_summary = json!({ "files": doc["files"], "errors": doc["errors"] });
     audit::ingest(&dir, (&who.name, who.role.name()), name, audit_summary)
