@@ -9,7 +9,9 @@
 //!   `admin` (ingest, audit). A higher role may do everything a lower one may.
 //! - Keys come from the config file as `[[keys]]` tables `{ name, role, sha256 }`: only the
 //!   SHA-256 of a key is stored (`hotspot hash-key` prints it). A request presents its key
-//!   as `Authorization: Bearer <key>` or `X-API-Key: <key>` (headers only: a key in a URL
+//!   as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key as
+//!   the password and any user name (what QGIS's and ArcGIS's "Basic" authentication
+//!   send; no `Basic` challenge is offered, so a browser never pops a login box) (headers only: a key in a URL
 //!   ends up in logs and browser history; MapLibre sends headers with `transformRequest`).
 //!   The presented key is hashed and compared with every configured hash in constant time.
 //! - Every route declares who may use it where it is built ([`Routes::route`] with an
@@ -165,7 +167,9 @@ pub enum Credentials {
     Invalid,
 }
 
-/// The presented key: `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+/// The presented key: `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic
+/// with the key as the password and any user name (`Authorization: Basic
+/// base64(user:key)`), which is what QGIS's and ArcGIS's "Basic" authentication send.
 fn presented(headers: &HeaderMap) -> Option<Result<String, ()>> {
     if let Some(v) = headers.get(header::AUTHORIZATION) {
         let token = v
@@ -173,10 +177,17 @@ fn presented(headers: &HeaderMap) -> Option<Result<String, ()>> {
             .ok()
             .and_then(|s| {
                 let (scheme, rest) = s.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+                let rest = rest.trim();
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    Some(rest.to_owned())
+                } else if scheme.eq_ignore_ascii_case("basic") {
+                    basic_password(rest)
+                } else {
+                    None
+                }
             })
             .filter(|t| !t.is_empty());
-        return Some(token.map(str::to_owned).ok_or(()));
+        return Some(token.ok_or(()));
     }
     headers.get("x-api-key").map(|v| {
         v.to_str()
@@ -186,6 +197,16 @@ fn presented(headers: &HeaderMap) -> Option<Result<String, ()>> {
             .map(str::to_owned)
             .ok_or(())
     })
+}
+
+/// The password of HTTP Basic credentials (RFC 7617: base64 of `user:password`; the user
+/// name is ignored), or None when they do not decode.
+fn basic_password(b64: &str) -> Option<String> {
+    use base64::Engine as _;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let (_user, password) = text.split_once(':')?;
+    Some(password.trim().to_owned())
 }
 
 /// Resolves the caller against the configured keys. Every configured hash is compared
@@ -508,9 +529,23 @@ mod tests {
             resolve(&headers("x-api-key", "admin-secret"), &k),
             p(Role::Admin, "ops")
         );
+        // HTTP Basic: the key is the password, the user name anything (QGIS, ArcGIS).
+        // "qgis:admin-secret" and ":partner-secret".
+        assert_eq!(
+            resolve(&headers("authorization", "Basic cWdpczphZG1pbi1zZWNyZXQ="), &k),
+            p(Role::Admin, "ops")
+        );
+        assert_eq!(
+            resolve(&headers("authorization", "basic OnBhcnRuZXItc2VjcmV0"), &k),
+            p(Role::Partner, "council")
+        );
         for (h, v) in [
             ("authorization", "Bearer wrong"),
+            // base64("admin-secret"): no colon, so no password.
             ("authorization", "Basic YWRtaW4tc2VjcmV0"),
+            // base64("admin-secret:x"): the key as the user name is not the password.
+            ("authorization", "Basic YWRtaW4tc2VjcmV0Ong="),
+            ("authorization", "Basic !!!"),
             ("authorization", "Bearer"),
             ("x-api-key", ""),
             ("x-api-key", "partner-secret2"),

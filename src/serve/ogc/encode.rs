@@ -157,6 +157,9 @@ pub struct Page<'a> {
     pub time_stamp: &'a str,
     /// The `links` array as JSON.
     pub links: &'a str,
+    /// What the server changed in the request (a capped `limit`, a clamped `bbox`), as
+    /// the `notes` member; empty for none.
+    pub notes: &'a [String],
 }
 
 /// A FeatureCollection of the given rows.
@@ -171,6 +174,16 @@ pub fn feature_collection(store: &AnalysisStore, items: &Items, page: &Page<'_>)
     push_str_lit(&mut out, page.time_stamp);
     out.push_str(r#","links":"#);
     out.push_str(page.links);
+    if !page.notes.is_empty() {
+        out.push_str(r#","notes":["#);
+        for (k, n) in page.notes.iter().enumerate() {
+            if k > 0 {
+                out.push(',');
+            }
+            push_str_lit(&mut out, n);
+        }
+        out.push(']');
+    }
     out.push_str(r#","features":["#);
     for (k, &row) in page.rows.iter().enumerate() {
         out.push_str(if k > 0 { ",\n" } else { "\n" });

@@ -71,9 +71,17 @@ pub async fn items(
     let controls = controls_for(&state, &principal_of(principal));
     let cid = collection(&id)?;
     let store = state.store();
-    let q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
-    if let Some(b) = &q.bbox {
-        limits::check_bbox_area(b, state.settings().limits.max_bbox_area_deg2)?;
+    let mut q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
+    // A box larger than the cap (QGIS zoomed right out sends near-world ones) is clamped
+    // to the data's extent, as pygeoapi does, not refused: what lies outside has no data.
+    if let Some(b) = q.bbox {
+        let max = state.settings().limits.max_bbox_area_deg2;
+        if limits::check_bbox_area(&b, max).is_err() {
+            let c = clamp_to_extent(b, &store);
+            limits::check_bbox_area(&c, max)?;
+            q.notes.push("bbox clamped to the extent of the data".into());
+            q.bbox = Some(c);
+        }
     }
     let r = Request {
         cid,
@@ -85,6 +93,25 @@ pub async fn items(
         controls,
     };
     blocking(move || page(&r)).await
+}
+
+/// The part of `b` inside the study area's bounding box (a degenerate box at its corner
+/// when they do not meet: no feature intersects it).
+fn clamp_to_extent(b: query::Bbox, store: &AnalysisStore) -> query::Bbox {
+    use geo::BoundingRect;
+    let Some(r) = store.geography.county.bounding_rect() else {
+        return b;
+    };
+    let west = b.west.max(r.min().x);
+    let south = b.south.max(r.min().y);
+    let east = b.east.min(r.max().x).max(west);
+    let north = b.north.min(r.max().y).max(south);
+    query::Bbox {
+        west,
+        south,
+        east,
+        north,
+    }
 }
 
 fn page(r: &Request) -> Result<Response, AppError> {
@@ -112,6 +139,7 @@ fn page(r: &Request) -> Result<Response, AppError> {
             rows,
             time_stamp: &stamp,
             links: &links,
+            notes: &r.q.notes,
         },
     );
     Ok(cached(

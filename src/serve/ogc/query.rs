@@ -46,6 +46,8 @@ pub struct ItemsQuery {
     pub filter: Filter,
     /// The decoded parameters, for building paging links.
     pub params: BTreeMap<String, String>,
+    /// What was changed to serve the request (a `limit` capped), said in the answer.
+    pub notes: Vec<String>,
 }
 
 /// Parses an items query (`allowed` is [`ITEMS_PARAMS`] or [`ITEM_PARAMS`]).
@@ -59,9 +61,16 @@ pub fn parse(
 ) -> Result<ItemsQuery, AppError> {
     let params = params::parse(raw, allowed)?;
     let bad = |p: &str, e: String| AppError::BadRequest(format!("parameter '{p}': {e}"));
+    let mut notes = Vec::new();
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT,
-        Some(v) => parse_limit(v).map_err(|e| bad("limit", e))?,
+        Some(v) => {
+            let (n, capped) = parse_limit(v).map_err(|e| bad("limit", e))?;
+            if capped {
+                notes.push(format!("limit {} capped to {MAX_LIMIT}", v.trim()));
+            }
+            n
+        }
     };
     let offset = match params.get("offset") {
         None => 0,
@@ -88,24 +97,29 @@ pub fn parse(
         format,
         filter,
         params,
+        notes,
     })
 }
 
-fn parse_limit(v: &str) -> Result<usize, String> {
-    let n: i64 = v
+/// A `limit` from 1 up; above [`MAX_LIMIT`] it is capped (as pygeoapi and the OGC
+/// standard allow), with `true` for "capped".
+fn parse_limit(v: &str) -> Result<(usize, bool), String> {
+    let n: u64 = v
         .trim()
         .parse()
-        .map_err(|_| format!("'{v}' is not a whole number"))?;
-    if n < 1 || n > MAX_LIMIT as i64 {
-        return Err(format!("{n} is not from 1 to {MAX_LIMIT}"));
+        .map_err(|_| format!("'{v}' is not a whole number from 1"))?;
+    if n < 1 {
+        return Err(format!("{n} is not 1 or more"));
     }
-    Ok(n as usize)
+    Ok(((n as usize).min(MAX_LIMIT), n > MAX_LIMIT as u64))
 }
 
-/// `minLon,minLat,maxLon,maxLat` in WGS84 degrees.
+/// `minLon,minLat,maxLon,maxLat` in WGS84 degrees, or the six-number form with heights
+/// (`minLon,minLat,minHeight,maxLon,maxLat,maxHeight`, OGC API - Features part 1), the
+/// heights ignored.
 ///
 /// # Errors
-/// A message for anything but four finite numbers in range with min <= max.
+/// A message for anything but four or six finite numbers in range with min <= max.
 pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
     let nums: Vec<f64> = v
         .split(',')
@@ -117,11 +131,15 @@ pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
                 .ok_or_else(|| format!("'{}' is not a number", p.trim()))
         })
         .collect::<Result<_, _>>()?;
-    let [west, south, east, north] = nums[..] else {
-        return Err(format!(
-            "expected 4 numbers minLon,minLat,maxLon,maxLat, got {}",
-            nums.len()
-        ));
+    let (west, south, east, north) = match nums[..] {
+        [w, s, e, n] => (w, s, e, n),
+        [w, s, _, e, n, _] => (w, s, e, n),
+        _ => {
+            return Err(format!(
+                "expected 4 numbers minLon,minLat,maxLon,maxLat (or 6 with heights), got {}",
+                nums.len()
+            ));
+        }
     };
     for lon in [west, east] {
         if !(-180.0..=180.0).contains(&lon) {
@@ -212,13 +230,20 @@ mod tests {
             "-2,53,-3,54",
             "-3,95,-2,96",
             "-3,53,-2,NaN",
-            "1,2,3,4,5,6",
+            "1,2,3,4,5",
+            "1,2,0,3,4,0,5",
             "",
         ] {
             assert!(parse_bbox(bad).is_err(), "{bad}");
         }
-        assert_eq!(parse_limit("10000"), Ok(10_000));
-        for bad in ["0", "-1", "10001", "x", "1.5", ""] {
+        // Six numbers: the heights are ignored.
+        assert_eq!(
+            parse_bbox("-3,53.5,0,-2,54,100"),
+            parse_bbox("-3,53.5,-2,54")
+        );
+        assert_eq!(parse_limit("10000"), Ok((10_000, false)));
+        assert_eq!(parse_limit("10001"), Ok((10_000, true)));
+        for bad in ["0", "-1", "x", "1.5", ""] {
             assert!(parse_limit(bad).is_err(), "{bad}");
         }
     }
