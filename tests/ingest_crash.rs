@@ -212,7 +212,10 @@ fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
     // The answer says what no analysis counts, as /health does.
     let health = answer(send(&server.addr, "GET", "/health", b"")).1;
     assert!(first["unlocated"].as_u64().unwrap_or(0) > 0, "{first}");
-    assert_eq!(first["outside_study_area"], health["outside_study_area"], "{first}");
+    assert_eq!(
+        first["outside_study_area"], health["outside_study_area"],
+        "{first}"
+    );
 
     // Both ingests are in the audit log, with who did them.
     let audit = std::fs::read_to_string(data.join("audit.jsonl")).expect("audit log");

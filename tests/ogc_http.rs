@@ -823,3 +823,78 @@ async fn etags_revalidate_to_304() {
         assert_eq!(c.status, StatusCode::OK, "{uri}");
     }
 }
+
+/// GDAL and QGIS send a filter put in an `OAPIF:` URL on every request, the landing
+/// page, conformance and the collections included: those accept the incident filter
+/// (checked as on items) and carry it into their links, so the items they lead to are
+/// filtered; anything else is still a 400.
+#[tokio::test]
+async fn the_filter_is_accepted_and_carried_everywhere() {
+    let q = "types=burglary&datetime=2023-06";
+    for uri in [
+        "/",
+        "/conformance",
+        "/api",
+        "/collections",
+        "/collections/districts",
+    ] {
+        let r = get(&format!("{uri}?{q}")).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{uri}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let landing = get(&format!("/?{q}")).await.json();
+    let data = landing["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["rel"] == "data")
+        .and_then(|l| l["href"].as_str())
+        .expect("data link")
+        .to_owned();
+    assert!(
+        data.contains("types=burglary") && data.contains("datetime=2023-06"),
+        "{data}"
+    );
+    let list = get(&format!("/collections?{q}")).await.json();
+    let items = list["collections"]
+        .as_array()
+        .expect("collections")
+        .iter()
+        .find(|c| c["id"] == "districts")
+        .and_then(|c| c["links"].as_array())
+        .and_then(|l| {
+            l.iter()
+                .find(|l| l["rel"] == "items" && l["type"] == "application/geo+json")
+        })
+        .and_then(|l| l["href"].as_str())
+        .expect("items link")
+        .to_owned();
+    // Followed, the link gives what the filter on items gives, and less than no filter.
+    let path = &items[items.find("/collections").expect("path")..];
+    let total = |v: &Value| -> u64 {
+        v["features"]
+            .as_array()
+            .expect("features")
+            .iter()
+            .filter_map(|f| f["properties"]["count"].as_u64())
+            .sum()
+    };
+    let via_link = get(path).await.json();
+    let direct = get(&format!("/collections/districts/items?{q}"))
+        .await
+        .json();
+    let all = get("/collections/districts/items").await.json();
+    assert_eq!(total(&via_link), total(&direct), "{path}");
+    assert!(total(&via_link) < total(&all));
+    for bad in [
+        "/?types=dragons",
+        "/collections?district=Atlantis",
+        "/conformance?limit=5",
+    ] {
+        assert_eq!(get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}

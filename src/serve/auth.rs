@@ -532,7 +532,10 @@ mod tests {
         // HTTP Basic: the key is the password, the user name anything (QGIS, ArcGIS).
         // "qgis:admin-secret" and ":partner-secret".
         assert_eq!(
-            resolve(&headers("authorization", "Basic cWdpczphZG1pbi1zZWNyZXQ="), &k),
+            resolve(
+                &headers("authorization", "Basic cWdpczphZG1pbi1zZWNyZXQ="),
+                &k
+            ),
             p(Role::Admin, "ops")
         );
         assert_eq!(

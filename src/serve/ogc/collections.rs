@@ -7,22 +7,23 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::catalog::{CollectionId, spatial_extent, temporal_extent};
-use super::{CRS84, CSV, GEOJSON, JSON, base_url, json_only, json_response, link};
+use super::{CRS84, CSV, GEOJSON, JSON, base_url, json_only, json_response, link, with_query};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState};
 
-/// The description of one collection.
-fn describe(c: CollectionId, store: &AnalysisStore, base: &str) -> Value {
+/// The description of one collection; `qs` is the caller's filter, carried into its links.
+fn describe(c: CollectionId, store: &AnalysisStore, base: &str, qs: &str) -> Value {
     let href = format!("{base}/collections/{}", c.id());
+    let carry = |h: String| with_query(&h, qs);
     json!({
         "id": c.id(),
         "title": c.title(),
         "description": c.description(),
         "links": [
-            link(href.clone(), "self", JSON, "this collection"),
-            link(format!("{href}/items"), "items", GEOJSON, "the features"),
-            link(format!("{href}/items?f=csv"), "items", CSV, "the features as CSV"),
+            link(carry(href.clone()), "self", JSON, "this collection"),
+            link(carry(format!("{href}/items")), "items", GEOJSON, "the features"),
+            link(carry(format!("{href}/items?f=csv")), "items", CSV, "the features as CSV"),
         ],
         "extent": {
             "spatial": { "bbox": [spatial_extent(c, store)], "crs": CRS84 },
@@ -43,18 +44,23 @@ pub async fn list(
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
-    json_only(uri.query())?;
-    let base = base_url(&headers, &uri);
     let store = state.store();
+    let qs = json_only(uri.query(), &store)?;
+    let base = base_url(&headers, &uri);
     // Only the collections this caller may read.
     let role = principal_of(principal).role;
     let collections: Vec<Value> = CollectionId::ALL
         .iter()
         .filter(|c| c.role() <= role)
-        .map(|c| describe(*c, &store, &base))
+        .map(|c| describe(*c, &store, &base, &qs))
         .collect();
     let doc = json!({
-        "links": [link(format!("{base}/collections"), "self", JSON, "the collections")],
+        "links": [link(
+            with_query(&format!("{base}/collections"), &qs),
+            "self",
+            JSON,
+            "the collections",
+        )],
         "collections": collections,
     });
     Ok(json_response(&headers, &doc, JSON))
@@ -69,8 +75,9 @@ pub async fn one(
 ) -> Result<Response, AppError> {
     let c = CollectionId::parse(&id)
         .ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))?;
-    json_only(uri.query())?;
+    let store = state.store();
+    let qs = json_only(uri.query(), &store)?;
     let base = base_url(&headers, &uri);
-    let doc = describe(c, &state.store(), &base);
+    let doc = describe(c, &store, &base, &qs);
     Ok(json_response(&headers, &doc, JSON))
 }

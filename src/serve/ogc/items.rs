@@ -79,7 +79,8 @@ pub async fn items(
         if limits::check_bbox_area(&b, max).is_err() {
             let c = clamp_to_extent(b, &store);
             limits::check_bbox_area(&c, max)?;
-            q.notes.push("bbox clamped to the extent of the data".into());
+            q.notes
+                .push("bbox clamped to the extent of the data".into());
             q.bbox = Some(c);
         }
     }

@@ -33,6 +33,7 @@ use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
 use axum::routing::get;
 
+use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Access, Role, Routes};
 use crate::serve::{AppError, cached};
 
@@ -132,14 +133,34 @@ fn json_response(headers: &HeaderMap, doc: &serde_json::Value, ctype: &'static s
     cached(headers, body, ctype, false, MAX_AGE)
 }
 
-/// Only `f=json` (or no `f`) on the JSON-only resources.
-fn json_only(raw: Option<&str>) -> Result<(), AppError> {
-    let params = crate::serve::params::parse(raw, &["f"])?;
-    match params.get("f").map(String::as_str) {
-        None | Some("json") => Ok(()),
-        Some(other) => Err(AppError::BadRequest(format!(
-            "parameter 'f': '{other}' is not offered here (only json)"
-        ))),
+/// Only `f=json` (or no `f`) on the JSON-only resources, and the incident filter
+/// (`datetime`, `types`, `severity`, `district`), checked as on items and returned as a
+/// query string to carry into the answer's links (GDAL and QGIS send a filter put in an
+/// `OAPIF:` URL on every request, the landing page and the collections included).
+/// Anything else is a 400.
+fn json_only(raw: Option<&str>, store: &AnalysisStore) -> Result<String, AppError> {
+    let q = query::parse(raw, &query::ITEM_PARAMS, store)?;
+    match q.params.get("f").map(String::as_str) {
+        None | Some("json") => {}
+        Some(other) => {
+            return Err(AppError::BadRequest(format!(
+                "parameter 'f': '{other}' is not offered here (only json)"
+            )));
+        }
+    }
+    let mut carried = q.params;
+    carried.remove("f");
+    Ok(query::with_offset(&carried, 0))
+}
+
+/// `href` with the carried filter `qs` appended (`?` or `&` as needed).
+fn with_query(href: &str, qs: &str) -> String {
+    if qs.is_empty() {
+        href.to_owned()
+    } else if href.contains('?') {
+        format!("{href}&{qs}")
+    } else {
+        format!("{href}?{qs}")
     }
 }
 

@@ -1,6 +1,7 @@
 //! `GET /api`: the OpenAPI 3.0 definition of this service (the `oas30` conformance
 //! class), written by hand: the paths, their parameters and their responses.
 
+use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -8,11 +9,15 @@ use serde_json::{Value, json};
 use super::catalog::CollectionId;
 use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{CSV, GEOJSON, JSON, OPENAPI, base_url, json_only, json_response};
-use crate::serve::AppError;
+use crate::serve::{AppError, AppState};
 
 /// `GET /api`.
-pub async fn api(headers: HeaderMap, uri: Uri) -> Result<Response, AppError> {
-    json_only(uri.query())?;
+pub async fn api(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    json_only(uri.query(), &state.store())?;
     let doc = document(&base_url(&headers, &uri));
     Ok(json_response(&headers, &doc, OPENAPI))
 }
@@ -48,11 +53,11 @@ fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[&str]) -> Va
 
 fn paths() -> Value {
     json!({
-        "/": get("getLandingPage", "Landing page", &["f"], "Links to the API, conformance and data.", &[JSON]),
-        "/conformance": get("getConformanceDeclaration", "Conformance classes", &["f"], "The conformance classes implemented.", &[JSON]),
-        "/api": get("getAPI", "This API definition", &["f"], "The OpenAPI 3.0 document.", &[OPENAPI]),
-        "/collections": get("getCollections", "The collections", &["f"], "Every collection with its extent and links.", &[JSON]),
-        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "f"], "The collection's description.", &[JSON]),
+        "/": get("getLandingPage", "Landing page", &["datetime", "types", "severity", "district", "f"], "Links to the API, conformance and data.", &[JSON]),
+        "/conformance": get("getConformanceDeclaration", "Conformance classes", &["datetime", "types", "severity", "district", "f"], "The conformance classes implemented.", &[JSON]),
+        "/api": get("getAPI", "This API definition", &["datetime", "types", "severity", "district", "f"], "The OpenAPI 3.0 document.", &[OPENAPI]),
+        "/collections": get("getCollections", "The collections", &["datetime", "types", "severity", "district", "f"], "Every collection with its extent and links.", &[JSON]),
+        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "datetime", "types", "severity", "district", "f"], "The collection's description.", &[JSON]),
         "/collections/{collectionId}/items": get(
             "getFeatures",
             "A page of a collection's features",
