@@ -62,8 +62,9 @@
 //!
 //! Counts published below analyst are perturbed: the OGC `districts`, `lsoas`, `h3-*`,
 //! `hotspots`, `emerging` and `patrol` counts (and their `per_km2`, scaled by the same
-//! ratio), the map's cells (`/map/api/cells`) and the cell tiles' `count`. Analysts see
-//! exact values.
+//! ratio), the map's cells (`/map/api/cells`), the cell tiles' `count`, and the 500 m
+//! grid cells the public heatmap is drawn from (`tiles::heatmap::public`, shown only as
+//! a density). Analysts see exact values.
 
 /// The noise values of the table, lowest first.
 pub const NOISE: [i8; 5] = [-2, -1, 0, 1, 2];

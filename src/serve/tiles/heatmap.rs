@@ -20,17 +20,22 @@
 //!   filtered incidents (`surface`), computed once per filter.
 //! - `ramp`: `viridis` (default), `cividis` or `magma` (`ramp`).
 //! - `max`: the density (incidents per km²) at the top of the ramp; denser is drawn in the
-//!   top colour. Default: the 99.5th percentile of the density at the incident locations,
-//!   fixed per filter and bandwidth.
+//!   top colour. Default: the 99.5th percentile of the density at the incident locations
+//!   (below analyst: at the published grid cells, to two significant digits), fixed per
+//!   filter and bandwidth.
 //!
 //! Bad coordinates, an unknown parameter or a bad value are 400, another extension 404.
 //!
-//! Below analyst (`serve::disclosure`): the bandwidth is at least
-//! `disclosure.heatmap_min_bandwidth_m` (a smaller `bandwidth` is raised to it), a pixel
-//! is drawn only where at least k incidents lie within the bandwidth, sensitive
-//! categories are left out, and the legend says so.
+//! Below analyst (`serve::disclosure`) the map is not drawn from incident points at all
+//! (`public`): it is the kernel density of the perturbed, suppressed counts of a fixed
+//! 500 m British National Grid lattice, each at its cell's centre, precomputed once per
+//! filter and bandwidth as a raster that tiles resample. The bandwidth is at least
+//! `disclosure.heatmap_min_bandwidth_m` and two grid cells (1000 m; a smaller `bandwidth`
+//! is raised to it), the default bandwidth and top of the ramp come from the published
+//! cells, sensitive categories are left out, and the legend states the scale (never a
+//! count) and the grid. The analyst's path (exact points, below) is unchanged.
 //!
-//! Caching: surfaces in a small bounded cache (`surface`); rendered PNGs in one of about
+//! Caching: surfaces in small bounded caches (`surface`, `public`); rendered PNGs in one of about
 //! 64 MB keyed by surface, ramp, top of the ramp and tile (`quick_cache`: LRU-like
 //! eviction, and concurrent misses on one key wait for a single computation). Both keys carry the store's
 //! generation, so an ingest (which replaces the store) is never served stale tiles.
