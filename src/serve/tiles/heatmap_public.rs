@@ -320,13 +320,15 @@ impl Raster {
     pub fn sample(&self, x: f64, y: f64) -> f64 {
         let fx = x / self.step - self.i0 as f64;
         let fy = y / self.step - self.j0 as f64;
-        if !(fx >= 0.0 && fy >= 0.0) {
+        // Also false for NaN, and before any cast of a huge value.
+        let inside = fx >= 0.0
+            && fy >= 0.0
+            && fx < self.cols.saturating_sub(1) as f64
+            && fy < self.rows.saturating_sub(1) as f64;
+        if !inside {
             return 0.0;
         }
         let (i, j) = (fx as usize, fy as usize);
-        if i + 1 >= self.cols || j + 1 >= self.rows {
-            return 0.0;
-        }
         let (u, v) = (fx - i as f64, fy - j as f64);
         let at = |c: usize, r: usize| f64::from(self.values[r * self.cols + c]);
         let south = at(i, j) + (at(i + 1, j) - at(i, j)) * u;
@@ -665,6 +667,59 @@ mod tests {
             }
             eprintln!("r {r}: worst error {worst:.5} of the summed peaks");
         }
+    }
+
+    #[test]
+    fn any_tile_renders_without_panic_and_far_tiles_are_empty() {
+        let store = Arc::new(fixtures());
+        let s = PublicSurface::build(&store, &Filter::default(), None, 1000.0, &PTable::new(1), 5);
+        assert!(s.cells().0 > 100, "{:?}", s.cells());
+        let max = s.default_max_per_km2() / 1e6;
+        for (z, x, y) in [
+            (0, 0, 0),
+            (1, 0, 0),
+            (1, 1, 1),
+            (3, 3, 2),
+            (5, 15, 10),
+            (20, 0, 0),
+        ] {
+            let t = TileCoord::new(z, x, y).expect("valid");
+            let _ = render(&s, t, Ramp::Magma, max);
+        }
+        // Mid-Atlantic and the North Sea: nothing.
+        assert_eq!(
+            render(&s, tile_at(-30.0, 50.0, 9), Ramp::Viridis, max),
+            empty_png()
+        );
+        assert_eq!(
+            render(&s, tile_at(3.0, 56.0, 12), Ramp::Viridis, max),
+            empty_png()
+        );
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                render(&s, tile_at(-2.7, 53.76, 12), Ramp::Viridis, bad),
+                empty_png()
+            );
+        }
+        assert_ne!(
+            render(&s, tile_at(-2.7006, 53.7590, 12), Ramp::Viridis, max),
+            empty_png()
+        );
+        for (x, y) in [
+            (f64::NAN, 0.0),
+            (1e300, 1e300),
+            (-1e300, 5.0),
+            (f64::INFINITY, 0.0),
+        ] {
+            assert_eq!(s.raster().sample(x, y), 0.0);
+        }
+        let empty =
+            PublicSurface::from_counts(&store, &BTreeMap::new(), None, 0.0, &PTable::new(1), 5);
+        assert_eq!(empty.raster().sample(350_000.0, 430_000.0), 0.0);
+        assert_eq!(
+            render(&empty, tile_at(-2.7, 53.76, 12), Ramp::Viridis, 1e-6),
+            empty_png()
+        );
     }
 
     /// Moves location `l` of `store` to BNG (x, y), keeping every record (and its key).
