@@ -1402,12 +1402,13 @@ async fn kernel_fit(
     )
 }
 
+/// Where each moved location went: (BNG x, y in mm) before -> BNG after.
+type Moves = HashMap<(i64, i64), (f64, f64)>;
+
 /// The server of `STATE` with each lone incident's location moved to its mirror image
 /// through the centre of its 500 m cell (kept within 240 m of the centre, so in the
 /// same cell), every record keeping its key: (the server, the moved BNG positions).
-fn moved_state(
-    targets: &[(String, String, CrimeType, (f64, f64))],
-) -> (AppState, HashMap<(i64, i64), (f64, f64)>) {
+fn moved_state(targets: &[(String, String, CrimeType, (f64, f64))]) -> (AppState, Moves) {
     use hotspot::serve::tiles::heatmap::public::{cell_centre, cell_of};
     use hotspot::spatial::bng::{bng_to_wgs84, wgs84_to_bng};
     let mut store = (*STATE.store()).clone();
