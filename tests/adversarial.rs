@@ -20,7 +20,7 @@
 //! - `kernel_fit_locates_the_cell_not_the_incident`: the heatmap rendered with and
 //!   without a rare type at the minimum bandwidth, a kernel fitted to the difference;
 //!   scored against the incident's true location (and the same attack on the analyst's
-//!   tiles, to show it works).
+//!   tiles, to show it works); `sensitive_incidents_leave_the_public_heatmap_unchanged`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -1544,5 +1544,42 @@ async fn kernel_fit_locates_the_cell_not_the_incident() {
         hits as f64 <= allowed,
         "{hits} of {} public fits located the incident within 100 m",
         fits.len()
+    );
+}
+
+/// Sensitive incidents ingested beside the same records leave every public heatmap tile
+/// byte-identical (the grid's counts and key sums of the open types are unchanged), while
+/// the analyst's tiles, which include them, change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_incidents_leave_the_public_heatmap_unchanged() {
+    let (mut same, mut analyst_changed) = (0, 0);
+    for z in [9u8, 11, 13] {
+        for (_, lon, lat) in [
+            ("Preston", -2.7006, 53.7590),
+            ("Blackpool", -3.0357, 53.8175),
+        ] {
+            let (x, y) = tile_of(lon, lat, z);
+            let uri = format!("/tiles/heatmap/{z}/{x}/{y}.png?bandwidth=1000&max=50");
+            let (a, b) = (
+                send_to(&STATE, Method::GET, &uri, Who::None).await,
+                send_to(&SENSITIVE, Method::GET, &uri, Who::None).await,
+            );
+            assert_eq!(
+                (a.status, b.status),
+                (StatusCode::OK, StatusCode::OK),
+                "{uri}"
+            );
+            assert!(a.body == b.body, "{uri}: the public tile changed");
+            same += 1;
+            let (a, b) = (
+                send_to(&STATE, Method::GET, &uri, Who::Analyst).await,
+                send_to(&SENSITIVE, Method::GET, &uri, Who::Analyst).await,
+            );
+            analyst_changed += usize::from(a.body != b.body);
+        }
+    }
+    assert!(
+        analyst_changed > 0,
+        "the analyst's tiles include the sensitive incidents ({same} compared)"
     );
 }

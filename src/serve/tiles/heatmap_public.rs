@@ -408,7 +408,11 @@ impl PublicSurface {
             bandwidth_is_default: bandwidth_m.is_none(),
             default_max,
             published: published.len(),
-            withheld: counts.values().filter(|c| c.count > 0).count() - published.len(),
+            withheld: counts
+                .values()
+                .filter(|c| c.count > 0)
+                .count()
+                .saturating_sub(published.len()),
             _store: Arc::downgrade(store),
         }
     }
