@@ -20,7 +20,9 @@
 //! - `kernel_fit_locates_the_cell_not_the_incident`: the heatmap rendered with and
 //!   without a rare type at the minimum bandwidth, a kernel fitted to the difference;
 //!   scored against the incident's true location (and the same attack on the analyst's
-//!   tiles, to show it works); `sensitive_incidents_leave_the_public_heatmap_unchanged`.
+//!   tiles, to show it works).
+//! - `sensitive_incidents_leave_the_public_heatmap_unchanged`: public heatmap tiles with
+//!   and without a sensitive extract ingested, byte for byte.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
