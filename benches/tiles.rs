@@ -5,8 +5,14 @@
 //!   scale) for the whole data set, once per filter: median of 3;
 //! * uncached tile render (lattice, kernel density at 65,536 pixels, ramp, PNG), p50 and
 //!   p99 per zoom from 8 to 16, over the 3 x 3 tiles around five Lancashire towns at each
-//!   zoom (a few hundred tiles), surface already built;
-//! * cached tiles through the router (`oneshot`, ETag hashing included): p50 and p99;
+//!   zoom (a few hundred tiles), surface already built: the analyst's (exact kernel
+//!   density of the incidents) and the public one (below analyst: a bilinear resample of
+//!   the density raster of the perturbed 500 m grid, `heatmap::public`);
+//! * the public surface's build, in parts: grid counts (filter scan, OSTN15, cells), the
+//!   perturbation (`PTable::publish` per cell: the only perturbation cost, paid once per
+//!   filter and bandwidth, never per tile) and the raster;
+//! * cached tiles through the router (`oneshot`, ETag hashing included, no key: public
+//!   tiles): p50 and p99;
 //! * OGC API items: pages of 1000 H3 cells (resolutions 8-10) through the router, each
 //!   page of the result in turn after the first (which computes the collection);
 //! * the peer: the same tiles from the same points (one row per location with its
@@ -30,7 +36,9 @@ use axum::http::{Request, StatusCode};
 use hotspot::analysis::{AnalysisStore, Filter, from_csv_paths};
 use hotspot::generate::{GenerateOptions, generate};
 use hotspot::model::Month;
+use hotspot::serve::disclosure::{self, DisclosureSettings};
 use hotspot::serve::tile::{TileCoord, lonlat_to_mercator};
+use hotspot::serve::tiles::heatmap::public::{self, PublicSurface};
 use hotspot::serve::tiles::heatmap::{Ramp, Surface, empty_png, render_tile};
 use hotspot::serve::{AppState, Settings, router};
 use hotspot::spatial::Geography;
@@ -182,6 +190,68 @@ fn render_all(surface: &Surface, tiles: &[TileCoord], max: f64) -> Vec<Timing> {
         .collect()
 }
 
+/// Uncached public renders of every tile, public surface already built.
+fn render_public(surface: &PublicSurface, tiles: &[TileCoord], max: f64) -> Vec<Timing> {
+    tiles
+        .iter()
+        .map(|&tile| {
+            let s = Instant::now();
+            let png = public::render(surface, tile, Ramp::Viridis, max);
+            let ms = s.elapsed().as_secs_f64() * 1e3;
+            Timing {
+                tile,
+                ms,
+                empty: png == empty_png(),
+            }
+        })
+        .collect()
+}
+
+/// The public surface of the default public filter at the default bandwidth, its parts
+/// timed (median of 3 each): (grid counts ms, perturbation ms, raster ms, surface).
+fn build_public(store: &Arc<AnalysisStore>) -> (f64, f64, f64, PublicSurface) {
+    let d = DisclosureSettings::default();
+    let filter = disclosure::without_sensitive(&Filter::default(), d.sensitive_types(), false)
+        .expect("the default filter");
+    let t = d.ptable();
+    let (mut counts_ms, mut publish_ms, mut raster_ms) = (Vec::new(), Vec::new(), Vec::new());
+    let mut surface = None;
+    for _ in 0..3 {
+        let s = Instant::now();
+        let counts = public::grid_counts(store, &filter);
+        counts_ms.push(s.elapsed().as_secs_f64() * 1e3);
+        let s = Instant::now();
+        std::hint::black_box(public::publish(&counts, &t, d.k));
+        publish_ms.push(s.elapsed().as_secs_f64() * 1e3);
+        let s = Instant::now();
+        surface = Some(PublicSurface::from_counts(
+            store,
+            &counts,
+            None,
+            d.heatmap_min_bandwidth_m,
+            &t,
+            d.k,
+        ));
+        // from_counts publishes again: the raster is the rest.
+        raster_ms.push(s.elapsed().as_secs_f64() * 1e3 - publish_ms[publish_ms.len() - 1]);
+    }
+    (
+        sorted(counts_ms)[1],
+        sorted(publish_ms)[1],
+        sorted(raster_ms)[1],
+        surface.expect("built"),
+    )
+}
+
+/// Two significant digits, as the server rounds the public default top of the ramp.
+fn two_significant(v: f64) -> f64 {
+    if !(v.is_finite() && v > 0.0) {
+        return v;
+    }
+    let scale = 10f64.powf(v.log10().floor() - 1.0);
+    (v / scale).round() * scale
+}
+
 /// Cached tile latency through the router: every tile once to fill the cache, then each
 /// again, timed.
 fn cached_ms(store: AnalysisStore, tiles: &[TileCoord]) -> Vec<f64> {
@@ -289,29 +359,40 @@ fn peer_times(peer: Option<&serde_json::Value>) -> HashMap<TileCoord, f64> {
         .collect()
 }
 
-/// One table row over `renders`, with the peer's times for the same tiles.
-fn row(label: &str, renders: &[&Timing], peer: &HashMap<TileCoord, f64>) -> String {
+/// One table row over `renders` (analyst) and `public` (the same tiles, public), with
+/// the peer's times for the same tiles.
+fn row(
+    label: &str,
+    renders: &[&Timing],
+    public: &[&Timing],
+    peer: &HashMap<TileCoord, f64>,
+) -> String {
     let empty = renders.iter().filter(|r| r.empty).count();
     let ms = sorted(renders.iter().map(|r| r.ms).collect());
     let (p50, p99) = (percentile(&ms, 50.0), percentile(&ms, 99.0));
+    let pms = sorted(public.iter().map(|r| r.ms).collect());
+    let (q50, q99) = (percentile(&pms, 50.0), percentile(&pms, 99.0));
+    let pempty = public.iter().filter(|r| r.empty).count();
     let theirs = sorted(
         renders
             .iter()
             .filter_map(|r| peer.get(&r.tile).copied())
             .collect(),
     );
-    let (peer50, peer99, ratio) = if theirs.is_empty() {
-        ("-".into(), "-".into(), "-".into())
+    let (peer50, peer99, ratio, pratio) = if theirs.is_empty() {
+        ("-".into(), "-".into(), "-".into(), "-".into())
     } else {
         let (a, b) = (percentile(&theirs, 50.0), percentile(&theirs, 99.0));
         (
             format!("{a:.1} ms"),
             format!("{b:.1} ms"),
             format!("{:.2}x", a / p50),
+            format!("{:.1}x / {:.1}x", a / q50, b / q99),
         )
     };
     format!(
-        "| {label} | {} ({empty}) | {p50:.1} ms | {p99:.1} ms | {peer50} | {peer99} | {ratio} |",
+        "| {label} | {} ({empty}, {pempty}) | {p50:.1} ms | {p99:.1} ms | {q50:.2} ms | {q99:.2} ms \
+         | {peer50} | {peer99} | {ratio} | {pratio} |",
         ms.len()
     )
 }
@@ -332,6 +413,10 @@ fn main() {
     let tiles = tiles();
     let _ = render_all(&surface, &tiles[..20.min(tiles.len())], max); // warm-up
     let renders = render_all(&surface, &tiles, max);
+    let (counts_ms, publish_ms, raster_ms, public_surface) = build_public(&store);
+    let public_max = two_significant(public_surface.default_max_per_km2()) / 1e6;
+    let _ = render_public(&public_surface, &tiles[..20.min(tiles.len())], public_max);
+    let public_renders = render_public(&public_surface, &tiles, public_max);
     let (points, list) = export(&store, &tiles, &root().join("target/bench-data"));
     let peer = if with_peer {
         peer(&points, &list)
@@ -357,21 +442,44 @@ fn main() {
             peer_name.as_deref().unwrap_or("not run"),
         ),
         format!("surface build (all incidents, once per filter): {build_ms:.0} ms (median of 3)"),
+        format!(
+            "public surface build (once per filter and bandwidth; medians of 3): grid counts \
+             {counts_ms:.1} ms, perturbation {publish_ms:.3} ms ({} cells published, {} \
+             withheld), raster {raster_ms:.1} ms ({} x {} nodes, {:.1} m apart; bandwidth \
+             {:.0} m, top of ramp {:.1} per km2); per tile request the perturbation costs \
+             nothing (it is in the cached surface)",
+            public_surface.cells().0,
+            public_surface.cells().1,
+            public_surface.raster().nodes().0,
+            public_surface.raster().nodes().1,
+            public_surface.raster().step(),
+            public_surface.bandwidth(),
+            public_max * 1e6,
+        ),
         String::new(),
-        "| zoom | tiles (empty) | hotspot p50 | hotspot p99 | datashader p50 | datashader p99 | ratio p50 |".into(),
-        "|---|---|---|---|---|---|---|".into(),
+        "| zoom | tiles (empty: analyst, public) | analyst p50 | analyst p99 | public p50 | public p99 | datashader p50 | datashader p99 | analyst ratio p50 | public ratio p50 / p99 |".into(),
+        "|---|---|---|---|---|---|---|---|---|---|".into(),
     ];
     for z in 8..=16u8 {
         let sel: Vec<&Timing> = renders.iter().filter(|r| r.tile.z == z).collect();
-        rows.push(row(&z.to_string(), &sel, &peer_ms));
+        let pub_sel: Vec<&Timing> = public_renders.iter().filter(|r| r.tile.z == z).collect();
+        rows.push(row(&z.to_string(), &sel, &pub_sel, &peer_ms));
     }
     let all: Vec<&Timing> = renders.iter().collect();
-    rows.push(row("all 8-16", &all, &peer_ms));
+    let pub_all: Vec<&Timing> = public_renders.iter().collect();
+    rows.push(row("all 8-16", &all, &pub_all, &peer_ms));
     let full: Vec<&Timing> = renders.iter().filter(|r| !r.empty).collect();
-    rows.push(row("all 8-16, non-empty only", &full, &peer_ms));
+    // The same tiles (those the analyst draws), public.
+    let pub_full: Vec<&Timing> = public_renders
+        .iter()
+        .zip(&renders)
+        .filter(|(_, a)| !a.empty)
+        .map(|(p, _)| p)
+        .collect();
+    rows.push(row("all 8-16, non-empty only", &full, &pub_full, &peer_ms));
     rows.push(String::new());
     rows.push(format!(
-        "cached tile through the router (ETag included): p50 {:.3} ms, p99 {:.3} ms over {} tiles",
+        "cached public tile through the router (ETag included): p50 {:.3} ms, p99 {:.3} ms over {} tiles",
         percentile(&cached, 50.0),
         percentile(&cached, 99.0),
         cached.len()
@@ -386,9 +494,10 @@ fn main() {
         ));
     }
     rows.push(
-        "ratio = datashader p50 / hotspot p50 (above 1: hotspot faster). datashader bins points per \
-         pixel (a weighted sum, no kernel); hotspot evaluates a quartic kernel density in metres at \
-         every pixel."
+        "ratio = datashader / hotspot (above 1: hotspot faster). datashader bins points per \
+         pixel (a weighted sum, no kernel); the analyst's tile evaluates a quartic kernel density \
+         in metres at every pixel; the public tile resamples the public grid's precomputed \
+         density raster (the ratio compares the same tiles, not the same picture)."
             .into(),
     );
     let text = rows.join("\n");

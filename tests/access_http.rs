@@ -352,14 +352,18 @@ async fn sensitive_categories_are_district_level_below_analyst() {
 async fn heatmap_and_cells_differ_below_analyst() {
     let legend = json("/tiles/heatmap/legend?bandwidth=100", Who::None).await;
     assert!(legend["bandwidth_m"].as_f64().unwrap_or(0.0) >= 1000.0);
+    // Drawn from the perturbed grid, withheld below k per cell.
     assert_eq!(
-        legend["disclosure"]["min_incidents_per_pixel"].as_f64(),
-        Some(K as f64)
+        legend["disclosure"]["grid"]["min_count_per_cell"].as_u64(),
+        Some(K)
     );
+    assert_eq!(legend["disclosure"]["grid"]["cell_m"].as_f64(), Some(500.0));
+    assert_eq!(legend["disclosure"]["control"]["perturbed"], true);
     let analyst = json("/tiles/heatmap/legend?bandwidth=100", Who::Analyst).await;
     assert_eq!(analyst["bandwidth_m"].as_f64(), Some(100.0));
     assert!(analyst["disclosure"].is_null());
-    // A zoomed-in tile of one month: the public tile draws less than the analyst's.
+    // A zoomed-in tile of one month: the public tile (from the grid) is not the
+    // analyst's (from the points).
     let month = first_month().await;
     let uri = format!("/tiles/heatmap/13/4034/2648.png?from={month}&to={month}&bandwidth=1000");
     let public = get(&uri, Who::None).await;
@@ -370,7 +374,11 @@ async fn heatmap_and_cells_differ_below_analyst() {
         let img = image::load_from_memory(png).expect("PNG").to_rgba8();
         img.pixels().filter(|p| p.0[3] > 0).count()
     };
-    assert!(opaque(&public.body) <= opaque(&full.body));
+    assert!(opaque(&full.body) > 0, "the analyst's tile draws");
+    assert_ne!(
+        public.body, full.body,
+        "the public tile is not drawn from the points"
+    );
     let pub_cells = get("/tiles/cells/11/1008/662.mvt", Who::None).await;
     let an_cells = get("/tiles/cells/11/1008/662.mvt", Who::Analyst).await;
     assert_eq!(pub_cells.status, StatusCode::OK);

@@ -17,6 +17,12 @@
 //! - `details_do_not_give_the_total_of_a_withheld_unit`: a cell or LSOA withheld in the
 //!   grid asked about on its own.
 //! - `public_periods_are_whole_months`: a day-range is a month, and the answers say so.
+//! - `kernel_fit_locates_the_cell_not_the_incident`: the heatmap rendered with and
+//!   without a rare type at the minimum bandwidth, a kernel fitted to the difference;
+//!   scored against the incident's true location (and the same attack on the analyst's
+//!   tiles, to show it works).
+//! - `sensitive_incidents_leave_the_public_heatmap_unchanged`: public heatmap tiles with
+//!   and without a sensitive extract ingested, byte for byte.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::LazyLock;
@@ -1251,5 +1257,360 @@ async fn overlapping_filters_do_not_difference_to_withheld_counts() {
     assert!(
         rate <= CHANCE_EQUAL + 3.0 * se,
         "{exact} of {attempts} differences were the withheld count ({rate:.3} > chance {CHANCE_EQUAL:.3} + 3 se)"
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Kernel fit on the heatmap (issue #12)
+
+/// Incidents alone of their (rare) type in their district and month: (district code,
+/// month, type, true BNG position). Scoring only: an attacker finds such filters by
+/// trying them, as the fit below reads nothing else.
+fn lone_incidents() -> Vec<(String, String, CrimeType, (f64, f64))> {
+    let store = STATE.store();
+    let inc = &store.incidents;
+    let rare = [
+        CrimeType::Robbery,
+        CrimeType::BicycleTheft,
+        CrimeType::TheftFromThePerson,
+        CrimeType::PossessionOfWeapons,
+    ];
+    let mut by: BTreeMap<(u16, u8, u8), Vec<usize>> = BTreeMap::new();
+    for i in 0..inc.len() {
+        let t = inc.ctype[i];
+        if rare.iter().any(|r| *r as u8 == t) {
+            let d = store.locations.district[inc.loc[i] as usize];
+            by.entry((inc.month[i], d, t)).or_default().push(i);
+        }
+    }
+    by.into_iter()
+        .filter(|(_, v)| v.len() == 1)
+        .filter_map(|((m, d, t), v)| {
+            let l = inc.loc[v[0]] as usize;
+            let p =
+                hotspot::spatial::bng::wgs84_to_bng(store.locations.lon(l), store.locations.lat(l))
+                    .ok()?;
+            let code = store.geography.districts.codes.get(usize::from(d))?.clone();
+            let t = *CrimeType::ALL.iter().find(|c| **c as u8 == t)?;
+            Some((code, Month::from_index(m).to_string(), t, p))
+        })
+        .collect()
+}
+
+/// The ramp position a pixel shows (0 where clear; the alpha ramp over the first tenth is
+/// ten times finer than the colours), or None at the top colour (saturated).
+fn ramp_position(p: [u8; 4]) -> Option<f64> {
+    use hotspot::serve::tiles::heatmap::Ramp;
+    match p[3] {
+        0 => Some(0.0),
+        a if a < 255 => Some(f64::from(a) / 255.0 * 0.1),
+        _ => {
+            let d = |c: &[u8; 3]| -> i32 {
+                (0..3)
+                    .map(|k| (i32::from(c[k]) - i32::from(p[k])).pow(2))
+                    .sum()
+            };
+            let i = (0..256).min_by_key(|&i| d(&Ramp::Viridis.table()[i]))?;
+            (i < 255).then(|| i as f64 / 255.0)
+        }
+    }
+}
+
+/// Per pixel of the tiles, BNG centre and (with - without) ramp position, where neither
+/// is saturated.
+async fn difference(
+    state: &AppState,
+    tiles: &[(u8, u32, u32)],
+    with: &str,
+    without: &str,
+    who: Who,
+) -> Vec<(f64, f64, f64)> {
+    use hotspot::serve::tile::TileCoord;
+    use hotspot::serve::tiles::heatmap::render::pixel_to_bng;
+    let mut out = Vec::new();
+    for &(z, x, y) in tiles {
+        let fetch = |q: &str| format!("/tiles/heatmap/{z}/{x}/{y}.png?{q}");
+        let (a, b) = (
+            send_to(state, Method::GET, &fetch(with), who).await,
+            send_to(state, Method::GET, &fetch(without), who).await,
+        );
+        assert_eq!(a.status, StatusCode::OK, "{}", fetch(with));
+        assert_eq!(b.status, StatusCode::OK, "{}", fetch(without));
+        if a.body == b.body {
+            continue;
+        }
+        let (a, b) = (
+            image::load_from_memory(&a.body).expect("PNG").to_rgba8(),
+            image::load_from_memory(&b.body).expect("PNG").to_rgba8(),
+        );
+        let t = TileCoord::new(u32::from(z), x, y).expect("tile");
+        for (px, py, pa) in a.enumerate_pixels() {
+            let pb = b.get_pixel(px, py);
+            if let (Some(ta), Some(tb)) = (ramp_position(pa.0), ramp_position(pb.0))
+                && ta != tb
+                && let Some((bx, by)) = pixel_to_bng(t, f64::from(px) + 0.5, f64::from(py) + 0.5)
+            {
+                out.push((bx, by, ta - tb));
+            }
+        }
+    }
+    out
+}
+
+/// The centre of one kernel of radius `r` fitted to a difference image: from its peak,
+/// the centroid of |difference| within `r`, three times over.
+fn fit(diff: &[(f64, f64, f64)], r: f64) -> Option<(f64, f64)> {
+    let peak = diff.iter().max_by(|a, b| a.2.abs().total_cmp(&b.2.abs()))?;
+    let mut c = (peak.0, peak.1);
+    for _ in 0..3 {
+        let (mut sx, mut sy, mut sw) = (0.0, 0.0, 0.0);
+        for &(x, y, d) in diff {
+            if (x - c.0).hypot(y - c.1) < r {
+                sx += x * d.abs();
+                sy += y * d.abs();
+                sw += d.abs();
+            }
+        }
+        if sw <= 0.0 {
+            return None;
+        }
+        c = (sx / sw, sy / sw);
+    }
+    Some(c)
+}
+
+/// The attack on one lone incident as `who`: the legend's top of the ramp for the filter
+/// with the rare type, fixed for both renders; the county's tiles at z 9 for a first fit,
+/// then the 3 x 3 tiles at z 12 around it for the final one. Only the role's own answers.
+async fn kernel_fit(
+    state: &AppState,
+    district: &str,
+    month: &str,
+    rare: CrimeType,
+    who: Who,
+) -> Option<(f64, f64)> {
+    let json = |uri: String| async move {
+        let r = send_to(state, Method::GET, &uri, who).await;
+        assert_eq!(r.status, StatusCode::OK, "{uri}");
+        serde_json::from_slice::<Value>(&r.body).expect("JSON")
+    };
+    let open = open_types();
+    let others = open
+        .split(',')
+        .filter(|t| *t != rare.slug())
+        .collect::<Vec<_>>()
+        .join(",");
+    let base = format!("district={district}&from={month}&to={month}&bandwidth=1000");
+    let with_q = format!("{base}&types={others},{}", rare.slug());
+    let legend = json(format!("/tiles/heatmap/legend?{with_q}")).await;
+    let max = legend["max_per_km2"].as_f64().filter(|m| *m > 0.0)?;
+    let with = format!("{with_q}&max={max}");
+    let without = format!("{base}&types={others}&max={max}");
+    let tj = json("/tiles/heatmap.json".into()).await;
+    let b: Vec<f64> = tj["bounds"]
+        .as_array()
+        .expect("bounds")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let (x0, y0) = tile_of(b[0], b[3], 9);
+    let (x1, y1) = tile_of(b[2], b[1], 9);
+    let coarse: Vec<(u8, u32, u32)> = (x0..=x1)
+        .flat_map(|x| (y0..=y1).map(move |y| (9, x, y)))
+        .collect();
+    let first = fit(
+        &difference(state, &coarse, &with, &without, who).await,
+        1000.0,
+    )?;
+    let (lon, lat) = hotspot::spatial::bng::bng_to_wgs84(first.0, first.1).ok()?;
+    let (cx, cy) = tile_of(lon, lat, 12);
+    let fine: Vec<(u8, u32, u32)> = (0..9)
+        .map(|k| (12, cx + k % 3 - 1, cy + k / 3 - 1))
+        .collect();
+    fit(
+        &difference(state, &fine, &with, &without, who).await,
+        1000.0,
+    )
+}
+
+/// Where each moved location went: (BNG x, y in mm) before -> BNG after.
+type Moves = HashMap<(i64, i64), (f64, f64)>;
+
+/// The server of `STATE` with each lone incident's location moved to its mirror image
+/// through the centre of its 500 m cell (kept within 240 m of the centre, so in the
+/// same cell), every record keeping its key: (the server, the moved BNG positions).
+fn moved_state(targets: &[(String, String, CrimeType, (f64, f64))]) -> (AppState, Moves) {
+    use hotspot::serve::tiles::heatmap::public::{cell_centre, cell_of};
+    use hotspot::spatial::bng::{bng_to_wgs84, wgs84_to_bng};
+    let mut store = (*STATE.store()).clone();
+    let mut moved = HashMap::new();
+    let key = |p: (f64, f64)| ((p.0 * 1000.0) as i64, (p.1 * 1000.0) as i64);
+    for l in 0..store.locations.len() {
+        let Ok(p) = wgs84_to_bng(store.locations.lon(l), store.locations.lat(l)) else {
+            continue;
+        };
+        if !targets.iter().any(|t| key(t.3) == key(p)) || moved.contains_key(&key(p)) {
+            continue;
+        }
+        let cell = cell_of(p.0, p.1);
+        let (cx, cy) = cell_centre(cell);
+        let q = (
+            (2.0 * cx - p.0).clamp(cx - 240.0, cx + 240.0),
+            (2.0 * cy - p.1).clamp(cy - 240.0, cy + 240.0),
+        );
+        let (lon, lat) = bng_to_wgs84(q.0, q.1).expect("in grid");
+        store.locations.lon_e7[l] = (lon * 1e7).round() as i32;
+        store.locations.lat_e7[l] = (lat * 1e7).round() as i32;
+        let q = wgs84_to_bng(store.locations.lon(l), store.locations.lat(l)).expect("in grid");
+        assert_eq!(cell_of(q.0, q.1), cell, "moved within its cell");
+        moved.insert(key(p), q);
+    }
+    (AppState::new(store, STATE.settings().clone()), moved)
+}
+
+/// Criterion (falsifiable three ways), as public on every other lone incident and as
+/// partner on a sample of 12:
+/// 1. **Invariance**: a second server holds the same records with each lone incident
+///    moved to its mirror image through its 500 m cell's centre (up to about 340 m away,
+///    in the same cell, record keys kept); every public fit is the same point, to the
+///    bit, on both servers. The public surface is a function of the cells' published
+///    counts, so the fit can find the cell and nothing in it.
+/// 2. **No better than chance**: the share of fits within 100 m of the incident is no
+///    higher than geometric chance allows for a point known only to its cell: a 100 m
+///    disc is pi / 25 = 0.126 of a cell; the count of hits is held to that binomial's
+///    mean plus three standard deviations over the fits (an attack that finds no
+///    difference, as where the cell is withheld with and without the incident, locates
+///    nothing and is not counted).
+/// 3. **The attack works**: on the analyst's tiles (the exact kernel density, as every
+///    public tile was before) it locates at least 10 of the 12 sampled within 100 m, and
+///    on the moved server it follows the move, so the test fails if the public path ever
+///    draws from points again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kernel_fit_locates_the_cell_not_the_incident() {
+    use hotspot::serve::tiles::heatmap::public::{cell_centre, cell_of};
+    let targets = lone_incidents();
+    assert!(targets.len() >= 12, "only {} lone incidents", targets.len());
+    let (moved, to) = moved_state(&targets);
+    let key = |p: (f64, f64)| ((p.0 * 1000.0) as i64, (p.1 * 1000.0) as i64);
+    let step = targets.len() / 12;
+    let (mut analyst_hits, mut analyst_follows) = (0, 0);
+    // Per (role, incident): Some((metres to the incident, metres to its cell's centre)).
+    let mut public: Vec<Option<(f64, f64)>> = Vec::new();
+    let mut invariant = 0;
+    for (i, (district, month, rare, truth)) in targets.iter().enumerate() {
+        let sampled = i % step == 0 && i / step < 12;
+        let there = to[&key(*truth)];
+        if sampled {
+            let e = kernel_fit(&STATE, district, month, *rare, Who::Analyst).await;
+            let m = kernel_fit(&moved, district, month, *rare, Who::Analyst).await;
+            let d = e.map_or(f64::INFINITY, |e| (e.0 - truth.0).hypot(e.1 - truth.1));
+            let dm = m.map_or(f64::INFINITY, |e| (e.0 - there.0).hypot(e.1 - there.1));
+            eprintln!(
+                "analyst {district} {month} {}: {d:.1} m; moved {:.0} m: {dm:.1} m",
+                rare.slug(),
+                (there.0 - truth.0).hypot(there.1 - truth.1)
+            );
+            analyst_hits += usize::from(d < 100.0);
+            analyst_follows += usize::from(dm < 100.0);
+        }
+        let centre = cell_centre(cell_of(truth.0, truth.1));
+        let roles: &[Who] = match (sampled, i % 2) {
+            (true, _) => &[Who::None, Who::Partner],
+            (false, 0) => &[Who::None],
+            _ => &[],
+        };
+        for &who in roles {
+            let e = kernel_fit(&STATE, district, month, *rare, who).await;
+            let fitted = e.map(|e| {
+                (
+                    (e.0 - truth.0).hypot(e.1 - truth.1),
+                    (e.0 - centre.0).hypot(e.1 - centre.1),
+                )
+            });
+            if let Some((d, c)) = fitted {
+                eprintln!(
+                    "{who:?} {district} {month} {}: {d:.1} m from the incident, {c:.1} m from \
+                     its cell's centre",
+                    rare.slug()
+                );
+                let m = kernel_fit(&moved, district, month, *rare, who).await;
+                assert_eq!(
+                    e,
+                    m,
+                    "{who:?} {district} {month} {}: the fit moved with the incident",
+                    rare.slug()
+                );
+                invariant += 1;
+            }
+            public.push(fitted);
+        }
+    }
+    let fits: Vec<(f64, f64)> = public.iter().flatten().copied().collect();
+    let n = fits.len() as f64;
+    let p = std::f64::consts::PI / 25.0;
+    let hits = fits.iter().filter(|(d, _)| *d < 100.0).count();
+    let allowed = n * p + 3.0 * (n * p * (1.0 - p)).sqrt();
+    let mut to_centre: Vec<f64> = fits.iter().map(|f| f.1).collect();
+    to_centre.sort_by(f64::total_cmp);
+    eprintln!(
+        "public and partner: {} attacks on {} lone incidents, {} fits (median {:.1} m from \
+         the cell centre), all {invariant} unmoved by the incident's move; {hits} within \
+         100 m (chance {:.1}, allowed {allowed:.1}); analyst: {analyst_hits} of 12 \
+         within 100 m, {analyst_follows} of 12 follow the move",
+        public.len(),
+        targets.len(),
+        fits.len(),
+        to_centre
+            .get(to_centre.len() / 2)
+            .copied()
+            .unwrap_or(f64::NAN),
+        n * p
+    );
+    assert!(
+        analyst_hits >= 10 && analyst_follows >= 10,
+        "the attack itself works on exact tiles: {analyst_hits} and {analyst_follows} of 12"
+    );
+    assert!(fits.len() >= 3, "only {} public fits to score", fits.len());
+    assert!(
+        hits as f64 <= allowed,
+        "{hits} of {} public fits located the incident within 100 m",
+        fits.len()
+    );
+}
+
+/// Sensitive incidents ingested beside the same records leave every public heatmap tile
+/// byte-identical (the grid's counts and key sums of the open types are unchanged), while
+/// the analyst's tiles, which include them, change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sensitive_incidents_leave_the_public_heatmap_unchanged() {
+    let (mut same, mut analyst_changed) = (0, 0);
+    for z in [9u8, 11, 13] {
+        for (_, lon, lat) in [
+            ("Preston", -2.7006, 53.7590),
+            ("Blackpool", -3.0357, 53.8175),
+        ] {
+            let (x, y) = tile_of(lon, lat, z);
+            let uri = format!("/tiles/heatmap/{z}/{x}/{y}.png?bandwidth=1000&max=50");
+            let (a, b) = (
+                send_to(&STATE, Method::GET, &uri, Who::None).await,
+                send_to(&SENSITIVE, Method::GET, &uri, Who::None).await,
+            );
+            assert_eq!(
+                (a.status, b.status),
+                (StatusCode::OK, StatusCode::OK),
+                "{uri}"
+            );
+            assert!(a.body == b.body, "{uri}: the public tile changed");
+            same += 1;
+            let (a, b) = (
+                send_to(&STATE, Method::GET, &uri, Who::Analyst).await,
+                send_to(&SENSITIVE, Method::GET, &uri, Who::Analyst).await,
+            );
+            analyst_changed += usize::from(a.body != b.body);
+        }
+    }
+    assert!(
+        analyst_changed > 0,
+        "the analyst's tiles include the sensitive incidents ({same} compared)"
     );
 }

@@ -41,9 +41,11 @@
 //!   combined "Violence and sexual offences" is not in the default list: police.uk
 //!   publishes it at street level, and it is the largest category, so withholding it
 //!   would empty the public map; a force that wants it coarsened adds `violent-crime`.
-//! - **Heatmap** below analyst: the bandwidth is at least `disclosure.heatmap_min_bandwidth_m`
-//!   (default 1000 m), and a pixel is drawn only where at least k incidents lie within the
-//!   bandwidth, so no single snap point shows as a blob of its own.
+//! - **Heatmap** below analyst: drawn from the perturbed, suppressed counts of a fixed
+//!   500 m British National Grid lattice (`tiles::heatmap::public`), each at its cell's
+//!   centre, never from incident points, so two renders one incident apart differ at
+//!   most by a kernel at that incident's *cell* centre; the bandwidth is at least
+//!   `disclosure.heatmap_min_bandwidth_m` (default 1000 m) and two cells.
 //!
 //! - **Patrol list** below analyst: ranks and places with the grid's suppressed counts;
 //!   no cumulative `share` or `pai` (with the total, the share on the next visible row
@@ -62,7 +64,8 @@
 //!   (0.254). Suppression runs on the perturbed counts; zeros stay zero; totals are
 //!   perturbed from their own records. Perturbed: the OGC collections' counts and
 //!   `per_km2`, `/map/api/cells`, the cell tiles (the patrol, hot-spot and emerging rows
-//!   take their grid's perturbed count). Not yet: the counts by type and month in
+//!   take their grid's perturbed count), and the 500 m grid the public heatmap is drawn
+//!   from. Not yet: the counts by type and month in
 //!   `/map/api/details` (exact where shown, and its metadata says `perturbed: false`),
 //!   and Gi* bins and emerging categories, still computed from exact counts.
 //!

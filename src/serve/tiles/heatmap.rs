@@ -20,23 +20,30 @@
 //!   filtered incidents (`surface`), computed once per filter.
 //! - `ramp`: `viridis` (default), `cividis` or `magma` (`ramp`).
 //! - `max`: the density (incidents per km²) at the top of the ramp; denser is drawn in the
-//!   top colour. Default: the 99.5th percentile of the density at the incident locations,
-//!   fixed per filter and bandwidth.
+//!   top colour. Default: the 99.5th percentile of the density at the incident locations
+//!   (below analyst: at the published grid cells, to two significant digits), fixed per
+//!   filter and bandwidth.
 //!
 //! Bad coordinates, an unknown parameter or a bad value are 400, another extension 404.
 //!
-//! Below analyst (`serve::disclosure`): the bandwidth is at least
-//! `disclosure.heatmap_min_bandwidth_m` (a smaller `bandwidth` is raised to it), a pixel
-//! is drawn only where at least k incidents lie within the bandwidth, sensitive
-//! categories are left out, and the legend says so.
+//! Below analyst (`serve::disclosure`) the map is not drawn from incident points at all
+//! (`public`): it is the kernel density of the perturbed, suppressed counts of a fixed
+//! 500 m British National Grid lattice, each at its cell's centre, precomputed once per
+//! filter and bandwidth as a raster that tiles resample. The bandwidth is at least
+//! `disclosure.heatmap_min_bandwidth_m` and two grid cells (1000 m; a smaller `bandwidth`
+//! is raised to it), the default bandwidth and top of the ramp come from the published
+//! cells, sensitive categories are left out, and the legend states the scale (never a
+//! count) and the grid. The analyst's path (exact points, below) is unchanged.
 //!
-//! Caching: surfaces in a small bounded cache (`surface`); rendered PNGs in one of about
+//! Caching: surfaces in small bounded caches (`surface`, `public`); rendered PNGs in one of about
 //! 64 MB keyed by surface, ramp, top of the ramp and tile (`quick_cache`: LRU-like
 //! eviction, and concurrent misses on one key wait for a single computation). Both keys carry the store's
 //! generation, so an ingest (which replaces the store) is never served stale tiles.
 //! Responses have an ETag (304 on `If-None-Match`) and `Cache-Control: public,
 //! max-age=300`. Rendering runs on tokio's blocking pool.
 
+#[path = "heatmap_public.rs"]
+pub mod public;
 #[path = "heatmap_ramp.rs"]
 pub mod ramp;
 #[path = "heatmap_render.rs"]
@@ -55,6 +62,7 @@ use geo::BoundingRect;
 use quick_cache::sync::Cache;
 use serde_json::{Value, json};
 
+pub use public::PublicSurface;
 pub use ramp::Ramp;
 pub use render::{empty_png, render as render_tile};
 pub use surface::{BANDWIDTH_RANGE_M, Surface};
@@ -117,7 +125,6 @@ struct TileKey {
     ramp: Ramp,
     max_bits: u64,
     tile: TileCoord,
-    min_count_bits: u64,
 }
 
 static TILES: LazyLock<Cache<TileKey, Arc<[u8]>, PngWeighter>> =
@@ -140,10 +147,55 @@ struct Request {
     ramp: Ramp,
     /// Requested top of the ramp, per km².
     max: Option<f64>,
-    /// Disclosure control: smallest bandwidth and fewest incidents under a drawn pixel
-    /// (both 0 from analyst up).
+    /// Disclosure control (None from analyst up): the public grid's threshold k and
+    /// perturbation seed.
+    public: Option<(u64, u64)>,
+    /// Smallest bandwidth (0 from analyst up).
     min_bandwidth: f64,
-    min_count: f64,
+}
+
+/// The surface a request draws: the analyst's exact one, or the public grid's.
+enum Drawn {
+    Exact(Arc<Surface>),
+    Public(Arc<PublicSurface>),
+}
+
+impl Drawn {
+    fn id(&self) -> u64 {
+        match self {
+            Drawn::Exact(s) => s.id(),
+            Drawn::Public(s) => s.id(),
+        }
+    }
+
+    fn bandwidth(&self) -> f64 {
+        match self {
+            Drawn::Exact(s) => s.bandwidth(),
+            Drawn::Public(s) => s.bandwidth(),
+        }
+    }
+
+    fn bandwidth_is_default(&self) -> bool {
+        match self {
+            Drawn::Exact(s) => s.bandwidth_is_default(),
+            Drawn::Public(s) => s.bandwidth_is_default(),
+        }
+    }
+
+    fn default_max_per_km2(&self) -> f64 {
+        match self {
+            Drawn::Exact(s) => s.default_max_per_km2(),
+            Drawn::Public(s) => s.default_max_per_km2(),
+        }
+    }
+
+    /// The tile's PNG, `max` per m².
+    fn render(&self, t: TileCoord, ramp: Ramp, max: f64) -> Vec<u8> {
+        match self {
+            Drawn::Exact(s) => render::render(s, t, ramp, max, 0.0),
+            Drawn::Public(s) => public::render(s, t, ramp, max),
+        }
+    }
 }
 
 impl Request {
@@ -162,10 +214,13 @@ impl Request {
         } else {
             filter
         };
-        let (min_bandwidth, min_count) = if controlled {
-            (d.heatmap_min_bandwidth_m, d.k as f64)
+        let (min_bandwidth, public) = if controlled {
+            (
+                d.heatmap_min_bandwidth_m.max(public::MIN_BANDWIDTH_M),
+                Some((d.k, d.ckp_seed)),
+            )
         } else {
-            (0.0, 0.0)
+            (0.0, None)
         };
         let number = |name: &str| -> Result<Option<f64>, AppError> {
             params
@@ -216,29 +271,44 @@ impl Request {
             bandwidth,
             ramp,
             max,
+            public,
             min_bandwidth,
-            min_count,
         })
     }
 
-    /// The cached surface (blocking).
-    fn surface(&self, state: &AppState) -> Result<Arc<Surface>, AppError> {
-        surface::surface(
-            &state.store(),
-            state.generation(),
-            &self.filter,
-            self.bandwidth,
-            self.min_bandwidth,
-        )
+    /// The cached surface (blocking): below analyst the public grid's, never the
+    /// incidents'.
+    fn surface(&self, state: &AppState) -> Result<Drawn, AppError> {
+        let store = state.store();
+        match self.public {
+            Some((k, seed)) => public::surface(
+                &store,
+                state.generation(),
+                &self.filter,
+                self.bandwidth,
+                self.min_bandwidth,
+                k,
+                seed,
+            )
+            .map(Drawn::Public),
+            None => surface::surface(
+                &store,
+                state.generation(),
+                &self.filter,
+                self.bandwidth,
+                self.min_bandwidth,
+            )
+            .map(Drawn::Exact),
+        }
     }
 
     /// The top of the ramp in incidents per km².
-    fn max_per_km2(&self, s: &Surface) -> f64 {
+    fn max_per_km2(&self, s: &Drawn) -> f64 {
         match self.max {
             Some(m) => m,
             // Below analyst the scale, not the data: two significant digits (tiles and
             // legend alike).
-            None if self.min_count > 0.0 => two_significant(s.default_max_per_km2()),
+            None if self.public.is_some() => two_significant(s.default_max_per_km2()),
             None => s.default_max_per_km2(),
         }
     }
@@ -265,16 +335,9 @@ async fn tile(
             ramp: req.ramp,
             max_bits: max.to_bits(),
             tile: t,
-            min_count_bits: req.min_count.to_bits(),
         };
         TILES.get_or_insert_with(&key, || {
-            Ok::<_, AppError>(Arc::from(render::render(
-                &s,
-                t,
-                req.ramp,
-                max,
-                req.min_count,
-            )))
+            Ok::<_, AppError>(Arc::from(s.render(t, req.ramp, max)))
         })
     })
     .await
@@ -298,48 +361,87 @@ async fn legend(
     json_response(&doc, &headers)
 }
 
-fn legend_doc(req: &Request, s: &Surface) -> Value {
-    let controlled = req.min_count > 0.0;
+fn legend_doc(req: &Request, s: &Drawn) -> Value {
     let max = req.max_per_km2(s);
     let stops: Vec<Value> = ramp::LEGEND_STOPS
         .iter()
         .map(|&t| json!({ "t": t, "colour": req.ramp.hex(t), "per_km2": t * max }))
         .collect();
+    let requested = |yes: bool, default: &'static str| if yes { "requested" } else { default };
+    let (drawn_from, bandwidth_source, max_source, incidents, disclosure) = match s {
+        Drawn::Exact(e) => (
+            "the filtered incidents' locations",
+            requested(
+                !e.bandwidth_is_default(),
+                "default: ArcGIS rule 0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2 on the filtered incidents",
+            ),
+            requested(
+                req.max.is_some(),
+                "99.5th percentile of the density at the incident locations (weighted by incidents)",
+            ),
+            json!(e.incidents().round() as u64),
+            Value::Null,
+        ),
+        // The number of incidents under the filter is an exact count: analysts only
+        // (below analyst it gave back every withheld district x type x month count).
+        Drawn::Public(_) => {
+            let k = req.public.map_or(0, |p| p.0);
+            (
+                "the perturbed, suppressed counts of a fixed 500 m British National Grid \
+                 lattice, each at its cell's centre",
+                requested(
+                    !s.bandwidth_is_default(),
+                    "default: ArcGIS rule 0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2 on the published \
+                     grid cells (centres weighted by published counts)",
+                ),
+                requested(
+                    req.max.is_some(),
+                    "99.5th percentile of the density at the published grid cells (weighted \
+                     by published counts), to two significant digits",
+                ),
+                Value::Null,
+                json!({
+                    "min_bandwidth_m": req.min_bandwidth,
+                    "grid": grid_metadata(k),
+                    "note": format!("drawn from a grid of {} m squares on the British National \
+                        Grid (EPSG:27700): each cell's count is perturbed (cell-key \
+                        perturbation) and withheld from 1 to {}, then smoothed from the cell's \
+                        centre; no incident location is used, so the map cannot say where in \
+                        a cell an incident lies, and cells with fewer than {k} incidents are \
+                        not drawn at all; sensitive categories are left out; the legend states \
+                        the colour scale, not counts (incidents is null)",
+                        public::GRID_M, k.saturating_sub(1)),
+                    "control": control_metadata(k),
+                }),
+            )
+        }
+    };
     json!({
         "method": METHOD,
         "kernel": "quartic (biweight), Silverman 1986 eq. 4.5, as ArcGIS Kernel Density",
         "units": "incidents per km2",
+        "drawn_from": drawn_from,
         "bandwidth_m": s.bandwidth(),
-        "bandwidth_source": if s.bandwidth_is_default() {
-            "default: ArcGIS rule 0.9 min(SD, sqrt(1/ln 2) Dm) n^-0.2 on the filtered incidents"
-        } else {
-            "requested"
-        },
-        // The number of incidents under the filter is an exact count: analysts only
-        // (below analyst it gave back every withheld district x type x month count).
-        "incidents": if controlled { Value::Null } else { json!(s.incidents().round() as u64) },
+        "bandwidth_source": bandwidth_source,
+        "incidents": incidents,
         "ramp": req.ramp.name(),
         "scale": "linear: colour index round(255 density / max); alpha rises from 0 at zero \
             density to opaque at 0.1 max; above max the top colour",
         "max_per_km2": max,
-        "max_source": if req.max.is_some() {
-            "requested"
-        } else {
-            "99.5th percentile of the density at the incident locations (weighted by incidents)"
-        },
+        "max_source": max_source,
         "stops": stops,
-        "disclosure": if req.min_count > 0.0 {
-            json!({
-                "min_bandwidth_m": req.min_bandwidth,
-                "min_incidents_per_pixel": req.min_count,
-                "note": "pixels with fewer incidents than min_incidents_per_pixel within the \
-                    bandwidth are not drawn; sensitive categories are left out; the legend \
-                    states the colour scale, not counts (incidents is null)",
-                "control": control_metadata(req.min_count as u64),
-            })
-        } else {
-            Value::Null
-        },
+        "disclosure": disclosure,
+    })
+}
+
+/// The public grid, as the legend states it.
+fn grid_metadata(k: u64) -> Value {
+    json!({
+        "cell_m": public::GRID_M,
+        "crs": "EPSG:27700",
+        "origin": "cells are [500 i, 500 (i + 1)) x [500 j, 500 (j + 1)) metres",
+        "min_count_per_cell": k,
+        "position": "each published cell counts at its centre",
     })
 }
 
@@ -377,12 +479,25 @@ async fn tilejson(
             [r.min().x, r.min().y, r.max().x, r.max().y]
         });
     let round = |v: f64| (v * 1e6).round() / 1e6;
+    let description = if req.public.is_some() {
+        format!(
+            "Kernel density (quartic kernel, bandwidth in metres on the British National \
+             Grid) of the perturbed, suppressed incident counts of a fixed grid of {} m \
+             squares, each at its cell's centre (not of incident locations), coloured on a \
+             fixed scale per filter; see the legend URL for what each colour means in \
+             incidents per km2.",
+            public::GRID_M
+        )
+    } else {
+        "Kernel density of incidents (quartic kernel, bandwidth in metres on the British \
+         National Grid, as ArcGIS Kernel Density), coloured on a fixed scale per filter; see \
+         the legend URL for what each colour means in incidents per km2."
+            .to_owned()
+    };
     let doc = json!({
         "tilejson": "3.0.0",
         "name": "hotspot heatmap",
-        "description": "Kernel density of incidents (quartic kernel, bandwidth in metres on \
-            the British National Grid, as ArcGIS Kernel Density), coloured on a fixed scale \
-            per filter; see the legend URL for what each colour means in incidents per km2.",
+        "description": description,
         "version": "1.0.0",
         "scheme": "xyz",
         "tiles": [format!("{base}/tiles/heatmap/{{z}}/{{x}}/{{y}}.png{sep}{suffix}")],
@@ -402,10 +517,14 @@ fn json_response(doc: &Value, headers: &HeaderMap) -> Result<Response, AppError>
     Ok(cached(headers, body, "application/json", false, MAX_AGE))
 }
 
-/// The disclosure metadata of the legend: the heatmap publishes no counts to perturb.
+/// The disclosure metadata of the legend: the grid's counts are perturbed (the standard
+/// text), and the heatmap shows them only as a smoothed density.
 fn control_metadata(k: u64) -> Value {
     let mut m = disclosure::metadata(k);
-    m["perturbed"] = Value::Bool(false);
-    m["perturbation"] = Value::String("no counts are published here".into());
+    m["counts"] = Value::String(format!(
+        "no counts are published; grid cells whose perturbed count is from 1 to {} are \
+         left out of the density",
+        k.saturating_sub(1)
+    ));
     m
 }

@@ -53,6 +53,12 @@ const OCCUPANCY_MAX_SIDE: f64 = 1024.0;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A fresh surface id (analyst and public surfaces share the sequence, so a tile cached
+/// under one never answers for the other).
+pub(crate) fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 static SURFACES: LazyLock<Cache<SurfaceKey, Arc<Surface>>> = LazyLock::new(|| Cache::new(CAPACITY));
 
 /// Prefix sums of point counts over a uniform grid in metres.
@@ -174,7 +180,7 @@ impl Surface {
         let kde = KernelDensity::new(points.clone(), r)?;
         let default_max = percentile_at_points(&kde, &points);
         Ok(Surface {
-            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            id: next_id(),
             kde,
             bandwidth_is_default: bandwidth_m.is_none(),
             default_max,
