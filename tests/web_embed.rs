@@ -87,31 +87,43 @@ fn get(addr: &str, path: &str) -> (String, Vec<u8>) {
     let head = String::from_utf8_lossy(&raw[..split]).to_string();
     let body = raw[split + 4..].to_vec();
     assert!(
-        !head.to_ascii_lowercase().contains("transfer-encoding: chunked"),
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
         "{path}: expected a sized body"
     );
     (head.lines().next().unwrap_or_default().to_string(), body)
 }
 
 fn web_file(rel: &str) -> Vec<u8> {
-    std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web").join(rel))
-        .expect("web file")
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("web")
+            .join(rel),
+    )
+    .expect("web file")
 }
 
 #[test]
 fn a_copied_binary_serves_every_map_file_from_itself() {
     let s = start_copied();
-    let own: Vec<String> = std::fs::read_dir(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/src"),
-    )
-    .expect("web/src")
-    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-    .collect();
+    let own: Vec<String> =
+        std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/src"))
+            .expect("web/src")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
     assert!(own.len() >= 5, "{own:?}");
     for f in &own {
         let (status, body) = get(&s.addr, &format!("/map/src/{f}"));
-        assert!(status.contains(" 200"), "/map/src/{f}: {status} (not embedded?)");
-        assert_eq!(body, web_file(&format!("src/{f}")), "/map/src/{f} differs from web/");
+        assert!(
+            status.contains(" 200"),
+            "/map/src/{f}: {status} (not embedded?)"
+        );
+        assert_eq!(
+            body,
+            web_file(&format!("src/{f}")),
+            "/map/src/{f} differs from web/"
+        );
     }
     let (status, api) = get(&s.addr, "/map/api/meta");
     assert!(status.contains(" 200"), "meta: {status}");
@@ -132,7 +144,10 @@ fn a_copied_binary_serves_every_map_file_from_itself() {
         for f in ["maplibre-gl.js", "maplibre-gl.css"] {
             let (status, body) = get(&s.addr, &format!("/map/vendor/{f}"));
             assert!(status.contains(" 200"), "{f}: {status}");
-            assert_eq!(body, web_file(&format!("node_modules/maplibre-gl/dist/{f}")));
+            assert_eq!(
+                body,
+                web_file(&format!("node_modules/maplibre-gl/dist/{f}"))
+            );
         }
     }
     // Built without `npm ci`: the start-up line and the page say why the map cannot load.

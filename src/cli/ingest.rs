@@ -46,7 +46,9 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
             Err(e) => {
                 // Shown even when the bar is hidden (not a terminal).
                 bar.suspend(|| {
-                    eprintln!("hotspot: error: {e} (file not ingested; the store is unchanged for it)")
+                    eprintln!(
+                        "hotspot: error: {e} (file not ingested; the store is unchanged for it)"
+                    )
                 });
                 failures.push(e);
             }
