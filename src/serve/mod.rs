@@ -14,6 +14,7 @@ mod health;
 pub mod limits;
 pub mod ogc;
 pub mod params;
+pub mod redact;
 mod settings;
 mod state;
 pub mod tile;
@@ -96,9 +97,17 @@ pub fn router(state: AppState) -> Router {
     // Limits and hardening (src/serve/limits): panics, rate limits, URI caps, error bodies.
     // CORS outside them, so a browser map can read a 429 (and preflights cost no tokens).
     let app = limits::wrap(app, &s.limits);
-    app.layer(cors)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    // The span names the target with its secrets redacted (`redact.rs`): tower-http's
+    // default span writes the URI as sent, `?key=...` and all. No headers are recorded.
+    let redactor = state.redactor().clone();
+    let trace = TraceLayer::new_for_http().make_span_with(
+        move |req: &axum::http::Request<axum::body::Body>| {
+            let presented = limits::api_key(req.headers()).and_then(|k| std::str::from_utf8(k).ok());
+            let uri = redactor.target(req.uri().path(), req.uri().query(), presented);
+            tracing::debug_span!("request", method = %req.method(), uri = %uri, version = ?req.version())
+        },
+    );
+    app.layer(cors).layer(trace).with_state(state)
 }
 
 /// Serves until SIGTERM or Ctrl-C, finishing requests in flight.

@@ -137,7 +137,7 @@ fn run(
         "incidents_loaded": state.store().incidents.len(),
     });
     let audit_summary = json!({ "files": doc["files"], "errors": doc["errors"] });
-    audit::ingest(&dir, (&who.name, who.role.name()), name, audit_summary)
+    audit::ingest(state, (&who.name, who.role.name()), name, audit_summary)
         .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
     if errors.is_empty() {
         return Ok((StatusCode::OK, doc));
