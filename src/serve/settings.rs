@@ -160,6 +160,7 @@ mod example_tests {
         assert_eq!(s.limits.ip_rps, d.limits.ip_rps);
         assert_eq!(s.limits.ip_burst, d.limits.ip_burst);
         assert_eq!(s.limits.key_burst, d.limits.key_burst);
+        assert_eq!(s.limits.zip(), d.limits.zip());
         s.disclosure.validate().expect("valid disclosure settings");
     }
 }
