@@ -21,8 +21,13 @@ use zip::write::SimpleFileOptions;
 
 const ADMIN: &str = "zip-test-admin-key";
 
-/// A zip of `(name, bytes)` entries, each written by `fill` in chunks.
-fn zip_of(entries: &[(&str, &dyn Fn(&mut dyn FnMut(&[u8])))]) -> Vec<u8> {
+/// Where an entry's bytes go, chunk by chunk.
+type Out<'a> = &'a mut dyn FnMut(&[u8]);
+/// Writes an entry's bytes.
+type Fill<'a> = &'a dyn Fn(Out<'_>);
+
+/// A zip of `(name, fill)` entries, each written by its `fill` in chunks.
+fn zip_of(entries: &[(&str, Fill<'_>)]) -> Vec<u8> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, fill) in entries {
@@ -32,8 +37,8 @@ fn zip_of(entries: &[(&str, &dyn Fn(&mut dyn FnMut(&[u8])))]) -> Vec<u8> {
     w.finish().expect("finish zip").into_inner()
 }
 
-fn zeros(n: usize) -> impl Fn(&mut dyn FnMut(&[u8])) {
-    move |out: &mut dyn FnMut(&[u8])| {
+fn zeros(n: usize) -> impl Fn(Out<'_>) {
+    move |out: Out<'_>| {
         let chunk = vec![0u8; 1 << 20];
         let mut left = n;
         while left > 0 {
@@ -45,8 +50,8 @@ fn zeros(n: usize) -> impl Fn(&mut dyn FnMut(&[u8])) {
 }
 
 /// Text that compresses about 2:1 (pseudo-random hex digits).
-fn noise(n: usize) -> impl Fn(&mut dyn FnMut(&[u8])) {
-    move |out: &mut dyn FnMut(&[u8])| {
+fn noise(n: usize) -> impl Fn(Out<'_>) {
+    move |out: Out<'_>| {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
         let bytes: Vec<u8> = (0..n)
             .map(|_| {
@@ -190,10 +195,9 @@ async fn entry_size_total_and_entry_count_limits_hold() {
         "zip_max_total_bytes",
     );
 
-    let tiny = |out: &mut dyn FnMut(&[u8])| out(b"x\n");
+    let tiny = |out: Out<'_>| out(b"x\n");
     let names: Vec<String> = (0..20).map(|i| format!("f{i}.txt")).collect();
-    let many: Vec<(&str, &dyn Fn(&mut dyn FnMut(&[u8])))> =
-        names.iter().map(|n| (n.as_str(), &tiny as _)).collect();
+    let many: Vec<(&str, Fill<'_>)> = names.iter().map(|n| (n.as_str(), &tiny as _)).collect();
     refused(
         &st,
         "count",
