@@ -39,6 +39,7 @@ pub fn from_store(
                 reason: "no store here: run `hotspot ingest` first".into(),
             });
         }
+        crate::store::check_file(&path)?;
         Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -53,6 +54,7 @@ pub fn from_store(
         source,
     };
     let conn = open()?;
+    crate::store::check_ours(&conn, &path)?;
     let mut builder = Builder::new();
     // Location ids in the database -> dense ids in the builder.
     let mut db_to_dense: Vec<u32> = Vec::new();

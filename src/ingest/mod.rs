@@ -28,7 +28,7 @@ use crate::model::{CrimeType, Month, Severity};
 
 pub use casualty::{is_child, road_user_group};
 pub use detect::{Format, detect_format};
-pub use source::{Source, discover};
+pub use source::{RATIO_FLOOR, Source, ZipLimits, check_zip, discover};
 
 /// One parsed incident, borrowing its text from the parser's buffer.
 #[derive(Debug, Clone)]

@@ -8,7 +8,14 @@
 //! flushed to disk (`sync_data`) before the response, access lines are left to the OS.
 //! Why a file rather than a table in the store: the store is replaced wholesale by
 //! ingest and read by other tools; an append-only file is simple to ship to a SIEM and
-//! to rotate (move it away; the next line reopens it).
+//! to rotate. It rotates itself by size: when a line would take it past
+//! `audit_max_bytes` (10 MiB by default) it becomes `audit.jsonl.1` (the older ones move
+//! up, the oldest beyond `audit_keep`, 5 by default, is deleted) and a new file starts;
+//! moving it away by hand works too (the next line reopens it).
+//!
+//! No secret is written: the key's name stands for the caller, and access targets are
+//! redacted (`serve::redact`: secret-named query parameters, and any value or path
+//! segment that is a key) before they get here.
 //!
 //! Refusals (401 and 403) are lines too, kept small (the path cut to
 //! [`MAX_TARGET`] bytes, no query, never a presented key), and bounded so a flood of
@@ -35,13 +42,74 @@ use super::AppState;
 /// The audit file's name in the data directory.
 pub const FILE_NAME: &str = "audit.jsonl";
 
-static OPEN: Mutex<Option<(PathBuf, File)>> = Mutex::new(None);
+/// When the audit file is rotated (`audit_max_bytes`, `audit_keep` in the settings).
+#[derive(Debug, Clone, Copy)]
+pub struct Rotation {
+    /// Rotate when a line would take the file past this size; 0 never rotates.
+    pub max_bytes: u64,
+    /// Rotated files kept (`audit.jsonl.1` the newest).
+    pub keep: u32,
+}
 
-/// Appends one line to the audit log of data directory `dir`.
+impl Rotation {
+    /// The rotation the settings ask for.
+    pub fn of(s: &super::Settings) -> Self {
+        Rotation {
+            max_bytes: s.audit_max_bytes,
+            keep: s.audit_keep,
+        }
+    }
+}
+
+struct OpenFile {
+    path: PathBuf,
+    file: File,
+    len: u64,
+}
+
+static OPEN: Mutex<Option<OpenFile>> = Mutex::new(None);
+
+/// `audit.jsonl.N`.
+fn numbered(path: &Path, n: u32) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(format!(".{n}"));
+    PathBuf::from(p)
+}
+
+/// Moves `audit.jsonl` to `audit.jsonl.1` (and `.1` to `.2`, ...), deleting the oldest
+/// beyond `keep`.
+fn rotate(path: &Path, keep: u32) -> std::io::Result<()> {
+    let gone_ok = |r: std::io::Result<()>| match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    };
+    if keep == 0 {
+        return gone_ok(std::fs::remove_file(path));
+    }
+    gone_ok(std::fs::remove_file(numbered(path, keep)))?;
+    for n in (1..keep).rev() {
+        gone_ok(std::fs::rename(numbered(path, n), numbered(path, n + 1)))?;
+    }
+    gone_ok(std::fs::rename(path, numbered(path, 1)))
+}
+
+fn open(path: PathBuf) -> std::io::Result<OpenFile> {
+    let file = OpenOptions::new().create(true).append(true).open(&path)?;
+    let len = file.metadata()?.len();
+    Ok(OpenFile { path, file, len })
+}
+
+/// Appends one line to the audit log of data directory `dir`, rotating the file first
+/// when the line would take it past `rotation.max_bytes`.
 ///
 /// # Errors
-/// When the file cannot be opened or written.
-pub fn append(dir: &Path, mut line: Value, durable: bool) -> std::io::Result<()> {
+/// When the file cannot be opened, rotated or written.
+pub fn append(
+    dir: &Path,
+    rotation: Rotation,
+    mut line: Value,
+    durable: bool,
+) -> std::io::Result<()> {
     if let Value::Object(m) = &mut line {
         m.insert("time".into(), Value::String(super::clock::now_rfc3339()));
     }
@@ -52,40 +120,54 @@ pub fn append(dir: &Path, mut line: Value, durable: bool) -> std::io::Result<()>
         Ok(g) => g,
         Err(p) => p.into_inner(),
     };
-    // Reopen when the directory changed or the file was moved away (rotation).
+    // Reopen when the directory changed or the file was moved away (rotation by hand).
     let stale = guard
         .as_ref()
-        .is_none_or(|(p, _)| *p != path || !p.exists());
+        .is_none_or(|o| o.path != path || !o.path.exists());
     if stale {
         std::fs::create_dir_all(dir)?;
-        let f = OpenOptions::new().create(true).append(true).open(&path)?;
-        *guard = Some((path, f));
+        *guard = Some(open(path.clone())?);
     }
-    let Some((_, f)) = guard.as_mut() else {
+    let full = guard.as_ref().is_some_and(|o| {
+        rotation.max_bytes > 0 && o.len > 0 && o.len + text.len() as u64 > rotation.max_bytes
+    });
+    if full {
+        *guard = None;
+        rotate(&path, rotation.keep)?;
+        *guard = Some(open(path)?);
+    }
+    let Some(o) = guard.as_mut() else {
         return Err(std::io::Error::other("audit log not open"));
     };
-    f.write_all(text.as_bytes())?;
+    o.file.write_all(text.as_bytes())?;
+    o.len += text.len() as u64;
     if durable {
-        f.sync_data()?;
+        o.file.sync_data()?;
     }
     Ok(())
 }
 
 fn log(state: &AppState, line: Value) {
-    if let Err(e) = append(&state.settings().data, line, false) {
+    let s = state.settings();
+    if let Err(e) = append(&s.data, Rotation::of(s), line, false) {
         tracing::error!(error = %e, "cannot write the audit log");
     }
 }
 
 /// A served request to analyst-only data, or by an analyst or admin; `who` is the key's
-/// name and role.
+/// name and role; `target` the path and query, already redacted (`serve::redact`), cut
+/// to [`MAX_ACCESS_TARGET`] bytes.
 pub fn access(state: &AppState, who: (&str, &str), method: &str, target: &str, status: u16) {
     log(
         state,
-        json!({ "event": "access", "who": who.0, "role": who.1,
-                "method": method, "target": target, "status": status }),
+        json!({ "event": "access", "who": cut(who.0, 64), "role": who.1,
+                "method": cut(method, 16), "target": cut(target, MAX_ACCESS_TARGET),
+                "status": status }),
     );
 }
+
+/// Longest target written in an access line (the query caps keep real ones shorter).
+pub const MAX_ACCESS_TARGET: usize = 8192;
 
 /// Longest path written in a refusal line (bytes, cut at a character boundary).
 pub const MAX_TARGET: usize = 256;
@@ -166,7 +248,10 @@ pub fn denied(
 ) {
     let (write, ended) = admit(client, Instant::now());
     if let Some(n) = ended {
-        log(state, json!({ "event": "denied_dropped", "count": n }));
+        log(
+            state,
+            json!({ "event": "denied_dropped", "count": n, "window_secs": WINDOW.as_secs() }),
+        );
     }
     if !write {
         return;
@@ -174,7 +259,7 @@ pub fn denied(
     let (who, role) = who.unwrap_or(("(invalid key)", "none"));
     log(
         state,
-        json!({ "event": "denied", "who": who, "role": role, "client": cut(client, 64),
+        json!({ "event": "denied", "who": cut(who, 64), "role": role, "client": cut(client, 64),
                 "method": cut(method, 16), "target": cut(path, MAX_TARGET),
                 "status": status }),
     );
@@ -184,9 +269,16 @@ pub fn denied(
 ///
 /// # Errors
 /// When the line cannot be written and synced.
-pub fn ingest(dir: &Path, who: (&str, &str), file: &str, summary: Value) -> std::io::Result<()> {
+pub fn ingest(
+    state: &AppState,
+    who: (&str, &str),
+    file: &str,
+    summary: Value,
+) -> std::io::Result<()> {
+    let s = state.settings();
     append(
-        dir,
+        &s.data,
+        Rotation::of(s),
         json!({ "event": "ingest", "who": who.0, "role": who.1,
                 "method": "POST", "target": "/admin/ingest", "file": file,
                 "summary": summary }),

@@ -396,7 +396,12 @@ pub async fn middleware(State(gate): State<Gate>, req: Request, next: Next) -> R
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_owned());
     let (mut req, params) = decoded_params(req).await;
-    let path = req.uri().path().to_owned();
+    let presented_now =
+        super::limits::api_key(req.headers()).and_then(|k| std::str::from_utf8(k).ok());
+    // A key pasted into the path is redacted from the refusal lines too.
+    let path = state
+        .redactor()
+        .target(req.uri().path(), None, presented_now);
     let method = req.method().as_str().to_owned();
     let client = client_of(&req);
     let needed = gate.policy.required(matched.as_deref(), &params);
@@ -435,6 +440,9 @@ pub async fn middleware(State(gate): State<Gate>, req: Request, next: Next) -> R
     let private = !principal.is_anonymous() || needed > Role::Public;
     let audited = needed >= Role::Analyst || principal.role >= Role::Analyst;
     let query = req.uri().query().map(str::to_owned);
+    let presented = super::limits::api_key(req.headers())
+        .and_then(|k| std::str::from_utf8(k).ok())
+        .map(str::to_owned);
     req.extensions_mut().insert(principal.clone());
     let mut resp = next.run(req).await;
     let status = resp.status();
@@ -443,10 +451,9 @@ pub async fn middleware(State(gate): State<Gate>, req: Request, next: Next) -> R
         let who = (principal.name.as_str(), principal.role.name());
         super::audit::denied(state, &client, Some(who), &method, &path, status.as_u16());
     } else if audited {
-        let target = match &query {
-            Some(q) => format!("{path}?{q}"),
-            None => path,
-        };
+        let target = state
+            .redactor()
+            .target(&path, query.as_deref(), presented.as_deref());
         super::audit::access(
             state,
             (principal.name.as_str(), principal.role.name()),

@@ -2,11 +2,13 @@
 //! the analysis store (plain synchronous Rust) behind a shared, swappable handle.
 //!
 //! `router(state)` builds the whole service, so tests call `router(state).oneshot(req)`
-//! without a socket; `run` binds it, with graceful shutdown on SIGTERM or Ctrl-C.
+//! without a socket; `run` binds it and serves it through `conn.rs` (header-read timeout,
+//! connection caps), with graceful shutdown on SIGTERM or Ctrl-C.
 
 pub mod audit;
 pub mod auth;
 mod clock;
+mod conn;
 pub mod disclosure;
 mod error;
 mod etag;
@@ -14,6 +16,7 @@ mod health;
 pub mod limits;
 pub mod ogc;
 pub mod params;
+pub mod redact;
 mod settings;
 mod state;
 pub mod tile;
@@ -96,9 +99,17 @@ pub fn router(state: AppState) -> Router {
     // Limits and hardening (src/serve/limits): panics, rate limits, URI caps, error bodies.
     // CORS outside them, so a browser map can read a 429 (and preflights cost no tokens).
     let app = limits::wrap(app, &s.limits);
-    app.layer(cors)
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
+    // The span names the target with its secrets redacted (`redact.rs`): tower-http's
+    // default span writes the URI as sent, `?key=...` and all. No headers are recorded.
+    let redactor = state.redactor().clone();
+    let trace = TraceLayer::new_for_http().make_span_with(
+        move |req: &axum::http::Request<axum::body::Body>| {
+            let presented = limits::api_key(req.headers()).and_then(|k| std::str::from_utf8(k).ok());
+            let uri = redactor.target(req.uri().path(), req.uri().query(), presented);
+            tracing::debug_span!("request", method = %req.method(), uri = %uri, version = ?req.version())
+        },
+    );
+    app.layer(cors).layer(trace).with_state(state)
 }
 
 /// Serves until SIGTERM or Ctrl-C, finishing requests in flight.
@@ -121,11 +132,16 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         a => println!("web map: http://{local}/map/ ({})", a.describe()),
     }
     warm_covers(&state);
-    // The peer address feeds the per-address rate limit.
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await?;
+    let s = state.settings();
+    let limits = conn::ConnLimits {
+        header_read_timeout: Duration::from_secs(s.header_read_timeout_secs),
+        max_connections: s.max_connections,
+        max_per_client: s.max_connections_per_client,
+    };
+    // Our own accept loop (conn.rs): header-read timeout and connection caps, which
+    // axum::serve does not have; each request carries the peer address (ConnectInfo)
+    // for the per-address rate limit, as into_make_service_with_connect_info did.
+    conn::serve(listener, router(state), limits, shutdown()).await?;
     tracing::info!("stopped");
     Ok(())
 }

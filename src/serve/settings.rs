@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Lancashire year 2021, the default) or `sample` (the synthetic test fixtures).
     #[arg(long, env = "HOTSPOT_DEMO", value_name = "DATA", num_args = 0..=1, default_missing_value = "real")]
     pub demo: Option<super::state::Demo>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes; [[keys]] and [disclosure] for access control; [limits]).
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -35,6 +35,22 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "HOTSPOT_BODY_LIMIT")]
     pub body_limit_bytes: Option<usize>,
+    /// Seconds a connection has to send a whole request head (also the keep-alive idle
+    /// timeout).
+    #[arg(long, env = "HOTSPOT_HEADER_READ_TIMEOUT")]
+    pub header_read_timeout_secs: Option<u64>,
+    /// Most open connections in all (more are closed at once).
+    #[arg(long, env = "HOTSPOT_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Most open connections per client address, IPv6 by /64 (more are closed at once).
+    #[arg(long, env = "HOTSPOT_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: Option<usize>,
+    /// Size at which the audit file (audit.jsonl) is rotated, in bytes (0: never).
+    #[arg(long, env = "HOTSPOT_AUDIT_MAX_BYTES")]
+    pub audit_max_bytes: Option<u64>,
+    /// Rotated audit files kept (audit.jsonl.1 the newest; 0: none kept).
+    #[arg(long, env = "HOTSPOT_AUDIT_KEEP")]
+    pub audit_keep: Option<u32>,
     /// Rate limits and caps (`[limits]` in the config file).
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -49,6 +65,19 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     pub request_timeout_secs: u64,
     pub body_limit_bytes: usize,
+    /// A connection that has not sent a whole request head within this many seconds
+    /// (a new one, or a keep-alive one waiting for its next request) is closed.
+    pub header_read_timeout_secs: u64,
+    /// Most open connections in all; one more is closed at once.
+    pub max_connections: usize,
+    /// Most open connections per client address (IPv6 by /64); one more is closed at
+    /// once.
+    pub max_connections_per_client: usize,
+    /// The audit file is rotated when a line would take it past this many bytes
+    /// (`audit.jsonl` -> `audit.jsonl.1` -> ...); 0 never rotates.
+    pub audit_max_bytes: u64,
+    /// Rotated audit files kept; older ones are deleted.
+    pub audit_keep: u32,
     // Access and disclosure control (`auth.rs`, `disclosure.rs`).
     /// `[[keys]]`: API keys by name, role and SHA-256.
     pub keys: Vec<super::auth::ApiKey>,
@@ -66,6 +95,11 @@ impl Default for Settings {
             cors_origins: Vec::new(),
             request_timeout_secs: 30,
             body_limit_bytes: 64 << 20,
+            header_read_timeout_secs: 20,
+            max_connections: 10_000,
+            max_connections_per_client: 1_000,
+            audit_max_bytes: 10 << 20,
+            audit_keep: 5,
             keys: Vec::new(),
             disclosure: super::disclosure::DisclosureSettings::default(),
             limits: LimitSettings::default(),
@@ -98,7 +132,35 @@ impl Settings {
         if let Some(v) = a.body_limit_bytes {
             s.body_limit_bytes = v;
         }
+        if let Some(v) = a.header_read_timeout_secs {
+            s.header_read_timeout_secs = v;
+        }
+        if let Some(v) = a.max_connections {
+            s.max_connections = v;
+        }
+        if let Some(v) = a.max_connections_per_client {
+            s.max_connections_per_client = v;
+        }
+        anyhow::ensure!(
+            s.header_read_timeout_secs > 0,
+            "header_read_timeout_secs must be positive"
+        );
+        anyhow::ensure!(
+            s.max_connections > 0 && s.max_connections_per_client > 0,
+            "max_connections and max_connections_per_client must be positive"
+        );
+        if let Some(v) = a.audit_max_bytes {
+            s.audit_max_bytes = v;
+        }
+        if let Some(v) = a.audit_keep {
+            s.audit_keep = v;
+        }
         s.limits.apply(&a.limits)?;
+        anyhow::ensure!(
+            s.audit_max_bytes == 0 || s.audit_max_bytes >= 4096,
+            "audit_max_bytes must be 0 (never rotate) or at least 4096"
+        );
+        anyhow::ensure!(s.audit_keep <= 1000, "audit_keep must be at most 1000");
         anyhow::ensure!(
             s.request_timeout_secs > 0,
             "request_timeout_secs must be positive"
@@ -129,11 +191,17 @@ mod example_tests {
         assert_eq!(s.data, d.data);
         assert_eq!(s.request_timeout_secs, d.request_timeout_secs);
         assert_eq!(s.body_limit_bytes, d.body_limit_bytes);
+        assert_eq!(s.audit_max_bytes, d.audit_max_bytes);
+        assert_eq!(s.header_read_timeout_secs, d.header_read_timeout_secs);
+        assert_eq!(s.max_connections, d.max_connections);
+        assert_eq!(s.max_connections_per_client, d.max_connections_per_client);
+        assert_eq!(s.audit_keep, d.audit_keep);
         assert_eq!(s.disclosure.k, d.disclosure.k);
         assert_eq!(s.disclosure.sensitive, d.disclosure.sensitive);
         assert_eq!(s.limits.ip_rps, d.limits.ip_rps);
         assert_eq!(s.limits.ip_burst, d.limits.ip_burst);
         assert_eq!(s.limits.key_burst, d.limits.key_burst);
+        assert_eq!(s.limits.zip(), d.limits.zip());
         s.disclosure.validate().expect("valid disclosure settings");
     }
 }

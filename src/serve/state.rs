@@ -21,6 +21,8 @@ struct Inner {
     store: RwLock<Arc<AnalysisStore>>,
     generation: AtomicU64,
     settings: Settings,
+    /// Keeps keys out of the log and the audit file (built from the configured keys).
+    redactor: Arc<super::redact::Redactor>,
 }
 
 impl AppState {
@@ -29,6 +31,7 @@ impl AppState {
             inner: Arc::new(Inner {
                 store: RwLock::new(Arc::new(store)),
                 generation: AtomicU64::new(1),
+                redactor: Arc::new(super::redact::Redactor::new(&settings.keys)),
                 settings,
             }),
         }
@@ -59,6 +62,11 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// Redacts secrets from request targets before they are logged or audited.
+    pub fn redactor(&self) -> &Arc<super::redact::Redactor> {
+        &self.inner.redactor
     }
 }
 
@@ -112,10 +120,12 @@ pub fn load_or_seed(dir: &Path) -> anyhow::Result<AnalysisStore> {
 /// Opens (creating if needed) the store in `dir`; with `demo`, fills it first when the
 /// directory had no store (a fresh data directory); then loads the analysis store. An
 /// existing store, even an empty one (a failed first ingest), is never filled with demo
-/// data.
+/// data; a store file that is present but is not a sound hotspot store (zero-length,
+/// truncated, not SQLite, another program's database) is refused, naming the file, and
+/// left as it is (`Store::open`, `store::check_file`).
 ///
 /// # Errors
-/// When the store cannot be opened or read.
+/// When the store cannot be opened or read, or is refused.
 pub fn load(dir: &Path, demo: Option<Demo>) -> anyhow::Result<AnalysisStore> {
     let fresh = !dir.join(crate::store::DB_FILE).exists();
     let mut store = Store::open(dir)?;

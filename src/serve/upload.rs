@@ -10,6 +10,12 @@
 //! bumps the generation every cache key carries). One ingest runs at a time; a leftover
 //! upload from a crash is removed by the next ingest.
 //!
+//! A zip is first inflated once without being kept, its bytes counted as they come out
+//! (never the sizes its headers declare), under the `[limits]` `zip_*` settings: entry
+//! count, each entry's size and compression ratio, the total. One over a limit (a zip
+//! bomb) is refused whole with 422 and a reason, before anything is ingested; memory
+//! stays bounded by the entry limit.
+//!
 //! The response is the ingest summary per file, the errors of files that could not be
 //! ingested (422 if any) and the rejected rows (the first [`MAX_REJECTS_SHOWN`]). Every
 //! ingest is written to the audit log, durably, before the response.
@@ -107,7 +113,32 @@ fn run(
     clear_leftovers(&uploads);
     let temp = write_synced(&uploads, name, body)
         .map_err(|e| AppError::Internal(format!("writing the upload: {e}")))?;
-    let outcome = ingest_file(&dir, &temp, name);
+    // A zip is inflated once, counting bytes, before any of it is ingested: over a
+    // limit it is refused whole (422) and the store is untouched.
+    let limits = state.settings().limits.zip();
+    if name.to_ascii_lowercase().ends_with(".zip")
+        && let Err(e) = crate::ingest::check_zip(&temp, name, &limits)
+    {
+        let _ = std::fs::remove_file(&temp);
+        let reason = e.to_string();
+        tracing::warn!(file = %name, %reason, "upload refused");
+        let doc = json!({
+            "code": "ArchiveRefused",
+            "description": reason,
+            "file": name,
+            "files": [],
+            "errors": [reason],
+        });
+        audit::ingest(
+            state,
+            (&who.name, who.role.name()),
+            name,
+            json!({ "files": [], "errors": doc["errors"] }),
+        )
+        .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, doc));
+    }
+    let outcome = ingest_file(&dir, &temp, name, &limits);
     let _ = std::fs::remove_file(&temp);
     let (summaries, errors) = outcome?;
     let changed = summaries.iter().any(|s| !s.unchanged);
@@ -141,7 +172,7 @@ fn run(
         "outside_study_area": state.store().outside(),
     });
     let audit_summary = json!({ "files": doc["files"], "errors": doc["errors"] });
-    audit::ingest(&dir, (&who.name, who.role.name()), name, audit_summary)
+    audit::ingest(state, (&who.name, who.role.name()), name, audit_summary)
         .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
     if errors.is_empty() {
         return Ok((StatusCode::OK, doc));
@@ -180,6 +211,7 @@ fn ingest_file(
     dir: &Path,
     temp: &Path,
     name: &str,
+    limits: &crate::ingest::ZipLimits,
 ) -> Result<(Vec<IngestSummary>, Vec<String>), AppError> {
     let temp_text = temp.display().to_string();
     let public = |msg: String| msg.replace(&temp_text, name);
@@ -197,7 +229,7 @@ fn ingest_file(
             crate::ingest::Source::File(_) => name.to_owned(),
         };
         let result = src
-            .read()
+            .read_limited(limits)
             .and_then(|bytes| store.ingest_bytes(&shown, &bytes, None));
         match result {
             Ok(s) => summaries.push(s),

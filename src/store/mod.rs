@@ -40,6 +40,133 @@ pub enum StoreError {
     Schema { path: PathBuf, reason: String },
 }
 
+/// What to do with a store file that is refused: never replace it (it may be the only
+/// copy of someone's data), say how to start afresh.
+const REFUSED_HINT: &str = "hotspot will not replace or refill it; restore it from a \
+     backup, or move it away to start a new store";
+
+/// Checks the store file before SQLite opens it, so that a file which is present but is
+/// not a sound store is refused, naming the file, instead of being opened (SQLite takes
+/// a zero-length file for a new, empty database and would happily fill it). Returns
+/// whether the file exists (a missing one is a new store, created by the caller).
+///
+/// Refused: a zero-length file; a file that does not start with SQLite's header; a file
+/// cut short (its length is not a whole number of pages, or is less than the page count
+/// its header records, when no write-ahead log holds the rest).
+///
+/// # Errors
+/// The refusal, naming the file.
+pub fn check_file(path: &Path) -> Result<bool, StoreError> {
+    use std::io::Read as _;
+    let refuse = |reason: String| StoreError::Schema {
+        path: path.to_owned(),
+        reason: format!("{reason}: {REFUSED_HINT}"),
+    };
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(source) => {
+            return Err(StoreError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    if !meta.is_file() {
+        return Err(refuse("not a file".into()));
+    }
+    let len = meta.len();
+    if len == 0 {
+        return Err(refuse("the store file is empty (0 bytes)".into()));
+    }
+    let mut header = [0u8; 100];
+    let mut f = std::fs::File::open(path).map_err(|source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut got = 0;
+    while got < header.len() {
+        match f.read(&mut header[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(source) => {
+                return Err(StoreError::Io {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        }
+    }
+    if got < header.len() || &header[..16] != b"SQLite format 3\0" {
+        return Err(refuse(format!(
+            "not a SQLite database ({len} bytes without SQLite's header), so not a hotspot store"
+        )));
+    }
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65536u64,
+        n => u64::from(n),
+    };
+    if !page_size.is_power_of_two() || !(512..=65536).contains(&page_size) {
+        return Err(refuse(format!(
+            "damaged: its header gives a page size of {page_size} bytes"
+        )));
+    }
+    if len % page_size != 0 {
+        return Err(refuse(format!(
+            "truncated: {len} bytes is not a whole number of {page_size}-byte pages"
+        )));
+    }
+    let be =
+        |i: usize| u32::from_be_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let pages = u64::from(be(28));
+    let pages_valid = pages > 0 && be(24) == be(92);
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_holds_pages = std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0);
+    if pages_valid && !wal_holds_pages && len < pages * page_size {
+        return Err(refuse(format!(
+            "truncated: its header records {} bytes ({pages} pages), the file has {len}",
+            pages * page_size
+        )));
+    }
+    Ok(true)
+}
+
+/// Checks that an existing SQLite database is a hotspot store: it carries a hotspot
+/// schema version and the incidents table. Another program's database, or one whose
+/// first start never finished (no schema), is refused rather than written into.
+///
+/// # Errors
+/// The refusal, naming the file; a database error when it cannot be read.
+pub fn check_ours(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let sql = |source| StoreError::Sql {
+        path: path.to_owned(),
+        source,
+    };
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql)?;
+    let has_incidents: bool = conn
+        .query_row(
+            "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'incidents')",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql)?;
+    if version == 0 || !has_incidents {
+        return Err(StoreError::Schema {
+            path: path.to_owned(),
+            reason: format!(
+                "a SQLite database but not a hotspot store (schema version {version}, {} \
+                 incidents table): {REFUSED_HINT}",
+                if has_incidents { "an" } else { "no" }
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Casualty counts of one road-user group ([`Store::casualty_counts`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct CasualtyCounts {
@@ -69,10 +196,14 @@ impl Store {
             source,
         })?;
         let path = dir.join(DB_FILE);
+        let existed = check_file(&path)?;
         let conn = Connection::open(&path).map_err(|source| StoreError::Sql {
             path: path.clone(),
             source,
         })?;
+        if existed {
+            check_ours(&conn, &path)?;
+        }
         let store = Store { conn, path };
         schema::init(&store.conn).map_err(|e| store.err(e))?;
         Ok(store)
@@ -90,6 +221,7 @@ impl Store {
                 reason: "no store here: run `hotspot ingest` first".into(),
             });
         }
+        check_file(&path)?;
         let conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -98,6 +230,7 @@ impl Store {
             path: path.clone(),
             source,
         })?;
+        check_ours(&conn, &path)?;
         Ok(Store { conn, path })
     }
 

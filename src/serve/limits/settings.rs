@@ -41,6 +41,17 @@ pub struct LimitSettings {
     pub max_query_bytes: usize,
     /// Largest `bbox` on `/collections/{id}/items`, in square degrees (larger: 400).
     pub max_bbox_area_deg2: f64,
+    /// An uploaded zip: largest uncompressed entry, counted as it inflates (never the
+    /// size its header declares); over it the upload is refused (422) and nothing of it
+    /// is ingested.
+    pub zip_max_entry_bytes: u64,
+    /// An uploaded zip: largest uncompressed total of its data entries.
+    pub zip_max_total_bytes: u64,
+    /// An uploaded zip: most entries.
+    pub zip_max_entries: usize,
+    /// An uploaded zip: largest uncompressed / compressed size of an entry (checked past
+    /// 1 MiB of output).
+    pub zip_max_ratio: u64,
 }
 
 impl Default for LimitSettings {
@@ -53,11 +64,25 @@ impl Default for LimitSettings {
             max_clients: 100_000,
             max_query_bytes: 4096,
             max_bbox_area_deg2: 2500.0,
+            zip_max_entry_bytes: 512 << 20,
+            zip_max_total_bytes: 2 << 30,
+            zip_max_entries: 10_000,
+            zip_max_ratio: 200,
         }
     }
 }
 
 impl LimitSettings {
+    /// The limits an uploaded zip is read under.
+    pub fn zip(&self) -> crate::ingest::ZipLimits {
+        crate::ingest::ZipLimits {
+            max_entry_bytes: self.zip_max_entry_bytes,
+            max_total_bytes: self.zip_max_total_bytes,
+            max_entries: self.zip_max_entries,
+            max_ratio: self.zip_max_ratio,
+        }
+    }
+
     /// Applies flags over the file's values and checks the result.
     ///
     /// # Errors
@@ -86,6 +111,13 @@ impl LimitSettings {
             "limits.max_bbox_area_deg2 must be a positive number"
         );
         anyhow::ensure!(self.max_clients > 0, "limits.max_clients must be positive");
+        anyhow::ensure!(
+            self.zip_max_entry_bytes > 0
+                && self.zip_max_total_bytes > 0
+                && self.zip_max_entries > 0
+                && self.zip_max_ratio > 0,
+            "limits.zip_max_entry_bytes, zip_max_total_bytes, zip_max_entries and zip_max_ratio must be positive"
+        );
         anyhow::ensure!(
             self.max_query_bytes >= 256,
             "limits.max_query_bytes must be at least 256"
