@@ -65,9 +65,9 @@
 //! ratio), the map's cells (`/map/api/cells`), the cell tiles' `count`, the details
 //! panel (`/map/api/details`: total, by type, per month), and the 500 m grid cells the
 //! public heatmap is drawn from (`tiles::heatmap::public`, shown only as a density). The
-//! map's cells and the cell tiles bin Gi* and local Moran on the perturbed counts; the
-//! OGC `hotspots` bins and the emerging categories are still of exact counts (published
-//! as bins only). Analysts see exact values.
+//! map's cells, the cell tiles and the OGC `h3-*` and `hotspots` collections bin Gi* (and
+//! the map local Moran) on the perturbed counts; the emerging categories are still of
+//! exact counts (published as categories only). Analysts see exact values.
 
 /// The noise values of the table, lowest first.
 pub const NOISE: [i8; 5] = [-2, -1, 0, 1, 2];

@@ -15,6 +15,9 @@
 //! suppression runs on the perturbed counts; `per_km2` is scaled by the same ratio, so it
 //! gives back only the perturbed count. The hot-spot, emerging and patrol rows are cells of
 //! their grid, counted from the same records, so they publish the grid's perturbed count.
+//! The `h3-*` grids' `gi_bin` is computed from the perturbed counts, and the `hotspots`
+//! rows are the cells of the published resolution-9 grid whose bin is hot, so neither
+//! says more than the perturbed counts do (emerging categories are still of true counts).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -140,9 +143,36 @@ fn compute(
         CollectionId::H3(_) => {
             let full = raw(cid, store, generation, filter)?;
             let mask = cell_mask(&full, c);
-            Ok(apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c))
+            let mut items = apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c);
+            // Bins of the published (perturbed) counts, not of the true ones.
+            if let (Some(bins), Some((_, col))) = (
+                published_bins(&full, c),
+                items.columns.iter_mut().find(|(n, _)| *n == "gi_bin"),
+            ) {
+                *col = Column::Int(bins.into_iter().map(i64::from).collect());
+            }
+            Ok(items)
         }
-        CollectionId::Hotspots | CollectionId::Patrol | CollectionId::Emerging => {
+        // The hot cells of the published grid: chosen by its bins, so which cells are hot
+        // follows from the perturbed counts alone.
+        CollectionId::Hotspots => {
+            let grid = disclosed(CollectionId::H3(HOTSPOT_RES), store, generation, filter, c)?;
+            let hot: Vec<usize> = match grid.columns.iter().find(|(n, _)| *n == "gi_bin") {
+                Some((_, Column::Int(b))) => (0..grid.len()).filter(|&i| b[i] > 0).collect(),
+                _ => vec![],
+            };
+            Ok(Items {
+                ids: hot.iter().map(|&i| grid.ids[i].clone()).collect(),
+                geoms: hot.iter().map(|&i| grid.geoms[i]).collect(),
+                columns: grid
+                    .columns
+                    .iter()
+                    .map(|(n, col)| (*n, col.take(&hot)))
+                    .collect(),
+                keys: vec![],
+            })
+        }
+        CollectionId::Patrol | CollectionId::Emerging => {
             let res = if cid == CollectionId::Emerging {
                 EMERGING_RES
             } else {
@@ -206,6 +236,22 @@ fn cell_mask(full: &Items, c: &Controls) -> Vec<bool> {
         })
         .collect();
     suppress(&perturbed(full, c), &cell_groups(&cells), c.k)
+}
+
+/// Gi* bins (one ring, binary weights with self, FDR: as `build::cells`) of a study
+/// grid's perturbed counts, or None when its rows are not all cells.
+fn published_bins(full: &Items, c: &Controls) -> Option<Vec<i8>> {
+    let cells: Vec<h3o::CellIndex> = full
+        .geoms
+        .iter()
+        .map(|g| match g {
+            Geom::Cell(c) => Some(*c),
+            _ => None,
+        })
+        .collect::<Option<_>>()?;
+    let counts: Vec<f64> = perturbed(full, c).iter().map(|&n| n as f64).collect();
+    let w = crate::stats::Weights::h3_disk(&cells, 1).with_self(true);
+    Some(crate::stats::gi_star::gi_star(&counts, &w, true).bin)
 }
 
 fn withheld_ids(items: &Items) -> HashSet<FeatureId> {
