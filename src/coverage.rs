@@ -214,7 +214,12 @@ mod tests {
         for mo in ["2022-01", "2022-02", "2022-04"] {
             c.add(Dataset::PoliceUk, "Lancashire Constabulary", m(mo).index());
         }
-        c.add_span(Dataset::Stats19, "", m("2022-01").index(), m("2022-04").index());
+        c.add_span(
+            Dataset::Stats19,
+            "",
+            m("2022-01").index(),
+            m("2022-04").index(),
+        );
         let months: Vec<Month> = ["2022-01", "2022-02", "2022-03", "2022-04", "2022-05"]
             .iter()
             .map(|s| m(s))
@@ -267,6 +272,11 @@ mod tests {
             missing_of(&months, &obs),
             vec![Month::from_index(10), Month::from_index(11)]
         );
-        assert!(Coverage::new().observed(TypeSet::all(), &months).iter().all(|o| *o));
+        assert!(
+            Coverage::new()
+                .observed(TypeSet::all(), &months)
+                .iter()
+                .all(|o| *o)
+        );
     }
 }

@@ -196,7 +196,9 @@ impl AnalysisStore {
         let from = filter.from.or(range.map(|r| r.0));
         let to = filter.to.or(range.map(|r| r.1));
         match (from, to) {
-            (Some(f), Some(t)) if f <= t => (f.index()..=t.index()).map(Month::from_index).collect(),
+            (Some(f), Some(t)) if f <= t => {
+                (f.index()..=t.index()).map(Month::from_index).collect()
+            }
             _ => vec![],
         }
     }

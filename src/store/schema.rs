@@ -119,15 +119,19 @@ fn backfill_coverage(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
         "INSERT INTO coverage (dataset, force, month, ingest_id) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (dataset, force, month) DO UPDATE SET ingest_id = max(ingest_id, excluded.ingest_id)",
     )?;
-    let mut span = tx.prepare(
-        "SELECT min(month), max(month) FROM incidents WHERE id >= ?1 AND id < ?2",
-    )?;
+    let mut span =
+        tx.prepare("SELECT min(month), max(month) FROM incidents WHERE id >= ?1 AND id < ?2")?;
     for (id, key, ingest_id, format) in batches {
         if let Some(rest) = key.strip_prefix("police|") {
             if let Some((force, month)) = rest.rsplit_once('|')
                 && let Ok(month) = month.parse::<i64>()
             {
-                ins.execute(rusqlite::params![Dataset::PoliceUk.name(), force, month, ingest_id])?;
+                ins.execute(rusqlite::params![
+                    Dataset::PoliceUk.name(),
+                    force,
+                    month,
+                    ingest_id
+                ])?;
             }
             continue;
         }

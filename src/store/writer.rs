@@ -394,7 +394,12 @@ impl<'t> TxWriter<'t> {
              ON CONFLICT (dataset, force, month) DO UPDATE SET ingest_id = excluded.ingest_id",
         )?;
         for (force, month, _) in &self.batches {
-            cover.execute(params![Dataset::PoliceUk.name(), force, month, self.ingest_id])?;
+            cover.execute(params![
+                Dataset::PoliceUk.name(),
+                force,
+                month,
+                self.ingest_id
+            ])?;
         }
         if let (Some(d @ (Dataset::Stats19 | Dataset::Generic)), Some((lo, hi))) =
             (self.dataset, self.span)
