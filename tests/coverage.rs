@@ -273,3 +273,74 @@ fn the_store_records_coverage_and_back_fills_an_older_store() {
         .expect("version");
     assert_eq!(v, 3);
 }
+
+#[test]
+fn coverage_command_lists_the_gap_and_ingest_warns_of_it() {
+    let files = tempfile::tempdir().expect("temp dir");
+    unzip_sample(files.path(), Some(GAP));
+    let data = tempfile::tempdir().expect("temp dir");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_hotspot"))
+            .arg(args[0])
+            .arg("--data")
+            .arg(data.path())
+            .args(&args[1..])
+            .output()
+            .expect("run hotspot");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).expect("utf-8")
+    };
+    let dir = files.path().to_str().expect("path");
+    let ingest = run(&["ingest", dir]);
+    assert!(
+        ingest.contains(&format!(
+            "warning: gap: police.uk {FORCE} has no file for {GAP}"
+        )),
+        "{ingest}"
+    );
+    let report = run(&["coverage"]);
+    let police = report
+        .lines()
+        .find(|l| l.starts_with("police.uk"))
+        .expect("police.uk row");
+    let cols: Vec<&str> = police
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(
+        cols,
+        ["police.uk", FORCE, "2022-01", "2024-12", "35", GAP],
+        "{report}"
+    );
+    let june = report
+        .lines()
+        .find(|l| l.starts_with(GAP))
+        .expect("month row");
+    assert!(june.ends_with(&format!("police.uk {FORCE}")), "{june}");
+    let jan = report
+        .lines()
+        .find(|l| l.starts_with("2022-01"))
+        .expect("2022-01");
+    // 2022-01: incidents, a share unlocated and a share outside, and no missing file.
+    let f: Vec<&str> = jan.split_whitespace().collect();
+    assert_eq!(f.len(), 4, "{jan}");
+    assert!(f[1].parse::<u64>().expect("count") > 1000);
+    assert!(f[2].ends_with('%') && f[3].ends_with('%'), "{jan}");
+    // Filling the gap says so, and the report has none left.
+    let fill = tempfile::tempdir().expect("temp dir");
+    unzip_sample(fill.path(), None);
+    let month = fill.path().join(format!("{GAP}-lancashire-street.csv"));
+    let ingest = run(&["ingest", month.to_str().expect("path")]);
+    assert!(
+        ingest.contains(&format!("gap filled: police.uk {FORCE} now has {GAP}")),
+        "{ingest}"
+    );
+    let report = run(&["coverage"]);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("police.uk") && l.ends_with("none")),
+        "{report}"
+    );
+}
