@@ -105,15 +105,6 @@ fn a_gap_month_keeps_every_category_and_trend_direction() {
         DEFAULT_TREND_ALPHA,
     )
     .expect("gap");
-    // The month read as zero crime, as before coverage: persistent places turn sporadic.
-    let zero = emerging_hot_spots(
-        &mb.values,
-        &w,
-        ESRI_DEFAULT_WINDOW,
-        true,
-        DEFAULT_TREND_ALPHA,
-    )
-    .expect("zero");
     let persistent: Vec<usize> = (0..a.len())
         .filter(|&i| ea.category[i] == Category::PersistentHot)
         .collect();

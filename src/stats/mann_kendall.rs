@@ -379,7 +379,7 @@ mod tests {
                     seed ^= seed << 13;
                     seed ^= seed >> 7;
                     seed ^= seed << 17;
-                    if seed % 5 == 0 {
+                    if seed.is_multiple_of(5) {
                         f64::NAN
                     } else {
                         (seed % 7) as f64
