@@ -4,7 +4,7 @@
 //! level; and a public caller trying to difference suppressed LSOAs out of district
 //! totals, checked against the true counts computed from the store.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
 
 use axum::body::{Body, to_bytes};
@@ -628,4 +628,49 @@ async fn web_map_cells_and_details_are_disclosure_controlled_below_analyst() {
     assert!(v["trend"]["z"].is_null());
     let v: Value = serde_json::from_slice(&get(&d, Who::Analyst).await.body).expect("JSON");
     assert!(v["total"].as_u64().is_some_and(|t| t > 0 && t < 5), "{v}");
+}
+
+/// Below analyst the `h3-9` grid's `gi_bin` is of its perturbed counts, and `hotspots`
+/// lists exactly its hot cells: which cells are hot follows from the published counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn public_hot_spots_are_the_hot_cells_of_the_published_grid() {
+    let q = "types=burglary&district=Preston&limit=10000";
+    let rows = |v: &Value| -> HashMap<String, i64> {
+        v["features"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(|f| {
+                let p = &f["properties"];
+                (
+                    p["cell"].as_str().unwrap_or("").to_owned(),
+                    p["gi_bin"].as_i64().unwrap_or(0),
+                )
+            })
+            .collect()
+    };
+    let public_grid = rows(&json(&format!("/collections/h3-9/items?{q}"), Who::None).await);
+    let analyst_grid = rows(&json(&format!("/collections/h3-9/items?{q}"), Who::Analyst).await);
+    let public_hot = rows(&json(&format!("/collections/hotspots/items?{q}"), Who::None).await);
+    let hot_in_grid: HashSet<&String> = public_grid
+        .iter()
+        .filter(|(_, b)| **b > 0)
+        .map(|(c, _)| c)
+        .collect();
+    let listed: HashSet<&String> = public_hot.keys().collect();
+    assert!(!listed.is_empty(), "no public hot spots");
+    assert_eq!(
+        listed, hot_in_grid,
+        "hotspots are not the published grid's hot cells"
+    );
+    // The bins are not the analyst's (true counts) everywhere: perturbation moved some.
+    let differ = public_grid
+        .iter()
+        .filter(|(c, b)| analyst_grid.get(*c).is_some_and(|a| a != *b))
+        .count();
+    assert!(
+        differ > 0,
+        "public bins equal the true counts' bins in every cell"
+    );
 }

@@ -129,7 +129,7 @@ fn unit_incidents_agree_with_the_study_counts() {
     };
     let study = Study::new(STORE.clone(), Units::H3(Resolution::Nine), &f);
     let inc = UnitIncidents::new(&study, &f);
-    let (months, values) = study.monthly(&f);
+    let hotspot::stats::study::Monthly { months, values, .. } = study.monthly(&f);
     assert_eq!(inc.months, months);
     assert_eq!(inc.monthly(), values);
     assert_eq!(inc.unit_counts(0..months.len()), study.counts);

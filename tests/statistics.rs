@@ -265,7 +265,7 @@ fn planted_emerging_and_fading_hotspots_get_matching_categories() {
     // pattern": both correct by the rules, and why the test looks at the whole picture.)
     let filter = Filter::default();
     let study = Study::new(Arc::new(store), Units::H3(h3o::Resolution::Eight), &filter);
-    let (_, values) = study.monthly(&filter);
+    let values = study.monthly(&filter).values;
     let w = study.weights(1, Contiguity::Queen, true);
     let e = emerging_hot_spots(&values, &w, ESRI_DEFAULT_WINDOW, true, 0.05).unwrap();
     for h in hotspot::generate::planted_hotspots() {

@@ -50,6 +50,14 @@ pub struct Builder {
     codes: Vec<Box<str>>,
     incidents: Incidents,
     unlocated: TypeCounts,
+    coverage: crate::coverage::Coverage,
+    /// police.uk: the last (force, month) recorded in `coverage` (rows come in runs).
+    last_batch: Option<(Box<[u8]>, u16)>,
+    /// Other records: their first and last month (this builder is one file's when read
+    /// from files; see `crate::coverage`).
+    span: Option<(u16, u16)>,
+    /// The dataset of the records without a police.uk batch.
+    dataset: Option<crate::coverage::Dataset>,
 }
 
 impl Default for Builder {
@@ -64,6 +72,10 @@ impl Default for Builder {
             codes: Vec::new(),
             incidents: Incidents::default(),
             unlocated: vec![0; TYPE_SLOTS],
+            coverage: crate::coverage::Coverage::new(),
+            last_batch: None,
+            span: None,
+            dataset: None,
         }
     }
 }
@@ -153,6 +165,30 @@ impl Builder {
         self.incidents.severity.push(severity);
     }
 
+    /// Sets the coverage (read from the store).
+    pub fn set_coverage(&mut self, c: crate::coverage::Coverage) {
+        self.coverage = c;
+    }
+
+    /// The dataset of the file this builder reads (its records' coverage), as the store
+    /// records it.
+    pub fn for_dataset(mut self, d: Option<crate::coverage::Dataset>) -> Self {
+        self.dataset = d;
+        self
+    }
+
+    /// The coverage gathered, with the span of unbatched records folded in.
+    fn take_coverage(&mut self) -> crate::coverage::Coverage {
+        use crate::coverage::Dataset;
+        let mut c = std::mem::take(&mut self.coverage);
+        if let (Some(d @ (Dataset::Stats19 | Dataset::Generic)), Some((lo, hi))) =
+            (self.dataset, self.span.take())
+        {
+            c.add_span(d, "", lo, hi);
+        }
+        c
+    }
+
     /// Counts `n` incidents of type code `ctype` without a location.
     pub fn unlocated(&mut self, ctype: u8, n: u64) {
         self.unlocated[usize::from(ctype)] += n;
@@ -167,7 +203,9 @@ impl Builder {
     }
 
     /// Appends another builder, remapping its location ids.
-    pub fn merge(&mut self, other: Builder) {
+    pub fn merge(&mut self, mut other: Builder) {
+        let c = other.take_coverage();
+        self.coverage.merge(c);
         let remap: Vec<u32> = (0..other.lon_e7.len())
             .map(|i| {
                 self.location(
@@ -206,7 +244,8 @@ impl Builder {
 
     /// Places locations, drops (and counts) what lies outside the study area, and
     /// freezes the store.
-    pub fn finish(self, geography: Arc<Geography>) -> AnalysisStore {
+    pub fn finish(mut self, geography: Arc<Geography>) -> AnalysisStore {
+        let coverage = self.take_coverage();
         let placed: Vec<_> = (0..self.lon_e7.len())
             .into_par_iter()
             .map(|i| {
@@ -225,6 +264,7 @@ impl Builder {
         };
         let mut incidents = self.incidents;
         let mut outside_by_type = vec![0u64; TYPE_SLOTS];
+        let mut outside_by_month = std::collections::BTreeMap::<u16, u64>::new();
         let (mut lon_e7, mut lat_e7, mut street) = (self.lon_e7, self.lat_e7, self.street);
         let mut placed = placed;
         if placed.iter().any(|p| p.is_outside()) {
@@ -246,6 +286,7 @@ impl Builder {
                 let id = new_id[incidents.loc[r] as usize];
                 if id == u32::MAX {
                     outside_by_type[usize::from(incidents.ctype[r])] += 1;
+                    *outside_by_month.entry(incidents.month[r]).or_default() += 1;
                     continue;
                 }
                 incidents.loc[w] = id;
@@ -288,7 +329,9 @@ impl Builder {
             unlocated,
             unlocated_by_type: self.unlocated,
             outside_by_type,
+            outside_by_month,
             lsoa_vintage,
+            coverage,
         }
     }
 }
@@ -378,6 +421,27 @@ pub fn record_keys(lon_e7: &[i32], lat_e7: &[i32], inc: &Incidents) -> Vec<u8> {
 
 impl Sink for Builder {
     fn record(&mut self, rec: &Record<'_>) -> Result<(), IngestError> {
+        let m = rec.month.index();
+        match &rec.identity {
+            crate::ingest::Identity::Batch { force, month } => {
+                let f = force.as_bytes();
+                let same = self
+                    .last_batch
+                    .as_ref()
+                    .is_some_and(|(lf, lm)| *lm == month.index() && lf.as_ref() == f);
+                if !same {
+                    self.coverage.add(
+                        crate::coverage::Dataset::PoliceUk,
+                        &force.decode(),
+                        month.index(),
+                    );
+                    self.last_batch = Some((f.into(), month.index()));
+                }
+            }
+            _ => {
+                self.span = Some(self.span.map_or((m, m), |(lo, hi)| (lo.min(m), hi.max(m))));
+            }
+        }
         match rec.point {
             Some((lon, lat)) => {
                 let loc = self.location_text(to_e7(lon), to_e7(lat), &rec.lsoa_code, &rec.location);

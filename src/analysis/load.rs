@@ -56,6 +56,7 @@ pub fn from_store(
     let conn = open()?;
     crate::store::check_ours(&conn, &path)?;
     let mut builder = Builder::new();
+    builder.set_coverage(crate::store::read_coverage(&conn).map_err(sql)?);
     // Location ids in the database -> dense ids in the builder.
     let mut db_to_dense: Vec<u32> = Vec::new();
     {
@@ -163,8 +164,11 @@ pub fn from_csv_paths(
         .map_init(Vec::new, |buf, src| {
             src.with_bytes(buf, |bytes| {
                 // police.uk rows run about 200 bytes; reserving avoids regrowing the columns.
-                let mut b = Builder::with_capacity(bytes.len() / 160);
-                let stats = ingest::parse_bytes(&src.name(), bytes, None, &mut b)?;
+                let name = src.name();
+                let format = ingest::detect_format(&name, bytes).ok();
+                let dataset = format.and_then(crate::coverage::Dataset::of_format);
+                let mut b = Builder::with_capacity(bytes.len() / 160).for_dataset(dataset);
+                let stats = ingest::parse_bytes(&name, bytes, format, &mut b)?;
                 Ok((b, stats))
             })
         })

@@ -12,6 +12,12 @@
 //! does not know, or whose point (without a code) lies in no LSOA, is counted per type in
 //! `outside`, like records without a location in `unlocated`, and left out of every
 //! analytical output alike.
+//!
+//! The store also carries the data's coverage (`crate::coverage`): which force-months
+//! each dataset covers. [`AnalysisStore::series_months`] and
+//! [`AnalysisStore::observed_months`] are the one place every monthly series (the
+//! statistics' cubes, the map's details, patrol and backtest windows) gets its months
+//! and learns which of them are missing (no file published: never zero).
 
 pub mod aggregate;
 pub mod build;
@@ -126,8 +132,12 @@ pub struct AnalysisStore {
     pub unlocated_by_type: TypeCounts,
     /// Located incidents outside the study area (counted, never analysed), per type code.
     pub outside_by_type: TypeCounts,
+    /// The same per month index.
+    pub outside_by_month: std::collections::BTreeMap<u16, u64>,
     /// The LSOA vintage of the data's own codes (`lsoa` means this vintage).
     pub lsoa_vintage: Vintage,
+    /// Which force-months each dataset covers.
+    pub coverage: crate::coverage::Coverage,
 }
 
 impl AnalysisStore {
@@ -176,5 +186,34 @@ impl AnalysisStore {
         let lo = m.iter().min()?;
         let hi = m.iter().max()?;
         Some((Month::from_index(*lo), Month::from_index(*hi)))
+    }
+
+    /// The months of a filter's monthly series: its `from` and `to`, or the data's first
+    /// and last month where it leaves them open (empty without data or when from > to).
+    pub fn series_months(&self, filter: &Filter) -> Vec<crate::model::Month> {
+        use crate::model::Month;
+        let range = self.month_range();
+        let from = filter.from.or(range.map(|r| r.0));
+        let to = filter.to.or(range.map(|r| r.1));
+        match (from, to) {
+            (Some(f), Some(t)) if f <= t => {
+                (f.index()..=t.index()).map(Month::from_index).collect()
+            }
+            _ => vec![],
+        }
+    }
+
+    /// For each of `months`, whether it is observed under `filter` (false: missing,
+    /// a month some force of a dataset the filter's types come from did not publish;
+    /// `crate::coverage::Coverage::observed`).
+    pub fn observed_months(&self, filter: &Filter, months: &[crate::model::Month]) -> Vec<bool> {
+        self.coverage.observed(filter.types, months)
+    }
+
+    /// The missing months of the filter's series.
+    pub fn missing_months(&self, filter: &Filter) -> Vec<crate::model::Month> {
+        let months = self.series_months(filter);
+        let observed = self.observed_months(filter, &months);
+        crate::coverage::missing_of(&months, &observed)
     }
 }

@@ -115,20 +115,28 @@ pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
         Method::Kde => {}
         Method::Emerging => {
             anyhow::ensure!(!study.cells.is_empty(), "--method emerging needs H3 units");
-            let (months, values) = study.monthly(&f);
+            let monthly = study.monthly(&f);
             anyhow::ensure!(
-                months.len() >= 3,
-                "emerging hot spots need at least 3 months"
+                monthly.observed_len() >= 3,
+                "emerging hot spots need at least 3 months with data (missing months, with no file published, do not count)"
             );
             let w = study.weights(a.k, contiguity, true);
-            let e = emerging::emerging_hot_spots(
-                &values,
+            let e = emerging::emerging_hot_spots_observed(
+                &monthly.values,
+                &monthly.observed,
                 &w,
                 a.time_window,
                 a.fdr,
                 emerging::DEFAULT_TREND_ALPHA,
             )?;
-            let last = e.z.last().cloned().unwrap_or_default();
+            // The last month with data (a missing final month has no z).
+            let last =
+                e.z.iter()
+                    .zip(&e.observed)
+                    .rev()
+                    .find(|(_, o)| **o)
+                    .map(|(z, _)| z.clone())
+                    .unwrap_or_default();
             t.names.extend([
                 "category",
                 "category_code",
@@ -167,6 +175,22 @@ pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
         }
     }
     let mut provenance = provenance(a, &study);
+    if matches!(a.method, Method::Emerging) {
+        let missing: Vec<String> = study
+            .store
+            .missing_months(&f)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        provenance.push((
+            "missing_months",
+            if missing.is_empty() {
+                "none".into()
+            } else {
+                missing.join(";")
+            },
+        ));
+    }
     if let Method::Kde = a.method {
         let (values, bandwidth) = kde_at_units(&study, &f, a.bandwidth)?;
         t.names.push("kde_per_km2");

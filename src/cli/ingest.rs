@@ -29,6 +29,7 @@ pub struct IngestArgs {
 pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
     let sources = discover(&a.paths)?;
     let mut store = Store::open(&a.data.dir)?;
+    let gaps_before = store.coverage()?.gaps();
     let bar = ProgressBar::new(sources.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -57,6 +58,9 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     print_summary(&summaries, started.elapsed().as_secs_f64());
+    for line in super::coverage::gap_changes(&gaps_before, &store.coverage()?.gaps()) {
+        println!("{line}");
+    }
     let rejects: Vec<&Reject> = summaries.iter().flat_map(|s| &s.rejects).collect();
     if !rejects.is_empty() {
         let path = match &a.rejects {

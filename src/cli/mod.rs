@@ -3,6 +3,7 @@
 
 mod aggregate;
 mod analyse;
+mod coverage;
 mod ingest;
 mod patrol;
 
@@ -49,6 +50,9 @@ pub enum Command {
     Patrol(patrol::PatrolArgs),
     /// Which hotspot method would have predicted the next month best (hit rate, PAI, PEI).
     Backtest(patrol::BacktestArgs),
+    /// Which force-months each dataset covers, the months missing, and per month the
+    /// shares of incidents unlocated and outside the study area.
+    Coverage(coverage::CoverageArgs),
     /// Write seeded synthetic police.uk and STATS19 files for Lancashire.
     Generate(GenerateArgs),
     /// Derive boundaries/ (LSOAs 2011 and 2021, lookup, districts, county) from the ONS files.
@@ -126,6 +130,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve(&a),
         Command::Patrol(a) => patrol::run(&a),
         Command::Backtest(a) => patrol::backtest(&a),
+        Command::Coverage(a) => coverage::run(&a),
         Command::Generate(a) => generate(&a),
         Command::Boundaries(a) => boundaries(&a),
         Command::HashKey(a) => hash_key(&a),

@@ -94,8 +94,14 @@ fn study_units(unit: &str, store: &AnalysisStore) -> anyhow::Result<Units> {
     }
 }
 
-/// The parsed filter as provenance entries: months, types, districts (canonical names).
-fn filter_provenance(g: &Geography, f: &Filter, months: &[Month]) -> Vec<(&'static str, String)> {
+/// The parsed filter as provenance entries: months, types, districts (canonical names),
+/// and the months with no data published (left out of the trends and folds).
+fn filter_provenance(
+    g: &Geography,
+    f: &Filter,
+    months: &[Month],
+    missing: &[Month],
+) -> Vec<(&'static str, String)> {
     let month = |m: Option<&Month>| m.map_or_else(String::new, ToString::to_string);
     let types = if f.types == TypeSet::incidents() {
         "all".to_owned()
@@ -121,7 +127,30 @@ fn filter_provenance(g: &Geography, f: &Filter, months: &[Month]) -> Vec<(&'stat
         ("to", month(months.last())),
         ("types", types),
         ("districts", districts),
+        ("missing_months", month_list(missing)),
     ]
+}
+
+/// Months as `YYYY-MM;...`, or `none`.
+fn month_list(m: &[Month]) -> String {
+    if m.is_empty() {
+        return "none".into();
+    }
+    m.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(";")
+}
+
+/// The table's note on missing months (empty without any).
+fn missing_note(prov: &[(&str, String)]) -> String {
+    match prov.iter().find(|p| p.0 == "missing_months") {
+        Some((_, v)) if v != "none" => format!(
+            "missing months (no data published; left out, not counted as zero): {}\n",
+            v.replace(';', ", ")
+        ),
+        _ => String::new(),
+    }
 }
 
 fn comment_lines(prov: &[(&str, String)]) -> String {
@@ -136,6 +165,7 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
         k: a.k,
         fdr: a.fdr,
     };
+    let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
     let list = patrol::patrol(store, units, &f, opts)?;
     let mut prov = vec![("method", "patrol".to_owned()), ("unit", a.unit.clone())];
@@ -144,6 +174,7 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
         &list.study.store.geography,
         &f,
         &list.months,
+        &missing,
     ));
     prov.extend([
         ("fdr", a.fdr.to_string()),
@@ -295,6 +326,7 @@ fn patrol_table(list: &PatrolList, prov: &[(&str, String)]) -> String {
     if list.places.iter().any(|p| !p.significant) {
         out.push_str("\n* not a significant hot spot: added by incident count\n");
     }
+    out.push_str(&missing_note(prov));
     let _ = writeln!(
         out,
         "captured: share of all incidents in places 1..rank; PAI: that share over their \
@@ -359,20 +391,22 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
         k: a.k,
     };
     let g = store.geography.clone();
+    let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
     let b = backtest::backtest(store, units, &f, opts)?;
     let mut prov = vec![("method", "backtest".to_owned()), ("unit", a.unit.clone())];
-    prov.extend(filter_provenance(&g, &f, &b.months));
+    prov.extend(filter_provenance(&g, &f, &b.months, &missing));
     prov.extend([
         ("coverage", a.coverage.to_string()),
         ("train_months", a.train.to_string()),
         ("test_months", a.test.to_string()),
         ("k", a.k.to_string()),
         ("folds", b.folds.len().to_string()),
+        ("skipped_folds", month_list(&b.skipped)),
         ("n", b.units.to_string()),
     ]);
     let text = match a.format {
-        BacktestFormat::Table => backtest_table(&b, a),
+        BacktestFormat::Table => backtest_table(&b, a, &prov),
         BacktestFormat::Csv => format!("{}{}", comment_lines(&prov), backtest_csv(&b)),
     };
     super::emit(&text, a.out.as_deref())
@@ -399,7 +433,7 @@ fn backtest_csv(b: &backtest::Backtest) -> String {
     out
 }
 
-fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs) -> String {
+fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, String)]) -> String {
     let tested = match (b.folds.first(), b.folds.last()) {
         (Some(first), Some(last)) => format!("{} to {}", first.test.0, last.test.1),
         _ => String::new(),
@@ -416,6 +450,15 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs) -> String {
         100.0 * a.coverage,
         b.study_area_km2,
     );
+    if !b.skipped.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}skipped {} fold(s) whose windows hold a missing month (origins {})\n",
+            missing_note(prov),
+            b.skipped.len(),
+            month_list(&b.skipped).replace(';', ", ")
+        );
+    }
     let _ = writeln!(
         out,
         "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>6}",

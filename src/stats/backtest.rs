@@ -7,6 +7,11 @@
 //! so M months give `M - train - test + 1` folds. Every fold uses the same study units and
 //! counts from one pass over the incidents ([`UnitIncidents`]).
 //!
+//! A fold whose training or test window holds a missing month (one some force did not
+//! publish, `crate::coverage`) is skipped, not scored: its zeros would read as a month
+//! without crime, rewarding methods that predict nothing there and punishing the rest.
+//! The origins skipped are listed in [`Backtest::skipped`].
+//!
 //! # Selection
 //! Each method scores every unit from the training window only. Units are then taken in
 //! descending score (ties by training count, then unit order) while their total area stays
@@ -111,6 +116,10 @@ pub enum BacktestError {
     },
     #[error("the study area has {0} units; at least 3 are needed")]
     TooFewUnits(usize),
+    #[error(
+        "every fold's window of {window} months holds a month with no data published ({missing}); see `hotspot coverage`"
+    )]
+    NoCompleteWindow { window: usize, missing: String },
     #[error(transparent)]
     Kde(#[from] KdeError),
 }
@@ -181,6 +190,9 @@ pub struct Backtest {
     pub study_area_km2: f64,
     pub months: Vec<Month>,
     pub folds: Vec<Fold>,
+    /// The first training month of each fold skipped because its windows hold a
+    /// missing month.
+    pub skipped: Vec<Month>,
     pub summary: Vec<Summary>,
 }
 
@@ -228,8 +240,22 @@ pub fn backtest(
             test: opts.test,
         });
     }
+    let window = opts.train + opts.test;
+    let (origins, skipped): (Vec<usize>, Vec<usize>) =
+        (0..=m - window).partition(|&f| inc.observed[f..f + window].iter().all(|o| *o));
+    if origins.is_empty() {
+        let missing: Vec<String> = crate::coverage::missing_of(&inc.months, &inc.observed)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        return Err(BacktestError::NoCompleteWindow {
+            window,
+            missing: missing.join(", "),
+        });
+    }
+    let skipped = skipped.into_iter().map(|f| inc.months[f]).collect();
     let ctx = Context::new(study, inc, opts);
-    let folds = (0..=m - opts.train - opts.test)
+    let folds = origins
         .into_par_iter()
         .map(|f| ctx.fold(f, opts))
         .collect::<Result<Vec<Fold>, BacktestError>>()?;
@@ -239,6 +265,7 @@ pub fn backtest(
         months: ctx.inc.months.clone(),
         summary: summarise(&folds),
         folds,
+        skipped,
     })
 }
 

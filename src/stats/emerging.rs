@@ -74,6 +74,27 @@
 //!    final run holds every hot step; else Oscillating if any step was cold; else
 //!    Sporadic. Cold mirrors this.
 //!
+//! # Missing months
+//!
+//! A time step can be *missing*: a month some force did not publish (`crate::coverage`).
+//! It is not a zero. [`emerging_hot_spots_observed`] takes which steps are observed and
+//! treats the others as absent from the cube:
+//!
+//! - The global mean and S are over the observed bins only (N = n T_obs).
+//! - The time window counts observed steps: the current step and the `tw - 1` observed
+//!   steps before it, so the month after a gap looks back to the last published month
+//!   (the cube holds the published months in order; a window over calendar months would
+//!   halve W right after every gap and weaken exactly the steps beside it). A missing
+//!   step has no z (NaN) and no state (0 in `states`, `observed` false).
+//! - Mann-Kendall runs over the observed z only (`mann_kendall` skips NaN).
+//! - The categories are judged over the observed steps: T, H, "the final step", a "run"
+//!   and "consecutive" all count observed steps, so a run is not broken by a month with
+//!   no data and a hot spot hot in every published month is persistent. (ArcGIS fills
+//!   empty bins of a space-time cube by estimation before the analysis; leaving them out
+//!   instead asserts nothing about the month.)
+//!
+//! With every step observed this is exactly the analysis above.
+//!
 //! Choices the Esri wording leaves open, made here:
 //!
 //! - Persistent requires the final step hot, like intensifying and diminishing. Read
@@ -336,14 +357,39 @@ pub fn space_time_gi_star(
     w: &Weights,
     tw: usize,
 ) -> Result<Vec<Vec<f64>>, EmergingError> {
+    space_time_gi_star_observed(values, &vec![true; values.len()], w, tw)
+}
+
+/// As [`space_time_gi_star`] with only the steps where `observed[t]` is true in the cube
+/// (see "Missing months" in the module doc): missing steps get NaN and add nothing to
+/// the moments; windows reach back over observed steps. `observed` shorter than the
+/// cube reads as observed.
+pub fn space_time_gi_star_observed(
+    values: &[Vec<f64>],
+    observed: &[bool],
+    w: &Weights,
+    tw: usize,
+) -> Result<Vec<Vec<f64>>, EmergingError> {
     let n = validate(values, w, tw)?;
-    let big_n = (n * values.len()) as f64;
-    let mean = values.iter().flatten().sum::<f64>() / big_n;
-    let s = (values.iter().flatten().map(|v| v * v).sum::<f64>() / big_n - mean * mean)
+    let seen = |t: usize| observed.get(t).copied().unwrap_or(true);
+    let steps = (0..values.len()).filter(|&t| seen(t)).count();
+    let big_n = (n * steps) as f64;
+    let kept = || {
+        values
+            .iter()
+            .enumerate()
+            .filter(|(t, _)| seen(*t))
+            .flat_map(|(_, r)| r)
+    };
+    let mean = kept().sum::<f64>() / big_n;
+    let s = (kept().map(|v| v * v).sum::<f64>() / big_n - mean * mean)
         .max(0.0)
         .sqrt();
+    let missing = |t: usize, v: f64| if seen(t) { v } else { f64::NAN };
     if big_n < 2.0 || s == 0.0 || !s.is_finite() {
-        return Ok(vec![vec![0.0; n]; values.len()]);
+        return Ok((0..values.len())
+            .map(|t| vec![missing(t, 0.0); n])
+            .collect());
     }
     // Spatial lag of every step; each bin's sum is then the lag summed over its window.
     let lag: Vec<Vec<f64>> = values
@@ -354,10 +400,23 @@ pub fn space_time_gi_star(
                 .collect()
         })
         .collect();
+    // Position of each step among the observed ones.
+    let kept_steps: Vec<usize> = (0..values.len()).filter(|&t| seen(t)).collect();
+    let mut rank = vec![usize::MAX; values.len()];
+    for (p, &t) in kept_steps.iter().enumerate() {
+        rank[t] = p;
+    }
     let z = (0..values.len())
         .into_par_iter()
         .map(|t| {
-            let window = &lag[(t + 1).saturating_sub(tw)..=t];
+            if !seen(t) {
+                return vec![f64::NAN; n];
+            }
+            let p = rank[t];
+            let window: Vec<&Vec<f64>> = kept_steps[(p + 1).saturating_sub(tw)..=p]
+                .iter()
+                .map(|&u| &lag[u])
+                .collect();
             (0..n)
                 .map(|i| {
                     let wi = (w.row(i).len() * window.len()) as f64;
@@ -381,6 +440,10 @@ pub fn space_time_gi_star(
 pub fn step_states(z: &[Vec<f64>], fdr: bool) -> Vec<Vec<i8>> {
     z.par_iter()
         .map(|zt| {
+            // A missing step (every z NaN) has no state.
+            if zt.iter().all(|v| v.is_nan()) && !zt.is_empty() {
+                return vec![0; zt.len()];
+            }
             let p: Vec<f64> = zt.iter().map(|v| fdr::two_sided_p(*v)).collect();
             fdr::bins(zt, &p, fdr).into_iter().map(i8::signum).collect()
         })
@@ -403,6 +466,8 @@ pub struct Emerging {
     pub trend: Vec<MannKendall>,
     /// Category of each unit.
     pub category: Vec<Category>,
+    /// Whether each step was observed (false: a missing month, no z and no state).
+    pub observed: Vec<bool>,
 }
 
 /// The whole analysis: space-time Gi* ([`space_time_gi_star`]), states at 90% with or
@@ -414,13 +479,36 @@ pub fn emerging_hot_spots(
     fdr: bool,
     trend_alpha: f64,
 ) -> Result<Emerging, EmergingError> {
-    let z = space_time_gi_star(values, w, tw)?;
+    emerging_hot_spots_observed(values, &vec![true; values.len()], w, tw, fdr, trend_alpha)
+}
+
+/// As [`emerging_hot_spots`] over the steps where `observed[t]` is true only (see
+/// "Missing months" in the module doc): what every caller with monthly data from the
+/// store uses, with `observed` from `AnalysisStore::observed_months`.
+pub fn emerging_hot_spots_observed(
+    values: &[Vec<f64>],
+    observed: &[bool],
+    w: &Weights,
+    tw: usize,
+    fdr: bool,
+    trend_alpha: f64,
+) -> Result<Emerging, EmergingError> {
+    let z = space_time_gi_star_observed(values, observed, w, tw)?;
     let states = step_states(&z, fdr);
+    let observed: Vec<bool> = (0..values.len())
+        .map(|t| observed.get(t).copied().unwrap_or(true))
+        .collect();
     let (trend, category) = (0..w.n())
         .into_par_iter()
         .map(|i| {
             let trend = mann_kendall(&series(&z, i));
-            (trend, categorize(&series(&states, i), &trend, trend_alpha))
+            let seen: Vec<i8> = series(&states, i)
+                .into_iter()
+                .zip(&observed)
+                .filter(|(_, o)| **o)
+                .map(|(s, _)| s)
+                .collect();
+            (trend, categorize(&seen, &trend, trend_alpha))
         })
         .unzip();
     Ok(Emerging {
@@ -428,6 +516,7 @@ pub fn emerging_hot_spots(
         states,
         trend,
         category,
+        observed,
     })
 }
 
@@ -702,6 +791,158 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The brute force with missing steps: their bins are not in the cube at all.
+    fn brute_observed(
+        values: &[Vec<f64>],
+        observed: &[bool],
+        w: &Weights,
+        tw: usize,
+    ) -> Vec<Vec<f64>> {
+        let kept: Vec<usize> = (0..values.len()).filter(|&t| observed[t]).collect();
+        // Position among the observed steps (the window counts those).
+        let pos = |t: usize| kept.iter().position(|&k| k == t).unwrap_or(usize::MAX);
+        let n = values[0].len();
+        let bins: Vec<(usize, usize, f64)> = kept
+            .iter()
+            .flat_map(|&s| (0..n).map(move |j| (s, j, values[s][j])))
+            .collect();
+        let nn = bins.len() as f64;
+        let mean = bins.iter().map(|b| b.2).sum::<f64>() / nn;
+        let var = bins.iter().map(|b| (b.2 - mean).powi(2)).sum::<f64>() / nn;
+        (0..values.len())
+            .map(|t| {
+                (0..n)
+                    .map(|i| {
+                        if !observed[t] {
+                            return f64::NAN;
+                        }
+                        let ws: Vec<f64> = bins
+                            .iter()
+                            .map(|b| {
+                                let (pb, pt) = (pos(b.0), pos(t));
+                                let in_time = pb <= pt && pt - pb < tw;
+                                f64::from(u8::from(in_time && w.row(i).contains(&(b.1 as u32))))
+                            })
+                            .collect();
+                        let wi: f64 = ws.iter().sum();
+                        let lag: f64 = ws.iter().zip(&bins).map(|(a, b)| a * b.2).sum();
+                        let den = var.sqrt() * ((nn * wi - wi * wi) / (nn - 1.0)).sqrt();
+                        if den > 0.0 {
+                            (lag - mean * wi) / den
+                        } else {
+                            0.0
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn space_time_gi_star_with_missing_steps_equals_brute_force() {
+        let (w, mut x) = (path3(), cube());
+        x.push(vec![3.0, 8.0, 1.0]);
+        x.push(vec![2.0, 2.0, 6.0]);
+        for observed in [
+            vec![true, false, true, true, true, true],
+            vec![true, true, true, false, false, true],
+            vec![false, true, true, true, true, false],
+        ] {
+            // What sits in a missing step does not matter.
+            let mut junk = x.clone();
+            for (t, o) in observed.iter().enumerate() {
+                if !o {
+                    junk[t] = vec![99.0, 0.0, 42.0];
+                }
+            }
+            for tw in 1..=4 {
+                let got = space_time_gi_star_observed(&junk, &observed, &w, tw).expect("valid");
+                let want = brute_observed(&x, &observed, &w, tw);
+                for (t, (g, b)) in got.iter().zip(&want).enumerate() {
+                    for (a, b) in g.iter().zip(b) {
+                        assert!(
+                            (a.is_nan() && b.is_nan()) || (a - b).abs() <= 1e-12 * b.abs().max(1.0),
+                            "{observed:?} tw {tw} step {t}: {a} vs {b}"
+                        );
+                    }
+                }
+            }
+        }
+        // Every step observed is the plain analysis.
+        let all = vec![true; x.len()];
+        assert_eq!(
+            space_time_gi_star_observed(&x, &all, &w, 2),
+            space_time_gi_star(&x, &w, 2)
+        );
+    }
+
+    /// A line of 9 units over 12 steps with units 3 to 5 steadily high: a persistent hot
+    /// spot. Step `gap` is emptied, as a month a force did not publish reads as zeros.
+    fn steady_line(gap: usize) -> (Vec<Vec<f64>>, Weights) {
+        let n = 9;
+        let w = Weights::from_lists(
+            (0..n as u32)
+                .map(|i| (i.saturating_sub(1)..=(i + 1).min(8)).collect())
+                .collect(),
+        );
+        let values = (0..12)
+            .map(|t| {
+                (0..n)
+                    .map(|i| {
+                        if t == gap {
+                            0.0
+                        } else if (3..=5).contains(&i) {
+                            9.0 + (t % 3) as f64
+                        } else {
+                            1.0 + ((i + t) % 2) as f64
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        (values, w)
+    }
+
+    #[test]
+    fn a_missing_month_is_neither_hot_nor_a_break_in_the_run() {
+        let (full, w) = steady_line(usize::MAX);
+        let e = emerging_hot_spots(&full, &w, 2, false, DEFAULT_TREND_ALPHA).expect("valid");
+        assert_eq!(
+            e.category[4],
+            Category::PersistentHot,
+            "{:?}",
+            series(&e.states, 4)
+        );
+        let (gap, _) = steady_line(6);
+        // Read as zero crime, the empty month breaks the hot run.
+        let zero = emerging_hot_spots(&gap, &w, 2, false, DEFAULT_TREND_ALPHA).expect("valid");
+        assert_ne!(
+            zero.category[4],
+            Category::PersistentHot,
+            "{:?}",
+            series(&zero.states, 4)
+        );
+        // Read as missing, the hot spot is what it is in every published month.
+        let mut observed = vec![true; 12];
+        observed[6] = false;
+        let m = emerging_hot_spots_observed(&gap, &observed, &w, 2, false, DEFAULT_TREND_ALPHA)
+            .expect("valid");
+        assert_eq!(m.category, e.category);
+        assert!(m.z[6].iter().all(|z| z.is_nan()));
+        assert_eq!(m.states[6], vec![0; 9]);
+        assert_eq!(m.observed, observed);
+        for i in 0..9 {
+            assert_eq!(m.trend[i].z.signum(), e.trend[i].z.signum(), "unit {i}");
+        }
+        // A gap in the final month: judged on the last published month.
+        let (end_gap, _) = steady_line(11);
+        let mut observed = vec![true; 12];
+        observed[11] = false;
+        let m = emerging_hot_spots_observed(&end_gap, &observed, &w, 2, false, DEFAULT_TREND_ALPHA)
+            .expect("valid");
+        assert_eq!(m.category[4], Category::PersistentHot);
     }
 
     #[test]

@@ -929,7 +929,9 @@ mod tests {
             unlocated: 0,
             unlocated_by_type: vec![0; 256],
             outside_by_type: vec![0; 256],
+            outside_by_month: Default::default(),
             lsoa_vintage: crate::spatial::geography::Vintage::V2011,
+            coverage: Default::default(),
         }
     }
 

@@ -22,6 +22,14 @@
 //! Choices where pymannkendall has none or differs:
 //!
 //! - NaN values are skipped, as pymannkendall's `method='skip'` does; n counts the rest.
+//!   This is how a missing month enters (`crate::coverage`: a month a force did not
+//!   publish is NaN, never 0): S sums sign(x_j - x_i) over the pairs of observed values
+//!   only, in time order, and Var(S) and tau use the observed n. That is the standard
+//!   treatment of gaps (Gilbert 1987, "Statistical Methods for Environmental Pollution
+//!   Monitoring", Van Nostrand Reinhold, section 16.4: "missing values are allowed", n
+//!   being the number of data; Hirsch, Slack and Smith 1982, Water Resources Research
+//!   18(1), likewise compare only the pairs present). The test keeps its meaning because
+//!   under no trend any subsequence of an exchangeable series is exchangeable.
 //! - With fewer than 3 values there is no trend to test: z = 0 and p = 1 (for n = 2 that
 //!   is also what the formulas give). With fewer than 2, S, Var(S) and tau are 0
 //!   (pymannkendall divides by zero for tau).
@@ -293,6 +301,95 @@ mod tests {
                     .all(|v| v.is_finite()),
                 "{r:?}"
             );
+        }
+    }
+
+    /// S over the observed pairs and Var(S) from the observed n, straight from the
+    /// definitions on the full series with gaps (no compaction), ties counted by value.
+    fn brute_with_gaps(x: &[f64]) -> (f64, f64, f64) {
+        let mut s = 0i64;
+        for i in 0..x.len() {
+            for j in i + 1..x.len() {
+                if x[i].is_nan() || x[j].is_nan() {
+                    continue;
+                }
+                s += if x[j] > x[i] {
+                    1
+                } else if x[j] < x[i] {
+                    -1
+                } else {
+                    0
+                };
+            }
+        }
+        let obs: Vec<f64> = x.iter().copied().filter(|v| !v.is_nan()).collect();
+        let n = obs.len() as f64;
+        let mut ties = 0.0;
+        let mut done: Vec<f64> = Vec::new();
+        for &v in &obs {
+            if done.contains(&v) {
+                continue;
+            }
+            done.push(v);
+            let t = obs.iter().filter(|&&u| u == v).count() as f64;
+            ties += t * (t - 1.0) * (2.0 * t + 5.0);
+        }
+        let var = (n * (n - 1.0) * (2.0 * n + 5.0) - ties) / 18.0;
+        (s as f64, var, s as f64 / (n * (n - 1.0) / 2.0))
+    }
+
+    #[test]
+    fn missing_months_use_only_the_observed_pairs() {
+        // A monthly series with two months not published (NaN), ties, and a rise.
+        let x = [
+            3.0,
+            4.0,
+            f64::NAN,
+            4.0,
+            6.0,
+            5.0,
+            f64::NAN,
+            7.0,
+            7.0,
+            9.0,
+            8.0,
+            10.0,
+        ];
+        let (s, var, tau) = brute_with_gaps(&x);
+        let r = mann_kendall(&x);
+        assert_eq!(r.s, s);
+        assert!((r.var_s - var).abs() < 1e-12, "{} vs {var}", r.var_s);
+        assert!((r.tau - tau).abs() < 1e-15);
+        assert_eq!(r.z, (s - 1.0) / var.sqrt());
+        // By hand: 10 observed values, tie groups {4, 4} and {7, 7}:
+        // Var = (10*9*25 - 2*(2*1*9)) / 18 = (2250 - 36) / 18 = 123.
+        assert_eq!(r.var_s, 123.0);
+        // Zero instead of missing is another series (12 values, 66 pairs).
+        let zeros: Vec<f64> = x
+            .iter()
+            .map(|v| if v.is_nan() { 0.0 } else { *v })
+            .collect();
+        assert_ne!(mann_kendall(&zeros), r);
+        // Pseudo-random series with gaps against the brute force.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..200 {
+            let len = 3 + (seed % 30) as usize;
+            let x: Vec<f64> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    if seed.is_multiple_of(5) {
+                        f64::NAN
+                    } else {
+                        (seed % 7) as f64
+                    }
+                })
+                .collect();
+            let (s, var, _) = brute_with_gaps(&x);
+            let r = mann_kendall(&x);
+            assert_eq!(r.s, s, "{x:?}");
+            assert!((r.var_s - var).abs() < 1e-9, "{x:?}");
         }
     }
 

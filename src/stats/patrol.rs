@@ -11,7 +11,8 @@
 //!
 //! # What each place carries
 //! Its count and Gi*, its emerging hot spot category (`emerging`, space-time Gi* and
-//! Mann-Kendall over every month of the filter), the LSOA, district and police.uk
+//! Mann-Kendall over every month of the filter with data: a month some force did not
+//! publish is left out, `crate::coverage`), the LSOA, district and police.uk
 //! `Location` text ("On or near ...") most of its incidents have, and the share of all
 //! incidents the list captures down to it with the list's PAI so far (`pai`, Chainey,
 //! Tompson and Uhlig 2008).
@@ -53,6 +54,9 @@ pub enum PatrolError {
 pub struct UnitIncidents {
     /// Every month of the filter (or of the data), in order.
     pub months: Vec<Month>,
+    /// Whether each month is observed (false: missing, no file published; its counts
+    /// are zeros that mean no data). From `AnalysisStore::observed_months`.
+    pub observed: Vec<bool>,
     /// The study unit of each store location, or [`NO_UNIT`].
     pub loc_unit: Vec<u32>,
     /// Per month, `(location, incidents)` sorted by location, zero counts left out.
@@ -66,14 +70,12 @@ impl UnitIncidents {
     pub fn new(study: &Study, filter: &Filter) -> Self {
         let loc_unit = location_units(study, filter);
         let store = &study.store;
-        let range = store.month_range();
-        let from = filter.from.or(range.map(|r| r.0));
-        let to = filter.to.or(range.map(|r| r.1));
-        let (lo, hi) = match (from, to) {
-            (Some(f), Some(t)) if f <= t => (f.index(), t.index()),
+        let months = store.series_months(filter);
+        let observed = store.observed_months(filter, &months);
+        let (lo, hi) = match (months.first(), months.last()) {
+            (Some(f), Some(t)) => (f.index(), t.index()),
             _ => (1, 0),
         };
-        let months: Vec<Month> = (lo..=hi).map(Month::from_index).collect();
         let mut by_month = vec![Vec::new(); months.len()];
         let inc = &store.incidents;
         let span = hi.wrapping_sub(lo);
@@ -98,6 +100,7 @@ impl UnitIncidents {
         }
         UnitIncidents {
             months,
+            observed,
             loc_unit,
             by_month,
             units: study.len(),
@@ -224,7 +227,7 @@ pub struct Place {
     pub bin: i8,
     /// Hot at the chosen confidence; false for the count fill.
     pub significant: bool,
-    /// Emerging hot spot category (None with fewer than 3 months).
+    /// Emerging hot spot category (None with fewer than 3 months with data).
     pub trend: Option<Category>,
     pub area_km2: f64,
     /// Share of all the study's incidents captured by places 1..=rank.
@@ -298,17 +301,19 @@ pub fn patrol(
     })
 }
 
-/// Emerging hot spot categories of every unit over every month (None under 3 months).
+/// Emerging hot spot categories of every unit over the observed months (None under 3):
+/// a missing month is left out, not read as zero (`emerging`, "Missing months").
 fn trends(
     incidents: &UnitIncidents,
     w: &super::Weights,
     fdr: bool,
 ) -> Result<Option<Vec<Category>>, EmergingError> {
-    if incidents.months.len() < 3 {
+    if incidents.observed.iter().filter(|o| **o).count() < 3 {
         return Ok(None);
     }
-    let e = emerging::emerging_hot_spots(
+    let e = emerging::emerging_hot_spots_observed(
         &incidents.monthly(),
+        &incidents.observed,
         w,
         emerging::ESRI_DEFAULT_WINDOW,
         fdr,

@@ -29,6 +29,22 @@ pub enum Contiguity {
     DistanceBand(f64),
 }
 
+/// A study's monthly cube: `values[t][i]` for each of `months`, and whether each month
+/// is observed (false: missing, no file published for it; its row is zeros).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Monthly {
+    pub months: Vec<crate::model::Month>,
+    pub values: Vec<Vec<f64>>,
+    pub observed: Vec<bool>,
+}
+
+impl Monthly {
+    /// Observed months.
+    pub fn observed_len(&self) -> usize {
+        self.observed.iter().filter(|o| **o).count()
+    }
+}
+
 /// Units with counts and areas.
 #[derive(Debug, Clone)]
 pub struct Study {
@@ -155,10 +171,16 @@ impl Study {
     }
 
     /// Counts per month and unit, `[t][i]`, over the filter's months (or the data's), for
-    /// H3 studies; with the months.
-    pub fn monthly(&self, filter: &Filter) -> (Vec<crate::model::Month>, Vec<Vec<f64>>) {
+    /// H3 studies; with the months and which of them are observed
+    /// ([`AnalysisStore::series_months`], [`AnalysisStore::observed_months`]): a missing
+    /// month's row is all zeros and must be read as no data, never as zero crime.
+    pub fn monthly(&self, filter: &Filter) -> Monthly {
         let Units::H3(res) = self.units else {
-            return (vec![], vec![]);
+            return Monthly::default();
+        };
+        let months = self.store.series_months(filter);
+        let (Some(from), Some(_)) = (months.first(), months.last()) else {
+            return Monthly::default();
         };
         let q = Query {
             unit: Unit::H3(res),
@@ -167,21 +189,21 @@ impl Study {
             filter: filter.clone(),
         };
         let agg = aggregate(&self.store, &q);
-        let (Some(from), Some(to)) = (agg.from, agg.to) else {
-            return (vec![], vec![]);
-        };
-        let months: Vec<crate::model::Month> = (from.index()..=to.index())
-            .map(crate::model::Month::from_index)
-            .collect();
         let mut values = vec![vec![0.0; self.len()]; months.len()];
         for c in &agg.counts {
             if let (UnitKey::Cell(cell), Some(m)) = (c.unit, c.month)
                 && let Ok(i) = self.cells.binary_search(&cell)
+                && let Some(row) = values.get_mut(usize::from(m.index().wrapping_sub(from.index())))
             {
-                values[usize::from(m.index() - from.index())][i] += c.count as f64;
+                row[i] += c.count as f64;
             }
         }
-        (months, values)
+        let observed = self.store.observed_months(filter, &months);
+        Monthly {
+            months,
+            values,
+            observed,
+        }
     }
 
     /// Counts per km2.

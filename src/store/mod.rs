@@ -292,6 +292,37 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Which force-months each dataset covers (`crate::coverage`).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn coverage(&self) -> Result<crate::coverage::Coverage, StoreError> {
+        read_coverage(&self.conn).map_err(|e| self.err(e))
+    }
+
+    /// Incidents per month: (month index, all, without a location), ascending.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn monthly_totals(&self) -> Result<Vec<(u16, u64, u64)>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT month, count(*), sum(loc IS NULL) FROM incidents GROUP BY month ORDER BY month",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map([], |r| {
+                Ok((
+                    u16::try_from(r.get::<_, i64>(0)?).unwrap_or(u16::MAX),
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+
     /// SQLite's own consistency check ("ok" when sound).
     ///
     /// # Errors
@@ -301,4 +332,29 @@ impl Store {
             .query_row("PRAGMA integrity_check", [], |r| r.get(0))
             .map_err(|e| self.err(e))
     }
+}
+
+/// The coverage table (empty when a store of an older schema, opened read-only, has
+/// none yet; opening it writable adds and back-fills it). Rows naming an unknown
+/// dataset or an out-of-range month are left out.
+pub fn read_coverage(conn: &Connection) -> rusqlite::Result<crate::coverage::Coverage> {
+    use crate::coverage::{Coverage, Dataset};
+    let mut c = Coverage::new();
+    let present: bool = conn.query_row(
+        "SELECT EXISTS(SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'coverage')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !present {
+        return Ok(c);
+    }
+    let mut q = conn.prepare("SELECT dataset, force, month FROM coverage")?;
+    let mut rows = q.query([])?;
+    while let Some(r) = rows.next()? {
+        let (d, f, m): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+        if let (Some(d), Ok(m)) = (Dataset::parse(&d), u16::try_from(m)) {
+            c.add(d, &f, m);
+        }
+    }
+    Ok(c)
 }

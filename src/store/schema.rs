@@ -2,7 +2,7 @@
 
 use rusqlite::Connection;
 
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 pub fn init(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -80,10 +80,75 @@ pub fn init(conn: &Connection) -> rusqlite::Result<()> {
             rejected INTEGER NOT NULL
         );
         CREATE INDEX IF NOT EXISTS ingest_log_sha ON ingest_log (sha256);
-        PRAGMA user_version = 2;
+        CREATE TABLE IF NOT EXISTS coverage (
+            dataset TEXT NOT NULL,
+            force TEXT NOT NULL,
+            month INTEGER NOT NULL,
+            ingest_id INTEGER NOT NULL,
+            PRIMARY KEY (dataset, force, month)
+        ) WITHOUT ROWID;
         COMMIT;",
     )?;
-    additions(conn)
+    additions(conn)?;
+    if version < 3 {
+        // Version 3 records which force-months each dataset covers (`crate::coverage`);
+        // a store written before it gets its coverage back from the rows it holds. A
+        // fresh store (version 0) has none to find.
+        let tx = conn.unchecked_transaction()?;
+        backfill_coverage(&tx)?;
+        tx.execute_batch("PRAGMA user_version = 3;")?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Coverage of the files already stored: each police.uk batch is a (force, month); each
+/// other file's rows (its batch of row ids) cover the months from their earliest to
+/// their latest, under the dataset of the file's logged format.
+fn backfill_coverage(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    use crate::coverage::Dataset;
+    let batches: Vec<(i64, String, i64, Option<String>)> = {
+        let mut q = tx.prepare(
+            "SELECT b.id, b.key, b.ingest_id, l.format FROM batches b
+             LEFT JOIN ingest_log l ON l.id = b.ingest_id ORDER BY b.id",
+        )?;
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+            .collect::<Result<_, _>>()?
+    };
+    let mut ins = tx.prepare(
+        "INSERT INTO coverage (dataset, force, month, ingest_id) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (dataset, force, month) DO UPDATE SET ingest_id = max(ingest_id, excluded.ingest_id)",
+    )?;
+    let mut span =
+        tx.prepare("SELECT min(month), max(month) FROM incidents WHERE id >= ?1 AND id < ?2")?;
+    for (id, key, ingest_id, format) in batches {
+        if let Some(rest) = key.strip_prefix("police|") {
+            if let Some((force, month)) = rest.rsplit_once('|')
+                && let Ok(month) = month.parse::<i64>()
+            {
+                ins.execute(rusqlite::params![
+                    Dataset::PoliceUk.name(),
+                    force,
+                    month,
+                    ingest_id
+                ])?;
+            }
+            continue;
+        }
+        let dataset = match format.as_deref() {
+            Some("Stats19") => Dataset::Stats19,
+            Some("Generic" | "GeoJson") => Dataset::Generic,
+            _ => continue,
+        };
+        let (lo, hi): (Option<i64>, Option<i64>) =
+            span.query_row([id << 32, (id + 1) << 32], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        if let (Some(lo), Some(hi)) = (lo, hi) {
+            for m in lo..=hi {
+                ins.execute(rusqlite::params![dataset.name(), "", m, ingest_id])?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Columns and tables added since schema 1, all additive (nullable columns, new tables)

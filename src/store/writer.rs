@@ -156,7 +156,8 @@ impl Store {
             })
             .map_err(sql)?;
         let tx = self.conn.transaction().map_err(sql)?;
-        let mut w = TxWriter::new(&tx, file, &sha256).map_err(sql)?;
+        let dataset = crate::coverage::Dataset::of_format(format);
+        let mut w = TxWriter::new(&tx, file, &sha256, dataset).map_err(sql)?;
         let stats = ingest::parse_bytes(file, bytes, Some(format), &mut w)?;
         let replaced = w.finish().map_err(sql)?;
         let FileStats {
@@ -225,13 +226,22 @@ struct TxWriter<'t> {
     /// The stop-and-search batches this file already cleared of an earlier ingest's rows.
     search_batches: Vec<String>,
     crime_id_index: bool,
+    /// The dataset the file's incidents belong to (`crate::coverage`), and the first and
+    /// last month of its records that name no police.uk (force, month).
+    dataset: Option<crate::coverage::Dataset>,
+    span: Option<(u16, u16)>,
     plain: CachedStatement<'t>,
     keyed: CachedStatement<'t>,
     new_location: CachedStatement<'t>,
 }
 
 impl<'t> TxWriter<'t> {
-    fn new(tx: &'t Transaction<'t>, file: &str, sha256: &str) -> rusqlite::Result<Self> {
+    fn new(
+        tx: &'t Transaction<'t>,
+        file: &str,
+        sha256: &str,
+        dataset: Option<crate::coverage::Dataset>,
+    ) -> rusqlite::Result<Self> {
         let mut locations = FxHashMap::default();
         {
             let mut q = tx.prepare("SELECT id, lon_e7, lat_e7, lsoa_code FROM locations")?;
@@ -262,6 +272,8 @@ impl<'t> TxWriter<'t> {
             replaced: 0,
             search_batches: Vec::new(),
             crime_id_index: false,
+            dataset,
+            span: None,
             plain: tx.prepare_cached(
                 "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, day, minute) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?,
@@ -374,8 +386,28 @@ impl<'t> TxWriter<'t> {
         id
     }
 
-    /// Records the batches opened; returns the rows replaced.
+    /// Records the batches opened and what the file covers; returns the rows replaced.
     fn finish(self) -> rusqlite::Result<u64> {
+        use crate::coverage::Dataset;
+        let mut cover = self.tx.prepare_cached(
+            "INSERT INTO coverage (dataset, force, month, ingest_id) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (dataset, force, month) DO UPDATE SET ingest_id = excluded.ingest_id",
+        )?;
+        for (force, month, _) in &self.batches {
+            cover.execute(params![
+                Dataset::PoliceUk.name(),
+                force,
+                month,
+                self.ingest_id
+            ])?;
+        }
+        if let (Some(d @ (Dataset::Stats19 | Dataset::Generic)), Some((lo, hi))) =
+            (self.dataset, self.span)
+        {
+            for month in lo..=hi {
+                cover.execute(params![d.name(), "", month, self.ingest_id])?;
+            }
+        }
         let mut ins = self.tx.prepare_cached(
             "INSERT INTO batches (id, key, ingest_id, rows) VALUES (?1, ?2, ?3, ?4)",
         )?;
@@ -410,6 +442,12 @@ impl<'t> TxWriter<'t> {
             Identity::Key { source, key } => (self.file_id(), Some((*source, key.decode()))),
             Identity::None => (self.file_id(), None),
         };
+        if !matches!(rec.identity, Identity::Batch { .. }) {
+            self.span = Some(match self.span {
+                Some((lo, hi)) => (lo.min(month), hi.max(month)),
+                None => (month, month),
+            });
+        }
         let (crime_id, outcome) = (rec.crime_id.decode(), rec.outcome.decode());
         let (crime_id, outcome) = (crime_id.as_ref(), outcome.as_ref());
         let (day, minute) = (rec.day, rec.minute);

@@ -316,13 +316,14 @@ fn cells(
 /// Emerging hot spot categories at resolution 8 (cells with a pattern only).
 fn emerging_cells(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, AppError> {
     let study = Study::new(store, Units::H3(EMERGING_RES), filter);
-    let (months, values) = study.monthly(filter);
-    if months.len() < 3 || study.len() < 3 {
+    let monthly = study.monthly(filter);
+    if monthly.observed_len() < 3 || study.len() < 3 {
         return Ok(empty_emerging());
     }
     let w = study.weights(1, Contiguity::Queen, true);
-    let e = emerging::emerging_hot_spots(
-        &values,
+    let e = emerging::emerging_hot_spots_observed(
+        &monthly.values,
+        &monthly.observed,
         &w,
         emerging::ESRI_DEFAULT_WINDOW,
         true,

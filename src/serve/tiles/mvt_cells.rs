@@ -231,12 +231,13 @@ fn internal(e: ::mvt::Error) -> AppError {
 /// computes them (k = 1, Esri's default time window, FDR); None with under three months
 /// or units, or on an inconsistent cube (logged).
 fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Option<Vec<Category>> {
-    let (months, values) = study.monthly(filter);
-    if months.len() < 3 || study.len() < 3 {
+    let monthly = study.monthly(filter);
+    if monthly.observed_len() < 3 || study.len() < 3 {
         return None;
     }
-    let e = emerging::emerging_hot_spots(
-        &values,
+    let e = emerging::emerging_hot_spots_observed(
+        &monthly.values,
+        &monthly.observed,
         w,
         emerging::ESRI_DEFAULT_WINDOW,
         true,

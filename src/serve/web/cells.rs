@@ -260,12 +260,13 @@ pub fn categories(
     filter: &Filter,
     fdr: bool,
 ) -> Option<Vec<Category>> {
-    let (months, values) = study.monthly(filter);
-    if months.len() < 3 || study.len() < 3 {
+    let monthly = study.monthly(filter);
+    if monthly.observed_len() < 3 || study.len() < 3 {
         return None;
     }
-    emerging::emerging_hot_spots(
-        &values,
+    emerging::emerging_hot_spots_observed(
+        &monthly.values,
+        &monthly.observed,
         w,
         emerging::ESRI_DEFAULT_WINDOW,
         fdr,

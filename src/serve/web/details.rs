@@ -10,6 +10,8 @@
 //!   none: too few neighbours for a meaningful local statistic.
 //! - The trend is Mann-Kendall on the unit's monthly series (alpha 0.05), and for cells
 //!   at resolutions 7 to 9 the emerging hot spot category as well.
+//! - A month some force did not publish (`crate::coverage`) is null in `series` and
+//!   listed in `missing`: no data, never zero; the trend leaves it out.
 
 use std::sync::Arc;
 
@@ -228,7 +230,7 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
         // No month of data in the filter's period: the same document, empty.
         return json!({
             "kind": kind(unit), "id": id(store, unit), "name": name(store, unit),
-            "total": 0, "by_type": [], "months": [], "series": [], "gi": null,
+            "total": 0, "by_type": [], "months": [], "series": [], "missing": [], "gi": null,
             "trend": { "direction": "no data", "z": null, "p": null }, "category": null,
         });
     };
@@ -301,8 +303,23 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
             keys_by_type.push(type_keys[t as usize]);
         }
     }
-    let ys: Vec<f64> = series.iter().map(|&v| v as f64).collect();
+    let months: Vec<Month> = (lo..=hi).map(Month::from_index).collect();
+    let observed = store.observed_months(filter, &months);
+    let ys: Vec<f64> = series
+        .iter()
+        .zip(&observed)
+        .map(|(&v, &o)| if o { v as f64 } else { f64::NAN })
+        .collect();
     let mk = mann_kendall(&ys);
+    let series_json: Vec<Value> = series
+        .iter()
+        .zip(&observed)
+        .map(|(&v, &o)| if o { Value::from(v) } else { Value::Null })
+        .collect();
+    let missing: Vec<String> = crate::coverage::missing_of(&months, &observed)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
     let direction = match mk.direction(0.05) {
         Some(true) => "increasing",
         Some(false) => "decreasing",
@@ -315,8 +332,9 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
         "name": name(store, unit),
         "total": series.iter().sum::<u64>(),
         "by_type": types,
-        "months": (lo..=hi).map(|m| Month::from_index(m).to_string()).collect::<Vec<_>>(),
-        "series": series,
+        "months": months.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "series": series_json,
+        "missing": missing,
         "gi": gi,
         "trend": { "direction": direction, "z": round(mk.z, 4), "p": round(mk.p, 6) },
         "category": category,

@@ -1,7 +1,9 @@
 //! `/map/api/meta`: what the map's controls offer, from the data: the crime types present
 //! (with counts, and per type the records without a location or outside the study area
-//! that no layer maps), road collisions by STATS19 severity, the months covered, the districts
-//! and the study area's bounds.
+//! that no layer maps), road collisions by STATS19 severity, the months covered, the
+//! districts and the study area's bounds. `missing` lists the months inside that span some
+//! force did not publish for the default (all incidents) filter (`crate::coverage`): no
+//! data, never zero.
 
 use geo::BoundingRect;
 use serde_json::{Value, json};
@@ -71,6 +73,11 @@ pub fn meta(store: &AnalysisStore) -> Value {
         "types": types,
         "severities": severities,
         "months": months,
+        "missing": store
+            .missing_months(&crate::analysis::Filter::default())
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
         "districts": districts,
         "bounds": bounds,
         "resolutions": super::cells::RESOLUTIONS.collect::<Vec<u8>>(),
