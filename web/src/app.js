@@ -271,8 +271,11 @@ function writeSlider() {
   slider.value = String(i >= 0 ? i : 0);
   slider.disabled = !s.month;
   $('play').disabled = !s.month;
-  $('month-label').textContent = s.month || 'all months';
-  slider.setAttribute('aria-valuetext', s.month || 'all months');
+  // A month no force published is said so, not shown as a quiet month.
+  const gap = s.month && (app.meta.missing || []).includes(s.month);
+  const label = s.month ? (gap ? `${s.month} (no data published)` : s.month) : 'all months';
+  $('month-label').textContent = label;
+  slider.setAttribute('aria-valuetext', label);
 }
 
 /** Controls -> state. */

@@ -22,7 +22,7 @@ export function count(v) {
 /** A monthly sparkline as inline SVG, with its numbers in a title for screen readers.
  * Withheld months (null) are gaps: one polyline per run of published months, a dot for a
  * run of one. */
-export function sparkline(months, series, width = 260, height = 48) {
+export function sparkline(months, series, width = 260, height = 48, missing = new Set()) {
   const svg = document.createElementNS(SVG, 'svg');
   svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
   svg.setAttribute('class', 'sparkline');
@@ -40,8 +40,9 @@ export function sparkline(months, series, width = 260, height = 48) {
   });
   if (run.length) runs.push(run);
   const title = document.createElementNS(SVG, 'title');
-  const withheld = shown.length < n ? ' (withheld months: small numbers)' : '';
-  title.textContent = `Monthly incidents${withheld}: ${months.map((m, i) => `${m} ${count(series[i])}`).join(', ')}`;
+  const withheld = shown.length + missing.size < n ? ' (withheld months: small numbers)' : '';
+  const value = (m, i) => (missing.has(m) ? 'no data published' : count(series[i]));
+  title.textContent = `Monthly incidents${withheld}: ${months.map((m, i) => `${m} ${value(m, i)}`).join(', ')}`;
   svg.append(title);
   for (const r of runs) {
     if (r.length === 1) {
@@ -98,17 +99,22 @@ export function showDetails(d) {
   }
   const period = `${d.months[0]} to ${d.months[d.months.length - 1]}`;
   const shown = series.filter((v) => typeof v === 'number');
-  const gaps = shown.length < series.length;
+  // Months no force published (a gap in the data, never zero) and months withheld.
+  const missing = new Set(d.missing || []);
+  const gaps = shown.length + missing.size < series.length;
   const total = typeof d.total === 'number'
     ? `${count(d.total)} incidents of the selected types, ${period}`
     : `Incidents of the selected types, ${period}: withheld (small numbers, not published)`;
   const parts = [
     el('h2', { id: 'details-title' }, d.name),
     el('p', { class: d.suppressed || d.total === null ? 'total withheld' : 'total' }, total),
-    sparkline(d.months, series),
+    sparkline(d.months, series, 260, 48, missing),
     el('p', { class: 'spark-axis' }, el('span', {}, d.months[0]),
       el('span', {}, shown.length ? `peak ${Math.max(0, ...shown)}${gaps ? ' (gaps: withheld)' : ''}` : 'monthly counts withheld'),
       el('span', {}, d.months[d.months.length - 1])),
+    ...(missing.size
+      ? [el('p', { class: 'missing' }, `No data published for ${[...missing].join(', ')}: a gap in the data, not zero crime (left out of the trend).`)]
+      : []),
     el('p', { class: 'gi' }, gi),
     el('p', { class: 'trend' }, trendText),
   ];
