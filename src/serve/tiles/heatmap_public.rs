@@ -71,7 +71,7 @@ use rayon::prelude::*;
 
 use super::ramp::Ramp;
 use super::render::{Lattice, TILE_PX, empty_png, encode_png};
-use super::surface::{BANDWIDTH_RANGE_M, DEFAULT_MAX_PERCENTILE, FALLBACK_BANDWIDTH_M, next_id};
+use super::surface::{BANDWIDTH_RANGE_M, FALLBACK_BANDWIDTH_M, next_id, weighted_percentile};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::serve::AppError;
 use crate::serve::disclosure::ckp::PTable;
@@ -448,24 +448,14 @@ impl PublicSurface {
     }
 }
 
-/// The weighted [`DEFAULT_MAX_PERCENTILE`] of the raster at the points, per m².
+/// The weighted default-top percentile (`weighted_percentile`) of the raster at the
+/// points, per m².
 fn percentile_at(raster: &Raster, points: &[WeightedPoint]) -> f64 {
-    let mut d: Vec<(f64, f64)> = points
+    let d: Vec<(f64, f64)> = points
         .iter()
         .map(|p| (raster.sample(p.x, p.y), p.w))
-        .filter(|(v, w)| v.is_finite() && *w > 0.0)
         .collect();
-    d.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-    let total: f64 = d.iter().map(|p| p.1).sum();
-    let target = total * DEFAULT_MAX_PERCENTILE / 100.0;
-    let mut cum = 0.0;
-    for &(v, w) in &d {
-        cum += w;
-        if cum >= target {
-            return v;
-        }
-    }
-    d.last().map_or(0.0, |p| p.0)
+    weighted_percentile(d)
 }
 
 /// What a public surface is cached under.

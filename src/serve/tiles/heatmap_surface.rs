@@ -241,11 +241,18 @@ impl Surface {
 
 /// The weighted [`DEFAULT_MAX_PERCENTILE`] of the density at the points, per m².
 fn percentile_at_points(kde: &KernelDensity, points: &[WeightedPoint]) -> f64 {
-    let mut d: Vec<(f64, f64)> = points
+    let d: Vec<(f64, f64)> = points
         .par_iter()
         .map(|p| (kde.density_at(p.x, p.y), p.w))
-        .filter(|(v, w)| v.is_finite() && *w > 0.0)
         .collect();
+    weighted_percentile(d)
+}
+
+/// The weighted [`DEFAULT_MAX_PERCENTILE`] of (value, weight) pairs; non-finite values
+/// and non-positive weights are left out (0 when none is left). Shared by the analyst's
+/// and the public surface.
+pub(super) fn weighted_percentile(mut d: Vec<(f64, f64)>) -> f64 {
+    d.retain(|(v, w)| v.is_finite() && *w > 0.0);
     d.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
     let total: f64 = d.iter().map(|p| p.1).sum();
     let target = total * DEFAULT_MAX_PERCENTILE / 100.0;
