@@ -42,10 +42,14 @@ const TYPE_SLOTS: usize = 256;
 #[derive(Debug)]
 pub struct Builder {
     index: FxHashMap<(u64, u16), u32>,
+    /// The last location seen at each coordinate: most coordinates carry one LSOA code,
+    /// so a row usually finds its location with one integer lookup and one comparison
+    /// of its code, without interning the code.
+    by_point: FxHashMap<u64, u32>,
     lon_e7: Vec<i32>,
     lat_e7: Vec<i32>,
     code: Vec<u16>,
-    street: Vec<Box<str>>,
+    street: Streets,
     code_ids: FxHashMap<Box<[u8]>, u16>,
     codes: Vec<Box<str>>,
     incidents: Incidents,
@@ -64,10 +68,11 @@ impl Default for Builder {
     fn default() -> Self {
         Builder {
             index: FxHashMap::default(),
+            by_point: FxHashMap::default(),
             lon_e7: Vec::new(),
             lat_e7: Vec::new(),
             code: Vec::new(),
-            street: Vec::new(),
+            street: Streets::default(),
             code_ids: FxHashMap::default(),
             codes: Vec::new(),
             incidents: Incidents::default(),
@@ -117,9 +122,15 @@ impl Builder {
         id
     }
 
-    /// Adds a location (deduplicated by coordinate and LSOA code) and returns its id.
-    pub fn location(&mut self, lon_e7: i32, lat_e7: i32, lsoa_code: &str, street: &str) -> u32 {
-        let code = self.intern(lsoa_code.as_bytes());
+    /// The id of the location at (`lon_e7`, `lat_e7`) with code id `code`, adding it
+    /// (with the street `street` gives) when new.
+    fn location_id<'s>(
+        &mut self,
+        lon_e7: i32,
+        lat_e7: i32,
+        code: u16,
+        street: impl FnOnce() -> std::borrow::Cow<'s, str>,
+    ) -> u32 {
         let next = self.lon_e7.len() as u32;
         *self
             .index
@@ -128,9 +139,15 @@ impl Builder {
                 self.lon_e7.push(lon_e7);
                 self.lat_e7.push(lat_e7);
                 self.code.push(code);
-                self.street.push(street.into());
+                self.street.push(&street());
                 next
             })
+    }
+
+    /// Adds a location (deduplicated by coordinate and LSOA code) and returns its id.
+    pub fn location(&mut self, lon_e7: i32, lat_e7: i32, lsoa_code: &str, street: &str) -> u32 {
+        let code = self.intern(lsoa_code.as_bytes());
+        self.location_id(lon_e7, lat_e7, code, || street.into())
     }
 
     /// As [`Builder::location`], decoding the street text only for a new location.
@@ -142,18 +159,17 @@ impl Builder {
         lsoa_code: &Text<'_>,
         street: &Text<'_>,
     ) -> u32 {
-        let code = self.intern(lsoa_code.as_bytes());
-        let next = self.lon_e7.len() as u32;
-        *self
-            .index
-            .entry((pack(lon_e7, lat_e7), code))
-            .or_insert_with(|| {
-                self.lon_e7.push(lon_e7);
-                self.lat_e7.push(lat_e7);
-                self.code.push(code);
-                self.street.push(street.decode().into());
-                next
-            })
+        let p = pack(lon_e7, lat_e7);
+        let code_bytes = lsoa_code.as_bytes().trim_ascii();
+        if let Some(&id) = self.by_point.get(&p)
+            && self.code_text(self.code[id as usize]).as_bytes() == code_bytes
+        {
+            return id;
+        }
+        let code = self.intern(code_bytes);
+        let id = self.location_id(lon_e7, lat_e7, code, || street.decode());
+        self.by_point.insert(p, id);
+        id
     }
 
     /// Adds an incident at a location id from [`Builder::location`].
@@ -206,14 +222,17 @@ impl Builder {
     pub fn merge(&mut self, mut other: Builder) {
         let c = other.take_coverage();
         self.coverage.merge(c);
+        // Codes are interned once per file, not once per location.
+        let codes: Vec<u16> = other.codes.iter().map(|c| self.intern(c.as_bytes())).collect();
         let remap: Vec<u32> = (0..other.lon_e7.len())
             .map(|i| {
-                self.location(
-                    other.lon_e7[i],
-                    other.lat_e7[i],
-                    other.code_text(other.code[i]),
-                    &other.street[i],
-                )
+                let code = match other.code[i] {
+                    NO_CODE => NO_CODE,
+                    c => codes[usize::from(c)],
+                };
+                self.location_id(other.lon_e7[i], other.lat_e7[i], code, || {
+                    other.street.get(i).into()
+                })
             })
             .collect();
         let inc = other.incidents;
@@ -265,7 +284,8 @@ impl Builder {
         let mut incidents = self.incidents;
         let mut outside_by_type = vec![0u64; TYPE_SLOTS];
         let mut outside_by_month = std::collections::BTreeMap::<u16, u64>::new();
-        let (mut lon_e7, mut lat_e7, mut street) = (self.lon_e7, self.lat_e7, self.street);
+        let (mut lon_e7, mut lat_e7) = (self.lon_e7, self.lat_e7);
+        let mut street = self.street.into_boxes();
         let mut placed = placed;
         if placed.iter().any(|p| p.is_outside()) {
             // New dense ids for the locations inside; u32::MAX for those outside.
@@ -336,6 +356,30 @@ impl Builder {
     }
 }
 
+/// Street texts, one buffer for all: a file's builder meets most of its locations for
+/// the first time, and one allocation per location cost more than the rest of the row.
+#[derive(Debug, Default)]
+struct Streets {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Streets {
+    fn push(&mut self, s: &str) {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let a = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[a..self.ends[i]]
+    }
+
+    fn into_boxes(self) -> Vec<Box<str>> {
+        (0..self.ends.len()).map(|i| self.get(i).into()).collect()
+    }
+}
+
 /// The fixed seed of the record keys (public: see the module docs).
 pub const RECORD_KEY_SEED: u64 = 0x6863_6b70_2d6b_6579;
 
@@ -396,22 +440,30 @@ pub fn record_keys(lon_e7: &[i32], lat_e7: &[i32], inc: &Incidents) -> Vec<u8> {
         slices.push((l, &perm[a..b], head));
         rest = tail;
     }
-    slices.into_par_iter().for_each(|(l, rows, out)| {
-        let attrs = |r: u32| {
-            let r = r as usize;
-            (inc.month[r], inc.ctype[r], inc.severity[r])
-        };
-        let mut order: Vec<u32> = (0..rows.len() as u32).collect();
-        order.sort_unstable_by_key(|&j| attrs(rows[j as usize]));
-        let mut ordinal = 0u32;
-        let mut prev = None;
-        for &j in &order {
-            let a = attrs(rows[j as usize]);
-            ordinal = if prev == Some(a) { ordinal + 1 } else { 0 };
-            prev = Some(a);
-            out[j as usize] = record_key(lon_e7[l], lat_e7[l], a.0, a.1, a.2, ordinal);
-        }
-    });
+    slices
+        .into_par_iter()
+        .for_each_init(Vec::new, |order: &mut Vec<u64>, (l, rows, out)| {
+            // (month, type, severity, position) packed, gathered once, sorted locally.
+            order.clear();
+            order.extend(rows.iter().enumerate().map(|(j, &r)| {
+                let r = r as usize;
+                let a = (u64::from(inc.month[r]) << 16)
+                    | (u64::from(inc.ctype[r]) << 8)
+                    | u64::from(inc.severity[r]);
+                (a << 32) | j as u64
+            }));
+            order.sort_unstable();
+            let mut ordinal = 0u32;
+            let mut prev = None;
+            for &o in order.iter() {
+                let a = o >> 32;
+                ordinal = if prev == Some(a) { ordinal + 1 } else { 0 };
+                prev = Some(a);
+                let (month, ctype, severity) = ((a >> 16) as u16, (a >> 8) as u8, a as u8);
+                out[(o & 0xffff_ffff) as usize] =
+                    record_key(lon_e7[l], lat_e7[l], month, ctype, severity, ordinal);
+            }
+        });
     let mut keys = vec![0u8; n];
     for (j, &r) in perm.iter().enumerate() {
         keys[r as usize] = keys_perm[j];
