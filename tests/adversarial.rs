@@ -987,12 +987,12 @@ async fn patrol_shares_do_not_solve_withheld_rows() {
         };
         let public: Vec<(Option<u64>, Option<f64>)> = prow.iter().map(|r| (r.1, r.2)).collect();
         recovered += attack(&public);
-        // The same list as it was published before: the partner's counts with the
-        // analyst's shares on the visible rows.
+        // The same list as it was published before perturbation: exact counts and
+        // shares on the rows the partner sees, the others withheld.
         let old: Vec<(Option<u64>, Option<f64>)> = prow
             .iter()
             .zip(&arow)
-            .map(|(p, a)| (p.1, p.1.and(a.2)))
+            .map(|(p, a)| (p.1.and(a.1), p.1.and(a.2)))
             .collect();
         recovered_with_shares += attack(&old);
     }

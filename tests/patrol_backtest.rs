@@ -33,6 +33,7 @@ static TOP10: LazyLock<PatrolList> = LazyLock::new(|| {
         top: 10,
         k: 1,
         fdr: true,
+        method: None,
     };
     patrol::patrol(STORE.clone(), Units::H3(R8), &Filter::default(), opts).expect("patrol")
 });
@@ -60,8 +61,29 @@ fn the_planted_persistent_hotspots_lead_the_patrol_list() {
         assert!(cells.contains(c), "{c} not in {cells:?}");
     }
     // Every place is a significant hot spot here, ranked by z.
-    assert!(list.places.iter().all(|p| p.significant && p.bin > 0));
-    assert!(list.places.windows(2).all(|w| w[0].z >= w[1].z));
+    assert!(list.places.iter().all(|p| p.count > 0.0));
+    // The backtest chose the method, and it is the one with the best mean PEI.
+    let b = list
+        .choice
+        .backtest
+        .as_ref()
+        .expect("a backtest chose the method");
+    let pei = |m: Method| {
+        b.summary
+            .iter()
+            .find(|s| s.method == m)
+            .expect("scored")
+            .pei
+            .mean
+    };
+    let best = pei(list.choice.method);
+    for m in Method::RANKING {
+        assert!(
+            pei(m).is_nan() || pei(m) <= best,
+            "{m:?} beat {:?}",
+            list.choice.method
+        );
+    }
     let ranks: Vec<usize> = list.places.iter().map(|p| p.rank).collect();
     assert_eq!(ranks, (1..=10).collect::<Vec<_>>());
 }
@@ -349,4 +371,87 @@ fn patrol_table_and_backtest_from_the_binary() {
     let bad = hotspot(DATA.path(), &["backtest", "--train", "40"]);
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("months"));
+}
+
+// Patrol invariants on random filters.
+
+fn districts_of(g: &Geography, names: &[usize]) -> Vec<u8> {
+    let mut v: Vec<u8> = names
+        .iter()
+        .map(|&i| (i % g.districts.names.len()) as u8)
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 24, ..Default::default() })]
+
+    /// Never an empty place while a place with incidents is left out; every place with
+    /// incidents lies in the district filter; `--top` is honoured when there are enough
+    /// places with incidents; under the count ranking, equal counts are ordered by last
+    /// month's count.
+    #[test]
+    fn patrol_invariants_hold_on_random_filters(
+        types in proptest::collection::vec(0usize..14, 1..4),
+        districts in proptest::option::of(proptest::collection::vec(0usize..14, 1..3)),
+        from in 0u16..18,
+        len in 1u16..18,
+        top in 1usize..25,
+        lsoa in proptest::bool::ANY,
+        method in proptest::sample::select(vec![None, Some(Method::Naive), Some(Method::Gistar), Some(Method::Kde), Some(Method::Prospective), Some(Method::Recent)]),
+    ) {
+        let store = STORE.clone();
+        let g = store.geography.clone();
+        let police = hotspot::model::CrimeType::police_uk();
+        let months = store.series_months(&Filter::default());
+        let lo = usize::from(from).min(months.len() - 1);
+        let hi = (lo + usize::from(len) - 1).min(months.len() - 1);
+        let f = Filter {
+            types: types.iter().fold(hotspot::model::TypeSet::empty(), |s, &t| s.with(police[t % police.len()])),
+            districts: districts.map(|d| districts_of(&g, &d)),
+            from: Some(months[lo]),
+            to: Some(months[hi]),
+            ..Filter::default()
+        };
+        let units = if lsoa { Units::Lsoa(store.lsoa_vintage) } else { Units::H3(R8) };
+        let opts = PatrolOptions { top, k: 1, fdr: true, method };
+        let list = match patrol::patrol(store.clone(), units, &f, opts) {
+            Ok(l) => l,
+            Err(patrol::PatrolError::TooFewUnits(_)) => return Ok(()),
+            Err(e) => panic!("{e}"),
+        };
+        let with: usize = list.study.counts.iter().filter(|c| **c > 0.0).count();
+        let listed_with = list.places.iter().filter(|p| p.count > 0.0).count();
+        // Places with incidents first, and all of them before any empty place.
+        let first_empty = list.places.iter().position(|p| p.count == 0.0);
+        if let Some(k) = first_empty {
+            proptest::prop_assert!(list.places[k..].iter().all(|p| p.count == 0.0));
+            proptest::prop_assert_eq!(listed_with, with, "an empty place while places with incidents are left out");
+        }
+        proptest::prop_assert_eq!(listed_with, with.min(top));
+        proptest::prop_assert_eq!(list.sparse.is_some(), with < patrol::SPARSE_UNITS);
+        proptest::prop_assert_eq!(list.units_with_incidents, with);
+        proptest::prop_assert!(list.places.len() <= top);
+        let ranks: Vec<usize> = list.places.iter().map(|p| p.rank).collect();
+        proptest::prop_assert_eq!(ranks, (1..=list.places.len()).collect::<Vec<_>>());
+        if let Some(ds) = &f.districts {
+            let names: Vec<&str> = ds.iter().map(|&d| g.districts.names[usize::from(d)].as_str()).collect();
+            for p in list.places.iter().filter(|p| p.count > 0.0) {
+                proptest::prop_assert!(names.contains(&p.district.as_str()), "{} outside {:?}", p.district, names);
+            }
+        }
+        for p in &list.places {
+            proptest::prop_assert_eq!(p.count, list.study.counts[p.unit]);
+        }
+        if list.choice.method == Method::Naive {
+            for w in list.places.windows(2).filter(|w| w[1].count > 0.0) {
+                proptest::prop_assert!(w[0].count > w[1].count || (w[0].count == w[1].count && w[0].recent >= w[1].recent));
+            }
+        }
+        if method.is_some() {
+            proptest::prop_assert_eq!(Some(list.choice.method), method);
+        }
+    }
 }

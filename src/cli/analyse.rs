@@ -191,6 +191,13 @@ pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
             },
         ));
     }
+    if matches!(a.method, Method::Gistar | Method::Lisa | Method::Emerging) {
+        let nonzero = study.counts.iter().filter(|c| **c > 0.0).count();
+        if let Some(w) = crate::stats::patrol::sparse_warning(nonzero) {
+            eprintln!("hotspot: warning: {w}");
+            provenance.push(("warning", w));
+        }
+    }
     if let Method::Kde = a.method {
         let (values, bandwidth) = kde_at_units(&study, &f, a.bandwidth)?;
         t.names.push("kde_per_km2");

@@ -49,6 +49,11 @@ pub struct PatrolArgs {
     /// Benjamini-Hochberg false discovery rate control (on by default, as ArcGIS).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fdr: bool,
+    /// Ranking: auto (the method that backtests best for this filter and geography),
+    /// naive (count), recent (risk-weighted recent counts), naive-last (last month),
+    /// gistar, prospective or kde.
+    #[arg(long, default_value = "auto")]
+    pub method: String,
     #[arg(long, value_enum, default_value = "table")]
     pub format: PatrolFormat,
     /// Write to a file instead of standard output.
@@ -160,15 +165,26 @@ fn comment_lines(prov: &[(&str, String)]) -> String {
 pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
     let store = Arc::new(load(&a.data)?);
     let f = filter(&store, &a.filter)?;
+    let method = match a.method.as_str() {
+        "auto" => None,
+        m => Some(backtest::Method::parse(m).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--method must be auto, naive, recent, naive-last, gistar, prospective or kde, got {m:?}"
+            )
+        })?),
+    };
     let opts = PatrolOptions {
         top: a.top as usize,
         k: a.k,
         fdr: a.fdr,
+        method,
     };
     let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
     let list = patrol::patrol(store, units, &f, opts)?;
     let mut prov = vec![("method", "patrol".to_owned()), ("unit", a.unit.clone())];
+    prov.push(("ranking", list.choice.method.label().to_owned()));
+    prov.push(("ranking_chosen_by", chosen_by(&list)));
     prov.push(("k", a.k.to_string()));
     prov.extend(filter_provenance(
         &list.study.store.geography,
@@ -188,13 +204,47 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
             "time_window",
             crate::stats::emerging::ESRI_DEFAULT_WINDOW.to_string(),
         ),
+        (
+            "units_with_incidents",
+            list.units_with_incidents.to_string(),
+        ),
     ]);
+    if let Some(w) = &list.sparse {
+        prov.push(("warning", w.clone()));
+    }
     let text = match a.format {
         PatrolFormat::Table => patrol_table(&list, &prov),
         PatrolFormat::Csv => format!("{}{}", comment_lines(&prov), patrol_csv(&list)?),
         PatrolFormat::Geojson => patrol_geojson(&list, &prov),
     };
     super::emit(&text, a.out.as_deref())
+}
+
+/// How the ranking method was chosen, in one line.
+fn chosen_by(list: &PatrolList) -> String {
+    let c = &list.choice;
+    match (&c.backtest, &c.note) {
+        (_, Some(note)) => note.clone(),
+        (Some(b), None) => {
+            let folds = b.folds.len();
+            let scores: Vec<String> = backtest::Method::RANKING
+                .iter()
+                .filter_map(|m| b.summary.iter().find(|s| s.method == *m))
+                .map(|s| match s.pei.mean.is_finite() {
+                    true => format!("{} {:.3}", s.method.label(), s.pei.mean),
+                    false => format!("{} n/a", s.method.label()),
+                })
+                .collect();
+            format!(
+                "backtest: best mean PEI over {folds} folds of {} training month(s) and 1 test \
+                 month at {:.3}% of the area (the list's share): {}",
+                c.train,
+                100.0 * c.coverage,
+                scores.join(", ")
+            )
+        }
+        (None, None) => "--method".to_owned(),
+    }
 }
 
 fn trend_label(p: &Place) -> &'static str {
@@ -308,7 +358,8 @@ fn patrol_table(list: &PatrolList, prov: &[(&str, String)]) -> String {
     let area: f64 = list.study.area_km2.iter().sum();
     let mut out = format!(
         "Top {} places to patrol: {} units, types {}, districts {}, {} to {}\n\
-         {} incidents in {} units covering {area:.1} km2\n\n",
+         {} incidents in {} units ({} with incidents) covering {area:.1} km2\n\
+         ranked by {} ({})\n",
         list.places.len(),
         get("unit"),
         get("types"),
@@ -317,14 +368,21 @@ fn patrol_table(list: &PatrolList, prov: &[(&str, String)]) -> String {
         get("to"),
         get("incidents"),
         get("n"),
+        get("units_with_incidents"),
+        get("ranking"),
+        get("ranking_chosen_by"),
     );
+    if let Some(w) = &list.sparse {
+        let _ = writeln!(out, "warning: {w}");
+    }
+    out.push('\n');
     out.push_str(&fixed_width(
         &TABLE_HEAD,
         &table_rows(list),
         &[0, 5, 6, 7, 9, 10],
     ));
     if list.places.iter().any(|p| !p.significant) {
-        out.push_str("\n* not a significant hot spot: added by incident count\n");
+        out.push_str("\n* not a significant Gi* hot spot\n");
     }
     out.push_str(&missing_note(prov));
     let _ = writeln!(

@@ -17,11 +17,14 @@
 //! descending score (ties by training count, then unit order) while their total area stays
 //! within `coverage x A` (a unit that would overflow is skipped and smaller ones after it
 //! may still fit). Units scoring 0 are never taken: a method that names too few places
-//! covers less area rather than borrowing random ones.
+//! covers less area rather than borrowing random ones. Every method's units with a
+//! training incident come before its units without one (the patrol list's rule: never an
+//! empty place while places with incidents are left out), so the backtest scores the
+//! order the patrol list would use.
 //!
 //! # Methods
-//! - `gistar`: Gi* over the training counts (FDR on), in the patrol order of
-//!   `patrol::rank_units` (significant hot units by z, then the rest by count).
+//! - `gistar`: Gi* over the training counts (FDR on): significant hot units by z, then
+//!   the rest by count.
 //! - `kde`: quartic kernel density at each unit's centre from the training incidents,
 //!   ArcGIS's default search radius, or [`KDE_FALLBACK_M`] when it is undefined (`kde`).
 //! - `prospective`: Bowers, Johnson and Pease (2004), prospective hotspotting:
@@ -36,6 +39,8 @@
 //!   middle of its month, at [`WEEKS_PER_MONTH`].
 //! - `naive`: the training window's counts ("most incidents last period").
 //! - `naive-last`: the counts of the last training month only.
+//! - `recent`: risk-weighted recent counts, each training month's count weighted by
+//!   `0.5^(age / 3)`, age in months before the last training month.
 //! - `random`: not a method but the expected score of places chosen at random for the
 //!   same area budget: hit rate = coverage, PAI = 1, PEI = N coverage / n*.
 //!
@@ -53,7 +58,7 @@ use thiserror::Error;
 use super::gi_star::gi_star;
 use super::kde::{self, KdeError, KernelDensity, WeightedPoint};
 use super::pai::{self, Accuracy};
-use super::patrol::{UnitIncidents, rank_units};
+use super::patrol::UnitIncidents;
 use super::study::{Contiguity, Study, Units};
 use super::weights::Weights;
 use crate::analysis::{AnalysisStore, Filter};
@@ -64,6 +69,8 @@ use crate::spatial::bng::wgs84_to_bng;
 pub const KDE_FALLBACK_M: f64 = 500.0;
 /// Prospective hotspotting reaches this many H3 rings.
 pub const PROSPECTIVE_BANDWIDTH_CELLS: u32 = 3;
+/// The half-life of the `recent` method's weights, months.
+pub const RECENT_HALF_LIFE_MONTHS: f64 = 3.0;
 /// Mean weeks in a calendar month (365.25 / 7 / 12).
 pub const WEEKS_PER_MONTH: f64 = 4.345;
 
@@ -75,19 +82,38 @@ pub enum Method {
     Prospective,
     Naive,
     NaiveLast,
+    /// Risk-weighted recent counts: each month's count weighted by
+    /// 0.5^(age / [`RECENT_HALF_LIFE_MONTHS`]).
+    Recent,
     /// The expected score of a random choice of the same area.
     Random,
 }
 
 impl Method {
-    pub const ALL: [Method; 6] = [
+    pub const ALL: [Method; 7] = [
         Method::Gistar,
         Method::Kde,
         Method::Prospective,
         Method::Naive,
         Method::NaiveLast,
+        Method::Recent,
         Method::Random,
     ];
+
+    /// The methods that rank places (all but `Random`), in the order ties are broken.
+    pub const RANKING: [Method; 6] = [
+        Method::Naive,
+        Method::Recent,
+        Method::NaiveLast,
+        Method::Gistar,
+        Method::Prospective,
+        Method::Kde,
+    ];
+
+    /// The method of a label.
+    pub fn parse(s: &str) -> Option<Method> {
+        Method::ALL.into_iter().find(|m| m.label() == s)
+    }
 
     pub fn label(self) -> &'static str {
         match self {
@@ -96,6 +122,7 @@ impl Method {
             Method::Prospective => "prospective",
             Method::Naive => "naive",
             Method::NaiveLast => "naive-last",
+            Method::Recent => "recent",
             Method::Random => "random",
         }
     }
@@ -196,10 +223,10 @@ pub struct Backtest {
     pub summary: Vec<Summary>,
 }
 
-/// What every fold shares, computed once.
-struct Context {
-    study: Study,
-    inc: UnitIncidents,
+/// What every fold shares, computed once; the patrol list ranks with it too.
+pub(crate) struct Context {
+    pub(crate) study: Study,
+    pub(crate) inc: UnitIncidents,
     /// Per month, `(unit, incidents)`.
     unit_months: Vec<Vec<(u32, f64)>>,
     gi_weights: Weights,
@@ -289,7 +316,7 @@ fn summarise(folds: &[Fold]) -> Vec<Summary> {
 }
 
 impl Context {
-    fn new(study: Study, inc: UnitIncidents, opts: BacktestOptions) -> Self {
+    pub(crate) fn new(study: Study, inc: UnitIncidents, opts: BacktestOptions) -> Self {
         let unit_months = inc.unit_months();
         let l = &study.store.locations;
         let loc_xy = (0..l.len())
@@ -312,7 +339,7 @@ impl Context {
         }
     }
 
-    fn counts(&self, range: std::ops::Range<usize>) -> Vec<f64> {
+    pub(crate) fn counts(&self, range: std::ops::Range<usize>) -> Vec<f64> {
         let mut out = vec![0.0; self.study.len()];
         for &(u, c) in self.unit_months[range].iter().flatten() {
             out[u as usize] += c;
@@ -326,34 +353,89 @@ impl Context {
         let counts = self.counts(train.clone());
         let truth = self.counts(test.clone());
         let area = &self.study.area_km2;
-        let gi = gi_star(&counts, &self.gi_weights, true);
-        let gistar: Vec<usize> = rank_units(&gi.z, &gi.bin, &counts)
-            .into_iter()
-            .map(|r| r.0)
-            .collect();
         let (density, bandwidth_m) = self.kde(train.clone())?;
-        let last = self.counts(train.end - 1..train.end);
-        let score = |m: Method| -> Option<Accuracy> {
-            let chosen = match m {
-                Method::Gistar => self.within_budget(&gistar),
-                Method::Kde => self.within_budget(&order(&density, &counts)),
-                Method::Prospective => self.within_budget(&order(
-                    &prospective(&self.unit_months, &self.near, train.clone()),
-                    &counts,
-                )),
-                Method::Naive => self.within_budget(&order(&counts, &counts)),
-                Method::NaiveLast => self.within_budget(&order(&last, &counts)),
-                Method::Random => return self.random(&truth),
-            };
-            pai::accuracy(&truth, area, &chosen)
+        let score = |m: Method| -> Result<Option<Accuracy>, BacktestError> {
+            if m == Method::Random {
+                return Ok(self.random(&truth));
+            }
+            let ranked = self.ranked_with(m, train.clone(), &counts, &[&counts], &density, true)?;
+            Ok(pai::accuracy(&truth, area, &self.within_budget(&ranked)))
         };
+        let scores = Method::ALL
+            .iter()
+            .map(|&m| Ok((m, score(m)?)))
+            .collect::<Result<Vec<_>, BacktestError>>()?;
         Ok(Fold {
             train: (months[train.start], months[train.end - 1]),
             test: (months[test.start], months[test.end - 1]),
             test_incidents: truth.iter().sum(),
             bandwidth_m,
-            scores: Method::ALL.iter().map(|&m| (m, score(m))).collect(),
+            scores,
         })
+    }
+
+    /// The units `m` ranks from the months `train`, best first, with the patrol list's
+    /// rule: units with a training incident first, then units without one that the method
+    /// still scores above 0. Ties by `ties` in turn (descending), then unit order.
+    ///
+    /// `fdr`: Benjamini-Hochberg control of Gi*'s bins (the backtest always uses it).
+    ///
+    /// # Errors
+    /// A failed KDE.
+    pub(crate) fn ranked(
+        &self,
+        m: Method,
+        train: std::ops::Range<usize>,
+        ties: &[&[f64]],
+        fdr: bool,
+    ) -> Result<Vec<usize>, BacktestError> {
+        let counts = self.counts(train.clone());
+        let density = match m {
+            Method::Kde => self.kde(train.clone())?.0,
+            _ => Vec::new(),
+        };
+        self.ranked_with(m, train, &counts, ties, &density, fdr)
+    }
+
+    fn ranked_with(
+        &self,
+        m: Method,
+        train: std::ops::Range<usize>,
+        counts: &[f64],
+        ties: &[&[f64]],
+        density: &[f64],
+        fdr: bool,
+    ) -> Result<Vec<usize>, BacktestError> {
+        let n = self.study.len();
+        // (tier, score): higher first; a unit with tier 0 and score <= 0 is not ranked.
+        let key: Vec<(u8, f64)> = match m {
+            Method::Gistar => {
+                let gi = gi_star(counts, &self.gi_weights, fdr);
+                (0..n)
+                    .map(|i| match gi.bin[i] > 0 {
+                        true => (1, gi.z[i]),
+                        false => (0, counts[i]),
+                    })
+                    .collect()
+            }
+            Method::Kde => density.iter().map(|&d| (0, d)).collect(),
+            Method::Prospective => prospective(&self.unit_months, &self.near, train)
+                .into_iter()
+                .map(|s| (0, s))
+                .collect(),
+            Method::Naive => counts.iter().map(|&c| (0, c)).collect(),
+            Method::NaiveLast => {
+                let end = train.end;
+                let last = self.counts(end.saturating_sub(1)..end);
+                last.into_iter().map(|c| (0, c)).collect()
+            }
+            Method::Recent => recent(&self.unit_months, n, train)
+                .into_iter()
+                .map(|s| (0, s))
+                .collect(),
+            Method::Random => vec![(0, 0.0); n],
+        };
+        Ok(rank_by(&key, counts, ties))
     }
 
     /// The first units of `ranked` that fit in the area budget, skipping any that overflow.
@@ -431,13 +513,52 @@ pub fn prospective(
     score
 }
 
-/// Units by descending score, ties by `counts` then index, zero scores left out.
-fn order(score: &[f64], counts: &[f64]) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..score.len()).filter(|&i| score[i] > 0.0).collect();
+/// Risk-weighted recent counts of every unit from the months `train`: each month's
+/// incidents weighted by 0.5^(age / [`RECENT_HALF_LIFE_MONTHS`]), age in months before
+/// the last month of `train`.
+pub fn recent(
+    unit_months: &[Vec<(u32, f64)>],
+    units: usize,
+    train: std::ops::Range<usize>,
+) -> Vec<f64> {
+    let mut score = vec![0.0; units];
+    let Some(last) = train.end.checked_sub(1) else {
+        return score;
+    };
+    for t in train {
+        let w = 0.5f64.powf((last - t) as f64 / RECENT_HALF_LIFE_MONTHS);
+        for &(j, c) in unit_months.get(t).map_or(&[][..], Vec::as_slice) {
+            if let Some(s) = score.get_mut(j as usize) {
+                *s += w * c;
+            }
+        }
+    }
+    score
+}
+
+/// Units by `key` (tier, then score, both descending) with those holding incidents
+/// (`counts > 0`) first; a unit is ranked when it holds incidents, is in a tier above 0
+/// or scores above 0. Ties by each of `ties` in turn (descending), then index.
+pub fn rank_by(key: &[(u8, f64)], counts: &[f64], ties: &[&[f64]]) -> Vec<usize> {
+    let n = key.len().min(counts.len());
+    let has = |i: usize| counts[i] > 0.0;
+    let mut v: Vec<usize> = (0..n)
+        .filter(|&i| has(i) || key[i].0 > 0 || key[i].1 > 0.0)
+        .collect();
     v.sort_by(|&a, &b| {
-        score[b]
-            .total_cmp(&score[a])
-            .then(counts[b].total_cmp(&counts[a]))
+        has(b)
+            .cmp(&has(a))
+            .then(key[b].0.cmp(&key[a].0))
+            .then(key[b].1.total_cmp(&key[a].1))
+            .then_with(|| {
+                ties.iter()
+                    .map(|t| {
+                        let g = |i: usize| t.get(i).copied().unwrap_or(0.0);
+                        g(b).total_cmp(&g(a))
+                    })
+                    .find(|o| o.is_ne())
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
             .then(a.cmp(&b))
     });
     v
@@ -502,11 +623,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn order_drops_zero_scores_and_breaks_ties_by_count() {
-        assert_eq!(
-            order(&[1.0, 0.0, 2.0, 1.0], &[1.0, 9.0, 0.0, 3.0]),
-            vec![2, 3, 0]
-        );
+    fn places_with_incidents_come_first_then_ties_by_the_tie_breakers() {
+        let key = [(0, 1.0), (0, 0.0), (0, 2.0), (0, 1.0), (1, 0.5), (0, 0.0)];
+        let counts = [1.0, 9.0, 0.0, 3.0, 0.0, 0.0];
+        let recent = [5.0, 0.0, 0.0, 1.0, 0.0, 0.0];
+        // With incidents: 0 and 3 (score 1, recent breaks the tie), 1 (score 0); then
+        // without: 4 (tier 1), 2 (score 2); 5 has nothing and is not ranked.
+        assert_eq!(rank_by(&key, &counts, &[&recent]), vec![0, 3, 1, 4, 2]);
+        assert_eq!(rank_by(&key, &counts, &[&counts]), vec![3, 0, 1, 4, 2]);
+    }
+
+    #[test]
+    fn recent_weights_halve_every_three_months() {
+        let months = vec![vec![(0, 8.0)], vec![], vec![], vec![(0, 1.0), (1, 2.0)]];
+        let s = recent(&months, 2, 0..4);
+        assert!((s[0] - (4.0 + 1.0)).abs() < 1e-12, "{s:?}");
+        assert!((s[1] - 2.0).abs() < 1e-12);
+        assert_eq!(recent(&months, 2, 0..0), vec![0.0, 0.0]);
     }
 
     #[test]

@@ -1,14 +1,30 @@
 //! A short ranked list of places to patrol, for neighbourhood teams.
 //!
 //! # Ranking
-//! Units (H3 cells or LSOAs of a [`Study`]) are ranked by Gi* z-score (Ord and Getis
-//! 1995, `gi_star`, Benjamini-Hochberg control on by default) among the significant hot
-//! units (bin > 0), highest first. When fewer than N units are hot the list is filled with
-//! the units with the most incidents, marked not significant; units without incidents
-//! never fill. Because significance only rises with z, "hot first, by z" is the plain z
-//! order over the hot units; the fill is by count because a non-significant z says little.
-//! [`rank_units`] is that order over every unit, shared with `backtest`.
+//! Places are ranked by the method that would have predicted best for this filter and
+//! geography (`backtest`, rolling origin), or by `--method`. The choice backtests the
+//! filter's types and districts over every month of the data, one test month per fold,
+//! training on as many months as the filter's period holds (fewer when the data could
+//! not then give 3 folds), each method choosing as much area as the list covers (N
+//! units of the study's mean unit area); the method with the highest mean PEI wins, ties
+//! to the simplest ([`Method::RANKING`] order). With too few months to backtest, the
+//! list is ranked by count and says so. The chosen method then ranks the units from the
+//! filter's whole period.
 //!
+//! Whatever the method, a place with incidents in the period comes before every place
+//! without one: an empty cell beside a busy one has a high Gi* z (with k = 1 it shares
+//! all its neighbours' counts) and a KDE surface peaks between incidents, but a sergeant
+//! sent to a place where nothing happened while places with burglaries are left off has
+//! been sent to the wrong place. Ties go to the count of the last month with data, then
+//! the period's count. Empty places are listed only after every place with incidents,
+//! and only when the method still scores them above 0.
+//!
+//! # Sparse data
+//! Gi*'s z is a normal approximation: ArcGIS warns below 30 features with non-zero
+//! values, and on a handful of incidents it gives p values such as 1e-83 for 3
+//! incidents. [`PatrolList::sparse`] says so when fewer units than [`SPARSE_UNITS`]
+//! have incidents.
+
 //! # What each place carries
 //! Its count and Gi*, its emerging hot spot category (`emerging`, space-time Gi* and
 //! Mann-Kendall over every month of the filter with data: a month some force did not
@@ -27,6 +43,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
+use super::backtest::{self, Backtest, BacktestError, BacktestOptions, Context, Method};
 use super::emerging::{self, Category, EmergingError};
 use super::gi_star::gi_star;
 use super::pai;
@@ -37,6 +54,11 @@ use crate::spatial::geography::{NO_DISTRICT, NO_LSOA};
 
 /// Marks a location outside every study unit.
 pub const NO_UNIT: u32 = u32::MAX;
+/// Units with incidents below which Gi*'s normal approximation is unreliable (ArcGIS's
+/// rule of thumb for Hot Spot Analysis: 30 features with non-zero values).
+pub const SPARSE_UNITS: usize = 30;
+/// The fewest folds the method choice backtests over.
+pub const CHOICE_FOLDS: usize = 3;
 
 /// Why a patrol list could not be made.
 #[derive(Debug, Error)]
@@ -45,6 +67,10 @@ pub enum PatrolError {
     TooFewUnits(usize),
     #[error("the list needs at least one place (--top 1 or more)")]
     ZeroTop,
+    #[error("--method {0} does not rank places (use one of {1})")]
+    NotARanking(&'static str, String),
+    #[error(transparent)]
+    Rank(#[from] BacktestError),
     #[error(transparent)]
     Emerging(#[from] EmergingError),
 }
@@ -174,28 +200,6 @@ pub fn location_units(study: &Study, filter: &Filter) -> Vec<u32> {
         .collect()
 }
 
-/// Patrol order over every unit: significant hot units (`bin > 0`) by z descending, then
-/// the other units with incidents by count descending; ties by count (then z), then index.
-/// Each entry is `(unit, significant)`.
-pub fn rank_units(z: &[f64], bin: &[i8], counts: &[f64]) -> Vec<(usize, bool)> {
-    let n = z.len().min(bin.len()).min(counts.len());
-    let (mut hot, mut rest): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| bin[i] > 0);
-    hot.sort_by(|&a, &b| {
-        z[b].total_cmp(&z[a])
-            .then(counts[b].total_cmp(&counts[a]))
-            .then(a.cmp(&b))
-    });
-    rest.retain(|&i| counts[i] > 0.0);
-    rest.sort_by(|&a, &b| {
-        counts[b]
-            .total_cmp(&counts[a])
-            .then(z[b].total_cmp(&z[a]))
-            .then(a.cmp(&b))
-    });
-    let hot = hot.into_iter().map(|i| (i, true));
-    hot.chain(rest.into_iter().map(|i| (i, false))).collect()
-}
-
 /// How the list is made.
 #[derive(Debug, Clone, Copy)]
 pub struct PatrolOptions {
@@ -205,6 +209,22 @@ pub struct PatrolOptions {
     pub k: u32,
     /// Benjamini-Hochberg control of the Gi* and emerging bins.
     pub fdr: bool,
+    /// The ranking method; None: the one that backtests best.
+    pub method: Option<Method>,
+}
+
+/// The ranking method used, and why.
+#[derive(Debug, Clone)]
+pub struct Choice {
+    pub method: Method,
+    /// The backtest that chose it (None when `--method` was given or no backtest could
+    /// run).
+    pub backtest: Option<Backtest>,
+    /// Training months per fold and area share of the backtest.
+    pub train: usize,
+    pub coverage: f64,
+    /// Why the backtest could not choose (then the list is ranked by count).
+    pub note: Option<String>,
 }
 
 /// One place to patrol.
@@ -225,8 +245,10 @@ pub struct Place {
     pub z: f64,
     pub p: f64,
     pub bin: i8,
-    /// Hot at the chosen confidence; false for the count fill.
+    /// A significant Gi* hot spot (bin > 0).
     pub significant: bool,
+    /// Incidents in the last month of the period with data.
+    pub recent: f64,
     /// Emerging hot spot category (None with fewer than 3 months with data).
     pub trend: Option<Category>,
     pub area_km2: f64,
@@ -242,6 +264,22 @@ pub struct PatrolList {
     pub study: Study,
     pub months: Vec<Month>,
     pub places: Vec<Place>,
+    pub choice: Choice,
+    /// Units with incidents in the period.
+    pub units_with_incidents: usize,
+    /// A warning when too few units have incidents for Gi*'s normal approximation.
+    pub sparse: Option<String>,
+}
+
+/// The sparse-data warning for `nonzero` units with incidents (None at 30 or more).
+pub fn sparse_warning(nonzero: usize) -> Option<String> {
+    (nonzero < SPARSE_UNITS).then(|| {
+        format!(
+            "only {nonzero} units have incidents: Gi* and local Moran's I rest on a normal \
+             approximation that needs about {SPARSE_UNITS} (ArcGIS's rule of thumb), so \
+             their z and p values are unreliable here; counts are not"
+        )
+    })
 }
 
 /// Makes the patrol list for `filter` over `units`.
@@ -265,8 +303,40 @@ pub fn patrol(
     let gi = gi_star(&study.counts, &w, opts.fdr);
     let incidents = UnitIncidents::new(&study, filter);
     let trend = trends(&incidents, &w, opts.fdr)?;
-    let mut ranked = rank_units(&gi.z, &gi.bin, &study.counts);
-    ranked.truncate(opts.top);
+    let choice = match opts.method {
+        Some(m) if m == Method::Random => {
+            let names: Vec<&str> = Method::RANKING.iter().map(|m| m.label()).collect();
+            return Err(PatrolError::NotARanking(m.label(), names.join(", ")));
+        }
+        Some(m) => Choice {
+            method: m,
+            backtest: None,
+            train: 0,
+            coverage: 0.0,
+            note: None,
+        },
+        None => choose(&study, filter, &incidents, opts),
+    };
+    let months = incidents.months.len();
+    let last = incidents.observed.iter().rposition(|o| *o).unwrap_or(0);
+    let recent = incidents.unit_counts(last..last + 1);
+    let counts = study.counts.clone();
+    let bt = BacktestOptions {
+        coverage: 1.0,
+        train: months.max(1),
+        test: 1,
+        k: opts.k,
+    };
+    let ctx = Context::new(study, incidents, bt);
+    let mut order = ctx.ranked(choice.method, 0..months, &[&recent, &counts], opts.fdr)?;
+    let Context {
+        study,
+        inc: incidents,
+        ..
+    } = ctx;
+    order.truncate(opts.top);
+    let ranked: Vec<(usize, bool)> = order.iter().map(|&i| (i, gi.bin[i] > 0)).collect();
+    let units_with_incidents = study.counts.iter().filter(|c| **c > 0.0).count();
     let order: Vec<usize> = ranked.iter().map(|r| r.0).collect();
     let cumulative = pai::cumulative(&study.counts, &study.area_km2, &order);
     let names = place_names(&study, &incidents, &order);
@@ -288,6 +358,7 @@ pub fn patrol(
             p: gi.p[i],
             bin: gi.bin[i],
             significant,
+            recent: recent[i],
             trend: trend.as_ref().map(|t| t[i]),
             area_km2: study.area_km2[i],
             share,
@@ -298,7 +369,75 @@ pub fn patrol(
         months: incidents.months,
         study,
         places,
+        choice,
+        units_with_incidents,
+        sparse: sparse_warning(units_with_incidents),
     })
+}
+
+/// The method that backtests best for `filter`'s types and districts over every month
+/// of the data (see the module docs), or counts with a note when no backtest can run.
+fn choose(study: &Study, filter: &Filter, inc: &UnitIncidents, opts: PatrolOptions) -> Choice {
+    let fallback = |note: String| Choice {
+        method: Method::Naive,
+        backtest: None,
+        train: 0,
+        coverage: 0.0,
+        note: Some(note),
+    };
+    let mut all = filter.clone();
+    all.from = None;
+    all.to = None;
+    let store = &study.store;
+    let months = store.series_months(&all).len();
+    let period = inc.months.len().max(1);
+    let Some(train) = months
+        .checked_sub(CHOICE_FOLDS)
+        .map(|m| m.min(period))
+        .filter(|t| *t >= 1)
+    else {
+        return fallback(format!(
+            "{months} months of data: too few to backtest ({} needed for {CHOICE_FOLDS} \
+             folds); ranked by count",
+            CHOICE_FOLDS + 1
+        ));
+    };
+    let total: f64 = study.area_km2.iter().sum();
+    let mean = total / study.len().max(1) as f64;
+    let coverage = (opts.top as f64 * mean / total).clamp(f64::MIN_POSITIVE, 1.0);
+    let bo = BacktestOptions {
+        coverage,
+        train,
+        test: 1,
+        k: opts.k,
+    };
+    match backtest::backtest(store.clone(), study.units, &all, bo) {
+        Ok(b) => {
+            let mut best: Option<(Method, f64)> = None;
+            for m in Method::RANKING {
+                let Some(s) = b.summary.iter().find(|s| s.method == m) else {
+                    continue;
+                };
+                if s.folds == 0 || !s.pei.mean.is_finite() {
+                    continue;
+                }
+                if best.is_none_or(|(_, p)| s.pei.mean > p) {
+                    best = Some((m, s.pei.mean));
+                }
+            }
+            match best {
+                Some((method, _)) => Choice {
+                    method,
+                    backtest: Some(b),
+                    train,
+                    coverage,
+                    note: None,
+                },
+                None => fallback("no backtest fold had test incidents; ranked by count".into()),
+            }
+        }
+        Err(e) => fallback(format!("the backtest could not run ({e}); ranked by count")),
+    }
 }
 
 /// Emerging hot spot categories of every unit over the observed months (None under 3):
@@ -407,20 +546,6 @@ fn place_names(study: &Study, inc: &UnitIncidents, order: &[usize]) -> Vec<Names
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hot_units_come_first_by_z_then_the_rest_by_count() {
-        let z = [0.5, 3.0, 2.5, 1.0, -1.0, 2.5];
-        let bin = [0, 2, 1, 0, 0, 1];
-        let counts = [9.0, 1.0, 4.0, 9.0, 0.0, 5.0];
-        let r = rank_units(&z, &bin, &counts);
-        // 1 (z 3.0), then the tie at 2.5 by count (5 before 2), then 3 and 0 (count 9,
-        // z breaks the tie); unit 4 has no incidents and never fills.
-        assert_eq!(
-            r,
-            vec![(1, true), (5, true), (2, true), (3, false), (0, false)]
-        );
-    }
 
     #[test]
     fn modes_break_ties_by_the_smallest_key() {

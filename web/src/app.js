@@ -642,13 +642,15 @@ function styleCells() {
   // publishes each statistic as its bin only, which every cell has.
   const anyWithheld = feats.some((f) => f.properties.suppressed || f.properties.count === null);
   const publicNote = accessKey() ? '' : ' Public map: significance bins only, exact z and p withheld.';
+  // The server warns when too few cells have incidents for Gi*'s and Moran's normal approximation.
+  const sparseNote = app.cellsData?.warning ? ` Caution: ${app.cellsData.warning}.` : '';
   legends.cells = null;
   if (stat === 'gistar') {
     colour = binColour(GI_CLASSES);
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Hot spots · Getis-Ord Gi* · H3 res ${res}`,
-      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).${publicNote}`,
+      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).${publicNote}${sparseNote}`,
       GI_CLASSES.map(([b, label]) => [DIVERGING[b], label]),
     );
   } else if (stat === 'moran') {
@@ -656,7 +658,7 @@ function styleCells() {
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Clusters · local Moran's I · H3 res ${res}`,
-      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}. Empty cells among empty neighbours are never called low-low.${publicNote}`,
+      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}. Empty cells among empty neighbours are never called low-low.${publicNote}${sparseNote}`,
       MORAN_CLASSES.map(([, label, c]) => [c, label]),
     );
   } else {

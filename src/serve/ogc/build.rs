@@ -387,6 +387,7 @@ fn patrol_places(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, Ap
         top: PATROL_TOP,
         k: 1,
         fdr: true,
+        method: None,
     };
     let list = match patrol(store, Units::H3(HOTSPOT_RES), filter, opts) {
         Ok(l) => l,

@@ -215,7 +215,19 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         }
         None => vec![false; study.len()],
     };
-    let mut out = String::from(r#"{"type":"FeatureCollection","features":["#);
+    // Gi* and Moran's normal approximation on too few cells with incidents (a foreign
+    // member the legend shows).
+    let warning = match q.method {
+        Method::GiStar | Method::Moran => {
+            crate::stats::patrol::sparse_warning(basis.iter().filter(|c| **c > 0.0).count())
+        }
+        _ => None,
+    };
+    let mut out = String::from(r#"{"type":"FeatureCollection","#);
+    if let Some(w) = warning {
+        out.push_str(&format!("\"warning\":{},", serde_json::Value::String(w)));
+    }
+    out.push_str(r#""features":["#);
     let mut first = true;
     for (i, s) in stats.iter().enumerate() {
         let category = categories.as_ref().map(|c| c[i]);
