@@ -5,6 +5,7 @@ mod aggregate;
 mod analyse;
 mod coverage;
 mod ingest;
+mod near_repeat;
 mod patrol;
 
 use std::path::PathBuf;
@@ -50,6 +51,8 @@ pub enum Command {
     Patrol(patrol::PatrolArgs),
     /// Which hotspot method would have predicted the next month best (hit rate, PAI, PEI).
     Backtest(patrol::BacktestArgs),
+    /// Near repeat (Knox test, as Ratcliffe's Near Repeat Calculator) over dated records.
+    NearRepeat(near_repeat::NearRepeatArgs),
     /// Which force-months each dataset covers, the months missing, and per month the
     /// shares of incidents unlocated and outside the study area.
     Coverage(coverage::CoverageArgs),
@@ -130,6 +133,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(a) => serve(&a),
         Command::Patrol(a) => patrol::run(&a),
         Command::Backtest(a) => patrol::backtest(&a),
+        Command::NearRepeat(a) => near_repeat::run(&a),
         Command::Coverage(a) => coverage::run(&a),
         Command::Generate(a) => generate(&a),
         Command::Boundaries(a) => boundaries(&a),

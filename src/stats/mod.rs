@@ -12,6 +12,7 @@ pub mod grid;
 pub mod kde;
 pub mod local_moran;
 pub mod mann_kendall;
+pub mod near_repeat;
 pub mod pai;
 pub mod patrol;
 pub mod study;

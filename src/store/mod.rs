@@ -323,6 +323,41 @@ impl Store {
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
     }
 
+    /// Calls `f(ctype, severity, month, day, lon_e7, lat_e7)` for every located incident
+    /// (`day`: days since 1970-01-01, None where the source gives only a month).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn for_each_located(
+        &self,
+        mut f: impl FnMut(u8, u8, u16, Option<i32>, i32, i32),
+    ) -> Result<(), StoreError> {
+        let mut q = self
+            .conn
+            .prepare(
+                "SELECT i.ctype, i.severity, i.month, i.day, l.lon_e7, l.lat_e7
+                 FROM incidents i JOIN locations l ON l.id = i.loc",
+            )
+            .map_err(|e| self.err(e))?;
+        let mut rows = q.query([]).map_err(|e| self.err(e))?;
+        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
+            let get = |k: usize| r.get::<_, i64>(k);
+            let day: Option<i64> = r.get(3).map_err(|e| self.err(e))?;
+            let (c, s, m, x, y) =
+                (|| Ok::<_, rusqlite::Error>((get(0)?, get(1)?, get(2)?, get(4)?, get(5)?)))()
+                    .map_err(|e| self.err(e))?;
+            f(
+                u8::try_from(c).unwrap_or(u8::MAX),
+                u8::try_from(s).unwrap_or(0),
+                u16::try_from(m).unwrap_or(u16::MAX),
+                day.and_then(|d| i32::try_from(d).ok()),
+                i32::try_from(x).unwrap_or(i32::MAX),
+                i32::try_from(y).unwrap_or(i32::MAX),
+            );
+        }
+        Ok(())
+    }
+
     /// SQLite's own consistency check ("ok" when sound).
     ///
     /// # Errors
