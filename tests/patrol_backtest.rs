@@ -455,3 +455,86 @@ proptest::proptest! {
         }
     }
 }
+
+// Near repeat from the binary.
+
+#[test]
+fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
+    let police = hotspot(DATA.path(), &["near-repeat", "--types", "burglary"]);
+    assert!(!police.status.success());
+    let err = String::from_utf8_lossy(&police.stderr);
+    assert!(err.contains("publishes the month only"), "{err}");
+    let out = stdout_of(&hotspot(
+        DATA.path(),
+        &[
+            "near-repeat",
+            "--types",
+            "road-collision",
+            "--distance",
+            "100,200,300",
+            "--days",
+            "7,14,21",
+            "--permutations",
+            "99",
+            "--format",
+            "csv",
+        ],
+    ));
+    let mut rdr = csv::ReaderBuilder::new()
+        .comment(Some(b'#'))
+        .from_reader(out.as_bytes());
+    let header = rdr.headers().expect("header").clone();
+    assert_eq!(
+        header.iter().collect::<Vec<_>>(),
+        [
+            "distance_band",
+            "time_band",
+            "observed",
+            "expected",
+            "ratio",
+            "p"
+        ]
+    );
+    let rows: Vec<csv::StringRecord> = rdr.records().collect::<Result<_, _>>().expect("rows");
+    assert_eq!(rows.len(), 9, "3 distance x 3 time bands");
+    assert_eq!((&rows[0][0], &rows[0][1]), ("0-100", "0-7"));
+    assert_eq!((&rows[4][0], &rows[4][1]), ("100-200", "8-14"));
+    let close: u64 = out
+        .lines()
+        .find_map(|l| l.strip_prefix("# close_pairs="))
+        .expect("close pairs")
+        .parse()
+        .expect("a number");
+    let observed: u64 = rows
+        .iter()
+        .map(|r| r[2].parse::<u64>().expect("observed"))
+        .sum();
+    let expected: f64 = rows
+        .iter()
+        .map(|r| r[3].parse::<f64>().expect("expected"))
+        .sum();
+    assert!(observed <= close && observed > 0, "{observed} of {close}");
+    assert!(expected > 0.0 && expected <= close as f64 + 1e-9);
+    for r in &rows {
+        let p: f64 = r[5].parse().expect("p");
+        assert!((0.01 - 1e-9..=1.0).contains(&p), "p = (1 + k) / 100: {p}");
+    }
+    // The same seed gives the same answer.
+    let again = stdout_of(&hotspot(
+        DATA.path(),
+        &[
+            "near-repeat",
+            "--types",
+            "road-collision",
+            "--distance",
+            "100,200,300",
+            "--days",
+            "7,14,21",
+            "--permutations",
+            "99",
+            "--format",
+            "csv",
+        ],
+    ));
+    assert_eq!(out, again);
+}
