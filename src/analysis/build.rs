@@ -223,7 +223,11 @@ impl Builder {
         let c = other.take_coverage();
         self.coverage.merge(c);
         // Codes are interned once per file, not once per location.
-        let codes: Vec<u16> = other.codes.iter().map(|c| self.intern(c.as_bytes())).collect();
+        let codes: Vec<u16> = other
+            .codes
+            .iter()
+            .map(|c| self.intern(c.as_bytes()))
+            .collect();
         let remap: Vec<u32> = (0..other.lon_e7.len())
             .map(|i| {
                 let code = match other.code[i] {
