@@ -329,3 +329,54 @@ fn the_study_grid_covers_every_incident_including_coast_and_district_edges() {
         .count();
     assert_eq!(study.counts.iter().sum::<f64>(), n_blackpool as f64);
 }
+
+/// Gi*'s conditional-permutation p-values within Monte Carlo error of esda's
+/// (`G_Local(star=True, permutations=999).p_sim`): different random draws, so they agree
+/// in distribution only; ties are exact (integer neighbourhood sums), so no tie bounds are
+/// needed. 5 standard errors of each p, essentially none outside.
+fn check_gi_p_sim(file: &str, y: &[f64], w: &Weights) {
+    let r = json(file);
+    let want = floats(&r["p_sim"]);
+    assert_eq!(want.len(), y.len());
+    let ours = hotspot::stats::gi_star::p_sim(y, w, 999, 77);
+    let se = |v: f64| (v * (1.0 - v) / 999.0).sqrt();
+    let outside = (0..y.len())
+        .filter(|&k| (ours[k] - want[k]).abs() > 5.0 * se(want[k]).max(se(ours[k])) + 2.0 / 1000.0)
+        .count();
+    assert!(
+        outside <= y.len() / 1000,
+        "{file}: {outside} p_sim outside Monte Carlo error"
+    );
+    // And they are not the normal p-values: on these sparse counts the two differ.
+    let normal = hotspot::stats::gi_star::gi_star(y, w, false).p;
+    let differ = (0..y.len())
+        .filter(|&k| (normal[k] - want[k]).abs() > 0.1)
+        .count();
+    assert!(
+        differ > 0,
+        "{file}: the permutation and normal p-values never differ"
+    );
+    // Significant cells by permutation are those esda finds (at 0.01, within error).
+    let sig = |p: &[f64]| p.iter().filter(|v| **v <= 0.01).count() as f64;
+    assert!(
+        (sig(&ours) - sig(&want)).abs() <= 0.1 * sig(&want).max(10.0),
+        "{file}"
+    );
+}
+
+#[test]
+fn gi_star_permutation_p_values_match_esda_on_the_h3_grid() {
+    let (cells, counts) = h3_grid();
+    check_gi_p_sim(
+        "gistar_psim_h3_r8_k1.json",
+        &counts,
+        &Weights::h3_disk(&cells, 1).with_self(true),
+    );
+}
+
+#[test]
+fn gi_star_permutation_p_values_match_esda_on_lsoas() {
+    let (w, _) = lsoa_weights();
+    let (_, counts) = read_counts("lsoa_counts.csv");
+    check_gi_p_sim("gistar_psim_lsoa_queen.json", &counts, &w.with_self(true));
+}

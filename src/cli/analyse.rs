@@ -55,6 +55,10 @@ pub struct AnalyseArgs {
     /// Seed for the permutations.
     #[arg(long, default_value_t = 12345)]
     pub seed: u64,
+    /// Gi*: conditional permutations for pseudo p-values (`gi_p_sim`, as PySAL's
+    /// `G_Local(permutations=...)`); 0 (the default) gives the normal p only.
+    #[arg(long, default_value_t = 0)]
+    pub gi_permutations: usize,
     /// Emerging: months in the time window (the month and the one before: Esri's default).
     #[arg(long, default_value_t = crate::stats::emerging::ESRI_DEFAULT_WINDOW)]
     pub time_window: usize,
@@ -153,13 +157,19 @@ pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
             ]);
         }
         Method::Gistar => {
-            let r = gi_star(&study.counts, &study.weights(a.k, contiguity, true), a.fdr);
+            let w = study.weights(a.k, contiguity, true);
+            let r = gi_star(&study.counts, &w, a.fdr);
             t.names.extend(["gi_z", "gi_p", "gi_bin"]);
             t.columns.extend([
                 fmt(&r.z),
                 fmt(&r.p),
                 r.bin.iter().map(ToString::to_string).collect(),
             ]);
+            if a.gi_permutations > 0 {
+                let p = crate::stats::gi_star::p_sim(&study.counts, &w, a.gi_permutations, a.seed);
+                t.names.push("gi_p_sim");
+                t.columns.push(fmt(&p));
+            }
         }
         Method::Lisa => {
             let w = study.weights(a.k, contiguity, false);

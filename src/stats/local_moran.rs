@@ -61,7 +61,7 @@ pub struct LocalMoran {
 }
 
 /// `permutations` rows of `k` distinct ids from 0..m (partial Fisher-Yates), row-major.
-fn random_ids(m: usize, k: usize, permutations: usize, seed: u64) -> Vec<u32> {
+pub(crate) fn random_ids(m: usize, k: usize, permutations: usize, seed: u64) -> Vec<u32> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut pool: Vec<u32> = (0..m as u32).collect();
     let mut out = Vec::with_capacity(permutations * k);

@@ -43,6 +43,7 @@ LSOA_GEOJSON = ROOT / "boundaries" / "lsoa11.geojson"
 
 PERMUTATIONS = 999
 MORAN_SEED = 12345
+GI_SEED = 2025
 # Tolerances of the self-checks below (relative to the largest magnitude in the vector).
 RTOL = 1e-10
 
@@ -225,6 +226,21 @@ def gistar(x: np.ndarray, lists: list[list[int]], label: str) -> tuple[np.ndarra
     if checks["defaults_R_nostar_max_abs_diff"] < 1e-6:
         sys.exit(f"{label}: esda defaults unexpectedly equal Gi*")
     return zs, checks
+
+
+def gistar_psim(x: np.ndarray, lists: list[list[int]], label: str) -> dict:
+    """esda's conditional-permutation p_sim of Gi* (star=True, binary weights). Ties are
+    exact here: every draw's G*_i and the observed share the denominator sum(y), and the
+    numerators are sums of integer counts."""
+    g = esda.G_Local(
+        x, binary_w(lists), transform="B", star=True, permutations=PERMUTATIONS, seed=GI_SEED, n_jobs=1,
+        keep_simulations=False,
+    )
+    if not g.star:
+        sys.exit(f"{label}: esda did not treat the call as Gi*")
+    p = np.asarray(g.p_sim, dtype=float)
+    print(f"  ok: {label}: p_sim from {PERMUTATIONS} permutations, {int((p <= 0.05).sum())} at or below 0.05")
+    return {"p_sim": floats(p)}
 
 
 # ---------------------------------------------------------------------------- local Moran
@@ -484,6 +500,18 @@ def main() -> None:
                 "z": floats(zs),
             },
         )
+    write(
+        "gistar_psim_h3_r8_k1.json",
+        {
+            "provenance": provenance(H3_CSV),
+            "call": f"esda.G_Local(y, w, transform='B', star=True, permutations={PERMUTATIONS}, "
+            f"seed={GI_SEED}, n_jobs=1).p_sim",
+            "weights": "as gistar_h3_r8_k1.json",
+            "permutations": PERMUTATIONS,
+            "n": n,
+            **gistar_psim(x, ring_lists[1], "gistar p_sim h3 k=1"),
+        },
+    )
     moran, checks = local_moran(x, ring_lists[1], "local moran h3 k=1")
     write(
         "local_moran_h3_r8_k1.json",
@@ -520,6 +548,18 @@ def main() -> None:
             "codes": codes,
             "neighbours": lists,
             "z": floats(zs),
+        },
+    )
+    write(
+        "gistar_psim_lsoa_queen.json",
+        {
+            "provenance": provenance(LSOA_CSV, LSOA_GEOJSON),
+            "call": f"esda.G_Local(y, w, transform='B', star=True, permutations={PERMUTATIONS}, "
+            f"seed={GI_SEED}, n_jobs=1).p_sim",
+            "weights": "as gistar_lsoa_queen.json",
+            "permutations": PERMUTATIONS,
+            "n": n,
+            **gistar_psim(y, lists, "gistar p_sim lsoa queen"),
         },
     )
     moran, checks = local_moran(y, lists, "local moran lsoa queen")
