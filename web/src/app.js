@@ -736,6 +736,16 @@ async function loadHeatLegend() {
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
+/** The patrol list's ranking methods (`ranking` property), in words. */
+const RANKING_LABELS = {
+  naive: 'incident count',
+  recent: 'recent incidents (weighted to the latest months)',
+  'naive-last': "last month's incidents",
+  gistar: 'Gi* hot spot z-score',
+  prospective: 'prospective hotspotting (recent, nearby incidents)',
+  kde: 'kernel density',
+};
+
 /** No patrol list for this caller (the collection needs role partner). */
 function patrolRefused(message) {
   app.patrolData = null;
@@ -765,7 +775,9 @@ async function loadPatrol() {
     for (const id of ['export-geojson', 'export-csv']) $(id).disabled = false;
     app.map.getSource('patrol').setData(data);
     renderPatrol(data, zoomTo, (f) => openDetails('cell', f.properties.cell));
-    $('patrol-note').textContent = `The ${data.features.length} H3 resolution 9 cells to patrol first for this filter, ranked by Gi* z (significant hot spots first).`;
+    const ranking = data.features[0]?.properties.ranking;
+    const how = RANKING_LABELS[ranking] || ranking || 'count';
+    $('patrol-note').textContent = `The ${data.features.length} H3 resolution 9 cells to patrol first for this filter, ranked by ${how}: the method that would have predicted next month best here (backtest). Places with incidents come first.`;
     legends.patrol = legend('Patrol targets', 'Outlined cells: the ranked patrol list (H3 resolution 9).', [['#000000', 'patrol target']]);
   } catch (e) {
     if (n !== app.seq.patrol) return;

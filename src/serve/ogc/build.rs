@@ -405,7 +405,7 @@ fn patrol_places(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, Ap
     Ok(Items {
         ids: p.iter().map(|x| FeatureId::Text(x.code.clone())).collect(),
         geoms,
-        columns: patrol_columns(p),
+        columns: patrol_columns(p, list.choice.method.label()),
         keys: p
             .iter()
             .map(|x| list.study.keys.get(x.unit).copied().unwrap_or(0))
@@ -413,7 +413,7 @@ fn patrol_places(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, Ap
     })
 }
 
-fn patrol_columns(p: &[Place]) -> Vec<(&'static str, Column)> {
+fn patrol_columns(p: &[Place], ranking: &'static str) -> Vec<(&'static str, Column)> {
     let col = |f: fn(&Place) -> f64| p.iter().map(f).collect::<Vec<f64>>();
     let txt = |f: fn(&Place) -> &String| text(p.iter().map(|x| f(x).clone()));
     vec![
@@ -450,6 +450,8 @@ fn patrol_columns(p: &[Place]) -> Vec<(&'static str, Column)> {
             "pai",
             Column::Num(col(|x| x.pai.unwrap_or(f64::NAN)), Style::Fixed(4)),
         ),
+        // The method that ranked the list (`stats::patrol`: the one that backtests best).
+        ("ranking", text(p.iter().map(|_| ranking))),
     ]
 }
 
