@@ -191,7 +191,25 @@ fn backtest_folds_roll_one_month_at_a_time() {
         assert_eq!(f.test, (b.months[k + 12], b.months[k + 12]));
         assert!(f.test_incidents > 1000.0);
         assert_eq!(f.scores.len(), Method::ALL.len());
+        // The recapture rate index: random keeps its share (1); places chosen by counts
+        // on persistent hotspots keep theirs too, within a factor of 2.
+        for (m, r) in &f.rri {
+            let r = r.unwrap_or_else(|| panic!("{m:?}: RRI undefined"));
+            assert!(r.is_finite() && r > 0.0, "{m:?} RRI {r}");
+            if *m == Method::Random {
+                assert_eq!(r, 1.0);
+            }
+            if *m == Method::Naive {
+                assert!((0.5..2.0).contains(&r), "naive RRI {r}");
+            }
+        }
     }
+    let naive = b
+        .summary
+        .iter()
+        .find(|s| s.method == Method::Naive)
+        .expect("naive");
+    assert!(naive.rri.mean.is_finite());
 }
 
 #[test]
@@ -364,7 +382,7 @@ fn patrol_table_and_backtest_from_the_binary() {
     ));
     let rows: Vec<&str> = csv_out.lines().filter(|l| !l.starts_with('#')).collect();
     assert!(
-        rows[0].starts_with("method,folds,hit_rate_mean"),
+        rows[0].starts_with("method,folds,hit_rate_mean") && rows[0].ends_with(",rri_mean,rri_sd"),
         "{csv_out}"
     );
     assert_eq!(rows.len(), 1 + Method::ALL.len());

@@ -472,20 +472,21 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
 
 fn backtest_csv(b: &backtest::Backtest) -> String {
     let mut out = String::from(
-        "method,folds,hit_rate_mean,hit_rate_sd,pai_mean,pai_sd,pei_mean,pei_sd,area_share_mean\n",
+        "method,folds,hit_rate_mean,hit_rate_sd,pai_mean,pai_sd,pei_mean,pei_sd,area_share_mean,rri_mean,rri_sd\n",
     );
     for s in &b.summary {
         let ms =
             |m: MeanSd, d: usize| format!("{},{}", fixed(Some(m.mean), d), fixed(Some(m.sd), d));
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{}",
             s.method.label(),
             s.folds,
             ms(s.hit_rate, 6),
             ms(s.pai, 4),
             ms(s.pei, 6),
             fixed(Some(s.area_share.mean), 6),
+            ms(s.rri, 4),
         );
     }
     out
@@ -519,8 +520,8 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
     }
     let _ = writeln!(
         out,
-        "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>6}",
-        "method", "folds", "hit rate (sd)", "PAI (sd)", "PEI (sd)", "area"
+        "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>6}  {:>13}",
+        "method", "folds", "hit rate (sd)", "PAI (sd)", "PEI (sd)", "area", "RRI (sd)"
     );
     for s in &b.summary {
         let ms = |m: MeanSd, d: usize| match m.mean.is_finite() {
@@ -529,13 +530,14 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
         };
         let _ = writeln!(
             out,
-            "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>5.2}%",
+            "{:<12} {:>5}  {:>16}  {:>15}  {:>16}  {:>5.2}%  {:>13}",
             s.method.label(),
             s.folds,
             ms(s.hit_rate, 3),
             ms(s.pai, 2),
             ms(s.pei, 3),
             100.0 * s.area_share.mean,
+            ms(s.rri, 2),
         );
     }
     let radii = b.folds.iter().map(|f| f.bandwidth_m);
@@ -544,7 +546,8 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
         out,
         "\nrandom: the expected score of places chosen at random for the same area.\n\
          PAI = hit rate / area share (1 = chance); PEI = hits / most hits possible in that \
-         area (1 = perfect).\nKDE radius {lo:.0} to {hi:.0} m (ArcGIS default per fold, {} m \
+         area (1 = perfect); RRI = the places' test / training incidents over the whole \
+         area's (Levine 2008; 1 = they kept their share).\nKDE radius {lo:.0} to {hi:.0} m (ArcGIS default per fold, {} m \
          where undefined).",
         backtest::KDE_FALLBACK_M
     );

@@ -42,13 +42,18 @@
 //! - `recent`: risk-weighted recent counts, each training month's count weighted by
 //!   `0.5^(age / 3)`, age in months before the last training month.
 //! - `random`: not a method but the expected score of places chosen at random for the
-//!   same area budget: hit rate = coverage, PAI = 1, PEI = N coverage / n*.
+//!   same area budget: hit rate = coverage, PAI = 1, PEI = N coverage / n*, RRI = 1.
+//!
+//! Scores: hit rate, PAI, PEI (`pai`) and Levine's recapture rate index ([`rri`]).
 //!
 //! # References
 //! - Bowers, K. J., Johnson, S. D. and Pease, K. (2004). "Prospective hot-spotting: the
 //!   future of crime mapping?" *British Journal of Criminology* 44(5), 641-658.
 //! - Chainey, S., Tompson, L. and Uhlig, S. (2008). *Security Journal* 21, 4-28 (PAI).
 //! - Hunt, J. M. (2016). PhD thesis, American University (PEI).
+//! - Levine, N. (2008). "The 'hottest' part of a hotspot: comments on 'the utility of
+//!   hotspot mapping for predicting spatial patterns of crime'". *Security Journal* 21,
+//!   295-302 (RRI).
 
 use geo::Centroid;
 use rayon::prelude::*;
@@ -176,6 +181,8 @@ pub struct Fold {
     /// Per method in [`Method::ALL`] order; None when the fold had no test incidents or
     /// the method selected nothing.
     pub scores: Vec<(Method, Option<Accuracy>)>,
+    /// Recapture rate index per method (same order; None when undefined).
+    pub rri: Vec<(Method, Option<f64>)>,
 }
 
 /// Mean and sample standard deviation (sd 0 for one value, both NaN for none).
@@ -208,6 +215,8 @@ pub struct Summary {
     pub pai: MeanSd,
     pub pei: MeanSd,
     pub area_share: MeanSd,
+    /// Recapture rate index over the folds where it is defined.
+    pub rri: MeanSd,
 }
 
 /// The whole backtest.
@@ -310,6 +319,12 @@ fn summarise(folds: &[Fold]) -> Vec<Summary> {
                 pai: col(|a| a.pai),
                 pei: col(|a| a.pei),
                 area_share: col(|a| a.area_share),
+                rri: MeanSd::of(
+                    &folds
+                        .iter()
+                        .filter_map(|f| f.rri.get(k).and_then(|r| r.1))
+                        .collect::<Vec<_>>(),
+                ),
             }
         })
         .collect()
@@ -354,23 +369,32 @@ impl Context {
         let truth = self.counts(test.clone());
         let area = &self.study.area_km2;
         let (density, bandwidth_m) = self.kde(train.clone())?;
-        let score = |m: Method| -> Result<Option<Accuracy>, BacktestError> {
+        let score = |m: Method| -> Result<(Option<Accuracy>, Option<f64>), BacktestError> {
             if m == Method::Random {
-                return Ok(self.random(&truth));
+                let acc = self.random(&truth);
+                return Ok((acc, acc.map(|_| 1.0)));
             }
             let ranked = self.ranked_with(m, train.clone(), &counts, &[&counts], &density, true)?;
-            Ok(pai::accuracy(&truth, area, &self.within_budget(&ranked)))
+            let chosen = self.within_budget(&ranked);
+            Ok((
+                pai::accuracy(&truth, area, &chosen),
+                rri(&counts, &truth, &chosen),
+            ))
         };
-        let scores = Method::ALL
-            .iter()
-            .map(|&m| Ok((m, score(m)?)))
-            .collect::<Result<Vec<_>, BacktestError>>()?;
+        let mut scores = Vec::with_capacity(Method::ALL.len());
+        let mut rris = Vec::with_capacity(Method::ALL.len());
+        for m in Method::ALL {
+            let (acc, r) = score(m)?;
+            scores.push((m, acc));
+            rris.push((m, r));
+        }
         Ok(Fold {
             train: (months[train.start], months[train.end - 1]),
             test: (months[test.start], months[test.end - 1]),
             test_incidents: truth.iter().sum(),
             bandwidth_m,
             scores,
+            rri: rris,
         })
     }
 
@@ -513,6 +537,19 @@ pub fn prospective(
     score
 }
 
+/// Levine's (2008) recapture rate index of the units `chosen`: the ratio of their test
+/// to their training incidents over the same ratio for the whole study, (n_test /
+/// n_train) / (N_test / N_train); above 1, the places kept more of their incidents than
+/// the area as a whole. None when the chosen units or the study had no training
+/// incidents, or the study none in the test window.
+pub fn rri(train: &[f64], test: &[f64], chosen: &[usize]) -> Option<f64> {
+    let sum = |v: &[f64]| chosen.iter().filter_map(|&i| v.get(i)).sum::<f64>();
+    let (n_train, n_test) = (sum(train), sum(test));
+    let (all_train, all_test) = (train.iter().sum::<f64>(), test.iter().sum::<f64>());
+    (n_train > 0.0 && all_train > 0.0 && all_test > 0.0)
+        .then(|| (n_test / n_train) / (all_test / all_train))
+}
+
 /// Risk-weighted recent counts of every unit from the months `train`: each month's
 /// incidents weighted by 0.5^(age / [`RECENT_HALF_LIFE_MONTHS`]), age in months before
 /// the last month of `train`.
@@ -631,6 +668,16 @@ mod tests {
         // without: 4 (tier 1), 2 (score 2); 5 has nothing and is not ranked.
         assert_eq!(rank_by(&key, &counts, &[&recent]), vec![0, 3, 1, 4, 2]);
         assert_eq!(rank_by(&key, &counts, &[&counts]), vec![3, 0, 1, 4, 2]);
+    }
+
+    #[test]
+    fn rri_by_hand() {
+        let train = [10.0, 0.0, 30.0, 60.0];
+        let test = [8.0, 2.0, 6.0, 4.0];
+        // Chosen 0 and 2: 14 of 40 training -> (14/40) / (20/100) = 1.75.
+        assert!((rri(&train, &test, &[0, 2]).unwrap() - 1.75).abs() < 1e-12);
+        assert_eq!(rri(&train, &test, &[1]), None);
+        assert_eq!(rri(&train, &[0.0; 4], &[0]), None);
     }
 
     #[test]
