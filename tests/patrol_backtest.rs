@@ -482,22 +482,20 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
     assert!(!police.status.success());
     let err = String::from_utf8_lossy(&police.stderr);
     assert!(err.contains("publishes the month only"), "{err}");
-    let out = stdout_of(&hotspot(
-        DATA.path(),
-        &[
-            "near-repeat",
-            "--types",
-            "road-collision",
-            "--distance",
-            "100,200,300",
-            "--days",
-            "7,14,21",
-            "--permutations",
-            "99",
-            "--format",
-            "csv",
-        ],
-    ));
+    const DATED: [&str; 11] = [
+        "near-repeat",
+        "--types",
+        "road-collision",
+        "--distance",
+        "100,200,300",
+        "--days",
+        "7,14,21",
+        "--permutations",
+        "99",
+        "--format",
+        "csv",
+    ];
+    let out = stdout_of(&hotspot(DATA.path(), &DATED));
     let mut rdr = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
         .from_reader(out.as_bytes());
@@ -538,21 +536,6 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
         assert!((0.01 - 1e-9..=1.0).contains(&p), "p = (1 + k) / 100: {p}");
     }
     // The same seed gives the same answer.
-    let again = stdout_of(&hotspot(
-        DATA.path(),
-        &[
-            "near-repeat",
-            "--types",
-            "road-collision",
-            "--distance",
-            "100,200,300",
-            "--days",
-            "7,14,21",
-            "--permutations",
-            "99",
-            "--format",
-            "csv",
-        ],
-    ));
+    let again = stdout_of(&hotspot(DATA.path(), &DATED));
     assert_eq!(out, again);
 }

@@ -92,6 +92,11 @@ pub(super) fn load(data: &DataDir) -> anyhow::Result<AnalysisStore> {
 }
 
 pub(super) fn filter(store: &AnalysisStore, f: &FilterArgs) -> anyhow::Result<Filter> {
+    filter_in(&store.geography, f)
+}
+
+/// The filter of `f`, its districts named in `g`.
+pub(super) fn filter_in(g: &Geography, f: &FilterArgs) -> anyhow::Result<Filter> {
     let types = if f.types.is_empty() {
         TypeSet::incidents()
     } else {
@@ -104,10 +109,10 @@ pub(super) fn filter(store: &AnalysisStore, f: &FilterArgs) -> anyhow::Result<Fi
             f.district
                 .iter()
                 .map(|d| {
-                    store.geography.district_index(d).with_context(|| {
+                    g.district_index(d).with_context(|| {
                         format!(
                             "unknown district '{d}' (known: {})",
-                            store.geography.districts.names.join(", ")
+                            g.districts.names.join(", ")
                         )
                     })
                 })

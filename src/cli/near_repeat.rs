@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::DataDir;
-use super::aggregate::{FilterArgs, filter, load};
+use super::aggregate::{FilterArgs, filter_in};
+use crate::spatial::Geography;
 use crate::spatial::bng::wgs84_to_bng;
 use crate::stats::near_repeat::{DatedPoint, Knox, KnoxOptions, knox};
 use crate::store::Store;
@@ -49,10 +50,9 @@ pub struct NearRepeatArgs {
 }
 
 pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
-    let analysis = load(&a.data)?;
-    let f = filter(&analysis, &a.filter)?;
-    let g = analysis.geography.clone();
-    drop(analysis);
+    // Only the districts' names and polygons are needed, not the analysis store.
+    let g = Geography::bundled()?;
+    let f = filter_in(&g, &a.filter)?;
     let store = Store::open_read_only(&a.data.dir)?;
     let (lo, hi) = (
         f.from.map_or(0, |m| m.index()),

@@ -27,7 +27,7 @@
 use rayon::prelude::*;
 
 use super::Weights;
-use super::fdr;
+use super::{fdr, local_moran};
 
 /// Gi* z-scores, p-values and confidence bins of every unit.
 #[derive(Debug, Clone)]
@@ -89,7 +89,7 @@ pub fn p_sim(x: &[f64], w: &Weights, permutations: usize, seed: u64) -> Vec<f64>
     if permutations == 0 || k_max == 0 {
         return vec![1.0; n];
     }
-    let rids = super::local_moran::random_ids(n - 1, k_max, permutations, seed);
+    let rids = local_moran::random_ids(n - 1, k_max, permutations, seed);
     (0..n)
         .into_par_iter()
         .with_min_len(64)
@@ -104,18 +104,8 @@ pub fn p_sim(x: &[f64], w: &Weights, permutations: usize, seed: u64) -> Vec<f64>
                 .filter(|&&j| j as usize != i)
                 .map(|&j| x[j as usize])
                 .sum();
-            let larger = rids
-                .chunks_exact(k_max)
-                .filter(|ids| {
-                    let s: f64 = ids[..k]
-                        .iter()
-                        .map(|&j| x[j as usize + usize::from(j as usize >= i)])
-                        .sum();
-                    s >= observed
-                })
-                .count();
-            let extreme = larger.min(permutations - larger);
-            (extreme as f64 + 1.0) / (permutations as f64 + 1.0)
+            let larger = local_moran::draws_at_least(x, &rids, k_max, (i, k), observed, 1.0);
+            local_moran::folded_p(larger, permutations)
         })
         .collect()
 }

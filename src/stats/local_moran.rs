@@ -75,6 +75,33 @@ pub(crate) fn random_ids(m: usize, k: usize, permutations: usize, seed: u64) -> 
     out
 }
 
+/// How many draws of `rids` (rows of `k_max` ids; id j stands for unit j, or j + 1 when
+/// j >= i) give unit i's `k` drawn neighbours a sum s with `sign * (s - observed) >= 0`.
+pub(crate) fn draws_at_least(
+    y: &[f64],
+    rids: &[u32],
+    k_max: usize,
+    (i, k): (usize, usize),
+    observed: f64,
+    sign: f64,
+) -> usize {
+    rids.chunks_exact(k_max)
+        .filter(|ids| {
+            let s: f64 = ids[..k]
+                .iter()
+                .map(|&j| y[j as usize + usize::from(j as usize >= i)])
+                .sum();
+            sign * (s - observed) >= 0.0
+        })
+        .count()
+}
+
+/// esda's folded pseudo p-value: (min(larger, P - larger) + 1) / (P + 1).
+pub(crate) fn folded_p(larger: usize, permutations: usize) -> f64 {
+    let extreme = larger.min(permutations - larger);
+    (extreme as f64 + 1.0) / (permutations as f64 + 1.0)
+}
+
 /// Local I values alone (no inference), PySAL's `Is`.
 pub fn local_i(y: &[f64], w: &Weights) -> (Vec<f64>, Vec<f64>) {
     let n = y.len();
@@ -136,18 +163,10 @@ pub fn local_moran(
             // ordered (comparing two floating I values would decide ties by rounding).
             let sign = z[i].signum() * f64::from(u8::from(z[i] != 0.0));
             let observed: f64 = w.row(i).iter().map(|&j| y[j as usize]).sum();
-            let larger = rids
-                .chunks_exact(k_max)
-                .filter(|ids| {
-                    let s: f64 = ids[..k]
-                        .iter()
-                        .map(|&j| y[j as usize + usize::from(j as usize >= i)])
-                        .sum();
-                    sign * (s - observed) >= 0.0
-                })
-                .count();
-            let extreme = larger.min(permutations - larger);
-            (extreme as f64 + 1.0) / (permutations as f64 + 1.0)
+            folded_p(
+                draws_at_least(y, &rids, k_max, (i, k), observed, sign),
+                permutations,
+            )
         })
         .collect();
     let quadrant = z

@@ -335,17 +335,15 @@ pub fn patrol(
         ..
     } = ctx;
     order.truncate(opts.top);
-    let ranked: Vec<(usize, bool)> = order.iter().map(|&i| (i, gi.bin[i] > 0)).collect();
     let units_with_incidents = study.counts.iter().filter(|c| **c > 0.0).count();
-    let order: Vec<usize> = ranked.iter().map(|r| r.0).collect();
     let cumulative = pai::cumulative(&study.counts, &study.area_km2, &order);
     let names = place_names(&study, &incidents, &order);
-    let places = ranked
+    let places = order
         .iter()
         .zip(cumulative)
         .zip(names)
         .enumerate()
-        .map(|(r, ((&(i, significant), (share, pai)), names))| Place {
+        .map(|(r, ((&i, (share, pai)), names))| Place {
             rank: r + 1,
             unit: i,
             code: study.codes[i].clone(),
@@ -357,7 +355,7 @@ pub fn patrol(
             z: gi.z[i],
             p: gi.p[i],
             bin: gi.bin[i],
-            significant,
+            significant: gi.bin[i] > 0,
             recent: recent[i],
             trend: trend.as_ref().map(|t| t[i]),
             area_km2: study.area_km2[i],

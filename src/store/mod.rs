@@ -341,18 +341,15 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut rows = q.query([]).map_err(|e| self.err(e))?;
         while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let get = |k: usize| r.get::<_, i64>(k);
+            let int = |k: usize| r.get::<_, i64>(k).map_err(|e| self.err(e));
             let day: Option<i64> = r.get(3).map_err(|e| self.err(e))?;
-            let (c, s, m, x, y) =
-                (|| Ok::<_, rusqlite::Error>((get(0)?, get(1)?, get(2)?, get(4)?, get(5)?)))()
-                    .map_err(|e| self.err(e))?;
             f(
-                u8::try_from(c).unwrap_or(u8::MAX),
-                u8::try_from(s).unwrap_or(0),
-                u16::try_from(m).unwrap_or(u16::MAX),
+                u8::try_from(int(0)?).unwrap_or(u8::MAX),
+                u8::try_from(int(1)?).unwrap_or(0),
+                u16::try_from(int(2)?).unwrap_or(u16::MAX),
                 day.and_then(|d| i32::try_from(d).ok()),
-                i32::try_from(x).unwrap_or(i32::MAX),
-                i32::try_from(y).unwrap_or(i32::MAX),
+                i32::try_from(int(4)?).unwrap_or(i32::MAX),
+                i32::try_from(int(5)?).unwrap_or(i32::MAX),
             );
         }
         Ok(())
