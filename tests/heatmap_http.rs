@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use axum::body::{Body, to_bytes};
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use hotspot::model::CrimeType;
-use hotspot::serve::tile::{TileCoord, lonlat_to_mercator, mercator_to_lonlat};
+use hotspot::serve::tile::{TileCoord, mercator_to_lonlat};
 use hotspot::serve::tiles::heatmap::{Ramp, empty_png};
 use hotspot::serve::{AppState, Settings, load_or_seed, router};
 use hotspot::spatial::bng::wgs84_to_bng;
@@ -74,12 +74,7 @@ async fn get_json(uri: &str) -> Value {
 }
 
 fn tile_at(lon: f64, lat: f64, z: u8) -> TileCoord {
-    const HALF: f64 = 20_037_508.342_789_244;
-    let (mx, my) = lonlat_to_mercator(lon, lat);
-    let n = f64::from(1u32 << z);
-    let x = ((mx + HALF) / (2.0 * HALF) * n) as u32;
-    let y = ((HALF - my) / (2.0 * HALF) * n) as u32;
-    TileCoord::new(u32::from(z), x, y).expect("in range")
+    TileCoord::containing(lon, lat, z).expect("in range")
 }
 
 fn url(t: TileCoord, query: &str) -> String {

@@ -35,6 +35,22 @@ impl TileCoord {
         Ok(TileCoord { z: z as u8, x, y })
     }
 
+    /// The tile of zoom `z` holding (`lon`, `lat`), or None off the Web Mercator grid
+    /// (or above [`MAX_ZOOM`]).
+    pub fn containing(lon: f64, lat: f64, z: u8) -> Option<Self> {
+        const HALF: f64 = 20_037_508.342_789_244;
+        let (mx, my) = lonlat_to_mercator(lon, lat);
+        let n = f64::from(1u32 << z.min(31));
+        let (x, y) = (
+            (mx + HALF) / (2.0 * HALF) * n,
+            (HALF - my) / (2.0 * HALF) * n,
+        );
+        if !(x >= 0.0 && y >= 0.0 && x < n && y < n) {
+            return None;
+        }
+        Self::new(u32::from(z), x as u32, y as u32).ok()
+    }
+
     /// Parses `y` with its extension (`"12.png"`) against the expected extension.
     ///
     /// # Errors

@@ -555,16 +555,10 @@ pub fn render(surface: &PublicSurface, tile: TileCoord, ramp: Ramp, max_per_m2: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::tile::lonlat_to_mercator;
     use crate::spatial::bng::bng_to_wgs84;
 
     fn tile_at(lon: f64, lat: f64, z: u8) -> TileCoord {
-        let (mx, my) = lonlat_to_mercator(lon, lat);
-        const HALF: f64 = 20_037_508.342_789_244;
-        let n = f64::from(1u32 << z);
-        let x = ((mx + HALF) / (2.0 * HALF) * n) as u32;
-        let y = ((HALF - my) / (2.0 * HALF) * n) as u32;
-        TileCoord::new(u32::from(z), x, y).expect("in range")
+        TileCoord::containing(lon, lat, z).expect("in range")
     }
 
     fn fixtures() -> AnalysisStore {

@@ -533,15 +533,9 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::serve::tile::lonlat_to_mercator;
 
     fn tile_at(lon: f64, lat: f64, z: u8) -> TileCoord {
-        let (mx, my) = lonlat_to_mercator(lon, lat);
-        const HALF: f64 = 20_037_508.342_789_244;
-        let n = f64::from(1u32 << z);
-        let x = ((mx + HALF) / (2.0 * HALF) * n) as u32;
-        let y = ((HALF - my) / (2.0 * HALF) * n) as u32;
-        TileCoord::new(u32::from(z), x, y).expect("in range")
+        TileCoord::containing(lon, lat, z).expect("in range")
     }
 
     /// Largest distance (m) between interpolated and exact pixel centres over a tile.
