@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
-use geo::{Distance, Euclidean, Point};
+use geo::{Distance, Euclidean, Intersects, Point};
 use h3o::{LatLng, Resolution};
 use hotspot::analysis::aggregate::aggregate;
 use hotspot::analysis::{AnalysisStore, Builder, Filter, Query, TimeBin, Unit, UnitKey};
@@ -61,16 +61,43 @@ fn build(c: &Case) -> AnalysisStore {
     b.finish(GEO.clone())
 }
 
-/// LSOA by testing every polygon, then the nearest within the snap tolerance.
-fn lsoa_brute(lon: f64, lat: f64) -> Option<u32> {
-    let g = &GEO.lsoas;
-    g.locate_brute_force(lon, lat).or_else(|| {
+/// In `set`, the unit containing the point by testing every polygon, then the nearest
+/// within the snap tolerance.
+fn unit_brute(set: &hotspot::spatial::BoundarySet, lon: f64, lat: f64) -> Option<u32> {
+    set.locate_brute_force(lon, lat).or_else(|| {
         let p = Point::new(lon, lat);
-        (0..g.len() as u32)
-            .map(|i| (Euclidean.distance(&p, &g.polygons[i as usize]), i))
+        (0..set.len() as u32)
+            .map(|i| (Euclidean.distance(&p, &set.polygons[i as usize]), i))
             .filter(|(d, _)| *d <= SNAP_TOLERANCE_DEG)
             .min_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)))
             .map(|(_, i)| i)
+    })
+}
+
+/// The 2011 LSOA of a point as `Geography::place` documents it, by brute force: a 2011
+/// polygon (or the nearest within the tolerance); else a 2021 one, then of the 2011 LSOAs
+/// the ONS lookup links to it the one containing the point, else the nearest. The 2021
+/// fallback matters where the two generalised coastlines differ.
+fn lsoa_brute(lon: f64, lat: f64) -> Option<u32> {
+    unit_brute(&GEO.lsoas, lon, lat).or_else(|| {
+        let b = unit_brute(&GEO.lsoas21, lon, lat)?;
+        let candidates = &GEO.to11[b as usize];
+        let p = Point::new(lon, lat);
+        let poly = |c: u16| &GEO.lsoas.polygons[usize::from(c)];
+        candidates
+            .iter()
+            .copied()
+            .find(|&c| poly(c).intersects(&p))
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .map(|c| (Euclidean.distance(&p, poly(c)), c))
+                    .min_by(|x, y| x.0.total_cmp(&y.0).then(x.1.cmp(&y.1)))
+                    .map(|(_, c)| c)
+            })
+            .or(candidates.first().copied())
+            .map(u32::from)
     })
 }
 
