@@ -418,3 +418,142 @@ async fn bad_input_is_4xx_never_500() {
         );
     }
 }
+
+async fn public_json(uri: &str) -> Value {
+    let req = Request::builder()
+        .uri(uri)
+        .header(header::HOST, "web.test")
+        .body(Body::empty())
+        .expect("request");
+    let res = router(STATE.clone()).oneshot(req).await.expect("response");
+    assert_eq!(res.status(), StatusCode::OK, "{uri}");
+    let body = to_bytes(res.into_body(), usize::MAX).await.expect("body");
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+fn places_of(doc: &Value) -> &Vec<Value> {
+    doc["places"].as_array().expect("places")
+}
+
+#[tokio::test]
+async fn place_search_finds_postcodes_towns_and_districts() {
+    let d = json("/map/api/places?q=bb11ae").await;
+    let p = &places_of(&d)[0];
+    assert_eq!(
+        (p["name"].as_str(), p["kind"].as_str()),
+        (Some("BB1 1AE"), Some("postcode"))
+    );
+    // OS Code-Point Open's BB1 1AE (369997, 427645) through OSTN15: in Blackburn with
+    // Darwen's polygon, within 2 km of GeoNames' point for Blackburn.
+    let (lon, lat) = (p["lon"].as_f64().unwrap(), p["lat"].as_f64().unwrap());
+    let g = &STATE.store().geography;
+    let (_, d) = g.locate(lon, lat);
+    assert_eq!(g.districts.names[usize::from(d)], "Blackburn with Darwen");
+    let town = json("/map/api/places?q=Blackburn").await;
+    let town = places_of(&town)
+        .iter()
+        .find(|p| p["kind"] == "town")
+        .expect("Blackburn");
+    let km = |a: f64, b: f64| {
+        let dx = (a - town["lon"].as_f64().unwrap()) * 111.32 * lat.to_radians().cos();
+        let dy = (b - town["lat"].as_f64().unwrap()) * 110.57;
+        dx.hypot(dy)
+    };
+    assert!(km(lon, lat) < 2.0, "{lon} {lat}: {} km", km(lon, lat));
+    let d = json("/map/api/places?q=Lancaster").await;
+    let kinds: Vec<&str> = places_of(&d)
+        .iter()
+        .take(2)
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["district", "town"]);
+    assert!(
+        places_of(&d)[0]["bbox"]
+            .as_array()
+            .is_some_and(|b| b.len() == 4)
+    );
+    let d = json("/map/api/places?q=Garstang").await;
+    assert_eq!(places_of(&d)[0]["district"], "Wyre");
+    assert!(places_of(&json("/map/api/places?q=").await).is_empty());
+    for bad in ["limit=0", "limit=26", "limit=x", "q=a&zoom=3"] {
+        let (status, _, _) = get(&format!("/map/api/places?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    let long = "x".repeat(101);
+    assert_eq!(
+        get(&format!("/map/api/places?q={long}")).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+/// Streets come from the data's snap points; the public is offered a street only when
+/// its snap points hold at least k incidents outside the sensitive categories, checked
+/// against a brute-force count over the store for every street name in the data.
+#[tokio::test]
+async fn public_street_suggestions_never_reveal_a_street_with_fewer_than_k_incidents() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let store = STATE.store();
+    let d = &STATE.settings().disclosure;
+    let (k, sensitive) = (d.k, d.sensitive_types());
+    let locs = &store.locations;
+    let name_of = |i: usize| {
+        let t = locs.street[i].trim();
+        t.strip_prefix("On or near ")
+            .unwrap_or(t)
+            .trim()
+            .to_string()
+    };
+    let district_of = |i: usize| {
+        store
+            .geography
+            .districts
+            .names
+            .get(usize::from(locs.district[i]))
+            .cloned()
+    };
+    let mut all: BTreeMap<(String, Option<String>), (u64, u64)> = BTreeMap::new();
+    for i in 0..locs.len() {
+        if !name_of(i).is_empty() {
+            all.entry((name_of(i), district_of(i))).or_default();
+        }
+    }
+    for (&l, &t) in store.incidents.loc.iter().zip(&store.incidents.ctype) {
+        let key = (name_of(l as usize), district_of(l as usize));
+        if let Some(c) = all.get_mut(&key) {
+            c.0 += 1;
+            if !sensitive.contains_code(t) {
+                c.1 += 1;
+            }
+        }
+    }
+    let names: BTreeSet<&String> = all.keys().map(|(n, _)| n).collect();
+    assert!(names.len() > 50, "{} street names", names.len());
+    let (mut hidden, mut shown) = (0, 0);
+    for name in names.iter().step_by((names.len() / 60).max(1)) {
+        let q = name
+            .replace(' ', "%20")
+            .replace('&', "%26")
+            .replace('\'', "%27");
+        let uri = format!("/map/api/places?q={q}&limit=25");
+        let streets = |doc: &Value| -> BTreeSet<(String, Option<String>)> {
+            places_of(doc)
+                .iter()
+                .filter(|p| p["kind"] == "street" && p["name"] == name.as_str())
+                .map(|p| (name.to_string(), p["district"].as_str().map(str::to_string)))
+                .collect()
+        };
+        let analyst = json(&uri).await;
+        if places_of(&analyst).len() == 25 {
+            continue; // truncated: the set is not the whole answer
+        }
+        let a = streets(&analyst);
+        let expected_all: BTreeSet<_> = all.keys().filter(|(n, _)| n == *name).cloned().collect();
+        assert_eq!(a, expected_all, "analyst, {name}");
+        let p = streets(&public_json(&uri).await);
+        let expected: BTreeSet<_> = a.iter().filter(|key| all[*key].1 >= k).cloned().collect();
+        assert_eq!(p, expected, "public, {name}");
+        hidden += a.len() - p.len();
+        shown += p.len();
+    }
+    assert!(hidden > 0 && shown > 0, "hidden {hidden}, shown {shown}");
+}

@@ -6,6 +6,7 @@
 pub mod bng;
 pub mod boundaries;
 pub mod derive;
+pub mod gazetteer;
 pub mod geography;
 pub mod geojson_out;
 

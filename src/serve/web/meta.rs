@@ -1,7 +1,7 @@
 //! `/map/api/meta`: what the map's controls offer, from the data: the crime types present
 //! (with counts, and per type the records without a location or outside the study area
 //! that no layer maps), road collisions by STATS19 severity, the months covered, the
-//! districts and the study area's bounds. `missing` lists the months inside that span some
+//! districts (with their extents, for the district control's zoom) and the study area's bounds. `missing` lists the months inside that span some
 //! force did not publish for the default (all incidents) filter (`crate::coverage`): no
 //! data, never zero.
 
@@ -57,7 +57,12 @@ pub fn meta(store: &AnalysisStore) -> Value {
         .collect();
     let g = &store.geography;
     let districts: Vec<Value> = (0..g.districts.len())
-        .map(|i| json!({ "code": g.districts.codes[i], "name": g.districts.names[i] }))
+        .map(|i| {
+            let bbox = g.districts.polygons[i]
+                .bounding_rect()
+                .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
+            json!({ "code": g.districts.codes[i], "name": g.districts.names[i], "bbox": bbox })
+        })
         .collect();
     let bounds = g
         .county

@@ -6,6 +6,7 @@
 //! | `/map/api/meta` | crime types present, months, districts, bounds (`meta.rs`) |
 //! | `/map/api/cells?types=&from=&to=&district=&res=&method=&fdr=` | GeoJSON H3 cells at resolution `res` (6-10) with `method` counts, gistar or moran (`cells.rs`) |
 //! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend (`details.rs`) |
+//! | `/map/api/places?q=&limit=` | the search box: districts, LSOAs, towns, postcodes and the data's streets (`places.rs`) |
 //!
 //! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
 //! boundary vector tiles and the OGC collections (districts, LSOAs, patrol). `/` stays the
@@ -16,6 +17,7 @@ mod assets;
 mod cells;
 mod details;
 mod meta;
+mod places;
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -49,6 +51,7 @@ pub fn routes() -> Routes {
         .route("/map/api/meta", public, get(meta_json))
         .route("/map/api/cells", public, get(cells_geojson))
         .route("/map/api/details", public, get(details_json))
+        .route("/map/api/places", public, get(places_json))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -167,5 +170,43 @@ async fn details_json(
         Ok(doc)
     })
     .await??;
+    json_body(&doc, &headers)
+}
+
+async fn places_json(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let p = params::parse(query.as_deref(), &["q", "limit"])?;
+    let q = p.get("q").cloned().unwrap_or_default();
+    if q.chars().count() > 100 {
+        return Err(AppError::BadRequest(
+            "parameter 'q': at most 100 characters".into(),
+        ));
+    }
+    let limit = match p.get("limit") {
+        None => 8,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=places::MAX_LIMIT).contains(n))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "parameter 'limit': a whole number from 1 to {}",
+                    places::MAX_LIMIT
+                ))
+            })?,
+    };
+    let k = principal_of(principal)
+        .role
+        .disclosure_controlled()
+        .then(|| {
+            let d = &state.settings().disclosure;
+            (d.k, d.sensitive_types())
+        });
+    let store = state.store();
+    let doc = blocking(move || places::places(&store, &q, limit, k)).await?;
     json_body(&doc, &headers)
 }

@@ -1,0 +1,351 @@
+//! The offline gazetteer the web map searches: districts and LSOAs (from the bundled
+//! boundaries), towns and villages (GeoNames, `boundaries/places/geonames.csv`), postcodes
+//! (OS Code-Point Open, `boundaries/places/postcodes.csv`, BNG converted through OSTN15) and
+//! the street names police.uk gives its snap points ("On or near ..."), which the caller
+//! supplies from the data.
+//!
+//! Matching is case- and space-insensitive: a name matches when it equals the query, starts
+//! with it, or has a word that starts with it; a postcode when its compact form starts with
+//! the query's. Results are ordered by how well they match, then by kind (district, town
+//! by population, postcode, LSOA, street), then by name.
+
+use std::sync::OnceLock;
+
+use geo::BoundingRect;
+use serde::Serialize;
+
+use super::{Geography, bng};
+
+const POSTCODES: &str = include_str!("../../boundaries/places/postcodes.csv");
+const GEONAMES: &str = include_str!("../../boundaries/places/geonames.csv");
+
+/// What a place is (the order is the tie-break order of results).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    District,
+    Town,
+    Postcode,
+    Lsoa,
+    Street,
+}
+
+/// One searchable place.
+#[derive(Debug, Clone, Serialize)]
+pub struct Place {
+    pub name: String,
+    pub kind: Kind,
+    /// The district it is in, where known.
+    pub district: Option<String>,
+    pub lon: f64,
+    pub lat: f64,
+    /// `[west, south, east, north]` for areas and streets; points have none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bbox: Option<[f64; 4]>,
+    /// Towns: GeoNames population (orders towns, sizes labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub population: Option<u64>,
+}
+
+/// Lower case, single spaces, trimmed.
+pub fn normalise(s: &str) -> String {
+    s.split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn compact(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_whitespace())
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// How well `name` matches the normalised query: 0 exact, 1 prefix, 2 a word's prefix.
+pub(crate) fn name_match(name: &str, q: &str) -> Option<u8> {
+    let n = normalise(name);
+    if n == q {
+        Some(0)
+    } else if n.starts_with(q) {
+        Some(1)
+    } else if n
+        .match_indices(q)
+        .any(|(i, _)| n[..i].ends_with([' ', '-', '(', '\'']))
+    {
+        Some(2)
+    } else {
+        None
+    }
+}
+
+/// The places that do not depend on the data, built once.
+pub fn fixed(geo: &Geography) -> &'static [Place] {
+    static PLACES: OnceLock<Vec<Place>> = OnceLock::new();
+    PLACES.get_or_init(|| build_fixed(geo))
+}
+
+fn bbox_of(mp: &geo::MultiPolygon<f64>) -> Option<[f64; 4]> {
+    mp.bounding_rect()
+        .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
+}
+
+fn area_places(
+    set: &super::BoundarySet,
+    kind: Kind,
+    district: impl Fn(usize) -> Option<String>,
+) -> Vec<Place> {
+    (0..set.len())
+        .filter_map(|i| {
+            let b = bbox_of(&set.polygons[i])?;
+            Some(Place {
+                name: set.names[i].clone(),
+                kind,
+                district: district(i),
+                lon: (b[0] + b[2]) / 2.0,
+                lat: (b[1] + b[3]) / 2.0,
+                bbox: Some(b),
+                population: None,
+            })
+        })
+        .collect()
+}
+
+fn build_fixed(geo: &Geography) -> Vec<Place> {
+    let dname = |d: u8| geo.districts.names.get(usize::from(d)).cloned();
+    let mut out = area_places(&geo.districts, Kind::District, |_| None);
+    out.extend(area_places(&geo.lsoas21, Kind::Lsoa, |i| {
+        geo.lsoa21_district.get(i).and_then(|&d| dname(d))
+    }));
+    // Towns: name,lon,lat,population,geonameid,in_lancashire_14,district
+    for line in GEONAMES.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(name), Some(lon), Some(lat), Some(pop)) = (
+            f.first(),
+            f.get(1).and_then(|v| v.parse().ok()),
+            f.get(2).and_then(|v| v.parse().ok()),
+            f.get(3).and_then(|v| v.parse().ok()),
+        ) else {
+            continue;
+        };
+        let district = f.get(6).filter(|d| !d.is_empty()).map(|d| d.to_string());
+        out.push(Place {
+            name: name.to_string(),
+            kind: Kind::Town,
+            district,
+            lon,
+            lat,
+            bbox: None,
+            population: Some(pop),
+        });
+    }
+    // Postcodes: postcode,easting,northing,positional_quality,lad_code,district
+    for line in POSTCODES.lines().skip(1) {
+        let f: Vec<&str> = line.split(',').collect();
+        let (Some(pc), Some(e), Some(n)) = (
+            f.first(),
+            f.get(1).and_then(|v| v.parse::<f64>().ok()),
+            f.get(2).and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        let Ok((lon, lat)) = bng::bng_to_wgs84(e, n) else {
+            continue;
+        };
+        out.push(Place {
+            name: pc.to_string(),
+            kind: Kind::Postcode,
+            district: f.get(5).map(|d| d.to_string()),
+            lon,
+            lat,
+            bbox: None,
+            population: None,
+        });
+    }
+    out
+}
+
+/// The streets of a data set: one place per (street name, district), at the snap point
+/// nearest the mean of its snap points, with their extent.
+pub struct StreetPoint<'a> {
+    pub name: &'a str,
+    pub district: Option<String>,
+    pub lon: f64,
+    pub lat: f64,
+}
+
+/// Groups snap points into streets.
+pub fn streets(points: &[StreetPoint<'_>]) -> Vec<Place> {
+    let mut by: std::collections::BTreeMap<(&str, Option<&str>), Vec<usize>> =
+        std::collections::BTreeMap::new();
+    for (i, p) in points.iter().enumerate() {
+        by.entry((p.name, p.district.as_deref()))
+            .or_default()
+            .push(i);
+    }
+    by.into_iter()
+        .map(|((name, district), ids)| {
+            let n = ids.len() as f64;
+            let mx = ids.iter().map(|&i| points[i].lon).sum::<f64>() / n;
+            let my = ids.iter().map(|&i| points[i].lat).sum::<f64>() / n;
+            let d2 = |i: usize| (points[i].lon - mx).powi(2) + (points[i].lat - my).powi(2);
+            let best = ids
+                .iter()
+                .copied()
+                .min_by(|&a, &b| d2(a).total_cmp(&d2(b)))
+                .unwrap_or(ids[0]);
+            let fold = |f: fn(f64, f64) -> f64, g: fn(&StreetPoint<'_>) -> f64, init: f64| {
+                ids.iter().map(|&i| g(&points[i])).fold(init, f)
+            };
+            let bbox = [
+                fold(f64::min, |p| p.lon, f64::INFINITY),
+                fold(f64::min, |p| p.lat, f64::INFINITY),
+                fold(f64::max, |p| p.lon, f64::NEG_INFINITY),
+                fold(f64::max, |p| p.lat, f64::NEG_INFINITY),
+            ];
+            Place {
+                name: name.to_string(),
+                kind: Kind::Street,
+                district: district.map(str::to_string),
+                lon: points[best].lon,
+                lat: points[best].lat,
+                bbox: Some(bbox),
+                population: None,
+            }
+        })
+        .collect()
+}
+
+/// The best `limit` matches of `query` among `places` (an empty query matches nothing).
+pub fn search<'a>(
+    places: impl IntoIterator<Item = &'a Place>,
+    query: &str,
+    limit: usize,
+) -> Vec<&'a Place> {
+    let q = normalise(query);
+    if q.is_empty() {
+        return Vec::new();
+    }
+    let qc = compact(query);
+    let mut hits: Vec<(u8, &Place)> = places
+        .into_iter()
+        .filter_map(|p| {
+            let m = if p.kind == Kind::Postcode {
+                let pc = compact(&p.name);
+                if pc == qc {
+                    Some(0)
+                } else if qc.len() >= 2 && pc.starts_with(&qc) {
+                    Some(1)
+                } else {
+                    None
+                }
+            } else {
+                name_match(&p.name, &q)
+            };
+            m.map(|m| (m, p))
+        })
+        .collect();
+    hits.sort_by(|(ma, a), (mb, b)| {
+        ma.cmp(mb)
+            .then(a.kind.cmp(&b.kind))
+            .then(b.population.cmp(&a.population))
+            .then(a.name.cmp(&b.name))
+            .then(a.district.cmp(&b.district))
+    });
+    hits.into_iter().take(limit).map(|(_, p)| p).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geo() -> &'static Geography {
+        static G: OnceLock<Geography> = OnceLock::new();
+        G.get_or_init(|| Geography::bundled().expect("bundled"))
+    }
+
+    #[test]
+    fn a_postcode_is_found_with_or_without_its_space_and_lies_in_its_district() {
+        let g = geo();
+        for q in ["PR1 2HE", "pr12he", " pr1  2he "] {
+            let hits = search(fixed(g), q, 5);
+            let p = hits.first().expect("a hit");
+            assert_eq!(p.name, "PR1 2HE", "{q}");
+            assert_eq!(p.kind, Kind::Postcode);
+            // OSTN15 puts it inside Preston's polygon (the file's own district).
+            let (_, d) = g.locate(p.lon, p.lat);
+            assert_eq!(g.districts.names[usize::from(d)], "Preston");
+        }
+    }
+
+    #[test]
+    fn every_bundled_postcode_converts_and_most_lie_in_their_own_district() {
+        let g = geo();
+        let pcs: Vec<&Place> = fixed(g)
+            .iter()
+            .filter(|p| p.kind == Kind::Postcode)
+            .collect();
+        assert_eq!(pcs.len(), POSTCODES.lines().count() - 1);
+        let agree = pcs
+            .iter()
+            .filter(|p| {
+                let (_, d) = g.locate(p.lon, p.lat);
+                g.districts.names.get(usize::from(d)) == p.district.as_ref()
+            })
+            .count();
+        // Code-Point Open's district is its own; generalised boundaries move a few.
+        assert!(agree * 100 >= pcs.len() * 98, "{agree} of {}", pcs.len());
+    }
+
+    #[test]
+    fn towns_rank_by_match_then_population() {
+        let hits = search(fixed(geo()), "pres", 3);
+        assert_eq!(hits[0].name, "Preston");
+        assert_eq!(hits[0].kind, Kind::District);
+        assert_eq!(hits[1].name, "Preston");
+        assert_eq!(hits[1].kind, Kind::Town);
+        let hits = search(fixed(geo()), "Black", 4);
+        let names: Vec<&str> = hits.iter().map(|p| p.name.as_str()).collect();
+        assert!(names.contains(&"Blackpool"), "{names:?}");
+        assert!(search(fixed(geo()), "   ", 5).is_empty());
+        assert!(search(fixed(geo()), "zzzzqqq", 5).is_empty());
+    }
+
+    #[test]
+    fn streets_are_one_place_per_name_and_district_at_one_of_their_snap_points() {
+        let pts = [
+            StreetPoint {
+                name: "High Street",
+                district: Some("A".into()),
+                lon: 0.0,
+                lat: 0.0,
+            },
+            StreetPoint {
+                name: "High Street",
+                district: Some("A".into()),
+                lon: 0.002,
+                lat: 0.0,
+            },
+            StreetPoint {
+                name: "High Street",
+                district: Some("A".into()),
+                lon: 0.0011,
+                lat: 0.0,
+            },
+            StreetPoint {
+                name: "High Street",
+                district: Some("B".into()),
+                lon: 5.0,
+                lat: 5.0,
+            },
+        ];
+        let s = streets(&pts);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[0].lon, s[0].lat), (0.0011, 0.0));
+        assert_eq!(s[0].bbox, Some([0.0, 0.0, 0.002, 0.0]));
+        let hits = search(&s, "high st", 5);
+        assert_eq!(hits.len(), 2);
+        assert_eq!(search(&s, "street", 5).len(), 2);
+        assert!(search(&s, "igh", 5).is_empty());
+    }
+}
