@@ -223,7 +223,7 @@ function typeBoxes() {
 /** State -> controls. */
 function writeControls() {
   const s = app.state;
-  const all = s.types.length === 0;
+  const all = s.types.length === 0 && !s.none;
   for (const cb of typeBoxes()) {
     const [type, severity] = cb.value.split(':');
     cb.checked = (all || s.types.includes(type))
@@ -286,6 +286,8 @@ function readControls() {
   const roads = boxes.filter((b) => b.value.startsWith(`${ROAD}:`));
   const roadsOn = roads.filter((b) => b.checked).map((b) => b.value.slice(ROAD.length + 1));
   s.types = on.length === boxes.length ? [] : [...new Set(on.map((v) => v.split(':')[0]))];
+  // No box ticked is no crime type, not every type (an empty list means all).
+  s.none = on.length === 0;
   // Severities only when some but not all are chosen (none chosen: no road collisions).
   s.severity = roadsOn.length && roadsOn.length < roads.length ? roadsOn : [];
   const clampMonth = (v, d) => (/^\d{4}-\d{2}$/.test(v) ? v : d);
@@ -325,6 +327,7 @@ function wireControls() {
       }
     }
     if (t.id === 'single' && !t.checked) stopPlay();
+    if (t.id === 'district') zoomToDistrict(t.value);
     syncGroups();
     readControls();
     writeSlider();
@@ -578,6 +581,7 @@ function doRefresh() {
   setVisible('patrol-casing', s.patrol);
   setVisible('patrol-line', s.patrol);
   describe();
+  if (s.none) return showNothing();
   const jobs = [loadCells(), loadPatrol(), loadAreas(), loadHeatLegend()];
   const n = ++app.refreshes;
   return Promise.all(jobs).then(() => {
@@ -591,8 +595,30 @@ function doRefresh() {
   });
 }
 
+/** No crime type chosen: no layer asks the server, every layer and legend is empty. */
+function showNothing() {
+  for (const id of ['heat', 'cells-fill', 'cells-line', 'cells-withheld', 'emerging-fill', 'areas-fill', 'areas-withheld', 'patrol-casing', 'patrol-line']) {
+    setVisible(id, false);
+  }
+  for (const k of Object.keys(legends)) legends[k] = null;
+  drawLegends();
+  renderPatrol(null);
+  $('patrol-note').textContent = 'No crime type chosen.';
+  app.seq.cells += 1;
+  app.seq.patrol += 1;
+  app.seq.areas += 1;
+  app.seq.legend += 1;
+  document.body.dataset.ready = String(Date.now());
+  app.changeStart = null;
+  return Promise.resolve();
+}
+
 function describe() {
   const s = app.state;
+  if (s.none) {
+    status('No crime types chosen: tick one or more under Crime types (or All).');
+    return;
+  }
   let types = s.types.length ? `${s.types.length} crime type${s.types.length > 1 ? 's' : ''}` : 'all crime types';
   if (s.severity.length && (!s.types.length || s.types.includes(ROAD))) {
     types += ` (road collisions: ${s.severity.join(', ')})`;
@@ -806,6 +832,107 @@ function zoomTo(feature) {
   app.map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 80, maxZoom: 15 });
 }
 
+function zoomToDistrict(code) {
+  const d = app.meta.districts.find((x) => x.code === code);
+  const b = d ? d.bbox : app.meta.bounds;
+  if (b) app.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 20, duration: 800 });
+}
+
+// ---- place search (the server's gazetteer: districts, LSOAs, towns, postcodes, streets) ----
+
+const KIND_LABEL = { district: 'district', town: 'town', postcode: 'postcode', lsoa: 'LSOA', street: 'street' };
+const KIND_ZOOM = { town: 13, postcode: 16, street: 16 };
+let searchSeq = 0;
+let searchMarker = null;
+
+function placeLabel(p) {
+  return `${p.name}${p.district && p.district !== p.name ? `, ${p.district}` : ''}`;
+}
+
+/** Flies to a place: areas (and short streets) to their extent, points to a zoom by kind. */
+function goToPlace(p) {
+  const map = app.map;
+  const b = p.bbox;
+  const small = b && (b[2] - b[0]) < 0.02 && (b[3] - b[1]) < 0.012;
+  if (b && (p.kind === 'district' || p.kind === 'lsoa' || (p.kind === 'street' && small && b[2] > b[0]))) {
+    map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 60, maxZoom: 17, duration: 800 });
+  } else {
+    map.flyTo({ center: [p.lon, p.lat], zoom: KIND_ZOOM[p.kind] || 14, duration: 800 });
+  }
+  if (!searchMarker) searchMarker = new maplibregl.Marker({ color: '#1d2126' });
+  searchMarker.setLngLat([p.lon, p.lat]).addTo(map);
+  searchMarker.getElement().setAttribute('aria-label', placeLabel(p));
+  searchMarker.getElement().title = placeLabel(p);
+  $('search-q').value = placeLabel(p);
+  $('search-results').hidden = true;
+  $('search-state').textContent = `Showing ${placeLabel(p)}`;
+  app.lastPlace = p;
+}
+
+async function searchPlaces(q) {
+  const n = ++searchSeq;
+  if (q.trim().length < 2) {
+    $('search-results').hidden = true;
+    return [];
+  }
+  let places = [];
+  try {
+    places = (await getJson(`api/places?q=${encodeURIComponent(q)}&limit=8`)).places;
+  } catch (e) {
+    $('search-state').textContent = `Search: ${e.message}`;
+    return [];
+  }
+  if (n !== searchSeq) return null;
+  const list = $('search-results');
+  list.replaceChildren(...places.map((p) => {
+    const li = document.createElement('li');
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'place';
+    b.dataset.kind = p.kind;
+    b.append(placeLabel(p), ' ');
+    const k = document.createElement('span');
+    k.className = 'kind';
+    k.textContent = KIND_LABEL[p.kind] || p.kind;
+    b.append(k);
+    b.addEventListener('click', () => goToPlace(p));
+    li.append(b);
+    return li;
+  }));
+  list.hidden = places.length === 0;
+  $('search-state').textContent = places.length ? `${places.length} places found` : 'No place found';
+  return places;
+}
+
+function wireSearch() {
+  const input = $('search-q');
+  let timer = null;
+  input.addEventListener('input', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => searchPlaces(input.value), 150);
+  });
+  input.addEventListener('keydown', async (e) => {
+    if (e.key === 'Enter') {
+      e.preventDefault();
+      clearTimeout(timer);
+      const places = await searchPlaces(input.value);
+      if (places && places.length) goToPlace(places[0]);
+    } else if (e.key === 'ArrowDown') {
+      const first = $('search-results').querySelector('button');
+      if (first) { e.preventDefault(); first.focus(); }
+    } else if (e.key === 'Escape') {
+      $('search-results').hidden = true;
+    }
+  });
+  $('search-results').addEventListener('keydown', (e) => {
+    const buttons = [...$('search-results').querySelectorAll('button')];
+    const i = buttons.indexOf(document.activeElement);
+    if (e.key === 'ArrowDown' && i < buttons.length - 1) { e.preventDefault(); buttons[i + 1].focus(); }
+    if (e.key === 'ArrowUp') { e.preventDefault(); (i > 0 ? buttons[i - 1] : input).focus(); }
+    if (e.key === 'Escape') { $('search-results').hidden = true; input.focus(); }
+  });
+}
+
 // ---- details ----
 
 function openDetailsAt(point) {
@@ -889,6 +1016,7 @@ async function main() {
   buildControls();
   writeControls();
   wireControls();
+  wireSearch();
   await initMap();
   await doRefresh();
   probeOsm();

@@ -3,7 +3,8 @@
 // is not understood falls back to its default rather than breaking the page.
 
 export const DEFAULTS = {
-  types: [], // slugs; empty means every type
+  types: [], // slugs; empty means every type (unless `none`)
+  none: false, // no crime type chosen ("None"): nothing is drawn
   severity: [], // road collision severities (fatal, serious, slight, unknown); empty: all
   from: '', // YYYY-MM, empty: the first month of the data
   to: '',
@@ -37,7 +38,8 @@ export function fromQuery(search) {
   const q = new URLSearchParams(search);
   const s = structuredClone(DEFAULTS);
   const get = (k) => q.get(k);
-  if (get('types')) s.types = get('types').split(',').filter(Boolean);
+  if (get('types') === 'none') s.none = true;
+  else if (get('types')) s.types = get('types').split(',').filter(Boolean);
   if (get('severity')) s.severity = get('severity').split(',').filter(Boolean);
   for (const k of ['from', 'to', 'month']) if (MONTH.test(get(k) || '')) s[k] = get(k);
   if (get('district')) s.district = get('district');
@@ -56,7 +58,8 @@ export function fromQuery(search) {
 /** Writes the state as a query string (defaults left out, so links stay short). */
 export function toQuery(s) {
   const q = new URLSearchParams();
-  if (s.types.length) q.set('types', s.types.join(','));
+  if (s.none) q.set('types', 'none');
+  else if (s.types.length) q.set('types', s.types.join(','));
   if (s.severity.length) q.set('severity', s.severity.join(','));
   for (const k of ['from', 'to', 'month', 'district']) if (s[k]) q.set(k, s[k]);
   if (s.method !== DEFAULTS.method) q.set('method', s.method);

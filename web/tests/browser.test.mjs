@@ -375,3 +375,64 @@ test('entering an access key reloads the layers as that role', async () => {
   assert.deepEqual(page.errors, []);
   await page.close();
 });
+
+/** The map's centre and zoom once it has stopped moving. */
+async function view(page) {
+  await page.waitForFunction(() => !window.hotspotApp.map.isMoving(), null, { timeout: 20_000 });
+  return page.evaluate(() => {
+    const m = window.hotspotApp.map;
+    const c = m.getCenter();
+    return { lon: c.lng, lat: c.lat, zoom: m.getZoom() };
+  });
+}
+
+function km(a, lon, lat) {
+  const dx = (a.lon - lon) * 111.32 * Math.cos((lat * Math.PI) / 180);
+  const dy = (a.lat - lat) * 110.57;
+  return Math.hypot(dx, dy);
+}
+
+test('searching a postcode and a town flies there; choosing a district zooms to it', async () => {
+  const { page } = await open();
+  const input = page.locator('#search-q');
+  // A postcode typed without its space: Enter takes the best match.
+  await input.fill('pr12he');
+  await input.press('Enter');
+  const pc = (await (await fetch(`${server.url}api/places?q=PR1%202HE`)).json()).places[0];
+  let v = await view(page);
+  assert.ok(km(v, pc.lon, pc.lat) < 0.2 && v.zoom >= 15, `postcode: ${JSON.stringify(v)}`);
+  assert.match(await input.inputValue(), /PR1 2HE/);
+  // A town picked from the suggestions.
+  await input.fill('Garst');
+  await page.locator('#search-results button', { hasText: 'Garstang' }).first().click();
+  const town = (await (await fetch(`${server.url}api/places?q=Garstang`)).json()).places.find((p) => p.kind === 'town');
+  v = await view(page);
+  assert.ok(km(v, town.lon, town.lat) < 0.5 && v.zoom >= 12, `town: ${JSON.stringify(v)}`);
+  // The district control zooms to the district it filters to.
+  const preston = meta.districts.find((d) => d.name === 'Preston');
+  await change(page, () => page.selectOption('#district', preston.code));
+  v = await view(page);
+  const [w, s, e, n] = preston.bbox;
+  assert.ok(v.lon > w && v.lon < e && v.lat > s && v.lat < n && v.zoom > 9, `district: ${JSON.stringify(v)}`);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('"None" means no crime type: nothing drawn, the header says so, a link keeps it', async () => {
+  const { page } = await open();
+  await change(page, () => page.click('#types-none'));
+  assert.match(await page.locator('#status').textContent(), /No crime types chosen/);
+  assert.equal(await page.locator('#patrol-list li').count(), 0);
+  const visible = await page.evaluate(() => ['heat', 'cells-fill', 'patrol-line']
+    .filter((id) => window.hotspotApp.map.getLayoutProperty(id, 'visibility') !== 'none'));
+  assert.deepEqual(visible, []);
+  assert.match(page.url(), /types=none/);
+  const again = await open(new URL(page.url()).search.slice(1));
+  assert.match(await again.page.locator('#status').textContent(), /No crime types chosen/);
+  assert.equal(await again.page.locator('input[name=type]:checked').count(), 0);
+  await again.page.close();
+  await change(page, () => page.click('#types-all'));
+  assert.match(await page.locator('#status').textContent(), /all crime types/);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
