@@ -898,3 +898,42 @@ async fn the_filter_is_accepted_and_carried_everywhere() {
         assert_eq!(get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+/// `/` is the map for a browser and the OGC landing page for everything else: Chromium's
+/// and Firefox's navigation `Accept` get 303 to `/map/`; GDAL's (`application/json`),
+/// curl's (`*/*`), none, and `f=json` get the JSON, `f=html` the map.
+#[tokio::test]
+async fn the_root_is_the_map_for_browsers_and_json_for_clients() {
+    let chromium = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,*/*;q=0.8";
+    let firefox = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    for accept in [chromium, firefox] {
+        let r = get_with("/", &[(header::ACCEPT, accept)]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{accept}");
+        assert_eq!(r.headers[header::LOCATION], "/map/");
+        assert!(r.headers[header::VARY].to_str().unwrap().contains("Accept"));
+    }
+    for accept in [
+        "application/json",
+        "*/*",
+        "application/geo+json, text/html;q=0.5",
+    ] {
+        let r = get_with("/", &[(header::ACCEPT, accept)]).await;
+        assert_eq!(r.status, StatusCode::OK, "{accept}");
+        assert!(r.ctype().starts_with("application/json"), "{accept}");
+        let vary: Vec<&str> = r
+            .headers
+            .get_all(header::VARY)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        assert!(vary.iter().any(|v| v.contains("Accept")), "{vary:?}");
+    }
+    let r = get_with("/?f=json", &[(header::ACCEPT, chromium)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = get("/?f=html").await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        href(&get("/").await.json(), "alternate").as_deref(),
+        Some(&*format!("{BASE}/map/"))
+    );
+}

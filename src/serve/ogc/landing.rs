@@ -1,8 +1,12 @@
 //! `GET /` (the landing page) and `GET /conformance`.
+//!
+//! A browser asking for `/` (an `Accept` that names `text/html` and no JSON type, or
+//! `f=html`) is sent to the web map (303 See Other, `Vary: Accept`); every other client,
+//! GDAL's `OAPIF:` driver, OWSLib and curl among them, gets the JSON landing page.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::{JSON, OPENAPI, base_url, json_only, json_response, link, with_query};
@@ -15,12 +19,36 @@ pub const CONFORMS_TO: [&str; 3] = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ];
 
+/// Whether the caller wants a page for people: `f=html`, or an `Accept` naming
+/// `text/html` and no JSON type (browsers send `text/html,...,*/*;q=0.8`).
+fn wants_html(headers: &HeaderMap, query: Option<&str>) -> bool {
+    let f = query
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("f="));
+    if let Some(f) = f {
+        return f == "html";
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    accept.contains("text/html") && !accept.contains("json")
+}
+
 /// `GET /`.
 pub async fn landing(
     State(state): State<AppState>,
     headers: HeaderMap,
     uri: Uri,
 ) -> Result<Response, AppError> {
+    if wants_html(&headers, uri.query()) {
+        let mut res = (StatusCode::SEE_OTHER, [(header::LOCATION, "/map/")]).into_response();
+        res.headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("Accept"));
+        return Ok(res);
+    }
     let qs = json_only(uri.query(), &state.store())?;
     let base = base_url(&headers, &uri);
     let href = |path: &str| with_query(&format!("{base}{path}"), &qs);
@@ -34,9 +62,13 @@ pub async fn landing(
             link(href("/api"), "service-desc", OPENAPI, "the API definition"),
             link(href("/conformance"), "conformance", JSON, "conformance classes"),
             link(href("/collections"), "data", JSON, "the collections"),
+            link(format!("{base}/map/"), "alternate", "text/html", "the web map"),
         ],
     });
-    Ok(json_response(&headers, &doc, JSON))
+    let mut res = json_response(&headers, &doc, JSON);
+    res.headers_mut()
+        .append(header::VARY, HeaderValue::from_static("Accept"));
+    Ok(res)
 }
 
 /// `GET /conformance`.
