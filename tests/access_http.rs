@@ -227,6 +227,7 @@ fn cases() -> Vec<Case> {
             "/map/api/details?kind=district&id=Preston",
             Role::Public,
         ),
+        c("/map/api/places", "/map/api/places?q=church", Role::Public),
         Case {
             route: "/admin/ingest",
             method: Method::POST,

@@ -295,6 +295,7 @@ fn examples() -> Vec<(Method, &'static str, String)> {
             "/map/api/details",
             "/map/api/details?kind=district&id=Preston",
         ),
+        g("/map/api/places", "/map/api/places?q=church"),
         (
             Method::POST,
             "/admin/ingest",
