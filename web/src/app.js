@@ -493,7 +493,11 @@ function initMap() {
   const opts = {
     container: 'map',
     style: baseStyle(),
-    attributionControl: { compact: true },
+    // The search's places are bundled data with attribution duties (boundaries/SOURCES.md).
+    attributionControl: {
+      compact: true,
+      customAttribution: 'Places: GeoNames (CC BY 4.0); postcodes: Contains OS data © Crown copyright and database right 2025, Royal Mail data © Royal Mail copyright and database right 2025; boundaries: ONS (OGL v3.0)',
+    },
     canvasContextAttributes: { preserveDrawingBuffer: true },
     maxZoom: 18,
     transformRequest,

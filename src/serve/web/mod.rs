@@ -9,8 +9,9 @@
 //! | `/map/api/places?q=&limit=` | the search box: districts, LSOAs, towns, postcodes and the data's streets (`places.rs`) |
 //!
 //! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
-//! boundary vector tiles and the OGC collections (districts, LSOAs, patrol). `/` stays the
-//! OGC landing page (GDAL's `OAPIF:` reads it); `hotspot serve` prints the map's URL.
+//! boundary vector tiles and the OGC collections (districts, LSOAs, patrol). `/` is the
+//! OGC landing page for GDAL's `OAPIF:` and other clients and a 303 to `/map/` for a
+//! browser (`serve::ogc::landing`); `hotspot serve` prints both URLs.
 //! Bad parameters are 400 (unknown ones too), as everywhere in the server.
 
 mod assets;
