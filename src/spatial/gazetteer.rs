@@ -9,8 +9,6 @@
 //! the query's. Results are ordered by how well they match, then by kind (district, town
 //! by population, postcode, LSOA, street), then by name.
 
-use std::sync::OnceLock;
-
 use geo::BoundingRect;
 use serde::Serialize;
 
@@ -45,6 +43,38 @@ pub struct Place {
     /// Towns: GeoNames population (orders towns, sizes labels).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub population: Option<u64>,
+    /// What a query is matched against, made once: the normalised name, or a postcode's
+    /// compact form.
+    #[serde(skip)]
+    key: String,
+}
+
+impl Place {
+    /// A place with its search key.
+    fn new(
+        name: String,
+        kind: Kind,
+        district: Option<String>,
+        (lon, lat): (f64, f64),
+        bbox: Option<[f64; 4]>,
+        population: Option<u64>,
+    ) -> Self {
+        let key = if kind == Kind::Postcode {
+            compact(&name)
+        } else {
+            normalise(&name)
+        };
+        Place {
+            name,
+            kind,
+            district,
+            lon,
+            lat,
+            bbox,
+            population,
+            key,
+        }
+    }
 }
 
 /// Lower case, single spaces, trimmed.
@@ -62,9 +92,9 @@ fn compact(s: &str) -> String {
         .collect()
 }
 
-/// How well `name` matches the normalised query: 0 exact, 1 prefix, 2 a word's prefix.
-pub(crate) fn name_match(name: &str, q: &str) -> Option<u8> {
-    let n = normalise(name);
+/// How well the normalised name `n` matches the normalised query: 0 exact, 1 prefix,
+/// 2 a word's prefix.
+pub(crate) fn name_match(n: &str, q: &str) -> Option<u8> {
     if n == q {
         Some(0)
     } else if n.starts_with(q) {
@@ -79,13 +109,13 @@ pub(crate) fn name_match(name: &str, q: &str) -> Option<u8> {
     }
 }
 
-/// The places that do not depend on the data, built once.
-pub fn fixed(geo: &Geography) -> &'static [Place] {
-    static PLACES: OnceLock<Vec<Place>> = OnceLock::new();
-    PLACES.get_or_init(|| build_fixed(geo))
+/// The places that do not depend on the data, built once per geography.
+pub fn fixed(geo: &Geography) -> &[Place] {
+    geo.places.get_or_init(|| build_fixed(geo))
 }
 
-fn bbox_of(mp: &geo::MultiPolygon<f64>) -> Option<[f64; 4]> {
+/// `[west, south, east, north]` of a multipolygon.
+pub fn bbox_of(mp: &geo::MultiPolygon<f64>) -> Option<[f64; 4]> {
     mp.bounding_rect()
         .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y])
 }
@@ -98,15 +128,14 @@ fn area_places(
     (0..set.len())
         .filter_map(|i| {
             let b = bbox_of(&set.polygons[i])?;
-            Some(Place {
-                name: set.names[i].clone(),
+            Some(Place::new(
+                set.names[i].clone(),
                 kind,
-                district: district(i),
-                lon: (b[0] + b[2]) / 2.0,
-                lat: (b[1] + b[3]) / 2.0,
-                bbox: Some(b),
-                population: None,
-            })
+                district(i),
+                ((b[0] + b[2]) / 2.0, (b[1] + b[3]) / 2.0),
+                Some(b),
+                None,
+            ))
         })
         .collect()
 }
@@ -129,15 +158,14 @@ fn build_fixed(geo: &Geography) -> Vec<Place> {
             continue;
         };
         let district = f.get(6).filter(|d| !d.is_empty()).map(|d| d.to_string());
-        out.push(Place {
-            name: name.to_string(),
-            kind: Kind::Town,
+        out.push(Place::new(
+            name.to_string(),
+            Kind::Town,
             district,
-            lon,
-            lat,
-            bbox: None,
-            population: Some(pop),
-        });
+            (lon, lat),
+            None,
+            Some(pop),
+        ));
     }
     // Postcodes: postcode,easting,northing,positional_quality,lad_code,district
     for line in POSTCODES.lines().skip(1) {
@@ -152,15 +180,14 @@ fn build_fixed(geo: &Geography) -> Vec<Place> {
         let Ok((lon, lat)) = bng::bng_to_wgs84(e, n) else {
             continue;
         };
-        out.push(Place {
-            name: pc.to_string(),
-            kind: Kind::Postcode,
-            district: f.get(5).map(|d| d.to_string()),
-            lon,
-            lat,
-            bbox: None,
-            population: None,
-        });
+        out.push(Place::new(
+            pc.to_string(),
+            Kind::Postcode,
+            f.get(5).map(|d| d.to_string()),
+            (lon, lat),
+            None,
+            None,
+        ));
     }
     out
 }
@@ -203,15 +230,14 @@ pub fn streets(points: &[StreetPoint<'_>]) -> Vec<Place> {
                 fold(f64::max, |p| p.lon, f64::NEG_INFINITY),
                 fold(f64::max, |p| p.lat, f64::NEG_INFINITY),
             ];
-            Place {
-                name: name.to_string(),
-                kind: Kind::Street,
-                district: district.map(str::to_string),
-                lon: points[best].lon,
-                lat: points[best].lat,
-                bbox: Some(bbox),
-                population: None,
-            }
+            Place::new(
+                name.to_string(),
+                Kind::Street,
+                district.map(str::to_string),
+                (points[best].lon, points[best].lat),
+                Some(bbox),
+                None,
+            )
         })
         .collect()
 }
@@ -231,16 +257,15 @@ pub fn search<'a>(
         .into_iter()
         .filter_map(|p| {
             let m = if p.kind == Kind::Postcode {
-                let pc = compact(&p.name);
-                if pc == qc {
+                if p.key == qc {
                     Some(0)
-                } else if qc.len() >= 2 && pc.starts_with(&qc) {
+                } else if qc.len() >= 2 && p.key.starts_with(&qc) {
                     Some(1)
                 } else {
                     None
                 }
             } else {
-                name_match(&p.name, &q)
+                name_match(&p.key, &q)
             };
             m.map(|m| (m, p))
         })
@@ -258,6 +283,8 @@ pub fn search<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use std::sync::OnceLock;
 
     fn geo() -> &'static Geography {
         static G: OnceLock<Geography> = OnceLock::new();

@@ -103,6 +103,9 @@ pub struct Geography {
     pub county: MultiPolygon<f64>,
     /// Code -> (2011 index, 2021 index), `NO_LSOA` where the code is not of that vintage.
     codes: FxHashMap<Box<str>, (u16, u16)>,
+    /// The gazetteer's places of this geography, built on the first search
+    /// (`gazetteer::fixed`).
+    pub(crate) places: std::sync::OnceLock<Vec<super::gazetteer::Place>>,
 }
 
 impl Geography {
@@ -213,6 +216,7 @@ impl Geography {
             to11,
             county,
             codes,
+            places: std::sync::OnceLock::new(),
         })
     }
 
@@ -229,6 +233,7 @@ impl Geography {
             to11: vec![],
             county: MultiPolygon(vec![]),
             codes: FxHashMap::default(),
+            places: std::sync::OnceLock::new(),
         }
     }
 

@@ -58,9 +58,7 @@ pub fn meta(store: &AnalysisStore) -> Value {
     let g = &store.geography;
     let districts: Vec<Value> = (0..g.districts.len())
         .map(|i| {
-            let bbox = g.districts.polygons[i]
-                .bounding_rect()
-                .map(|r| [r.min().x, r.min().y, r.max().x, r.max().y]);
+            let bbox = crate::spatial::gazetteer::bbox_of(&g.districts.polygons[i]);
             json!({ "code": g.districts.codes[i], "name": g.districts.names[i], "bbox": bbox })
         })
         .collect();

@@ -46,7 +46,7 @@ fn matching_streets(store: &AnalysisStore, q: &str, k: Option<(u64, TypeSet)>) -
         .iter()
         .map(|s| {
             let n = street_name(s);
-            !n.is_empty() && gazetteer::name_match(n, q).is_some()
+            !n.is_empty() && gazetteer::name_match(&gazetteer::normalise(n), q).is_some()
         })
         .collect();
     if !hit.iter().any(|&h| h) {
@@ -59,9 +59,10 @@ fn matching_streets(store: &AnalysisStore, q: &str, k: Option<(u64, TypeSet)>) -
             .get(usize::from(locs.district[i]))
             .cloned()
     };
-    let points: Vec<StreetPoint<'_>> = (0..locs.len())
-        .filter(|&i| hit[i])
-        .map(|i| StreetPoint {
+    let ids: Vec<usize> = (0..locs.len()).filter(|&i| hit[i]).collect();
+    let points: Vec<StreetPoint<'_>> = ids
+        .iter()
+        .map(|&i| StreetPoint {
             name: street_name(&locs.street[i]),
             district: district(i),
             lon: locs.lon(i),
@@ -70,21 +71,22 @@ fn matching_streets(store: &AnalysisStore, q: &str, k: Option<(u64, TypeSet)>) -
         .collect();
     let mut out = gazetteer::streets(&points);
     if let Some((k, sensitive)) = k {
-        // Public incidents per (street, district).
-        let mut counts: std::collections::HashMap<(&str, Option<String>), u64> =
-            std::collections::HashMap::new();
-        let inc = &store.incidents;
-        for (&l, &t) in inc.loc.iter().zip(&inc.ctype) {
+        // Public incidents per matching location, then per (street, district).
+        let mut per_loc = vec![0u64; locs.len()];
+        for (&l, &t) in store.incidents.loc.iter().zip(&store.incidents.ctype) {
             let l = l as usize;
             if hit.get(l) == Some(&true) && !sensitive.contains_code(t) {
-                *counts
-                    .entry((street_name(&locs.street[l]), district(l)))
-                    .or_default() += 1;
+                per_loc[l] += 1;
             }
+        }
+        let mut counts: std::collections::HashMap<(&str, Option<&str>), u64> =
+            std::collections::HashMap::new();
+        for (p, &l) in points.iter().zip(&ids) {
+            *counts.entry((p.name, p.district.as_deref())).or_default() += per_loc[l];
         }
         out.retain(|p| {
             counts
-                .get(&(p.name.as_str(), p.district.clone()))
+                .get(&(p.name.as_str(), p.district.as_deref()))
                 .is_some_and(|&n| n >= k)
         });
     }
