@@ -19,11 +19,92 @@ export const MORAN_CLASSES = [
   [-1, 'Low-high outlier', DIVERGING[-2]], [-2, 'Low-low cluster', DIVERGING[-3]],
 ];
 
-const HOT = ['#67000d', '#a50f15', '#cb181d', '#ef3b2c', '#fb6a4a', '#fc9272', '#fcbba1', '#fee0d2'];
-const COLD = ['#08306b', '#08519c', '#2171b5', '#4292c6', '#6baed6', '#9ecae1', '#c6dbef', '#deebf7'];
+// Emerging hot spot categories: one distinct colour each, hot spots warm (the strongest
+// patterns the Gi* reds), cold spots cool. Chosen (web/tests/emerging_palette.py) so every
+// pair differs by at least CIE76 dE 15 with normal vision and simulated deuteranopia and
+// protanopia (Machado 2009), and from the map's greys; web/tests/palette.test.mjs checks it.
 export const EMERGING = [
-  'New', 'Consecutive', 'Intensifying', 'Persistent', 'Diminishing', 'Sporadic', 'Oscillating', 'Historical',
-].flatMap((w, i) => [[`${w} Hot Spot`, HOT[i]], [`${w} Cold Spot`, COLD[i]]]);
+  ['New Hot Spot', '#f0e442'], ['Consecutive Hot Spot', '#e69f00'],
+  ['Intensifying Hot Spot', '#c0182b'], ['Persistent Hot Spot', '#67000d'],
+  ['Diminishing Hot Spot', '#772244'], ['Sporadic Hot Spot', '#ddddaa'],
+  ['Oscillating Hot Spot', '#ee0011'], ['Historical Hot Spot', '#dddd77'],
+  ['New Cold Spot', '#ccbbff'], ['Consecutive Cold Spot', '#0072b2'],
+  ['Intensifying Cold Spot', '#08306b'], ['Persistent Cold Spot', '#449966'],
+  ['Diminishing Cold Spot', '#6677ff'], ['Sporadic Cold Spot', '#4411aa'],
+  ['Oscillating Cold Spot', '#447788'], ['Historical Cold Spot', '#0000ff'],
+];
+
+/** Natural breaks (Fisher-Jenks: the classes with the least within-class sum of squared
+ * deviations, found exactly by dynamic programming over the distinct values, each weighted
+ * by how often it occurs). Returns each class's lowest value above the first class, as
+ * `step` breaks. More than `cap` distinct values: an evenly spaced sample of them (as
+ * mapclassify's FisherJenksSampled). Zero and negative values are left out (they form the
+ * lowest class of the map anyway). */
+export function jenks(values, n = VIRIDIS.length, cap = 800) {
+  const v = values.filter((x) => Number.isFinite(x) && x > 0).sort((a, b) => a - b);
+  if (!v.length) return [];
+  let u = [];
+  let w = [];
+  for (const x of v) {
+    if (u.length && u[u.length - 1] === x) w[w.length - 1] += 1;
+    else { u.push(x); w.push(1); }
+  }
+  if (u.length > cap) {
+    const iu = [];
+    const iw = [];
+    const step = u.length / cap;
+    for (let i = 0; i < cap; i += 1) {
+      const lo = Math.floor(i * step);
+      const hi = Math.floor((i + 1) * step);
+      let s = 0;
+      for (let j = lo; j < hi; j += 1) s += w[j];
+      iu.push(u[lo]);
+      iw.push(s);
+    }
+    u = iu;
+    w = iw;
+  }
+  const m = u.length;
+  const k = Math.min(n, m);
+  if (k <= 1) return [];
+  // Prefix sums of weight, weight*x, weight*x^2: the cost of a class u[i..j] in O(1).
+  const W = [0];
+  const S = [0];
+  const Q = [0];
+  for (let i = 0; i < m; i += 1) {
+    W.push(W[i] + w[i]);
+    S.push(S[i] + w[i] * u[i]);
+    Q.push(Q[i] + w[i] * u[i] * u[i]);
+  }
+  const cost = (i, j) => {
+    const ww = W[j + 1] - W[i];
+    const ss = S[j + 1] - S[i];
+    return Math.max(0, Q[j + 1] - Q[i] - (ss * ss) / ww);
+  };
+  // best[c][j]: least cost of u[0..j] in c+1 classes; from[c][j]: where its last class starts.
+  const best = [Array.from({ length: m }, (_, j) => cost(0, j))];
+  const from = [new Array(m).fill(0)];
+  for (let c = 1; c < k; c += 1) {
+    const b = new Array(m).fill(Infinity);
+    const f = new Array(m).fill(0);
+    for (let j = c; j < m; j += 1) {
+      for (let i = c; i <= j; i += 1) {
+        const t = best[c - 1][i - 1] + cost(i, j);
+        if (t < b[j]) { b[j] = t; f[j] = i; }
+      }
+    }
+    best.push(b);
+    from.push(f);
+  }
+  const starts = [];
+  let j = m - 1;
+  for (let c = k - 1; c >= 1; c -= 1) {
+    const i = from[c][j];
+    starts.unshift(u[i]);
+    j = i - 1;
+  }
+  return starts;
+}
 
 /** Quantile class breaks (up to n-1 distinct ascending values above the minimum). */
 export function breaks(values, n = VIRIDIS.length) {
