@@ -4,9 +4,9 @@
 import { fromQuery, toQuery, filterParams, ogcParams, monthsBetween } from './state.js';
 import {
   GI_CLASSES, MORAN_CLASSES, DIVERGING, EMERGING, VIRIDIS, WITHHELD_ROW, HATCH,
-  breaks, stepColour, binColour, emergingColour, legend, stepRows, fmt, hatchImage,
+  jenks, stepColour, binColour, emergingColour, legend, stepRows, fmt, hatchImage,
 } from './layers.js';
-import { showDetails, hideDetails, renderPatrol, download } from './panels.js';
+import { showDetails, hideDetails as closeDetails, renderPatrol, download } from './panels.js';
 
 const { maplibregl } = window;
 const $ = (id) => document.getElementById(id);
@@ -31,7 +31,7 @@ const app = {
   state: fromQuery(window.location.search),
   meta: null,
   map: null,
-  seq: { cells: 0, areas: 0, patrol: 0, legend: 0 },
+  seq: { cells: 0, areas: 0, patrol: 0, legend: 0, types: 0 },
   cellsData: null,
   patrolData: null,
   osmReachable: false,
@@ -160,7 +160,10 @@ function buildControls() {
       cb.type = 'checkbox';
       cb.value = value;
       cb.name = 'type';
-      l.append(cb, document.createTextNode(` ${label} (${count.toLocaleString('en-GB')})`));
+      const n = document.createElement('span');
+      n.className = 'count';
+      n.textContent = `(${count.toLocaleString('en-GB')})`;
+      l.append(cb, document.createTextNode(` ${label} `), n);
       // What the map cannot show for this type: records with no location, and records
       // located outside the study area (per type, not per severity).
       const missing = value.includes(':') ? null : notMapped(t);
@@ -198,6 +201,47 @@ function buildControls() {
     $(id).min = m.first;
     $(id).max = m.last;
   }
+  // Data currency: what the data cover, and the months no force published (never zero).
+  const gaps = app.meta.missing || [];
+  $('currency').textContent = `Data from ${monthName(m.first)} to ${monthName(m.last)}.`
+    + (gaps.length ? ` No data published for ${gaps.map(monthName).join(', ')}.` : '');
+}
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July', 'August', 'September', 'October', 'November', 'December'];
+/** "2024-12" as "December 2024". */
+function monthName(ym) {
+  const [y, mo] = String(ym).split('-').map(Number);
+  return MONTHS[mo - 1] ? `${MONTHS[mo - 1]} ${y}` : String(ym);
+}
+
+/** The period's months that have data: inside the data's span and published. */
+function monthsWithData() {
+  const m = app.meta.months;
+  const gaps = new Set(app.meta.missing || []);
+  const s = app.state;
+  const months = s.month ? [s.month] : periodMonths();
+  return months.filter((x) => x >= m.first && x <= m.last && !gaps.has(x));
+}
+
+/** The latest month with data, on its own (the slider at its end). */
+function showLatest() {
+  const m = app.meta.months;
+  const gaps = new Set(app.meta.missing || []);
+  let last = m.last;
+  const all = monthsBetween(m.first, m.last);
+  for (let i = all.length - 1; i >= 0; i -= 1) {
+    if (!gaps.has(all[i])) { last = all[i]; break; }
+  }
+  stopPlay();
+  const s = app.state;
+  s.to = '';
+  if (s.from && s.from > last) s.from = '';
+  $('from').value = s.from || m.first;
+  $('to').value = m.last;
+  $('single').checked = true;
+  s.month = last;
+  writeSlider();
+  refresh();
 }
 
 /** The records of a type no layer maps, as short and long text, or null. */
@@ -243,6 +287,7 @@ function writeControls() {
   $('areas').value = s.areas;
   $('area-stat').value = s.areaStat;
   $('layer-patrol').checked = s.patrol;
+  $('patrol-n').value = String(s.patrolN);
   $('layer-osm').checked = s.osm;
   $('single').checked = Boolean(s.month);
   writeSlider();
@@ -338,6 +383,17 @@ function wireControls() {
     writeSlider();
     refresh();
   });
+  $('latest').addEventListener('click', showLatest);
+  $('patrol-n').addEventListener('change', () => {
+    app.state.patrolN = Number($('patrol-n').value) || 10;
+    refresh();
+  });
+  wireSheets();
+  // "Skip to map" puts the keyboard on the map itself (its canvas), not on the page.
+  document.querySelector('.skip').addEventListener('click', (e) => {
+    e.preventDefault();
+    app.map?.getCanvas().focus();
+  });
   $('types-all').addEventListener('click', () => setAllTypes(true));
   $('types-none').addEventListener('click', () => setAllTypes(false));
   $('play').addEventListener('click', () => (app.playing ? stopPlay() : startPlay()));
@@ -349,6 +405,30 @@ function wireControls() {
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape') hideDetails();
   });
+}
+
+/** Tablet and phone: the Filters drawer and the folding patrol sheet (laptop shows both). */
+function wireSheets() {
+  const toggle = (button, cls, on) => {
+    document.body.classList.toggle(cls, on);
+    button.setAttribute('aria-expanded', String(on));
+    if (button.id === 'patrol-toggle') button.textContent = on ? 'Hide' : 'Show';
+  };
+  const drawer = $('drawer-toggle');
+  drawer.addEventListener('click', () => {
+    const on = !document.body.classList.contains('drawer-open');
+    toggle(drawer, 'drawer-open', on);
+    if (on) $('controls').querySelector('input, select, button')?.focus();
+  });
+  const patrol = $('patrol-toggle');
+  patrol.addEventListener('click', () => toggle(patrol, 'patrol-open', !document.body.classList.contains('patrol-open')));
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && document.body.classList.contains('drawer-open') && window.matchMedia('(max-width: 1100px)').matches) {
+      toggle(drawer, 'drawer-open', false);
+      drawer.focus();
+    }
+  });
+  app.toggleSheet = (name, on) => toggle(name === 'patrol' ? patrol : drawer, name === 'patrol' ? 'patrol-open' : 'drawer-open', on);
 }
 
 /** The access key control: works before the map exists too (a refused key stops main). */
@@ -427,9 +507,96 @@ function stopPlay() {
 /** The print view: a still image of the map (a live WebGL canvas does not print
  * reliably) and the legends, beside the patrol list. */
 function preparePrint() {
-  $('print-map').src = app.map.getCanvas().toDataURL('image/png');
+  $('print-map').src = printImage().toDataURL('image/png');
   $('print-legends').replaceChildren(...[...$('legends').children].map((n) => n.cloneNode(true)));
+  $('print-title').textContent = printTitle();
 }
+
+/** The print sheet's title: what, when, where, and when it was printed. */
+function printTitle() {
+  const s = app.state;
+  const label = new Map(app.meta.types.map((t) => [t.slug, t.label]));
+  const types = s.none ? 'no crime types' : (s.types.length ? s.types.map((t) => label.get(t) || t).join(', ') : 'all crime types');
+  const sev = s.severity.length ? ` (road collisions: ${s.severity.join(', ')})` : '';
+  const from = s.month || s.from || app.meta.months.first;
+  const to = s.month || s.to || app.meta.months.last;
+  const d = app.meta.districts.find((x) => x.code === s.district);
+  const printed = new Date().toLocaleDateString('en-GB', { day: 'numeric', month: 'long', year: 'numeric' });
+  return `${types}${sev} · ${from === to ? monthName(from) : `${monthName(from)} to ${monthName(to)}`} · ${d ? d.name : 'Lancashire'} · printed ${printed}`;
+}
+
+/** The map as a still image for print, with what the WebGL canvas does not hold drawn on
+ * it: the place labels, the patrol targets' numbers and a scale bar. */
+function printImage() {
+  const map = app.map;
+  const src = map.getCanvas();
+  const ratio = src.width / src.clientWidth;
+  const c = document.createElement('canvas');
+  c.width = src.width;
+  c.height = src.height;
+  const g = c.getContext('2d');
+  g.drawImage(src, 0, 0);
+  g.scale(ratio, ratio);
+  g.textAlign = 'center';
+  g.textBaseline = 'middle';
+  g.lineJoin = 'round';
+  for (const l of placedLabels) {
+    const p = map.project([l.lon, l.lat]);
+    g.font = LABEL_FONT[l.kind] || LABEL_FONT.town;
+    g.lineWidth = 3;
+    g.strokeStyle = 'rgba(255,255,255,0.9)';
+    g.strokeText(l.name, p.x, p.y);
+    g.fillStyle = '#1d2126';
+    g.fillText(l.name, p.x, p.y);
+  }
+  if (app.state.patrol && app.patrolData) {
+    app.patrolData.features.forEach((f, i) => {
+      if (patrolMarkers[i]?.getElement().style.visibility === 'hidden') return; // as on screen
+      const p = map.project(centreOf(f));
+      g.beginPath();
+      g.arc(p.x, p.y, 9, 0, 2 * Math.PI);
+      g.fillStyle = '#000';
+      g.fill();
+      g.lineWidth = 2;
+      g.strokeStyle = '#fff';
+      g.stroke();
+      g.font = 'bold 11px "DejaVu Sans", sans-serif';
+      g.fillStyle = '#fff';
+      g.fillText(String(i + 1), p.x, p.y + 0.5);
+    });
+  }
+  drawScaleBar(g, map, src.clientHeight);
+  return c;
+}
+
+/** A metric scale bar at the bottom left: a round length about 100 px long. */
+function drawScaleBar(g, map, height) {
+  const y = height - 20;
+  const a = map.unproject([20, y]);
+  const b = map.unproject([120, y]);
+  const rad = Math.PI / 180;
+  const lat = ((a.lat + b.lat) / 2) * rad;
+  const metres = 6371008.8 * Math.hypot((b.lng - a.lng) * rad * Math.cos(lat), (b.lat - a.lat) * rad);
+  if (!(metres > 0)) return;
+  const nice = [1, 2, 5].flatMap((m) => [1, 10, 100, 1000, 10000, 100000].map((e) => m * e)).sort((x, z) => x - z)
+    .filter((v) => v <= metres).pop() || metres;
+  const px = (100 * nice) / metres;
+  g.fillStyle = 'rgba(255,255,255,0.85)';
+  g.fillRect(14, y - 16, px + 12, 24);
+  g.strokeStyle = '#1d2126';
+  g.lineWidth = 2;
+  g.beginPath();
+  g.moveTo(20, y - 4);
+  g.lineTo(20, y + 2);
+  g.lineTo(20 + px, y + 2);
+  g.lineTo(20 + px, y - 4);
+  g.stroke();
+  g.font = '11px "DejaVu Sans", sans-serif';
+  g.fillStyle = '#1d2126';
+  g.textAlign = 'left';
+  g.fillText(nice >= 1000 ? `${nice / 1000} km` : `${nice} m`, 22, y - 9);
+}
+app.printImage = printImage;
 app.preparePrint = preparePrint;
 
 // ---- the map ----
@@ -450,6 +617,7 @@ function baseStyle() {
       cells: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
       areas: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
       patrol: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
+      selected: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
     },
     layers: [
       { id: 'background', type: 'background', paint: { 'background-color': '#eef0f2' } },
@@ -474,8 +642,28 @@ function baseStyle() {
       { id: 'district-line', type: 'line', source: 'boundaries', 'source-layer': 'districts', paint: { 'line-color': '#30343b', 'line-width': 1.4 } },
       { id: 'patrol-casing', type: 'line', source: 'patrol', paint: { 'line-color': '#ffffff', 'line-width': 5 } },
       { id: 'patrol-line', type: 'line', source: 'patrol', paint: { 'line-color': '#000000', 'line-width': 2.5 } },
+      // The unit whose details are open.
+      {
+        id: 'selected-district', type: 'line', source: 'boundaries', 'source-layer': 'districts',
+        filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#e08b00', 'line-width': 3.5 },
+      },
+      {
+        id: 'selected-lsoa', type: 'line', source: 'boundaries', 'source-layer': 'lsoas',
+        filter: ['==', ['get', 'code'], ''], paint: { 'line-color': '#e08b00', 'line-width': 3 },
+      },
+      { id: 'selected-casing', type: 'line', source: 'selected', paint: { 'line-color': '#ffffff', 'line-width': 6 } },
+      { id: 'selected-line', type: 'line', source: 'selected', paint: { 'line-color': '#e08b00', 'line-width': 3.5 } },
     ],
   };
+}
+
+/** The heatmap is drawn for kernel density, or when asked, but not under cells coloured
+ * by Gi* or Moran classes: its low densities are blue, the cold-spot colour, so hot cells
+ * under it would look cold. */
+function heatShown(s) {
+  if (s.method === 'kde') return true;
+  const statCells = s.cells && s.colour === 'stat' && (s.method === 'gistar' || s.method === 'moran');
+  return s.heat && !statCells;
 }
 
 function heatUrl() {
@@ -526,7 +714,7 @@ function initMap() {
   map.getCanvas().addEventListener('keydown', (e) => {
     if (e.key === 'Enter') {
       const c = map.getCanvas();
-      openDetailsAt({ x: c.clientWidth / 2, y: c.clientHeight / 2 });
+      openDetailsAt({ x: c.clientWidth / 2, y: c.clientHeight / 2 }, true);
     }
   });
   for (const id of ['cells-fill', 'areas-fill', 'patrol-line', 'land']) {
@@ -572,7 +760,8 @@ function doRefresh() {
   map.setPaintProperty('land', 'fill-opacity', osmOn ? 0.1 : 0.9);
   $('osm-state').textContent = app.osmReachable ? '' : '(offline)';
   // Heatmap raster tiles carry the filter in their URL: new filter, new tiles.
-  const heatOn = s.heat || s.method === 'kde';
+  const heatOn = heatShown(s);
+  $('heat-state').textContent = s.heat && !heatOn ? '(hidden: the cells show hot spots; its blue would read as cold)' : '';
   const src = map.getSource('heat');
   if (src.tiles?.[0] !== heatUrl()) src.setTiles([heatUrl()]);
   setVisible('heat', heatOn);
@@ -584,9 +773,10 @@ function doRefresh() {
   setVisible('areas-withheld', Boolean(s.areas));
   setVisible('patrol-casing', s.patrol);
   setVisible('patrol-line', s.patrol);
+  for (const m of patrolMarkers) m.getElement().style.display = s.patrol ? '' : 'none';
   describe();
   if (s.none) return showNothing();
-  const jobs = [loadCells(), loadPatrol(), loadAreas(), loadHeatLegend()];
+  const jobs = [loadCells(), loadPatrol(), loadAreas(), loadHeatLegend(), loadTypeCounts()];
   const n = ++app.refreshes;
   return Promise.all(jobs).then(() => {
     document.body.dataset.ready = String(Date.now());
@@ -607,6 +797,7 @@ function showNothing() {
   for (const k of Object.keys(legends)) legends[k] = null;
   drawLegends();
   renderPatrol(null);
+  numberPatrol(null);
   $('patrol-note').textContent = 'No crime type chosen.';
   app.seq.cells += 1;
   app.seq.patrol += 1;
@@ -630,7 +821,15 @@ function describe() {
   const from = s.month || s.from || app.meta.months.first;
   const to = s.month || s.to || app.meta.months.last;
   const d = app.meta.districts.find((x) => x.code === s.district);
-  status(`${types} · ${from === to ? from : `${from} to ${to}`} · ${d ? d.name : 'Lancashire'}`);
+  const when = from === to ? monthName(from) : `${monthName(from)} to ${monthName(to)}`;
+  const m = app.meta.months;
+  if (!monthsWithData().length) {
+    // An empty map must say why: a period outside the data, or months never published.
+    status(`No data for ${when}: the data run from ${monthName(m.first)} to ${monthName(m.last)}`
+      + `${(app.meta.missing || []).length ? ' with some months unpublished' : ''}. Choose another period.`);
+    return;
+  }
+  status(`${types} · ${when} · ${d ? d.name : 'Lancashire'}`);
 }
 
 async function loadCells() {
@@ -693,11 +892,11 @@ function styleCells() {
     );
   } else {
     const prop = stat === 'rate' ? 'per_km2' : 'count';
-    const br = breaks(feats.map((f) => f.properties[prop]));
+    const br = jenks(feats.map((f) => f.properties[prop]));
     colour = stepColour(prop, br);
     legends.cells = legend(
       `${stat === 'rate' ? 'Rate' : 'Count'} · H3 res ${res}`,
-      stat === 'rate' ? 'Incidents per km² in each cell (quantile classes).' : 'Incidents in each cell (quantile classes).',
+      stat === 'rate' ? 'Incidents per km² in each cell (natural breaks, Jenks).' : 'Incidents in each cell (natural breaks, Jenks).',
       withheldRows(stepRows(br), anyWithheld),
     );
   }
@@ -732,11 +931,11 @@ async function loadAreas() {
     if (n !== app.seq.areas) return;
     app.map.getSource('areas').setData(data);
     const prop = s.areaStat === 'rate' ? 'per_km2' : 'count';
-    const br = breaks(data.features.map((f) => f.properties[prop]));
+    const br = jenks(data.features.map((f) => f.properties[prop]));
     app.map.setPaintProperty('areas-fill', 'fill-color', stepColour(prop, br));
     legends.areas = legend(
       `${s.areas === 'lsoas' ? 'LSOAs' : 'Districts'} · ${prop === 'count' ? 'count' : 'rate'}`,
-      prop === 'count' ? 'Incidents in each area (quantile classes).' : 'Incidents per km² of each area (quantile classes).',
+      prop === 'count' ? 'Incidents in each area (natural breaks, Jenks).' : 'Incidents per km² of each area (natural breaks, Jenks).',
       withheldRows(stepRows(br), data.features.some((f) => f.properties.suppressed || f.properties[prop] === null)),
     );
   } catch (e) {
@@ -747,7 +946,7 @@ async function loadAreas() {
 
 async function loadHeatLegend() {
   const s = app.state;
-  if (!(s.heat || s.method === 'kde')) return drawLegends();
+  if (!heatShown(s)) return drawLegends();
   const n = ++app.seq.legend;
   try {
     const l = await getJson(`${ORIGIN}/tiles/heatmap/legend?${filterParams(s)}`);
@@ -763,6 +962,35 @@ async function loadHeatLegend() {
   }
   return drawLegends();
 }
+
+/** The counts beside the type boxes follow the period and district (every type is listed
+ * whatever is ticked). Below analyst the server perturbs them and withholds small ones. */
+let typeCountsKey = null;
+async function loadTypeCounts() {
+  const q = filterParams(app.state);
+  q.delete('types');
+  q.delete('severity');
+  const key = q.toString();
+  if (key === typeCountsKey) return;
+  const n = ++app.seq.types;
+  try {
+    const d = await getJson(`api/types?${q}`);
+    if (n !== app.seq.types) return;
+    typeCountsKey = key;
+    const counts = new Map();
+    for (const t of d.types || []) counts.set(t.slug, t.count);
+    for (const v of d.severities || []) counts.set(`${ROAD}:${v.slug}`, v.count);
+    for (const cb of typeBoxes()) {
+      const span = cb.parentElement.querySelector('.count');
+      if (!span) continue;
+      const c = counts.has(cb.value) ? counts.get(cb.value) : 0;
+      span.textContent = typeof c === 'number' ? `(${c.toLocaleString('en-GB')})` : '(withheld)';
+    }
+  } catch {
+    // The counts stay as they were; the map itself does not depend on them.
+  }
+}
+app.typeCountsKey = () => typeCountsKey;
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
@@ -781,6 +1009,7 @@ function patrolRefused(message) {
   app.patrolData = null;
   app.patrolAllowed = false;
   app.map.getSource('patrol').setData(EMPTY);
+  numberPatrol(null);
   renderPatrol(null);
   $('patrol-note').textContent = message;
   legends.patrol = null;
@@ -790,7 +1019,7 @@ function patrolRefused(message) {
 async function loadPatrol() {
   const s = app.state;
   const q = ogcParams(s);
-  q.set('limit', '100');
+  q.set('limit', String(s.patrolN));
   const n = ++app.seq.patrol;
   // Without a key the answer is 401: do not ask (a refused request is a console error).
   if (!accessKey()) {
@@ -804,7 +1033,8 @@ async function loadPatrol() {
     app.patrolAllowed = true;
     for (const id of ['export-geojson', 'export-csv']) $(id).disabled = false;
     app.map.getSource('patrol').setData(data);
-    renderPatrol(data, zoomTo, (f) => openDetails('cell', f.properties.cell));
+    numberPatrol(data);
+    renderPatrol(data, zoomTo, (f) => openDetails('cell', f.properties.cell, f));
     const ranking = data.features[0]?.properties.ranking;
     const how = RANKING_LABELS[ranking] || ranking || 'count';
     $('patrol-note').textContent = `The ${data.features.length} H3 resolution 9 cells to patrol first for this filter, ranked by ${how}: the method that would have predicted next month best here (backtest). Places with incidents come first.`;
@@ -818,11 +1048,49 @@ async function loadPatrol() {
   return drawLegends();
 }
 
+/** A patrol target's centre: the mean of its ring's vertices (an H3 cell is convex). */
+function centreOf(f) {
+  const ring = f.geometry.type === 'Polygon' ? f.geometry.coordinates[0] : f.geometry.coordinates[0][0];
+  const pts = ring.slice(0, -1);
+  return [pts.reduce((a, p) => a + p[0], 0) / pts.length, pts.reduce((a, p) => a + p[1], 0) / pts.length];
+}
+
+let patrolMarkers = [];
+/** Numbered markers on the patrol targets, the numbers of the list (and of the print). */
+function numberPatrol(fc) {
+  for (const m of patrolMarkers) m.remove();
+  patrolMarkers = [];
+  if (!fc || !app.state.patrol) return;
+  fc.features.forEach((f, i) => {
+    const el = document.createElement('div');
+    el.className = 'patrol-num';
+    el.textContent = String(i + 1);
+    const p = f.properties;
+    el.title = `${i + 1}. ${p.location || p.lsoa_name || p.cell}`;
+    el.setAttribute('aria-hidden', 'true');
+    patrolMarkers.push(new maplibregl.Marker({ element: el }).setLngLat(centreOf(f)).addTo(app.map));
+  });
+  declutterPatrol();
+}
+
+/** At low zooms neighbouring targets' numbers would pile up: a number is shown only clear
+ * of the higher-ranked ones shown (its outline stays; zooming in shows every number). */
+function declutterPatrol() {
+  const shown = [];
+  for (const m of patrolMarkers) {
+    const p = app.map.project(m.getLngLat());
+    const clear = shown.every((q) => Math.hypot(p.x - q.x, p.y - q.y) >= 22);
+    m.getElement().style.visibility = clear ? 'visible' : 'hidden';
+    if (clear) shown.push(p);
+  }
+}
+app.patrolMarkers = () => patrolMarkers;
+
 const legends = { heat: null, cells: null, emerging: null, areas: null, patrol: null };
 function drawLegends() {
   const s = app.state;
   const on = {
-    heat: s.heat || s.method === 'kde', cells: s.cells, emerging: s.emerging, areas: Boolean(s.areas), patrol: s.patrol,
+    heat: heatShown(s), cells: s.cells, emerging: s.emerging, areas: Boolean(s.areas), patrol: s.patrol,
   };
   const box = $('legends');
   box.replaceChildren(...Object.entries(legends).filter(([k, v]) => v && on[k]).map(([, v]) => v));
@@ -833,7 +1101,8 @@ function zoomTo(feature) {
   const xs = [];
   const ys = [];
   for (let i = 0; i < pts.length; i += 2) { xs.push(pts[i]); ys.push(pts[i + 1]); }
-  app.map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 80, maxZoom: 15 });
+  // Zoom 14 keeps the streets around the target in view; a short flight.
+  app.map.fitBounds([[Math.min(...xs), Math.min(...ys)], [Math.max(...xs), Math.max(...ys)]], { padding: 80, maxZoom: 14, duration: 800 });
 }
 
 function zoomToDistrict(code) {
@@ -841,6 +1110,113 @@ function zoomToDistrict(code) {
   const b = d ? d.bbox : app.meta.bounds;
   if (b) app.map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { padding: 20, duration: 800 });
 }
+
+// ---- place labels, drawn by the app itself: no glyph or tile server, so they show
+// offline and go into the print image (printImage) ----
+
+const LABEL_FONT = {
+  district: '600 14px "DejaVu Sans", system-ui, sans-serif',
+  town: '12px "DejaVu Sans", system-ui, sans-serif',
+  street: 'italic 11px "DejaVu Sans", system-ui, sans-serif',
+};
+let labelData = [];
+let placedLabels = [];
+let labelSeq = 0;
+let labelTimer = null;
+const measure = document.createElement('canvas').getContext('2d');
+
+/** Which labels a zoom shows: district names until the streets, towns by size, then all,
+ * streets from zoom 15 (the server sends them only there). */
+function labelWanted(l, z) {
+  if (l.kind === 'district') return z < 12.5;
+  if (l.kind === 'street') return z >= 15;
+  const pop = Number(l.population) || 0;
+  if (z >= 11) return true;
+  if (z >= 10) return pop >= 2000;
+  if (z >= 9) return pop >= 10000;
+  return pop >= 40000;
+}
+
+const LABEL_ORDER = { district: 0, town: 1, street: 2 };
+/** Places the wanted labels greedily (districts, then larger towns, then streets), each only
+ * where it overlaps none placed before, and draws them in the overlay. */
+function placeLabels() {
+  const map = app.map;
+  const box = $('labels');
+  if (!map || !box) return;
+  const z = map.getZoom();
+  const w = map.getCanvas().clientWidth;
+  const h = map.getCanvas().clientHeight;
+  const want = labelData.filter((l) => labelWanted(l, z)).sort((a, b) => (LABEL_ORDER[a.kind] - LABEL_ORDER[b.kind])
+    || ((Number(b.population) || 0) - (Number(a.population) || 0)) || (Number(b.rank) || 0) - (Number(a.rank) || 0));
+  const boxes = [];
+  placedLabels = [];
+  for (const l of want) {
+    const p = map.project([l.lon, l.lat]);
+    measure.font = LABEL_FONT[l.kind] || LABEL_FONT.town;
+    const lw = measure.measureText(l.name).width + 6;
+    const lh = l.kind === 'district' ? 18 : 15;
+    const r = [p.x - lw / 2, p.y - lh / 2, p.x + lw / 2, p.y + lh / 2];
+    if (r[2] < 0 || r[0] > w || r[3] < 0 || r[1] > h) continue;
+    if (boxes.some((o) => r[0] < o[2] && r[2] > o[0] && r[1] < o[3] && r[3] > o[1])) continue;
+    boxes.push(r);
+    placedLabels.push(l);
+  }
+  box.replaceChildren(...placedLabels.map((l) => {
+    const e = document.createElement('span');
+    e.className = `label label-${l.kind}`;
+    e.textContent = l.name;
+    return e;
+  }));
+  moveLabels();
+}
+
+/** Keeps the placed labels on their places while the map moves. */
+function moveLabels() {
+  const box = $('labels');
+  if (!box) return;
+  const map = app.map;
+  [...box.children].forEach((e, i) => {
+    const l = placedLabels[i];
+    const p = map.project([l.lon, l.lat]);
+    e.style.transform = `translate(${p.x.toFixed(1)}px, ${p.y.toFixed(1)}px) translate(-50%, -50%)`;
+  });
+}
+
+async function loadLabels() {
+  const map = app.map;
+  const b = map.getBounds();
+  const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
+  const bbox = [clamp(b.getWest(), -180, 180), clamp(b.getSouth(), -85, 85), clamp(b.getEast(), -180, 180), clamp(b.getNorth(), -85, 85)];
+  const q = new URLSearchParams({ bbox: bbox.map((x) => x.toFixed(5)).join(','), zoom: String(Math.floor(map.getZoom())) });
+  const n = ++labelSeq;
+  try {
+    const d = await getJson(`api/labels?${q}`);
+    if (n !== labelSeq) return;
+    labelData = d.labels || [];
+  } catch {
+    return; // labels are an aid: the map works without them
+  }
+  placeLabels();
+}
+
+function wireLabels() {
+  const map = app.map;
+  const overlay = document.createElement('div');
+  overlay.id = 'labels';
+  overlay.setAttribute('aria-hidden', 'true');
+  map.getCanvasContainer().after(overlay);
+  map.on('move', moveLabels);
+  map.on('moveend', () => {
+    placeLabels();
+    declutterPatrol();
+    clearTimeout(labelTimer);
+    labelTimer = setTimeout(loadLabels, 120);
+  });
+  map.on('resize', placeLabels);
+  return loadLabels();
+}
+app.placedLabels = () => placedLabels;
 
 // ---- place search (the server's gazetteer: districts, LSOAs, towns, postcodes, streets) ----
 
@@ -939,18 +1315,49 @@ function wireSearch() {
 
 // ---- details ----
 
-function openDetailsAt(point) {
+/** Details of what is under a point: a cell or patrol target before an area, an area before
+ * the district. From the keyboard (`near`) the crosshair's few pixels around the centre
+ * count, so a small cell under it is found rather than the district behind it. */
+function openDetailsAt(point, near = false) {
   const map = app.map;
-  const layers = ['patrol-line', 'cells-fill', 'emerging-fill', 'areas-fill', 'land'].filter((id) => map.getLayoutProperty(id, 'visibility') !== 'none');
-  const hits = map.queryRenderedFeatures([point.x, point.y], { layers });
+  const order = ['patrol-line', 'cells-fill', 'emerging-fill', 'areas-fill', 'land'];
+  const layers = order.filter((id) => map.getLayoutProperty(id, 'visibility') !== 'none');
+  const r = near ? 6 : 0;
+  const box = [[point.x - r, point.y - r], [point.x + r, point.y + r]];
+  const hits = map.queryRenderedFeatures(r ? box : [point.x, point.y], { layers });
+  hits.sort((a, b) => order.indexOf(a.layer.id) - order.indexOf(b.layer.id));
   const f = hits[0];
   if (!f) return;
   if (f.layer.id === 'areas-fill') openDetails(app.state.areas === 'lsoas' ? 'lsoa' : 'district', f.properties.code);
   else if (f.layer.id === 'land') openDetails('district', f.properties.code);
-  else openDetails('cell', f.properties.cell);
+  else openDetails('cell', f.properties.cell, f);
 }
 
-async function openDetails(kind, id) {
+/** Outlines the unit whose details are open: a cell from its polygon, an LSOA or a
+ * district by its code in the boundary tiles. */
+function highlight(kind, id, feature) {
+  const map = app.map;
+  const none = ['==', ['get', 'code'], ''];
+  map.setFilter('selected-district', kind === 'district' ? ['==', ['get', 'code'], id] : none);
+  map.setFilter('selected-lsoa', kind === 'lsoa' ? ['==', ['get', 'code'], id] : none);
+  let geom = null;
+  if (kind === 'cell') {
+    const f = (app.cellsData?.features || []).find((x) => x.properties.cell === id)
+      || (app.patrolData?.features || []).find((x) => x.properties.cell === id) || feature;
+    geom = f?.geometry || null;
+  }
+  map.getSource('selected').setData(geom ? { type: 'Feature', properties: {}, geometry: geom } : EMPTY);
+  app.selected = kind && id ? { kind, id } : null;
+}
+
+function hideDetails() {
+  closeDetails();
+  if (app.map) highlight(null, null, null);
+}
+
+app.openDetails = (kind, id) => openDetails(kind, id);
+async function openDetails(kind, id, feature = null) {
+  highlight(kind, id, feature);
   const q = filterParams(app.state);
   q.set('kind', kind);
   q.set('id', id);
@@ -967,7 +1374,7 @@ async function openDetails(kind, id) {
 
 async function exportPatrol(format) {
   const q = ogcParams(app.state);
-  q.set('limit', '100');
+  q.set('limit', String(app.state.patrolN));
   q.set('f', format);
   busy(1);
   try {
@@ -1022,7 +1429,7 @@ async function main() {
   wireControls();
   wireSearch();
   await initMap();
-  await doRefresh();
+  await Promise.all([doRefresh(), wireLabels()]);
   probeOsm();
 }
 

@@ -107,6 +107,7 @@ export function showDetails(d) {
     : `Incidents of the selected types, ${period}: withheld (small numbers, not published)`;
   const parts = [
     el('h2', { id: 'details-title' }, d.name),
+    ...(d.cell ? [el('p', { class: 'hint unit-id' }, d.cell)] : []),
     el('p', { class: d.suppressed || d.total === null ? 'total withheld' : 'total' }, total),
     sparkline(d.months, series, 260, 48, missing),
     el('p', { class: 'spark-axis' }, el('span', {}, d.months[0]),

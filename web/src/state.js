@@ -20,12 +20,14 @@ export const DEFAULTS = {
   areas: '',
   areaStat: 'count',
   patrol: true,
+  patrolN: 10, // how many patrol targets (5 to 100)
   osm: true,
   view: null, // [lon, lat, zoom]
 };
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 const METHODS = ['counts', 'gistar', 'moran', 'kde'];
+export const PATROL_N = [5, 10, 20, 50, 100];
 
 function flag(v, d) {
   if (v === '1' || v === 'true') return true;
@@ -50,6 +52,8 @@ export function fromQuery(search) {
   if (['districts', 'lsoas'].includes(get('areas'))) s.areas = get('areas');
   if (['count', 'rate'].includes(get('areastat'))) s.areaStat = get('areastat');
   for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm']) s[k] = flag(get(k), s[k]);
+  const n = Number(get('n'));
+  if (PATROL_N.includes(n)) s.patrolN = n;
   const v = (get('view') || '').split(',').map(Number);
   if (v.length === 3 && v.every(Number.isFinite)) s.view = v;
   return s;
@@ -70,6 +74,7 @@ export function toQuery(s) {
   for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm']) {
     if (s[k] !== DEFAULTS[k]) q.set(k, s[k] ? '1' : '0');
   }
+  if (s.patrolN !== DEFAULTS.patrolN) q.set('n', String(s.patrolN));
   if (s.view) q.set('view', s.view.map((x, i) => x.toFixed(i === 2 ? 2 : 5)).join(','));
   return q.toString();
 }
