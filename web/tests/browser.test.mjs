@@ -4,9 +4,12 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import {
-  startServer, startBrowser, newPage, settled, pixels, colouredPixels, differentPixels, mapShot,
+  startServer, startBrowser, newPage, settled, pixels, colouredPixels, differentPixels, mapShot, OSM_HOST,
 } from './harness.mjs';
+
+const AXE_PATH = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 
 let server;
 let browser;
@@ -55,8 +58,21 @@ test('the page loads with no console errors and shows its controls', async () =>
   assert.ok(await page.locator('input[name=type]').count() >= 5, 'crime type boxes');
   assert.match(await page.locator('#status').textContent(), /all crime types/);
   assert.ok(await page.locator('#legends .legend').count() >= 2, 'legends for the visible layers');
-  assert.match(await page.locator('#legends').textContent(), /per km²/);
+  // Under Gi* cells the heatmap is hidden (its blue would read as cold) and says so.
+  assert.match(await page.locator('#legends').textContent(), /Getis-Ord Gi\*/);
+  assert.doesNotMatch(await page.locator('#legends').textContent(), /kernel density/);
+  assert.match(await page.locator('#heat-state').textContent(), /hidden/);
+  assert.equal(await page.evaluate(() => window.hotspotApp.map.getLayoutProperty('heat', 'visibility')), 'none');
+  // Data currency: the months the data cover, in words.
+  const last = new Date(`${meta.months.last}-01T00:00:00Z`).toLocaleDateString('en-GB', { month: 'long', year: 'numeric', timeZone: 'UTC' });
+  assert.match(await page.locator('#currency').textContent(), new RegExp(`to ${last}`));
   await page.close();
+  // With counts the heatmap is drawn, with its legend in incidents per km².
+  const counts = await open('method=counts');
+  assert.match(await counts.page.locator('#legends').textContent(), /per km²/);
+  assert.match(await counts.page.locator('#legends').textContent(), /natural breaks, Jenks/);
+  assert.equal(await counts.page.evaluate(() => window.hotspotApp.map.getLayoutProperty('heat', 'visibility')), 'visible');
+  await counts.page.close();
 });
 
 test('the heatmap and the cell layer draw non-blank pixels', async () => {
@@ -435,4 +451,243 @@ test('"None" means no crime type: nothing drawn, the header says so, a link keep
   assert.match(await page.locator('#status').textContent(), /all crime types/);
   assert.deepEqual(page.errors, []);
   await page.close();
+});
+
+test('place labels are drawn by the map itself (offline) and go into the print image', async () => {
+  const { page } = await open('heat=0&cells=0&patrol=0');
+  const hosts = new Set();
+  page.on('request', (r) => hosts.add(new URL(r.url()).host));
+  const labels = () => page.evaluate(() => window.hotspotApp.placedLabels().map((l) => `${l.kind}:${l.name}`));
+  await page.waitForFunction(() => window.hotspotApp.placedLabels().length > 0, null, { timeout: 10_000 });
+  const county = await labels();
+  for (const d of ['Preston', 'Blackpool', 'Lancaster']) assert.ok(county.includes(`district:${d}`), `${d} in ${county}`);
+  // On screen: the overlay's text is the placed labels.
+  assert.equal(await page.locator('#labels .label').count(), county.length);
+  // A town zoom: towns by name; a street zoom: the data's street names.
+  const preston = meta.districts.find((d) => d.name === 'Preston');
+  await page.evaluate((b) => window.hotspotApp.map.jumpTo({ center: [(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], zoom: 11 }), preston.bbox);
+  await page.waitForFunction(() => window.hotspotApp.placedLabels().some((l) => l.kind === 'town'), null, { timeout: 10_000 });
+  await page.evaluate(() => window.hotspotApp.map.jumpTo({ center: [-2.7035, 53.7589], zoom: 16 }));
+  await page.waitForFunction(() => window.hotspotApp.placedLabels().some((l) => l.kind === 'street'), null, { timeout: 10_000 });
+  await settled(page);
+  const streets = (await labels()).filter((l) => l.startsWith('street:'));
+  assert.ok(streets.length >= 3, `street labels: ${streets}`);
+  // Labels collide with none: their boxes on screen do not overlap.
+  const boxes = await page.evaluate(() => [...document.querySelectorAll('#labels .label')].map((e) => {
+    const r = e.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  }));
+  for (let i = 0; i < boxes.length; i += 1) {
+    for (let j = i + 1; j < boxes.length; j += 1) {
+      const [a, b] = [boxes[i], boxes[j]];
+      const overlap = Math.min(a[2], b[2]) - Math.max(a[0], b[0]) > 2 && Math.min(a[3], b[3]) - Math.max(a[1], b[1]) > 2;
+      assert.ok(!overlap, `labels ${i} and ${j} overlap`);
+    }
+  }
+  // Print: the still image carries the labels (dark text pixels the WebGL canvas lacks).
+  const dark = await page.evaluate(() => {
+    const count = (c) => {
+      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (d[i] < 70 && d[i + 1] < 70 && d[i + 2] < 70) n += 1;
+      return n;
+    };
+    const src = window.hotspotApp.map.getCanvas();
+    const plain = document.createElement('canvas');
+    plain.width = src.width;
+    plain.height = src.height;
+    plain.getContext('2d').drawImage(src, 0, 0);
+    return { plain: count(plain), printed: count(window.hotspotApp.printImage()) };
+  });
+  assert.ok(dark.printed > dark.plain + 200, `print image dark pixels ${JSON.stringify(dark)}`);
+  // Nothing but the server (and the refused OpenStreetMap probe) was asked: no glyph server.
+  const own = new URL(server.url).host;
+  const others = [...hosts].filter((h) => h !== own && !h.endsWith(OSM_HOST));
+  assert.deepEqual(others, []);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+/** The share of the viewport where a point shows the map (not a panel over it). */
+async function mapShare(page) {
+  return page.evaluate(() => {
+    const w = window.innerWidth;
+    const h = window.innerHeight;
+    let on = 0;
+    let n = 0;
+    for (let y = 5; y < h; y += 20) {
+      for (let x = 5; x < w; x += 20) {
+        n += 1;
+        const e = document.elementFromPoint(x, y);
+        if (e && e.closest('#map') && !e.closest('.maplibregl-ctrl')) on += 1;
+      }
+    }
+    return on / n;
+  });
+}
+
+test('tablet and phone: the map stays on screen with the drawer, patrol or details open', async () => {
+  const shares = {};
+  for (const [name, width, height] of [['tablet', 820, 1180], ['phone', 390, 844], ['laptop', 1400, 900]]) {
+    const page = await newPage(browser, { width, height });
+    await page.goto(server.url);
+    await settled(page, 120_000);
+    shares[`${name}_closed`] = await mapShare(page);
+    if (name !== 'laptop') {
+      await page.click('#drawer-toggle');
+      assert.equal(await page.locator('#controls').isVisible(), true, `${name}: the drawer opens`);
+      assert.equal(await page.locator('#drawer-toggle').getAttribute('aria-expanded'), 'true');
+      shares[`${name}_drawer`] = await mapShare(page);
+      // A control in the drawer still changes the map, which stays in view.
+      await change(page, () => page.selectOption('#method', 'counts'));
+      await page.keyboard.press('Escape');
+      assert.equal(await page.locator('#controls').isVisible(), false, `${name}: Escape closes the drawer`);
+      await page.click('#patrol-toggle');
+      assert.ok(await page.locator('#patrol-list li').count() > 0, `${name}: the patrol sheet opens`);
+      shares[`${name}_patrol`] = await mapShare(page);
+      await page.click('#patrol-toggle');
+    }
+    const cell = await page.evaluate(() => window.hotspotApp.cellsData.features[0].properties.cell);
+    await page.evaluate((c) => window.hotspotApp.openDetails('cell', c), cell);
+    await page.locator('#details').waitFor({ state: 'visible' });
+    shares[`${name}_details`] = await mapShare(page);
+    // The zoom buttons stay uncovered.
+    const zoomIn = await page.locator('.maplibregl-ctrl-zoom-in').boundingBox();
+    const top = await page.evaluate(([x, y]) => document.elementFromPoint(x, y)?.closest('.maplibregl-ctrl-zoom-in') !== null,
+      [zoomIn.x + zoomIn.width / 2, zoomIn.y + zoomIn.height / 2]);
+    assert.ok(top, `${name}: details cover the zoom buttons`);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  }
+  console.log(`map share of the screen: ${JSON.stringify(Object.fromEntries(Object.entries(shares).map(([k, v]) => [k, Number(v.toFixed(2))])))}`);
+  for (const [k, v] of Object.entries(shares)) {
+    // Laptop: side panels beside the map; tablet and phone: the map fills the screen under
+    // the header, and any open panel leaves at least 40% of it showing the map.
+    const floor = k.startsWith('laptop') ? 0.5 : (k.endsWith('_closed') ? 0.8 : 0.4);
+    assert.ok(v >= floor, `${k}: the map is ${Math.round(v * 100)}% of the screen`);
+  }
+  assert.ok(shares.laptop_details >= shares.laptop_closed - 0.01, 'laptop details do not cover the map');
+});
+
+test('patrol targets are numbered on the map and in the print sheet; N is choosable', async () => {
+  const { page } = await open();
+  const count = () => page.evaluate(() => ({
+    markers: window.hotspotApp.patrolMarkers().length,
+    items: document.querySelectorAll('#patrol-list li').length,
+    numbers: window.hotspotApp.patrolMarkers().map((m) => m.getElement().textContent),
+  }));
+  let c = await count();
+  assert.equal(c.items, 10, 'ten targets by default');
+  assert.equal(c.markers, 10);
+  assert.deepEqual(c.numbers, Array.from({ length: 10 }, (_, i) => String(i + 1)));
+  await change(page, () => page.selectOption('#patrol-n', '5'));
+  c = await count();
+  assert.equal(c.items, 5);
+  assert.equal(c.markers, 5);
+  assert.match(page.url(), /[?&]n=5/);
+  // The print sheet: what, when, where, printed date; the map image with the numbers.
+  await page.evaluate(() => window.hotspotApp.preparePrint());
+  const title = await page.locator('#print-title').textContent();
+  assert.match(title, /all crime types · .+ to .+ · Lancashire · printed \d+ \w+ \d{4}/);
+  await page.emulateMedia({ media: 'print' });
+  assert.equal(await page.locator('#print-title').isVisible(), true);
+  assert.equal(await page.locator('#patrol-list li').count(), 5);
+  const pdf = (await page.pdf({ format: 'A4' })).toString('latin1');
+  assert.equal((pdf.match(/\/Type\s*\/Page[^s]/g) || []).length, 1, 'one page');
+  await page.emulateMedia({ media: 'screen' });
+  // The layer switch hides the numbers with the outlines.
+  await change(page, () => page.uncheck('#layer-patrol'));
+  assert.ok(await page.evaluate(() => window.hotspotApp.patrolMarkers().every((m) => m.getElement().style.display === 'none')));
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('honest states: an empty period says so, latest month, type counts follow the filter', async () => {
+  const empty = await open('from=2031-01&to=2031-03');
+  assert.match(await empty.page.locator('#status').textContent(), /No data for January 2031 to March 2031: the data run from/);
+  await empty.page.close();
+  const { page } = await open('method=counts&heat=0&patrol=0');
+  await change(page, () => page.click('#latest'));
+  const s = await page.evaluate(() => window.hotspotApp.state.month);
+  const gaps = new Set(meta.missing || []);
+  assert.ok(s <= meta.months.last && !gaps.has(s), s);
+  assert.ok(!meta.months.last || s === meta.months.last || gaps.has(meta.months.last), `latest ${s}`);
+  // The type counts follow a district: they add up to the cells' incidents (analyst key).
+  const preston = meta.districts.find((d) => d.name === 'Preston');
+  await change(page, () => page.click('#single'));
+  await change(page, () => page.selectOption('#district', preston.code));
+  await page.waitForFunction(() => window.hotspotApp.typeCountsKey()?.includes('district='), null, { timeout: 10_000 });
+  const sums = await page.evaluate(() => {
+    const shown = [...document.querySelectorAll('input[name=type]')].map((cb) => Number(cb.parentElement.querySelector('.count').textContent.replace(/[^\d]/g, '')));
+    const cells = window.hotspotApp.cellsData.features.reduce((n, f) => n + (f.properties.count || 0), 0);
+    return { shown: shown.reduce((a, b) => a + b, 0), cells };
+  });
+  assert.equal(sums.shown, sums.cells, JSON.stringify(sums));
+  const whole = meta.types.reduce((n, t) => n + t.count, 0);
+  assert.ok(sums.shown < whole, 'a district has fewer than the whole data');
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test('keyboard: Skip to map focuses the map; Enter opens the cell under the crosshair; it is outlined', async () => {
+  const { page } = await open('heat=0&patrol=0&res=10&method=counts');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement.className), 'skip');
+  await page.keyboard.press('Enter');
+  assert.equal(await page.evaluate(() => document.activeElement === window.hotspotApp.map.getCanvas()), true, 'focus on the map');
+  const target = await page.evaluate(() => {
+    const a = window.hotspotApp;
+    const f = a.cellsData.features.reduce((m, x) => (x.properties.count > m.properties.count ? x : m));
+    const ring = f.geometry.coordinates[0].slice(0, -1);
+    a.map.jumpTo({ center: [ring.reduce((s, p) => s + p[0], 0) / ring.length, ring.reduce((s, p) => s + p[1], 0) / ring.length], zoom: 13 });
+    return f.properties.cell;
+  });
+  await settled(page);
+  await page.keyboard.press('Enter');
+  await page.locator('#details').waitFor({ state: 'visible' });
+  await page.waitForFunction(() => document.querySelector('#details-body h2'));
+  assert.equal(await page.locator('#details').getAttribute('data-kind'), 'cell');
+  assert.equal(await page.locator('#details').getAttribute('data-id'), target);
+  assert.equal(await page.evaluate(() => window.hotspotApp.selected?.id), target, 'the cell is outlined');
+  await page.keyboard.press('Escape');
+  assert.equal(await page.evaluate(() => window.hotspotApp.selected), null);
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+/** axe-core's serious and critical violations on the page as it stands. */
+async function axe(page) {
+  await page.addScriptTag({ path: AXE_PATH });
+  const r = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')}`);
+}
+
+test('axe-core finds no serious or critical rule in any state', async () => {
+  const found = {};
+  const { page } = await open();
+  found.controls = await axe(page);
+  const cell = await page.evaluate(() => window.hotspotApp.cellsData.features[0].properties.cell);
+  await page.evaluate((c) => window.hotspotApp.openDetails('cell', c), cell);
+  await page.locator('#details').waitFor({ state: 'visible' });
+  found.details = await axe(page);
+  await page.keyboard.press('Escape');
+  await page.evaluate(() => window.hotspotApp.preparePrint());
+  await page.emulateMedia({ media: 'print' });
+  found.print = await axe(page);
+  await page.close();
+  const tablet = await newPage(browser, { width: 820, height: 1180 });
+  await tablet.goto(server.url);
+  await settled(tablet, 120_000);
+  await tablet.click('#drawer-toggle');
+  found.drawer = await axe(tablet);
+  await tablet.keyboard.press('Escape');
+  await tablet.click('#patrol-toggle');
+  found.patrol = await axe(tablet);
+  const pub = await newPage(browser, { key: null });
+  await pub.goto(server.url);
+  await settled(pub, 120_000);
+  found.public = await axe(pub);
+  for (const p of [tablet, pub]) await p.close();
+  for (const [state, v] of Object.entries(found)) assert.deepEqual(v, [], state);
 });
