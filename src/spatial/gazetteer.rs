@@ -211,35 +211,122 @@ pub fn streets(points: &[StreetPoint<'_>]) -> Vec<Place> {
             .push(i);
     }
     by.into_iter()
-        .map(|((name, district), ids)| {
-            let n = ids.len() as f64;
-            let mx = ids.iter().map(|&i| points[i].lon).sum::<f64>() / n;
-            let my = ids.iter().map(|&i| points[i].lat).sum::<f64>() / n;
-            let d2 = |i: usize| (points[i].lon - mx).powi(2) + (points[i].lat - my).powi(2);
-            let best = ids
-                .iter()
-                .copied()
-                .min_by(|&a, &b| d2(a).total_cmp(&d2(b)))
-                .unwrap_or(ids[0]);
-            let fold = |f: fn(f64, f64) -> f64, g: fn(&StreetPoint<'_>) -> f64, init: f64| {
-                ids.iter().map(|&i| g(&points[i])).fold(init, f)
-            };
-            let bbox = [
-                fold(f64::min, |p| p.lon, f64::INFINITY),
-                fold(f64::min, |p| p.lat, f64::INFINITY),
-                fold(f64::max, |p| p.lon, f64::NEG_INFINITY),
-                fold(f64::max, |p| p.lat, f64::NEG_INFINITY),
-            ];
-            Place::new(
-                name.to_string(),
-                Kind::Street,
+        .filter_map(|((name, district), ids)| {
+            street(
+                name,
                 district.map(str::to_string),
-                (points[best].lon, points[best].lat),
-                Some(bbox),
-                None,
+                ids.iter().map(|&i| (points[i].lon, points[i].lat)),
             )
         })
         .collect()
+}
+
+/// One street (a name in a district) from its snap points: at the snap point nearest
+/// their mean, with their extent; `None` without a point.
+pub fn street(
+    name: &str,
+    district: Option<String>,
+    points: impl Iterator<Item = (f64, f64)> + Clone,
+) -> Option<Place> {
+    let (mut n, mut sx, mut sy) = (0usize, 0.0, 0.0);
+    let mut bbox = [
+        f64::INFINITY,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for (x, y) in points.clone() {
+        n += 1;
+        sx += x;
+        sy += y;
+        bbox = [
+            bbox[0].min(x),
+            bbox[1].min(y),
+            bbox[2].max(x),
+            bbox[3].max(y),
+        ];
+    }
+    if n == 0 {
+        return None;
+    }
+    let (mx, my) = (sx / n as f64, sy / n as f64);
+    let d2 = |(x, y): (f64, f64)| (x - mx).powi(2) + (y - my).powi(2);
+    // The first of equally near points, so the choice does not depend on float ties.
+    let best = points.fold(None, |b: Option<(f64, f64)>, p| match b {
+        Some(q) if d2(q) <= d2(p) => Some(q),
+        _ => Some(p),
+    })?;
+    Some(Place::new(
+        name.to_string(),
+        Kind::Street,
+        district,
+        best,
+        Some(bbox),
+        None,
+    ))
+}
+
+/// A name the map draws itself (`/map/api/labels`): districts and towns here, streets
+/// from the data by the caller. `rank`: smaller is more important (drawn first, kept on
+/// collision).
+#[derive(Debug, Clone, Serialize)]
+pub struct Label {
+    pub name: String,
+    pub kind: Kind,
+    pub lon: f64,
+    pub lat: f64,
+    pub rank: u32,
+}
+
+/// The labels that do not depend on the data, built once per geography: each district at
+/// a point inside its polygon (geo's `InteriorPoint`: the bounding box's centre can lie
+/// outside a district), rank 0; then every bundled town and village, rank 1 for the most
+/// populous, 2 for the next and so on (ties by name).
+pub fn fixed_labels(geo: &Geography) -> &[Label] {
+    geo.labels.get_or_init(|| {
+        use geo::InteriorPoint;
+        let mut out: Vec<Label> = (0..geo.districts.len())
+            .filter_map(|i| {
+                let p = geo.districts.polygons[i].interior_point()?;
+                Some(Label {
+                    name: geo.districts.names[i].clone(),
+                    kind: Kind::District,
+                    lon: p.x(),
+                    lat: p.y(),
+                    rank: 0,
+                })
+            })
+            .collect();
+        let mut towns: Vec<&Place> = fixed(geo).iter().filter(|p| p.kind == Kind::Town).collect();
+        towns.sort_by(|a, b| b.population.cmp(&a.population).then(a.name.cmp(&b.name)));
+        out.extend(towns.iter().zip(1u32..).map(|(t, rank)| Label {
+            name: t.name.clone(),
+            kind: Kind::Town,
+            lon: t.lon,
+            lat: t.lat,
+            rank,
+        }));
+        out
+    })
+}
+
+/// The nearest bundled town or village to a point within `max_km`, with its distance.
+pub fn nearest_town(geo: &Geography, lon: f64, lat: f64, max_km: f64) -> Option<(&Place, f64)> {
+    fixed(geo)
+        .iter()
+        .filter(|p| p.kind == Kind::Town)
+        .map(|p| (p, km(lon, lat, p.lon, p.lat)))
+        .filter(|(_, d)| *d <= max_km)
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// Great-circle distance in km (haversine, mean Earth radius).
+pub fn km(lon1: f64, lat1: f64, lon2: f64, lat2: f64) -> f64 {
+    let (p1, p2) = (lat1.to_radians(), lat2.to_radians());
+    let dp = p2 - p1;
+    let dl = (lon2 - lon1).to_radians();
+    let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+    2.0 * 6371.0088 * a.sqrt().min(1.0).asin()
 }
 
 /// The best `limit` matches of `query` among `places` (an empty query matches nothing).

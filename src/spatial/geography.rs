@@ -106,6 +106,9 @@ pub struct Geography {
     /// The gazetteer's places of this geography, built on the first search
     /// (`gazetteer::fixed`).
     pub(crate) places: std::sync::OnceLock<Vec<super::gazetteer::Place>>,
+    /// The map's labels of this geography (districts, towns), built on the first request
+    /// (`gazetteer::fixed_labels`).
+    pub(crate) labels: std::sync::OnceLock<Vec<super::gazetteer::Label>>,
 }
 
 impl Geography {
@@ -217,6 +220,7 @@ impl Geography {
             county,
             codes,
             places: std::sync::OnceLock::new(),
+            labels: std::sync::OnceLock::new(),
         })
     }
 
@@ -234,6 +238,7 @@ impl Geography {
             county: MultiPolygon(vec![]),
             codes: FxHashMap::default(),
             places: std::sync::OnceLock::new(),
+            labels: std::sync::OnceLock::new(),
         }
     }
 
