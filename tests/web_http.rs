@@ -557,3 +557,219 @@ async fn public_street_suggestions_never_reveal_a_street_with_fewer_than_k_incid
     }
     assert!(hidden > 0 && shown > 0, "hidden {hidden}, shown {shown}");
 }
+
+/// A GET as the public (no key): status and JSON body (or null).
+async fn public_get(uri: &str) -> (StatusCode, Value) {
+    let req = Request::builder()
+        .uri(uri)
+        .header(header::HOST, "web.test")
+        .body(Body::empty())
+        .expect("request");
+    let res = router(STATE.clone()).oneshot(req).await.expect("response");
+    let status = res.status();
+    let body = to_bytes(res.into_body(), usize::MAX).await.expect("body");
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The bundled GeoNames towns and villages: (name, lon, lat), read from the file the
+/// server compiles in.
+fn geonames() -> Vec<(String, f64, f64)> {
+    include_str!("../boundaries/places/geonames.csv")
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            Some((
+                f.first()?.to_string(),
+                f.get(1)?.parse().ok()?,
+                f.get(2)?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+/// "On or near X" -> "X", as police.uk names its snap points.
+fn street_of(text: &str) -> String {
+    let t = text.trim();
+    t.strip_prefix("On or near ")
+        .unwrap_or(t)
+        .trim()
+        .to_string()
+}
+
+/// A cell's details name where it is: the LSOA and district holding its centre (a
+/// brute-force point-in-polygon over the 2011 LSOAs), its incidents' most common street,
+/// the nearest bundled town within 5 km; below analyst the street only under the k rule,
+/// also when the cell itself is withheld.
+#[tokio::test]
+async fn details_name_a_cell_by_street_lsoa_and_district() {
+    use geo::{Contains, Point};
+    use std::collections::BTreeMap;
+    let store = STATE.store();
+    let g = &store.geography;
+    let d = &STATE.settings().disclosure;
+    let (k, sensitive) = (d.k, d.sensitive_types());
+    let locs = &store.locations;
+    let res = h3o::Resolution::Nine;
+    // Incidents per (street, district) and per location: all and public.
+    let mut public: BTreeMap<(String, u8), u64> = BTreeMap::new();
+    let mut at_loc = vec![(0u64, 0u64); locs.len()];
+    for (&l, &t) in store.incidents.loc.iter().zip(&store.incidents.ctype) {
+        let l = l as usize;
+        at_loc[l].0 += 1;
+        if !sensitive.contains_code(t) {
+            at_loc[l].1 += 1;
+            *public
+                .entry((street_of(&locs.street[l]), locs.district[l]))
+                .or_default() += 1;
+        }
+    }
+    let cells = json("/map/api/cells?res=9&method=counts").await;
+    let mut feats: Vec<&Value> = features(&cells).iter().collect();
+    feats.sort_by_key(|f| std::cmp::Reverse(f["properties"]["count"].as_u64()));
+    // The busiest cells, and some with fewer than k incidents (withheld for the public).
+    let small: Vec<&Value> = feats
+        .iter()
+        .copied()
+        .filter(|f| {
+            f["properties"]["count"]
+                .as_u64()
+                .is_some_and(|c| c > 0 && c < k)
+        })
+        .take(8)
+        .collect();
+    assert!(!small.is_empty());
+    let towns = geonames();
+    let (mut checked, mut withheld_named) = (0, 0);
+    for f in feats.iter().take(12).chain(&small) {
+        let id = f["properties"]["cell"].as_str().expect("cell");
+        let cell: h3o::CellIndex = id.parse().expect("h3");
+        let a = json(&format!("/map/api/details?kind=cell&id={id}")).await;
+        assert_eq!(a["id"], id);
+        assert_eq!(a["cell"], format!("H3 cell {id} (resolution 9)"));
+        let c = h3o::LatLng::from(cell);
+        let pt = Point::new(c.lng(), c.lat());
+        let hits: Vec<usize> = (0..g.lsoas.len())
+            .filter(|&i| g.lsoas.polygons[i].contains(&pt))
+            .collect();
+        let place = &a["place"];
+        let name = a["name"].as_str().expect("name");
+        if let [i] = hits[..] {
+            let district = &g.districts.names[usize::from(g.lsoa_district[i])];
+            assert_eq!(place["lsoa"], g.lsoas.codes[i].as_str(), "{id}");
+            assert_eq!(place["lsoa_name"], g.lsoas.names[i].as_str(), "{id}");
+            assert_eq!(place["district"], district.as_str(), "{id}");
+            assert!(
+                name.ends_with(&format!("{}, {district}", g.lsoas.names[i])),
+                "{id}: {name}"
+            );
+            checked += 1;
+        }
+        // The street: one with the most incidents among the cell's snap points.
+        let mut per: BTreeMap<(String, u8), u64> = BTreeMap::new();
+        for (i, &(all, _)) in at_loc.iter().enumerate() {
+            let s = street_of(&locs.street[i]);
+            if locs.cell(i, res) == Some(cell) && !s.is_empty() {
+                *per.entry((s, locs.district[i])).or_default() += all;
+            }
+        }
+        let top = per.values().copied().max();
+        match place["street"].as_str() {
+            Some(s) => {
+                assert!(name.starts_with(&format!("Near {s}, ")), "{name}");
+                let n = per
+                    .iter()
+                    .filter(|(key, _)| key.0 == s)
+                    .map(|(_, &n)| n)
+                    .max();
+                assert_eq!(n, top, "{id}: {s} is not the most common street");
+            }
+            None => assert!(top.is_none(), "{id}: a street was expected"),
+        }
+        // The nearest bundled town within 5 km.
+        let km = |lon: f64, lat: f64| {
+            let dx = (lon - c.lng()) * 111.32 * c.lat().to_radians().cos();
+            let dy = (lat - c.lat()) * 110.57;
+            dx.hypot(dy)
+        };
+        let near = towns
+            .iter()
+            .map(|(n, lon, lat)| (n, km(*lon, *lat)))
+            .min_by(|x, y| x.1.total_cmp(&y.1));
+        match (place["town"].as_str(), near) {
+            (Some(t), Some((n, dist))) => {
+                assert!(dist < 5.05, "{id}: {t} at {dist} km");
+                let t_dist = towns
+                    .iter()
+                    .find(|x| x.0 == t)
+                    .map(|x| km(x.1, x.2))
+                    .expect("a bundled town");
+                assert!(
+                    t_dist <= dist + 0.05,
+                    "{id}: {t} ({t_dist} km) but {n} ({dist} km)"
+                );
+            }
+            (None, Some((_, dist))) => assert!(dist > 4.95, "{id}: a town {dist} km away"),
+            (t, None) => assert!(t.is_none()),
+        }
+
+        // The public: the same place, the street only under the k rule.
+        let (status, p) = public_get(&format!("/map/api/details?kind=cell&id={id}")).await;
+        assert_eq!(status, StatusCode::OK);
+        for key in ["lsoa", "lsoa_name", "district", "town"] {
+            assert_eq!(p["place"][key], place[key], "{id} {key}");
+        }
+        assert_eq!(p["cell"], a["cell"]);
+        if let Some(s) = p["place"]["street"].as_str() {
+            let passes = (0..locs.len()).any(|i| {
+                locs.cell(i, res) == Some(cell)
+                    && street_of(&locs.street[i]) == s
+                    && public
+                        .get(&(s.to_string(), locs.district[i]))
+                        .copied()
+                        .unwrap_or(0)
+                        >= k
+            });
+            assert!(
+                passes,
+                "{id}: public street {s} has fewer than {k} public incidents"
+            );
+            assert!(
+                p["name"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with(&format!("Near {s}, ")))
+            );
+        } else if p["place"]["lsoa_name"].is_string() {
+            assert!(
+                !p["name"].as_str().unwrap_or("").starts_with("Near "),
+                "{p}"
+            );
+        }
+        if p["suppressed"] == true {
+            assert!(
+                p["name"].is_string() && p["place"]["district"].is_string(),
+                "{p}"
+            );
+            withheld_named += 1;
+        }
+    }
+    assert!(checked >= 10, "{checked} cells checked against the LSOAs");
+    assert!(withheld_named > 0);
+
+    // LSOAs and districts: their district in `place`.
+    let lsoas = json("/collections/lsoas/items?limit=1").await;
+    let code = features(&lsoas)[0]["properties"]["code"]
+        .as_str()
+        .expect("code")
+        .to_string();
+    let i = g.lsoas.codes.iter().position(|c| *c == code).expect("lsoa");
+    let d = json(&format!("/map/api/details?kind=lsoa&id={code}")).await;
+    assert_eq!(d["place"]["lsoa"], code.as_str());
+    assert_eq!(
+        d["place"]["district"],
+        g.districts.names[usize::from(g.lsoa_district[i])].as_str()
+    );
+    let d = json("/map/api/details?kind=district&id=Preston").await;
+    assert_eq!(d["place"]["district"], "Preston");
+    assert_eq!(d["name"], "Preston");
+}

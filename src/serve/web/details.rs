@@ -12,6 +12,10 @@
 //!   at resolutions 7 to 9 the emerging hot spot category as well.
 //! - A month some force did not publish (`crate::coverage`) is null in `series` and
 //!   listed in `missing`: no data, never zero; the trend leaves it out.
+//! - `name` says where the unit is and `place` holds its parts (`{street, lsoa,
+//!   lsoa_name, district, town}`): a cell is "Near <street>, <LSOA>, <district>" (its
+//!   code in `cell`), the street only one that passes the k rule below analyst
+//!   (`streets.rs`); an LSOA or district keeps its own name.
 
 use std::sync::Arc;
 
@@ -75,8 +79,8 @@ impl Unit {
 /// - Only the filter's types are listed (their counts add up to the total, which is what
 ///   the secondary suppression below assumes); the filter has the sensitive categories
 ///   left out below district level, so a cell or LSOA never lists them.
-/// - The unit keeps only its name, trend direction, bin and category (every count null,
-///   `suppressed: true`) when its total is from 1 to k - 1, when the unit is withheld in
+/// - The unit keeps only its name and place, trend direction, bin and category (every
+///   count null, `suppressed: true`) when its total is from 1 to k - 1, when the unit is withheld in
 ///   the grid the map and the collections publish (`withheld_in_grid`: a secondarily
 ///   suppressed cell must not have its total given here), or when the counts by type or
 ///   the monthly series are ones only with nothing left to withhold beside them (their
@@ -224,15 +228,26 @@ pub fn withheld_in_grid(
     }
 }
 
-pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: bool) -> Value {
+/// The details document of `unit` under `filter`; `k` below analyst (`None` above) and
+/// `sensitive` decide which street may name a cell (the k rule of `streets.rs`).
+pub fn details(
+    store: &Arc<AnalysisStore>,
+    unit: Unit,
+    filter: &Filter,
+    fdr: bool,
+    (k, sensitive): (Option<u64>, TypeSet),
+) -> Value {
     let member = membership(store, unit);
+    let (name, place) = place(store, unit, &member, k, sensitive);
     let Some((lo, hi)) = month_span(store, filter) else {
         // No month of data in the filter's period: the same document, empty.
-        return json!({
-            "kind": kind(unit), "id": id(store, unit), "name": name(store, unit),
+        let mut doc = json!({
+            "kind": kind(unit), "id": id(store, unit), "name": name, "place": place,
             "total": 0, "by_type": [], "months": [], "series": [], "missing": [], "gi": null,
             "trend": { "direction": "no data", "z": null, "p": null }, "category": null,
         });
+        with_cell(&mut doc, unit);
+        return doc;
     };
     let inc = &store.incidents;
     let mut by_type = [0u64; CrimeType::COUNT];
@@ -326,10 +341,11 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
         None => "no significant trend",
     };
     let (gi, category) = statistics(store, unit, filter, fdr);
-    json!({
+    let mut doc = json!({
         "kind": kind(unit),
         "id": id(store, unit),
-        "name": name(store, unit),
+        "name": name,
+        "place": place,
         "total": series.iter().sum::<u64>(),
         "by_type": types,
         "months": months.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -345,7 +361,99 @@ pub fn details(store: &Arc<AnalysisStore>, unit: Unit, filter: &Filter, fdr: boo
             "by_type": keys_by_type,
             "series": series_keys,
         },
-    })
+    });
+    with_cell(&mut doc, unit);
+    doc
+}
+
+/// A cell's H3 code as text ("H3 cell 89... (resolution 9)"), beside its place name.
+fn with_cell(doc: &mut Value, unit: Unit) {
+    if let Unit::Cell(c) = unit {
+        doc["cell"] = Value::from(format!(
+            "H3 cell {c} (resolution {})",
+            u8::from(c.resolution())
+        ));
+    }
+}
+
+/// How far a town may be to name a cell.
+const TOWN_KM: f64 = 5.0;
+
+/// The unit's name and `place` (`{street, lsoa, lsoa_name, district, town}`, null where
+/// none). A cell is named by where it is: "Near Fishergate, Preston 014A, Preston": its
+/// incidents' most common street (over the whole data; below analyst by public incidents
+/// among the streets that pass the k rule only, else none), the LSOA (2011) and district
+/// holding its centre, and the nearest bundled town within 5 km. LSOAs and districts keep
+/// their names, with their district in `place`.
+fn place(
+    store: &Arc<AnalysisStore>,
+    unit: Unit,
+    member: &[bool],
+    k: Option<u64>,
+    sensitive: TypeSet,
+) -> (String, Value) {
+    use crate::spatial::geography::{NO_DISTRICT, NO_LSOA};
+    let g = &store.geography;
+    let district_name = |d: u8| g.districts.names.get(usize::from(d)).cloned();
+    let lsoa = |l: u16| {
+        (l != NO_LSOA)
+            .then(|| {
+                g.lsoas
+                    .codes
+                    .get(usize::from(l))
+                    .zip(g.lsoas.names.get(usize::from(l)))
+            })
+            .flatten()
+    };
+    let doc = |street: Option<&str>, l: u16, d: u8, town: Option<&str>| {
+        let l = lsoa(l);
+        json!({
+            "street": street,
+            "lsoa": l.map(|x| x.0),
+            "lsoa_name": l.map(|x| x.1),
+            "district": (d != NO_DISTRICT).then(|| district_name(d)).flatten(),
+            "town": town,
+        })
+    };
+    match unit {
+        Unit::Cell(c) => {
+            let centre = h3o::LatLng::from(c);
+            let (lon, lat) = (centre.lng(), centre.lat());
+            let (l, d) = g.locate(lon, lat);
+            let index = super::streets::StreetIndex::of(store, sensitive);
+            let street = index
+                .most_common((0..member.len()).filter(|&i| member[i]), k)
+                .map(|s| s.name.to_string());
+            let town = crate::spatial::gazetteer::nearest_town(g, lon, lat, TOWN_KM)
+                .map(|(t, _)| t.name.clone());
+            let place = doc(street.as_deref(), l, d, town.as_deref());
+            let mut parts: Vec<String> = Vec::new();
+            if let Some(s) = &street {
+                parts.push(format!("Near {s}"));
+            }
+            for key in ["lsoa_name", "district"] {
+                if let Some(v) = place[key].as_str() {
+                    parts.push(v.to_owned());
+                }
+            }
+            let name = if !parts.is_empty() {
+                parts.join(", ")
+            } else if let Some(t) = &town {
+                format!("Near {t}")
+            } else {
+                format!("H3 cell {c} (resolution {})", u8::from(c.resolution()))
+            };
+            (name, place)
+        }
+        Unit::Lsoa(l) => {
+            let d = g.lsoa_district.get(usize::from(l)).copied();
+            (
+                name(store, unit),
+                doc(None, l, d.unwrap_or(NO_DISTRICT), None),
+            )
+        }
+        Unit::District(d) => (name(store, unit), doc(None, NO_LSOA, d, None)),
+    }
 }
 
 /// Removes the key sums `details` leaves for `withhold` (every role's answer goes

@@ -5,7 +5,7 @@
 //! | `/map/` | the app (`web/index.html`), its modules under `/map/src/`, MapLibre under `/map/vendor/` (`assets.rs`) |
 //! | `/map/api/meta` | crime types present, months, districts, bounds (`meta.rs`) |
 //! | `/map/api/cells?types=&from=&to=&district=&res=&method=&fdr=` | GeoJSON H3 cells at resolution `res` (6-10) with `method` counts, gistar or moran (`cells.rs`) |
-//! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend (`details.rs`) |
+//! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend, its name and place (`details.rs`) |
 //! | `/map/api/places?q=&limit=` | the search box: districts, LSOAs, towns, postcodes and the data's streets (`places.rs`) |
 //!
 //! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
@@ -19,6 +19,7 @@ mod cells;
 mod details;
 mod meta;
 mod places;
+mod streets;
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -161,8 +162,9 @@ async fn details_json(
     let (filter, k) = controls(&state, principal, &p, filter, district_level)?;
     let generation = state.generation();
     let settings = state.settings().disclosure.clone();
+    let names = (k, settings.sensitive_types());
     let doc = blocking(move || -> Result<serde_json::Value, AppError> {
-        let mut doc = details::details(&store, unit, &filter, fdr);
+        let mut doc = details::details(&store, unit, &filter, fdr, names);
         if let Some(k) = k {
             let grid = details::withheld_in_grid(&store, generation, unit, &filter, &settings)?;
             details::withhold(&mut doc, k, grid, &settings.ptable());
@@ -172,6 +174,20 @@ async fn details_json(
     })
     .await??;
     json_body(&doc, &headers)
+}
+
+/// The streets' k rule of the caller (`streets.rs`): k below analyst (`None` above), and
+/// the sensitive categories its counts leave out.
+fn street_rule(
+    state: &AppState,
+    principal: Option<axum::Extension<Principal>>,
+) -> (Option<u64>, crate::model::TypeSet) {
+    let d = &state.settings().disclosure;
+    let k = principal_of(principal)
+        .role
+        .disclosure_controlled()
+        .then_some(d.k);
+    (k, d.sensitive_types())
 }
 
 async fn places_json(
@@ -200,14 +216,8 @@ async fn places_json(
                 ))
             })?,
     };
-    let k = principal_of(principal)
-        .role
-        .disclosure_controlled()
-        .then(|| {
-            let d = &state.settings().disclosure;
-            (d.k, d.sensitive_types())
-        });
+    let (k, sensitive) = street_rule(&state, principal);
     let store = state.store();
-    let doc = blocking(move || places::places(&store, &q, limit, k)).await?;
+    let doc = blocking(move || places::places(&store, &q, limit, k, sensitive)).await?;
     json_body(&doc, &headers)
 }
