@@ -228,6 +228,11 @@ fn cases() -> Vec<Case> {
             Role::Public,
         ),
         c("/map/api/places", "/map/api/places?q=church", Role::Public),
+        c(
+            "/map/api/labels",
+            "/map/api/labels?bbox=-2.8,53.7,-2.6,53.8&zoom=15",
+            Role::Public,
+        ),
         Case {
             route: "/admin/ingest",
             method: Method::POST,

@@ -296,6 +296,10 @@ fn examples() -> Vec<(Method, &'static str, String)> {
             "/map/api/details?kind=district&id=Preston",
         ),
         g("/map/api/places", "/map/api/places?q=church"),
+        g(
+            "/map/api/labels",
+            "/map/api/labels?bbox=-2.8,53.7,-2.6,53.8&zoom=15",
+        ),
         (
             Method::POST,
             "/admin/ingest",

@@ -571,6 +571,17 @@ async fn public_get(uri: &str) -> (StatusCode, Value) {
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
 
+fn labels_of(doc: &Value) -> &Vec<Value> {
+    doc["labels"].as_array().expect("labels")
+}
+
+fn lon_lat(v: &Value) -> (f64, f64) {
+    (
+        v["lon"].as_f64().expect("lon"),
+        v["lat"].as_f64().expect("lat"),
+    )
+}
+
 /// The bundled GeoNames towns and villages: (name, lon, lat), read from the file the
 /// server compiles in.
 fn geonames() -> Vec<(String, f64, f64)> {
@@ -595,6 +606,288 @@ fn street_of(text: &str) -> String {
         .unwrap_or(t)
         .trim()
         .to_string()
+}
+
+fn inside(b: [f64; 4], (lon, lat): (f64, f64)) -> bool {
+    (b[0]..=b[2]).contains(&lon) && (b[1]..=b[3]).contains(&lat)
+}
+
+/// Districts once each inside their own polygon, every bundled town inside the box and
+/// nothing outside it; streets only from zoom 15, inside the box, at most 400.
+#[tokio::test]
+async fn labels_name_districts_and_towns_inside_the_box_and_streets_from_zoom_15() {
+    use geo::{Contains, Point};
+    let g = &STATE.store().geography;
+    let m = json("/map/api/meta").await;
+    let bbox_of = |name: &str| -> [f64; 4] {
+        let d = m["districts"]
+            .as_array()
+            .expect("districts")
+            .iter()
+            .find(|d| d["name"] == name)
+            .expect(name);
+        let b: Vec<f64> = d["bbox"]
+            .as_array()
+            .expect("bbox")
+            .iter()
+            .map(|v| v.as_f64().expect("number"))
+            .collect();
+        [b[0], b[1], b[2], b[3]]
+    };
+    let (p, b) = (bbox_of("Preston"), bbox_of("Blackpool"));
+    let bbox = [
+        p[0].min(b[0]),
+        p[1].min(b[1]),
+        p[2].max(b[2]),
+        p[3].max(b[3]),
+    ];
+    let q = |b: [f64; 4], zoom: f64| {
+        format!(
+            "/map/api/labels?bbox={},{},{},{}&zoom={zoom}",
+            b[0], b[1], b[2], b[3]
+        )
+    };
+    let doc = json(&q(bbox, 10.0)).await;
+    let labels = labels_of(&doc);
+    for l in labels {
+        assert!(inside(bbox, lon_lat(l)), "outside the box: {l}");
+        assert_ne!(l["kind"], "street", "no street below zoom 15: {l}");
+        assert!(l["rank"].is_u64(), "{l}");
+    }
+    let districts: Vec<&str> = labels
+        .iter()
+        .filter(|l| l["kind"] == "district")
+        .map(|l| l["name"].as_str().expect("name"))
+        .collect();
+    assert!(
+        districts.contains(&"Preston") && districts.contains(&"Blackpool"),
+        "{districts:?}"
+    );
+    // Every bundled town in the box, and no other.
+    let mut expected: Vec<String> = geonames()
+        .into_iter()
+        .filter(|(_, lon, lat)| inside(bbox, (*lon, *lat)))
+        .map(|(n, _, _)| n)
+        .collect();
+    expected.sort();
+    let mut towns: Vec<String> = labels
+        .iter()
+        .filter(|l| l["kind"] == "town")
+        .map(|l| l["name"].as_str().expect("name").to_string())
+        .collect();
+    towns.sort();
+    assert!(towns.contains(&"Preston".to_string()) && towns.contains(&"Blackpool".to_string()));
+    assert_eq!(towns, expected);
+    // Larger ranks first: districts, then towns by population, then streets.
+    let label = |kind: &str, name: &str| {
+        labels
+            .iter()
+            .find(|l| l["kind"] == kind && l["name"] == name)
+            .expect(name)
+    };
+    let rank = |kind: &str, name: &str| label(kind, name)["rank"].as_u64().expect("rank");
+    assert!(rank("district", "Blackpool") > rank("town", "Preston"));
+    let pop = |name: &str| {
+        label("town", name)["population"]
+            .as_u64()
+            .expect("population")
+    };
+    assert!(pop("Preston") > pop("Blackpool"));
+    assert!(rank("town", "Preston") > rank("town", "Blackpool"));
+
+    // The whole county: each of the 14 districts once, inside its own polygon.
+    let county = json("/map/api/labels?bbox=-3.3,53.4,-1.9,54.3&zoom=8").await;
+    let ds: Vec<&Value> = labels_of(&county)
+        .iter()
+        .filter(|l| l["kind"] == "district")
+        .collect();
+    assert_eq!(ds.len(), 14);
+    for d in ds {
+        let i = g
+            .districts
+            .names
+            .iter()
+            .position(|n| d["name"] == n.as_str())
+            .expect("a district");
+        let (lon, lat) = lon_lat(d);
+        assert!(
+            g.districts.polygons[i].contains(&Point::new(lon, lat)),
+            "{d}"
+        );
+    }
+    // Nowhere near: nothing.
+    assert!(labels_of(&json("/map/api/labels?bbox=10,10,11,11&zoom=16").await).is_empty());
+
+    // Streets: a box around the busiest snap point, at zoom 14.9 none, at 16 some.
+    let store = STATE.store();
+    let mut per_loc = vec![0u64; store.locations.len()];
+    for &l in &store.incidents.loc {
+        per_loc[l as usize] += 1;
+    }
+    let busiest = (0..per_loc.len())
+        .max_by_key(|&i| per_loc[i])
+        .expect("a location");
+    let (x, y) = (store.locations.lon(busiest), store.locations.lat(busiest));
+    let small = [x - 0.01, y - 0.006, x + 0.01, y + 0.006];
+    let d = json(&q(small, 14.9)).await;
+    assert!(labels_of(&d).iter().all(|l| l["kind"] != "street"));
+    let d = json(&q(small, 16.0)).await;
+    let streets: Vec<&Value> = labels_of(&d)
+        .iter()
+        .filter(|l| l["kind"] == "street")
+        .collect();
+    assert!(
+        !streets.is_empty() && streets.len() <= 400,
+        "{}",
+        streets.len()
+    );
+    // Streets rank below every town (the county's towns, from the county answer).
+    let lowest_town = labels_of(&county)
+        .iter()
+        .filter(|l| l["kind"] == "town")
+        .filter_map(|l| l["rank"].as_u64())
+        .min()
+        .expect("towns");
+    for s in &streets {
+        let r = s["rank"].as_u64().expect("rank");
+        assert!(r >= 1 && r < lowest_town, "{s}");
+    }
+    // Every street label is a snap point of that street, in the box.
+    for s in &streets {
+        let (lon, lat) = lon_lat(s);
+        assert!(inside(small, (lon, lat)), "{s}");
+        let at = (0..store.locations.len()).any(|i| {
+            (store.locations.lon(i) - lon).abs() < 1e-9
+                && (store.locations.lat(i) - lat).abs() < 1e-9
+                && s["name"] == street_of(&store.locations.street[i]).as_str()
+        });
+        assert!(at, "not at a snap point of its street: {s}");
+    }
+    // A wide box at street zoom is capped.
+    let wide = json("/map/api/labels?bbox=-3.3,53.4,-1.9,54.3&zoom=15").await;
+    let n = labels_of(&wide)
+        .iter()
+        .filter(|l| l["kind"] == "street")
+        .count();
+    assert!(n > 0 && n <= 400, "{n}");
+
+    for (bad, param) in [
+        ("zoom=10", "bbox"),
+        ("bbox=-3,53,-2,54", "zoom"),
+        ("bbox=-3,53,-2&zoom=10", "bbox"),
+        ("bbox=-3,53,-2,54,1&zoom=10", "bbox"),
+        ("bbox=-2,53,-3,54&zoom=10", "bbox"),
+        ("bbox=-3,54,-2,54&zoom=10", "bbox"),
+        ("bbox=-3,53,-2,NaN&zoom=10", "bbox"),
+        ("bbox=-3,53,-2,inf&zoom=10", "bbox"),
+        ("bbox=-190,53,-2,54&zoom=10", "bbox"),
+        ("bbox=-3,-95,-2,54&zoom=10", "bbox"),
+        ("bbox=-3,53,-2,54&zoom=25", "zoom"),
+        ("bbox=-3,53,-2,54&zoom=-1", "zoom"),
+        ("bbox=-3,53,-2,54&zoom=x", "zoom"),
+        ("bbox=-3,53,-2,54&zoom=10&q=a", "q"),
+    ] {
+        let (status, _, body) = get(&format!("/map/api/labels?{bad}")).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains(param), "{bad}: {body}");
+    }
+}
+
+/// Public street labels: every one is a street with at least k incidents outside the
+/// sensitive categories at its snap points (a brute-force count over the store), at a snap
+/// point holding such an incident; some streets the analyst sees are hidden.
+#[tokio::test]
+async fn public_street_labels_never_show_a_street_with_fewer_than_k_incidents() {
+    use std::collections::BTreeMap;
+    let store = STATE.store();
+    let d = &STATE.settings().disclosure;
+    let (k, sensitive) = (d.k, d.sensitive_types());
+    let locs = &store.locations;
+    let mut public: BTreeMap<(String, u8), u64> = BTreeMap::new();
+    let mut at_loc = vec![(0u64, 0u64); locs.len()];
+    for (&l, &t) in store.incidents.loc.iter().zip(&store.incidents.ctype) {
+        let l = l as usize;
+        at_loc[l].0 += 1;
+        if !sensitive.contains_code(t) {
+            at_loc[l].1 += 1;
+            *public
+                .entry((street_of(&locs.street[l]), locs.district[l]))
+                .or_default() += 1;
+        }
+    }
+    // The (street, district) a label stands for: a snap point of that name at its point.
+    let key_at = |name: &str, (lon, lat): (f64, f64)| -> Vec<(String, u8, usize)> {
+        (0..locs.len())
+            .filter(|&j| {
+                (locs.lon(j) - lon).abs() < 1e-9
+                    && (locs.lat(j) - lat).abs() < 1e-9
+                    && street_of(&locs.street[j]) == name
+            })
+            .map(|j| (name.to_string(), locs.district[j], j))
+            .collect()
+    };
+    let passes = |name: &str, d: u8| public.get(&(name.to_string(), d)).copied().unwrap_or(0) >= k;
+    // Boxes around the ten busiest snap points, and ten spread over the rest.
+    let mut order: Vec<usize> = (0..locs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(at_loc[i].0));
+    let step = (order.len() / 10).max(1);
+    let centres: Vec<usize> = order
+        .iter()
+        .take(10)
+        .chain(order.iter().step_by(step))
+        .copied()
+        .collect();
+    let (mut shown, mut hidden) = (0, 0);
+    for &i in &centres {
+        let (x, y) = (locs.lon(i), locs.lat(i));
+        let uri = format!(
+            "/map/api/labels?bbox={},{},{},{}&zoom=16",
+            x - 0.012,
+            y - 0.008,
+            x + 0.012,
+            y + 0.008
+        );
+        let streets = |doc: &Value| -> Vec<(String, (f64, f64))> {
+            labels_of(doc)
+                .iter()
+                .filter(|l| l["kind"] == "street")
+                .map(|l| (l["name"].as_str().expect("name").to_string(), lon_lat(l)))
+                .collect()
+        };
+        let analyst = streets(&json(&uri).await);
+        let (status, doc) = public_get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        let public_labels = streets(&doc);
+        for (name, at) in &public_labels {
+            // A snap point of that name at the label's point whose (street, district)
+            // passes the rule, holding a public incident.
+            let here = key_at(name, *at);
+            assert!(!here.is_empty(), "{name} is at no snap point of its own");
+            assert!(
+                here.iter()
+                    .any(|(n, d, j)| at_loc[*j].1 > 0 && passes(n, *d)),
+                "public label {name}: fewer than {k} public incidents, or a point without one"
+            );
+        }
+        // The analyst's streets that fail the rule are missing for the public (a label
+        // of the same name then belongs to another district that passes).
+        for (name, at) in &analyst {
+            let here = key_at(name, *at);
+            assert!(!here.is_empty(), "{name} is at no snap point of its own");
+            if here.iter().all(|(n, d, _)| !passes(n, *d)) {
+                hidden += 1;
+                let districts: Vec<u8> = here.iter().map(|x| x.1).collect();
+                assert!(
+                    public_labels.iter().all(|(n, pat)| n != name
+                        || key_at(n, *pat).iter().all(|x| !districts.contains(&x.1))),
+                    "{name} shown to the public"
+                );
+            }
+        }
+        shown += public_labels.len();
+    }
+    assert!(shown > 0 && hidden > 0, "shown {shown}, hidden {hidden}");
 }
 
 /// A cell's details name where it is: the LSOA and district holding its centre (a

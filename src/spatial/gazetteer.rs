@@ -267,8 +267,9 @@ pub fn street(
 }
 
 /// A name the map draws itself (`/map/api/labels`): districts and towns here, streets
-/// from the data by the caller. `rank`: smaller is more important (drawn first, kept on
-/// collision).
+/// from the data by the caller. `rank`: larger is more important (placed first, kept on
+/// collision): every district above every town, every town above every street
+/// (`1..=STREET_RANKS`).
 #[derive(Debug, Clone, Serialize)]
 pub struct Label {
     pub name: String,
@@ -276,15 +277,24 @@ pub struct Label {
     pub lon: f64,
     pub lat: f64,
     pub rank: u32,
+    /// Towns: GeoNames population (the map shows small places only zoomed in).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub population: Option<u64>,
 }
+
+/// The ranks left below the towns for street labels.
+pub const STREET_RANKS: u32 = 400;
 
 /// The labels that do not depend on the data, built once per geography: each district at
 /// a point inside its polygon (geo's `InteriorPoint`: the bounding box's centre can lie
-/// outside a district), rank 0; then every bundled town and village, rank 1 for the most
-/// populous, 2 for the next and so on (ties by name).
+/// outside a district), above every town; then every bundled town and village, ranked by
+/// population (the most populous highest, ties by name), above every street.
 pub fn fixed_labels(geo: &Geography) -> &[Label] {
     geo.labels.get_or_init(|| {
         use geo::InteriorPoint;
+        let mut towns: Vec<&Place> = fixed(geo).iter().filter(|p| p.kind == Kind::Town).collect();
+        towns.sort_by(|a, b| b.population.cmp(&a.population).then(a.name.cmp(&b.name)));
+        let n = u32::try_from(towns.len()).unwrap_or(u32::MAX / 2);
         let mut out: Vec<Label> = (0..geo.districts.len())
             .filter_map(|i| {
                 let p = geo.districts.polygons[i].interior_point()?;
@@ -293,18 +303,18 @@ pub fn fixed_labels(geo: &Geography) -> &[Label] {
                     kind: Kind::District,
                     lon: p.x(),
                     lat: p.y(),
-                    rank: 0,
+                    rank: STREET_RANKS + n + 1,
+                    population: None,
                 })
             })
             .collect();
-        let mut towns: Vec<&Place> = fixed(geo).iter().filter(|p| p.kind == Kind::Town).collect();
-        towns.sort_by(|a, b| b.population.cmp(&a.population).then(a.name.cmp(&b.name)));
-        out.extend(towns.iter().zip(1u32..).map(|(t, rank)| Label {
+        out.extend(towns.iter().zip(0u32..).map(|(t, i)| Label {
             name: t.name.clone(),
             kind: Kind::Town,
             lon: t.lon,
             lat: t.lat,
-            rank,
+            rank: STREET_RANKS + n.saturating_sub(i),
+            population: t.population,
         }));
         out
     })

@@ -7,6 +7,7 @@
 //! | `/map/api/cells?types=&from=&to=&district=&res=&method=&fdr=` | GeoJSON H3 cells at resolution `res` (6-10) with `method` counts, gistar or moran (`cells.rs`) |
 //! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend, its name and place (`details.rs`) |
 //! | `/map/api/places?q=&limit=` | the search box: districts, LSOAs, towns, postcodes and the data's streets (`places.rs`) |
+//! | `/map/api/labels?bbox=&zoom=` | the names the map draws: districts, towns, and from zoom 15 streets (`labels.rs`) |
 //!
 //! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
 //! boundary vector tiles and the OGC collections (districts, LSOAs, patrol). `/` is the
@@ -17,6 +18,7 @@
 mod assets;
 mod cells;
 mod details;
+mod labels;
 mod meta;
 mod places;
 mod streets;
@@ -54,6 +56,7 @@ pub fn routes() -> Routes {
         .route("/map/api/cells", public, get(cells_geojson))
         .route("/map/api/details", public, get(details_json))
         .route("/map/api/places", public, get(places_json))
+        .route("/map/api/labels", public, get(labels_json))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -219,5 +222,25 @@ async fn places_json(
     let (k, sensitive) = street_rule(&state, principal);
     let store = state.store();
     let doc = blocking(move || places::places(&store, &q, limit, k, sensitive)).await?;
+    json_body(&doc, &headers)
+}
+
+async fn labels_json(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let p = params::parse(query.as_deref(), &["bbox", "zoom"])?;
+    let need = |name: &str| {
+        p.get(name)
+            .ok_or_else(|| AppError::BadRequest(format!("parameter '{name}' is required")))
+    };
+    let bad = |name: &str, e: String| AppError::BadRequest(format!("parameter '{name}': {e}"));
+    let bbox = labels::parse_bbox(need("bbox")?).map_err(|e| bad("bbox", e))?;
+    let zoom = labels::parse_zoom(need("zoom")?).map_err(|e| bad("zoom", e))?;
+    let (k, sensitive) = street_rule(&state, principal);
+    let store = state.store();
+    let doc = blocking(move || labels::labels(&store, bbox, zoom, k, sensitive)).await?;
     json_body(&doc, &headers)
 }

@@ -138,6 +138,12 @@ impl StreetIndex {
         }
     }
 
+    /// Whether location `i` may be shown as a point of its street: analysts every one,
+    /// below analyst those with an incident outside the sensitive categories.
+    pub fn point_shown(&self, i: usize, k: Option<u64>) -> bool {
+        k.is_none() || self.public.get(i).is_some_and(|&n| n > 0)
+    }
+
     /// The most common street among `locations` by their incidents (public incidents
     /// below analyst), among the streets the role may be shown; ties by name.
     pub fn most_common(
