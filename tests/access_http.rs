@@ -233,6 +233,11 @@ fn cases() -> Vec<Case> {
             "/map/api/labels?bbox=-2.8,53.7,-2.6,53.8&zoom=15",
             Role::Public,
         ),
+        c(
+            "/map/api/types",
+            "/map/api/types?district=Preston&from=2024-01&to=2024-03",
+            Role::Public,
+        ),
         Case {
             route: "/admin/ingest",
             method: Method::POST,

@@ -300,6 +300,7 @@ fn examples() -> Vec<(Method, &'static str, String)> {
             "/map/api/labels",
             "/map/api/labels?bbox=-2.8,53.7,-2.6,53.8&zoom=15",
         ),
+        g("/map/api/types", "/map/api/types?district=Preston"),
         (
             Method::POST,
             "/admin/ingest",

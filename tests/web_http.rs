@@ -890,6 +890,203 @@ async fn public_street_labels_never_show_a_street_with_fewer_than_k_incidents() 
     assert!(shown > 0 && hidden > 0, "shown {shown}, hidden {hidden}");
 }
 
+/// Brute-force counts per type slug and per road collision severity slug over the store,
+/// for a district (or all) and a period.
+fn brute_types(
+    district: Option<u8>,
+    from: u16,
+    to: u16,
+) -> (
+    std::collections::BTreeMap<String, u64>,
+    std::collections::BTreeMap<String, u64>,
+) {
+    use hotspot::model::{CrimeType, Severity};
+    let store = STATE.store();
+    let inc = &store.incidents;
+    let (mut types, mut sev) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    );
+    for i in 0..inc.len() {
+        let l = inc.loc[i] as usize;
+        if district.is_some_and(|d| store.locations.district[l] != d)
+            || inc.month[i] < from
+            || inc.month[i] > to
+        {
+            continue;
+        }
+        let t = CrimeType::ALL[usize::from(inc.ctype[i])];
+        *types.entry(t.slug().to_string()).or_insert(0) += 1;
+        if t == CrimeType::RoadCollision {
+            let s = Severity::from_code(inc.severity[i]);
+            *sev.entry(s.slug().to_string()).or_insert(0) += 1;
+        }
+    }
+    (types, sev)
+}
+
+fn slug_counts(doc: &Value, key: &str) -> Vec<(String, Value)> {
+    doc[key]
+        .as_array()
+        .expect(key)
+        .iter()
+        .map(|t| {
+            (
+                t["slug"].as_str().expect("slug").to_string(),
+                t["count"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// The type counts follow the period and district, not the type filter: for the analyst
+/// they equal a brute-force count over the store; for the public each is withheld (null)
+/// or within ±2 of the truth and at least k, never 1 to k - 1, and equal to what the
+/// public details of that district publish.
+#[tokio::test]
+async fn type_counts_follow_period_and_district_and_are_disclosure_controlled() {
+    use hotspot::model::{CrimeType, Month};
+    let store = STATE.store();
+    let k = STATE.settings().disclosure.k;
+    let (first, last) = store.month_range().expect("months");
+    let (from, to) = (
+        (first.index() + 1).min(last.index()),
+        (first.index() + 3).min(last.index()),
+    );
+    let (fm, tm) = (Month::from_index(from), Month::from_index(to));
+    let g = &store.geography;
+    let preston = g.district_index("Preston").expect("Preston");
+    let meta = json("/map/api/meta").await;
+    let listed: Vec<String> = slug_counts(&meta, "types")
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    let listed_sev: Vec<String> = slug_counts(&meta, "severities")
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
+    let (mut withheld, mut visible) = (0, 0);
+    for (district, q) in [
+        (
+            Some(preston),
+            format!("district=Preston&from={fm}&to={tm}&types=burglary"),
+        ),
+        (None, format!("from={fm}&to={tm}&severity=fatal")),
+        (Some(preston), "district=Preston".to_string()),
+    ] {
+        let (lo, hi) = if q.contains("from") {
+            (from, to)
+        } else {
+            (first.index(), last.index())
+        };
+        let (truth, truth_sev) = brute_types(district, lo, hi);
+        let uri = format!("/map/api/types?{q}");
+        let a = json(&uri).await;
+        assert!(a["disclosure"].is_null());
+        let types = slug_counts(&a, "types");
+        // Every type of the data, whatever `types` says.
+        assert_eq!(
+            types.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+            listed,
+            "{uri}"
+        );
+        for (slug, c) in &types {
+            assert_eq!(
+                c.as_u64(),
+                Some(truth.get(slug).copied().unwrap_or(0)),
+                "analyst {uri} {slug}"
+            );
+        }
+        let sev = slug_counts(&a, "severities");
+        assert_eq!(
+            sev.iter().map(|t| t.0.clone()).collect::<Vec<_>>(),
+            listed_sev
+        );
+        for (slug, c) in &sev {
+            assert_eq!(
+                c.as_u64(),
+                Some(truth_sev.get(slug).copied().unwrap_or(0)),
+                "analyst {uri} {slug}"
+            );
+        }
+        let (status, p) = public_get(&uri).await;
+        assert_eq!(status, StatusCode::OK, "{uri}");
+        assert_eq!(p["disclosure"]["k"].as_u64(), Some(k));
+        let check = |slug: &str, c: &Value, truth: u64| {
+            match c.as_u64() {
+                None => assert!(c.is_null(), "{uri} {slug}: {c}"),
+                Some(n) => {
+                    assert!(
+                        n == 0 || n >= k,
+                        "public {uri} {slug}: {n} is from 1 to k - 1"
+                    );
+                    assert!(
+                        n.abs_diff(truth) <= 2,
+                        "public {uri} {slug}: {n} vs {truth}"
+                    );
+                    assert_eq!(n == 0, truth == 0, "zeros stay zero: {uri} {slug}");
+                }
+            }
+            c.is_null()
+        };
+        for (slug, c) in slug_counts(&p, "types") {
+            let t = truth.get(&slug).copied().unwrap_or(0);
+            if check(&slug, &c, t) {
+                withheld += 1;
+            } else {
+                visible += 1;
+            }
+        }
+        for (slug, c) in slug_counts(&p, "severities") {
+            check(&slug, &c, truth_sev.get(&slug).copied().unwrap_or(0));
+        }
+        // The same numbers as the public details of the district under every type.
+        if district.is_some() {
+            let every: Vec<&str> = CrimeType::ALL.iter().map(|t| t.slug()).collect();
+            let period = if q.contains("from") {
+                format!("&from={fm}&to={tm}")
+            } else {
+                String::new()
+            };
+            let (status, d) = public_get(&format!(
+                "/map/api/details?kind=district&id=Preston&types={}{period}",
+                every.join(",")
+            ))
+            .await;
+            assert_eq!(status, StatusCode::OK);
+            for t in d["by_type"].as_array().expect("by_type") {
+                let (slug, count) = match t["severity"].as_str() {
+                    Some(s) => (s, &t["count"]),
+                    None => (t["type"].as_str().expect("type"), &t["count"]),
+                };
+                let key = if t["severity"].is_string() {
+                    "severities"
+                } else {
+                    "types"
+                };
+                if let Some((_, c)) = slug_counts(&p, key).into_iter().find(|x| x.0 == slug) {
+                    assert_eq!(&c, count, "details and types disagree on {slug}");
+                }
+            }
+        }
+    }
+    assert!(
+        visible > 0 && withheld > 0,
+        "visible {visible}, withheld {withheld}"
+    );
+    for (bad, param) in [
+        ("district=Atlantis", "district"),
+        ("from=2024-13", "from"),
+        ("types=nonsense", "types"),
+        ("zoom=3", "zoom"),
+    ] {
+        let (status, _, body) = get(&format!("/map/api/types?{bad}")).await;
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert!(body.contains(param), "{bad}: {body}");
+    }
+}
+
 /// A cell's details name where it is: the LSOA and district holding its centre (a
 /// brute-force point-in-polygon over the 2011 LSOAs), its incidents' most common street,
 /// the nearest bundled town within 5 km; below analyst the street only under the k rule,

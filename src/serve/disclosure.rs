@@ -230,6 +230,14 @@ pub fn exposed_groups(counts: &[u64], groups: &[Vec<usize>], mask: &[bool]) -> V
         .collect()
 }
 
+/// Whether publishing the total of `group` would give back a withheld unit of it under
+/// `mask` (fewer than two non-zero withheld counts, or all of them ones): the test an
+/// output applies before publishing a total beside parts another rule withheld (the road
+/// collisions beside their severities in `/map/api/types`).
+pub fn total_discloses(counts: &[u64], mask: &[bool], group: &[usize]) -> bool {
+    needs_more(counts, mask, group)
+}
+
 /// A group with a withheld unit whose withheld units could be told apart from its total:
 /// fewer than two non-zero withheld counts, or all of them ones.
 fn needs_more(counts: &[u64], mask: &[bool], g: &[usize]) -> bool {

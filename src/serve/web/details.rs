@@ -36,6 +36,9 @@ pub enum Unit {
     Cell(CellIndex),
     Lsoa(u16),
     District(u8),
+    /// The whole study area (or the filter's districts): not asked for by `kind`, only
+    /// used by `/map/api/types` (`types.rs`).
+    Area,
 }
 
 impl Unit {
@@ -218,6 +221,8 @@ pub fn withheld_in_grid(
             let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
             Ok(suppress(&counts, &cell_groups(&cells), settings.k)[i])
         }
+        // The whole area's total is published by no grid (and is suppressed on its own).
+        Unit::Area => Ok(false),
         Unit::Lsoa(_) | Unit::District(_) => {
             let cid = match unit {
                 Unit::Lsoa(_) => crate::serve::ogc::CollectionId::Lsoas,
@@ -453,6 +458,7 @@ fn place(
             )
         }
         Unit::District(d) => (name(store, unit), doc(None, NO_LSOA, d, None)),
+        Unit::Area => (name(store, unit), doc(None, NO_LSOA, NO_DISTRICT, None)),
     }
 }
 
@@ -481,6 +487,7 @@ fn membership(store: &AnalysisStore, unit: Unit) -> Vec<bool> {
             Unit::Cell(c) => loc.cell(i, c.resolution()) == Some(c),
             Unit::Lsoa(l) => loc.lsoa[i] == l,
             Unit::District(d) => loc.district[i] == d,
+            Unit::Area => true,
         })
         .collect()
 }
@@ -498,6 +505,7 @@ fn kind(unit: Unit) -> &'static str {
         Unit::Cell(_) => "cell",
         Unit::Lsoa(_) => "lsoa",
         Unit::District(_) => "district",
+        Unit::Area => "area",
     }
 }
 
@@ -507,6 +515,7 @@ fn id(store: &AnalysisStore, unit: Unit) -> String {
         Unit::Cell(c) => c.to_string(),
         Unit::Lsoa(l) => g.lsoas.codes[usize::from(l)].clone(),
         Unit::District(d) => g.districts.codes[usize::from(d)].clone(),
+        Unit::Area => "area".into(),
     }
 }
 
@@ -516,6 +525,7 @@ fn name(store: &AnalysisStore, unit: Unit) -> String {
         Unit::Cell(c) => format!("H3 cell {c} (resolution {})", u8::from(c.resolution())),
         Unit::Lsoa(l) => g.lsoas.names[usize::from(l)].clone(),
         Unit::District(d) => g.districts.names[usize::from(d)].clone(),
+        Unit::Area => "Study area".into(),
     }
 }
 
@@ -541,7 +551,7 @@ fn statistics(
             let i = s.lsoas.iter().position(|x| *x == u32::from(l));
             (s, i)
         }
-        Unit::District(_) => return (Value::Null, Value::Null),
+        Unit::District(_) | Unit::Area => return (Value::Null, Value::Null),
     };
     // A unit outside the study area (another district, or off the county) has no statistic.
     let Some(i) = index else {

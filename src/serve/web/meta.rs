@@ -11,8 +11,9 @@ use serde_json::{Value, json};
 use crate::analysis::AnalysisStore;
 use crate::model::{CrimeType, Severity};
 
-/// The metadata document.
-pub fn meta(store: &AnalysisStore) -> Value {
+/// Incidents per type and road collisions per severity (indexed by code) over the
+/// whole store.
+pub fn counts(store: &AnalysisStore) -> ([u64; CrimeType::COUNT], [u64; Severity::ALL.len()]) {
     let mut counts = [0u64; CrimeType::COUNT];
     let mut road = [0u64; Severity::ALL.len()];
     let inc = &store.incidents;
@@ -24,18 +25,31 @@ pub fn meta(store: &AnalysisStore) -> Value {
             road[Severity::from_code(v) as usize] += 1;
         }
     }
-    // Fatal, serious, slight, then collisions without one (if any).
-    let severities: Vec<Value> = Severity::ALL[1..]
+    (counts, road)
+}
+
+/// The order the controls list severities in: fatal, serious, slight, then collisions
+/// without one.
+pub fn severity_order() -> impl Iterator<Item = Severity> {
+    Severity::ALL[1..]
         .iter()
         .chain(&Severity::ALL[..1])
-        .filter(|s| road[**s as usize] > 0)
+        .copied()
+}
+
+/// The metadata document.
+pub fn meta(store: &AnalysisStore) -> Value {
+    let (counts, road) = counts(store);
+    // Fatal, serious, slight, then collisions without one (if any).
+    let severities: Vec<Value> = severity_order()
+        .filter(|s| road[*s as usize] > 0)
         .map(|s| {
-            let label = if *s == Severity::None {
+            let label = if s == Severity::None {
                 "Unknown"
             } else {
                 s.label()
             };
-            json!({ "slug": s.slug(), "label": label, "count": road[*s as usize] })
+            json!({ "slug": s.slug(), "label": label, "count": road[s as usize] })
         })
         .collect();
     // Per type, beside the mapped count: records without a location (police.uk publishes

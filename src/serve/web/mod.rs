@@ -8,6 +8,7 @@
 //! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend, its name and place (`details.rs`) |
 //! | `/map/api/places?q=&limit=` | the search box: districts, LSOAs, towns, postcodes and the data's streets (`places.rs`) |
 //! | `/map/api/labels?bbox=&zoom=` | the names the map draws: districts, towns, and from zoom 15 streets (`labels.rs`) |
+//! | `/map/api/types?from=&to=&district=` | counts per crime type and road collision severity beside the type checkboxes, for the period and districts (`types.rs`) |
 //!
 //! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
 //! boundary vector tiles and the OGC collections (districts, LSOAs, patrol). `/` is the
@@ -22,6 +23,7 @@ mod labels;
 mod meta;
 mod places;
 mod streets;
+mod types;
 
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
@@ -57,6 +59,7 @@ pub fn routes() -> Routes {
         .route("/map/api/details", public, get(details_json))
         .route("/map/api/places", public, get(places_json))
         .route("/map/api/labels", public, get(labels_json))
+        .route("/map/api/types", public, get(types_json))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -242,5 +245,26 @@ async fn labels_json(
     let (k, sensitive) = street_rule(&state, principal);
     let store = state.store();
     let doc = blocking(move || labels::labels(&store, bbox, zoom, k, sensitive)).await?;
+    json_body(&doc, &headers)
+}
+
+async fn types_json(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    // The whole filter is accepted (the map sends it), but only its period and districts
+    // count: every type and severity is listed.
+    let p = params::parse(query.as_deref(), &FILTER_PARAMS)?;
+    let store = state.store();
+    let filter = params::filter(&p, &store)?;
+    let public = principal_of(principal)
+        .role
+        .disclosure_controlled()
+        .then(|| state.settings().disclosure.clone());
+    let generation = state.generation();
+    let doc =
+        blocking(move || types::types(&store, generation, &filter, public.as_ref())).await??;
     json_body(&doc, &headers)
 }
