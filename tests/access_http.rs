@@ -238,6 +238,11 @@ fn cases() -> Vec<Case> {
             "/map/api/types?district=Preston&from=2024-01&to=2024-03",
             Role::Public,
         ),
+        c(
+            "/map/api/change",
+            "/map/api/change?res=7&from=2024-01&to=2024-03",
+            Role::Public,
+        ),
         Case {
             route: "/admin/ingest",
             method: Method::POST,

@@ -301,6 +301,10 @@ fn examples() -> Vec<(Method, &'static str, String)> {
             "/map/api/labels?bbox=-2.8,53.7,-2.6,53.8&zoom=15",
         ),
         g("/map/api/types", "/map/api/types?district=Preston"),
+        g(
+            "/map/api/change",
+            "/map/api/change?res=7&from=2024-01&to=2024-03",
+        ),
         (
             Method::POST,
             "/admin/ingest",

@@ -380,3 +380,79 @@ fn gi_star_permutation_p_values_match_esda_on_lsoas() {
     let (_, counts) = read_counts("lsoa_counts.csv");
     check_gi_p_sim("gistar_psim_lsoa_queen.json", &counts, &w.with_self(true));
 }
+
+/// The change map's exact test against scipy.stats.binomtest, and its FDR decisions
+/// against scipy.stats.false_discovery_control
+/// (`tests/reference/make_change_reference.py`).
+#[test]
+fn change_test_matches_scipy_binomtest_and_fdr() {
+    use hotspot::stats::change::{Direction, binom_two_sided, changes};
+    let r = json("change_binomtest.json");
+    let cases = r["binomtest"].as_array().unwrap();
+    assert!(cases.len() > 500);
+    let mut worst = 0.0f64;
+    for c in cases {
+        let c = c.as_array().unwrap();
+        let (k, n, p, want) = (
+            c[0].as_u64().unwrap(),
+            c[1].as_u64().unwrap(),
+            c[2].as_f64().unwrap(),
+            c[3].as_f64().unwrap(),
+        );
+        let got = binom_two_sided(k, n, p);
+        let err = (got - want).abs() / want.max(1e-300);
+        // Relative error, where the value is large enough to matter.
+        if want > 1e-250 {
+            assert!(
+                err < 1e-8,
+                "binomtest({k}, {n}, {p}): {got} vs scipy {want}"
+            );
+            worst = worst.max(err);
+        }
+    }
+    let f = &r["fdr"];
+    let ints = |v: &Value| -> Vec<u64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap())
+            .collect()
+    };
+    let (now, before) = (ints(&f["now"]), ints(&f["before"]));
+    let (p, dir) = changes(
+        &now,
+        &before,
+        f["t_now"].as_f64().unwrap(),
+        f["t_before"].as_f64().unwrap(),
+        0.05,
+        true,
+    );
+    for (i, want) in floats(&f["p"]).iter().enumerate() {
+        assert!(
+            (p[i] - want).abs() <= 1e-8 * want.max(1e-300),
+            "cell {i}: p {} vs {want}",
+            p[i]
+        );
+    }
+    let significant: Vec<bool> = dir.iter().map(|d| *d != Direction::NoChange).collect();
+    let want: Vec<bool> = f["significant"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_bool().unwrap())
+        .collect();
+    assert_eq!(significant, want);
+    assert!(
+        want.iter().filter(|&&s| s).count() >= 10,
+        "the reference has changes to find"
+    );
+    // Direction: up where the rate went up.
+    for i in 0..now.len() {
+        match dir[i] {
+            Direction::Increase => assert!(now[i] > before[i]),
+            Direction::Decrease => assert!(now[i] < before[i]),
+            Direction::NoChange => {}
+        }
+    }
+    eprintln!("change test: worst relative error against scipy {worst:.2e}");
+}

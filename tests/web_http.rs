@@ -1263,3 +1263,125 @@ async fn details_name_a_cell_by_street_lsoa_and_district() {
     assert_eq!(d["place"]["district"], "Preston");
     assert_eq!(d["name"], "Preston");
 }
+
+/// Cell -> count of a `/map/api/cells?method=counts` answer (null: withheld).
+fn cell_counts(fc: &Value) -> std::collections::HashMap<String, Option<u64>> {
+    features(fc)
+        .iter()
+        .map(|f| {
+            let p = &f["properties"];
+            (p["cell"].as_str().unwrap().to_owned(), p["count"].as_u64())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn change_map_compares_periods_with_the_exact_test_and_publishes_no_more_than_the_cells() {
+    use hotspot::stats::change::binom_two_sided;
+    let now_q = "res=7&from=2024-01&to=2024-06";
+    // Analyst: the counts are the cells' counts of each period; p is the exact test with
+    // exposure the months of each period (6 and 6); bins follow p and the direction.
+    let doc = json(&format!("/map/api/change?{now_q}&against=year&fdr=false")).await;
+    assert_eq!(doc["periods"]["now"]["from"], "2024-01");
+    assert_eq!(doc["periods"]["before"]["from"], "2023-01");
+    assert_eq!(doc["periods"]["before"]["to"], "2023-06");
+    let t_now = doc["periods"]["now"]["months_with_data"].as_f64().unwrap();
+    let t_before = doc["periods"]["before"]["months_with_data"]
+        .as_f64()
+        .unwrap();
+    let now = cell_counts(&json(&format!("/map/api/cells?method=counts&{now_q}")).await);
+    let before =
+        cell_counts(&json("/map/api/cells?method=counts&res=7&from=2023-01&to=2023-06").await);
+    let mut significant = 0;
+    for f in features(&doc) {
+        let p = &f["properties"];
+        let cell = p["cell"].as_str().unwrap();
+        let (a, b) = (p["now"].as_u64().unwrap(), p["before"].as_u64().unwrap());
+        assert_eq!(
+            a,
+            now.get(cell).copied().flatten().unwrap_or(0),
+            "{cell} now"
+        );
+        assert_eq!(
+            b,
+            before.get(cell).copied().flatten().unwrap_or(0),
+            "{cell} before"
+        );
+        let want = binom_two_sided(a, a + b, t_now / (t_now + t_before));
+        let got = p["p"].as_f64().unwrap();
+        assert!((got - want).abs() < 1e-7, "{cell}: p {got} vs {want}");
+        let bin = p["bin"].as_i64().unwrap();
+        let expect = if want < 0.05 {
+            if a as f64 * t_before > b as f64 * t_now {
+                1
+            } else {
+                -1
+            }
+        } else {
+            0
+        };
+        assert_eq!(bin, expect, "{cell}: a {a} b {b} p {want}");
+        significant += usize::from(bin != 0);
+    }
+    assert!(significant > 0, "some cell changed");
+    // Every cell with incidents in either period is there.
+    let listed = features(&doc).len();
+    // (The cells list also carries empty cells with an emerging pattern.)
+    let with_any = now
+        .iter()
+        .chain(before.iter())
+        .filter(|(_, n)| n.is_some_and(|n| n > 0))
+        .map(|(c, _)| c)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    assert_eq!(listed, with_any);
+    // FDR calls no more cells significant than the plain 5 % test.
+    let fdr = json(&format!("/map/api/change?{now_q}&against=year")).await;
+    let sig = |d: &Value| {
+        features(d)
+            .iter()
+            .filter(|f| f["properties"]["bin"].as_i64() != Some(0))
+            .count()
+    };
+    assert!(sig(&fdr) <= significant);
+    // Public: the counts the public cells of each period publish, bins only.
+    let public = public_json(&format!("/map/api/change?{now_q}&against=year")).await;
+    let pub_now = cell_counts(&public_json(&format!("/map/api/cells?method=counts&{now_q}")).await);
+    let pub_before = cell_counts(
+        &public_json("/map/api/cells?method=counts&res=7&from=2023-01&to=2023-06").await,
+    );
+    let mut withheld = 0;
+    for f in features(&public) {
+        let p = &f["properties"];
+        let cell = p["cell"].as_str().unwrap();
+        assert!(
+            p["p"].is_null() && p["ratio"].is_null(),
+            "{cell}: exact values to the public"
+        );
+        for (field, published) in [("now", &pub_now), ("before", &pub_before)] {
+            let shown = p[field].as_u64();
+            let expected = published.get(cell).copied().flatten();
+            if published.contains_key(cell) {
+                assert_eq!(shown, expected, "{cell} {field}");
+            }
+            if let Some(n) = shown {
+                assert!(n == 0 || n >= 5, "{cell} {field}: {n} published");
+            }
+        }
+        if p["bin"].is_null() {
+            withheld += 1;
+            assert_eq!(p["class"], "withheld");
+            assert!(p["now"].is_null() || p["before"].is_null());
+        }
+    }
+    assert!(
+        withheld > 0,
+        "small counts withheld in the public change map"
+    );
+    // Nothing to compare with: 400 naming the parameter.
+    let (status, body) = public_get("/map/api/change?res=7&to=2022-03&against=year").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("against"), "{body}");
+    let (status, _) = public_get("/map/api/change?res=7&against=last-week").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}

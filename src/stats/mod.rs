@@ -5,6 +5,7 @@
 //! weights they all share. Plain synchronous Rust with rayon inside.
 
 pub mod backtest;
+pub mod change;
 pub mod emerging;
 pub mod fdr;
 pub mod gi_star;

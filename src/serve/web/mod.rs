@@ -8,6 +8,7 @@
 //! | `/map/api/details?kind=&id=&types=&from=&to=&district=&fdr=` | one cell, LSOA or district: counts by type, monthly series, Gi* z and p, trend, its name and place (`details.rs`) |
 //! | `/map/api/places?q=&limit=` | the search box: districts, LSOAs, towns, postcodes and the data's streets (`places.rs`) |
 //! | `/map/api/labels?bbox=&zoom=` | the names the map draws: districts, towns, and from zoom 15 streets (`labels.rs`) |
+//! | `/map/api/change?types=&from=&to=&district=&res=&against=&fdr=` | GeoJSON H3 cells: this period against the one before (`against=previous`) or a year before (`year`), exact test with FDR (`change.rs`) |
 //! | `/map/api/types?from=&to=&district=` | counts per crime type and road collision severity beside the type checkboxes, for the period and districts (`types.rs`) |
 //!
 //! Everything else the map draws comes from the shared endpoints: heatmap raster tiles,
@@ -18,6 +19,7 @@
 
 mod assets;
 mod cells;
+mod change;
 mod details;
 mod labels;
 mod meta;
@@ -60,6 +62,7 @@ pub fn routes() -> Routes {
         .route("/map/api/places", public, get(places_json))
         .route("/map/api/labels", public, get(labels_json))
         .route("/map/api/types", public, get(types_json))
+        .route("/map/api/change", public, get(change_geojson))
 }
 
 async fn blocking<T: Send + 'static>(
@@ -246,6 +249,42 @@ async fn labels_json(
     let store = state.store();
     let doc = blocking(move || labels::labels(&store, bbox, zoom, k, sensitive)).await?;
     json_body(&doc, &headers)
+}
+
+async fn change_geojson(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    let p = params::parse(query.as_deref(), &with_filter(&["res", "against", "fdr"]))?;
+    let store = state.store();
+    let filter = params::filter(&p, &store)?;
+    // The same restriction as the cells (sensitive categories left out below district level).
+    let (filter, k) = controls(&state, principal, &p, filter, false)?;
+    let bad = |name: &str, e: String| AppError::BadRequest(format!("parameter '{name}': {e}"));
+    let q = change::ChangeQuery {
+        res: cells::parse_res(p.get("res")).map_err(|e| bad("res", e))?,
+        against: p
+            .get("against")
+            .map_or(Ok(change::Against::Previous), |m| m.parse())
+            .map_err(|e| bad("against", e))?,
+        fdr: cells::parse_flag(p.get("fdr"), true).map_err(|e| bad("fdr", e))?,
+        withhold_below: k,
+        ckp_seed: state.settings().disclosure.ckp_seed,
+    };
+    let generation = state.generation();
+    let body = blocking(move || change::geojson(&store, generation, &filter, q)).await?;
+    match body.as_ref() {
+        Ok(text) => Ok(cached(
+            &headers,
+            text.as_bytes().to_vec(),
+            "application/geo+json",
+            false,
+            MAX_AGE,
+        )),
+        Err(e) => Err(AppError::BadRequest(e.clone())),
+    }
 }
 
 async fn types_json(
