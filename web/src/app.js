@@ -3,7 +3,7 @@
 
 import { fromQuery, toQuery, filterParams, ogcParams, monthsBetween } from './state.js';
 import {
-  GI_CLASSES, MORAN_CLASSES, DIVERGING, EMERGING, VIRIDIS, WITHHELD_ROW, HATCH,
+  GI_CLASSES, MORAN_CLASSES, CHANGE_CLASSES, DIVERGING, EMERGING, VIRIDIS, WITHHELD_ROW, HATCH,
   jenks, stepColour, binColour, emergingColour, legend, stepRows, fmt, hatchImage,
 } from './layers.js';
 import { showDetails, hideDetails as closeDetails, renderPatrol, download } from './panels.js';
@@ -278,6 +278,8 @@ function writeControls() {
   $('to').value = s.to || app.meta.months.last;
   $('district').value = s.district;
   $('method').value = s.method;
+  $('against').value = s.against;
+  $('against-box').hidden = s.method !== 'change';
   $('res').value = String(s.res);
   $('colour').value = s.colour;
   $('fdr').checked = s.fdr;
@@ -343,6 +345,8 @@ function readControls() {
   if (s.from && s.to && s.from > s.to) [s.from, s.to] = [s.to, s.from];
   s.district = $('district').value;
   s.method = $('method').value;
+  s.against = $('against').value;
+  $('against-box').hidden = s.method !== 'change';
   s.res = Number($('res').value);
   s.colour = $('colour').value;
   s.fdr = $('fdr').checked;
@@ -662,7 +666,7 @@ function baseStyle() {
  * under it would look cold. */
 function heatShown(s) {
   if (s.method === 'kde') return true;
-  const statCells = s.cells && s.colour === 'stat' && (s.method === 'gistar' || s.method === 'moran');
+  const statCells = s.cells && (s.method === 'change' || (s.colour === 'stat' && (s.method === 'gistar' || s.method === 'moran')));
   return s.heat && !statCells;
 }
 
@@ -837,22 +841,44 @@ async function loadCells() {
   if (!s.cells && !s.emerging) return;
   const q = filterParams(s);
   q.set('res', String(s.res));
-  q.set('method', s.method === 'kde' ? 'counts' : s.method);
   q.set('fdr', String(s.fdr));
+  let url;
+  if (s.method === 'change') {
+    q.set('against', s.against);
+    url = `api/change?${q}`;
+  } else {
+    q.set('method', s.method === 'kde' ? 'counts' : s.method);
+    url = `api/cells?${q}`;
+  }
   const n = ++app.seq.cells;
   try {
-    const data = await getJson(`api/cells?${q}`);
+    const data = await getJson(url);
+    if (s.method === 'change') {
+      // The current period's count is the cell's count (details, withheld hatch).
+      for (const f of data.features) {
+        f.properties.count = f.properties.now;
+        if (f.properties.bin === null) f.properties.suppressed = true;
+      }
+    }
     if (n !== app.seq.cells) return;
     app.cellsData = data;
     app.map.getSource('cells').setData(data);
     styleCells();
   } catch (e) {
-    if (n === app.seq.cells) status(`Cells: ${e.message}`);
+    if (n !== app.seq.cells) return;
+    status(`Cells: ${e.message}`);
+    if (s.method === 'change') {
+      app.cellsData = null;
+      app.map.getSource('cells').setData(EMPTY);
+      legends.cells = legend('Change', e.message, [['transparent', 'nothing to compare']]);
+      drawLegends();
+    }
   }
 }
 
 function cellStatistic() {
   const s = app.state;
+  if (s.method === 'change') return 'change';
   if (s.colour === 'count') return 'count';
   if (s.colour === 'rate') return 'rate';
   if (s.method === 'gistar') return 'gistar';
@@ -874,7 +900,19 @@ function styleCells() {
   // The server warns when too few cells have incidents for Gi*'s and Moran's normal approximation.
   const sparseNote = app.cellsData?.warning ? ` Caution: ${app.cellsData.warning}.` : '';
   legends.cells = null;
-  if (stat === 'gistar') {
+  if (stat === 'change') {
+    colour = binColour(CHANGE_CLASSES);
+    opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
+    const per = app.cellsData?.periods;
+    const span = (p) => (p.from === p.to ? monthName(p.from) : `${monthName(p.from)} to ${monthName(p.to)}`);
+    const when = per ? `${span(per.now)} against ${span(per.before)}` : '';
+    const gaps = per ? [...per.now.missing, ...per.before.missing] : [];
+    legends.cells = legend(
+      `Change · H3 res ${res}`,
+      `${when}: exact conditional test of two Poisson counts (monthly rates over months with data), two-sided, 5%${app.state.fdr ? ' with false discovery rate control' : ''}.${gaps.length ? ` Unpublished months left out: ${gaps.map(monthName).join(', ')}.` : ''}${publicNote}`,
+      withheldRows(CHANGE_CLASSES.map(([, label, c]) => [c, label]), anyWithheld),
+    );
+  } else if (stat === 'gistar') {
     colour = binColour(GI_CLASSES);
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
@@ -902,7 +940,7 @@ function styleCells() {
   }
   map.setPaintProperty('cells-fill', 'fill-color', colour);
   map.setPaintProperty('cells-fill', 'fill-opacity', opacity);
-  setVisible('cells-withheld', app.state.cells && (stat === 'count' || stat === 'rate'));
+  setVisible('cells-withheld', app.state.cells && (stat === 'count' || stat === 'rate' || stat === 'change'));
   const cats = new Set(feats.map((f) => f.properties.category).filter(Boolean));
   const rows = EMERGING.filter(([label]) => cats.has(label)).map(([label, c]) => [c, label]);
   legends.emerging = legend(

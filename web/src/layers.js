@@ -13,6 +13,10 @@ export const GI_CLASSES = [
   [0, 'Not significant'],
   [-1, 'Cold spot, 90%'], [-2, 'Cold spot, 95%'], [-3, 'Cold spot, 99% confidence'],
 ];
+export const CHANGE_CLASSES = [
+  [1, 'Significant increase', DIVERGING[3]], [0, 'No significant change', DIVERGING[0]],
+  [-1, 'Significant decrease', DIVERGING[-3]],
+];
 export const MORAN_CLASSES = [
   [2, 'High-high cluster', DIVERGING[3]], [1, 'High-low outlier', DIVERGING[2]],
   [0, 'Not significant', DIVERGING[0]],

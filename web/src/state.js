@@ -11,6 +11,7 @@ export const DEFAULTS = {
   district: '',
   month: '', // YYYY-MM when the time slider shows a single month
   method: 'gistar',
+  against: 'previous', // the change map's comparison: 'previous' period or same months a 'year' before
   res: 8,
   colour: 'stat',
   fdr: true,
@@ -26,7 +27,7 @@ export const DEFAULTS = {
 };
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
-const METHODS = ['counts', 'gistar', 'moran', 'kde'];
+const METHODS = ['counts', 'gistar', 'moran', 'kde', 'change'];
 export const PATROL_N = [5, 10, 20, 50, 100];
 
 function flag(v, d) {
@@ -46,6 +47,7 @@ export function fromQuery(search) {
   for (const k of ['from', 'to', 'month']) if (MONTH.test(get(k) || '')) s[k] = get(k);
   if (get('district')) s.district = get('district');
   if (METHODS.includes(get('method'))) s.method = get('method');
+  if (['previous', 'year'].includes(get('against'))) s.against = get('against');
   const res = Number(get('res'));
   if (Number.isInteger(res) && res >= 6 && res <= 10) s.res = res;
   if (['stat', 'count', 'rate'].includes(get('colour'))) s.colour = get('colour');
@@ -67,6 +69,7 @@ export function toQuery(s) {
   if (s.severity.length) q.set('severity', s.severity.join(','));
   for (const k of ['from', 'to', 'month', 'district']) if (s[k]) q.set(k, s[k]);
   if (s.method !== DEFAULTS.method) q.set('method', s.method);
+  if (s.method === 'change' && s.against !== DEFAULTS.against) q.set('against', s.against);
   if (s.res !== DEFAULTS.res) q.set('res', String(s.res));
   if (s.colour !== DEFAULTS.colour) q.set('colour', s.colour);
   if (s.areas) q.set('areas', s.areas);

@@ -691,3 +691,42 @@ test('axe-core finds no serious or critical rule in any state', async () => {
   for (const p of [tablet, pub]) await p.close();
   for (const [state, v] of Object.entries(found)) assert.deepEqual(v, [], state);
 });
+
+test('the change map compares this period with the one before, tested and stated in the legend', async () => {
+  const last = meta.months.last;
+  const y = Number(last.slice(0, 4));
+  const from = `${y}-01`;
+  const { page } = await open(`method=change&against=year&from=${from}&to=${last}&res=7&heat=0&patrol=0`);
+  assert.equal(await page.locator('#against-box').isVisible(), true);
+  const data = await page.evaluate(() => window.hotspotApp.cellsData);
+  assert.equal(data.periods.now.from, from);
+  assert.equal(data.periods.before.from, `${y - 1}-01`);
+  assert.ok(data.features.every((f) => [-1, 0, 1].includes(f.properties.bin)), 'bins');
+  assert.ok(data.features.some((f) => f.properties.bin !== 0), 'some significant change');
+  // The two periods' counts are the cells' counts of each period (analyst key: exact).
+  const counts = async (a, b) => page.evaluate(async ([f, t]) => {
+    const r = await fetch(`api/cells?method=counts&res=7&from=${f}&to=${t}`, { headers: { Authorization: `Bearer ${sessionStorage.getItem('hotspot.key')}` } });
+    return Object.fromEntries((await r.json()).features.map((x) => [x.properties.cell, x.properties.count]));
+  }, [a, b]);
+  const now = await counts(from, last);
+  const before = await counts(`${y - 1}-01`, `${y - 1}-${last.slice(5)}`);
+  for (const f of data.features) {
+    const p = f.properties;
+    assert.equal(p.now, now[p.cell] || 0, p.cell);
+    assert.equal(p.before, before[p.cell] || 0, p.cell);
+    if (p.bin === 1) assert.ok(p.now > p.before);
+    if (p.bin === -1) assert.ok(p.now < p.before);
+  }
+  const text = await page.locator('#legends').textContent();
+  assert.match(text, /exact conditional test of two Poisson counts/);
+  assert.match(text, new RegExp(`against January ${y - 1}`));
+  // Against the period before the data start: said, not a blank map.
+  await change(page, async () => {
+    await page.fill('#from', meta.months.first);
+    await page.fill('#to', meta.months.first);
+    await page.dispatchEvent('#to', 'change');
+  });
+  assert.match(await page.locator('#legends').textContent(), /no data to compare with/);
+  assert.deepEqual(page.errors.filter((e) => !/400/.test(e)), []);
+  await page.close();
+});
