@@ -698,7 +698,10 @@ function initMap() {
     opts.center = [s.view[0], s.view[1]];
     opts.zoom = s.view[2];
   } else if (b) {
-    opts.bounds = [[b[0], b[1]], [b[2], b[3]]];
+    // A link with a district opens on that district.
+    const d = app.meta.districts.find((x) => x.code === s.district);
+    const e = d?.bbox || b;
+    opts.bounds = [[e[0], e[1]], [e[2], e[3]]];
     opts.fitBoundsOptions = { padding: 10 };
   }
   const map = new maplibregl.Map(opts);

@@ -146,7 +146,7 @@ export function renderPatrol(fc, zoomTo, details) {
   const items = fc.features.map((f) => {
     const p = f.properties;
     const z = typeof p.gi_z === 'number' ? ` · z ${p.gi_z.toFixed(1)}` : '';
-    const n = typeof p.count === 'number' ? `${count(p.count)} incidents` : 'count withheld';
+    const n = typeof p.count === 'number' ? `${count(p.count)} incident${p.count === 1 ? '' : 's'}` : 'count withheld';
     const b = el('button', { type: 'button', class: p.significant ? 'sig' : '' },
       el('strong', {}, p.location || p.lsoa_name || p.cell),
       el('span', {}, ` · ${p.district} · ${n}${z}${p.trend ? ` · ${p.trend}` : ''}`));
