@@ -1403,12 +1403,33 @@ async function openDetails(kind, id, feature = null) {
   q.set('kind', kind);
   q.set('id', id);
   q.set('fdr', String(app.state.fdr));
+  // The change map: the monthly chart spans both periods, and the panel says the test's
+  // answer for this cell.
+  const per = app.state.method === 'change' ? app.cellsData?.periods : null;
+  if (per) {
+    q.set('from', per.before.from);
+    q.set('to', per.now.to);
+  }
   try {
     const d = await getJson(`api/details?${q}`);
     showDetails(d);
+    if (per && kind === 'cell') showChange(id, per);
   } catch (e) {
     status(`Details: ${e.message}`);
   }
+}
+
+/** The change map's answer for one cell, under the details' title. */
+function showChange(id, per) {
+  const f = (app.cellsData?.features || []).find((x) => x.properties.cell === id);
+  const p = f ? f.properties : { now: 0, before: 0, class: 'no significant change', p: null };
+  const span = (x) => (x.from === x.to ? monthName(x.from) : `${monthName(x.from)} to ${monthName(x.to)}`);
+  const n = (v) => (typeof v === 'number' ? v.toLocaleString('en-GB') : 'withheld');
+  const el = document.createElement('p');
+  el.className = 'change';
+  el.textContent = `${span(per.now)}: ${n(p.now)}; ${span(per.before)}: ${n(p.before)}. ${p.class[0].toUpperCase()}${p.class.slice(1)}`
+    + `${typeof p.p === 'number' ? ` (exact test, p ${p.p < 0.001 ? '< 0.001' : `= ${p.p.toFixed(3)}`})` : ''}.`;
+  $('details-body').querySelector('h2')?.after(el);
 }
 
 // ---- export ----

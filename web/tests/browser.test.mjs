@@ -720,6 +720,14 @@ test('the change map compares this period with the one before, tested and stated
   const text = await page.locator('#legends').textContent();
   assert.match(text, /exact conditional test of two Poisson counts/);
   assert.match(text, new RegExp(`against January ${y - 1}`));
+  // A cell's details: the monthly chart spans both periods and the test's answer is given.
+  const changed = data.features.find((f) => f.properties.bin !== 0);
+  await page.evaluate((c) => window.hotspotApp.openDetails('cell', c), changed.properties.cell);
+  await page.locator('#details p.change').waitFor();
+  const said = await page.locator('#details p.change').textContent();
+  assert.match(said, new RegExp(`${changed.properties.now}.*${changed.properties.before}.*Significant (increase|decrease)`));
+  assert.equal((await page.evaluate(() => document.querySelector('#details svg.sparkline title').textContent)).includes(`${y - 1}-01`), true);
+  await page.keyboard.press('Escape');
   // Against the period before the data start: said, not a blank map.
   await change(page, async () => {
     await page.fill('#from', meta.months.first);
