@@ -373,6 +373,11 @@ pub fn patrol(
     })
 }
 
+/// Backtests by (filter without period, units, training months, coverage bits, rings).
+type BacktestKey = (String, Units, usize, u64, u32);
+static BACKTESTS: crate::lru::Lru<AnalysisStore, BacktestKey, Result<Backtest, String>> =
+    crate::lru::Lru::new(32);
+
 /// The method that backtests best for `filter`'s types and districts over every month
 /// of the data (see the module docs), or counts with a note when no backtest can run.
 fn choose(study: &Study, filter: &Filter, inc: &UnitIncidents, opts: PatrolOptions) -> Choice {
@@ -409,7 +414,14 @@ fn choose(study: &Study, filter: &Filter, inc: &UnitIncidents, opts: PatrolOptio
         test: 1,
         k: opts.k,
     };
-    match backtest::backtest(store.clone(), study.units, &all, bo) {
+    // The backtest runs over every month of the data whatever the period, so one period
+    // after another (the map's month slider, a changed "to") reuses it: it was most of a
+    // period change's 1-2 s.
+    let key = (all.key(), study.units, train, coverage.to_bits(), opts.k);
+    let cached = BACKTESTS.get(store, key, || {
+        backtest::backtest(store.clone(), study.units, &all, bo).map_err(|e| e.to_string())
+    });
+    match cached.as_ref().clone() {
         Ok(b) => {
             let mut best: Option<(Method, f64)> = None;
             for m in Method::RANKING {
