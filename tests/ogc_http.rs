@@ -821,6 +821,116 @@ async fn etags_revalidate_to_304() {
         assert!(b.body.is_empty());
         let c = get_with(uri, &[(header::IF_NONE_MATCH, "\"other\"")]).await;
         assert_eq!(c.status, StatusCode::OK, "{uri}");
+        // RFC 9110 weak comparison for If-None-Match: a weakened tag (what a proxy that
+        // compressed the body sends back), a list holding the tag, and `*` all match.
+        let weak = format!("W/{tag}");
+        let list = format!("\"other\", W/\"x\",{weak}");
+        for matching in [weak.as_str(), list.as_str(), "*"] {
+            let r = get_with(uri, &[(header::IF_NONE_MATCH, matching)]).await;
+            assert_eq!(r.status, StatusCode::NOT_MODIFIED, "{uri}: {matching}");
+            assert!(r.body.is_empty());
+        }
+        for other in ["W/\"other\"", "\"other\", W/\"x\""] {
+            let r = get_with(uri, &[(header::IF_NONE_MATCH, other)]).await;
+            assert_eq!(r.status, StatusCode::OK, "{uri}: {other}");
+        }
+    }
+}
+
+/// The ids of every feature of a collection under a query (all pages).
+async fn ids(id: &str, query: &str) -> (Value, Vec<String>) {
+    let (first, features) = all_features(&format!("/collections/{id}/items?{query}")).await;
+    let mut ids: Vec<String> = features.iter().map(|f| f["id"].to_string()).collect();
+    ids.sort();
+    (first, ids)
+}
+
+fn notes(doc: &Value) -> String {
+    doc["notes"].to_string()
+}
+
+/// QGIS zoomed right out sends a near-world bbox, far over the area cap: it is clamped to
+/// the data's extent, so it gives what the collection's own extent (and no bbox) gives,
+/// and says so; a box off the data is an empty collection; six numbers (with heights)
+/// are the four-number box.
+#[tokio::test]
+async fn bboxes_over_the_cap_are_clamped_to_the_data() {
+    for id in ["districts", "h3-7", "incidents"] {
+        let desc = ok_json(&format!("/collections/{id}"), "application/json").await;
+        let extent: Vec<String> = desc["extent"]["spatial"]["bbox"][0]
+            .as_array()
+            .expect("extent bbox")
+            .iter()
+            .map(|v| v.as_f64().expect("number").to_string())
+            .collect();
+        let (_, all) = ids(id, "limit=10000").await;
+        let (_, in_extent) = ids(id, &format!("limit=10000&bbox={}", extent.join(","))).await;
+        let (doc, world) = ids(id, "limit=10000&bbox=-180,-85,180,85").await;
+        assert!(!all.is_empty(), "{id}");
+        assert_eq!(world, in_extent, "{id}");
+        assert_eq!(world, all, "{id}");
+        assert!(
+            notes(&doc).contains("bbox clamped"),
+            "{id}: {}",
+            notes(&doc)
+        );
+        check_collection(&doc);
+        let (_, world6) = ids(id, "limit=10000&bbox=-180,-85,-100,180,85,9000").await;
+        assert_eq!(world6, world, "{id}");
+        let small = "-2.75,53.74,-2.65,53.79";
+        let (_, four) = ids(id, &format!("limit=10000&bbox={small}")).await;
+        let (_, six) = ids(id, "limit=10000&bbox=-2.75,53.74,0,-2.65,53.79,250").await;
+        assert_eq!(six, four, "{id}");
+        assert!(!four.is_empty() && four.len() < all.len(), "{id}");
+        // Off the data, large (west of it) or small: 200 and nothing.
+        for off in ["-180,-85,-10,85", "100,-40,160,40", "100,0,101,1"] {
+            let r = get(&format!("/collections/{id}/items?bbox={off}")).await;
+            assert_eq!(r.status, StatusCode::OK, "{id} {off}");
+            let doc = r.json();
+            assert_eq!(doc["numberMatched"], 0, "{id} {off}");
+            assert_eq!(doc["features"].as_array().map(Vec::len), Some(0));
+        }
+    }
+}
+
+/// A `limit` over the maximum is capped at it and the answer says so; 0, negative and
+/// non-numbers stay 400s.
+#[tokio::test]
+async fn limits_over_the_maximum_are_capped_and_said() {
+    const MAX: usize = 10_000;
+    let mut capped_somewhere = false;
+    for id in ["h3-10", "incidents", "districts"] {
+        let doc = ok_json(
+            &format!("/collections/{id}/items?limit=100000"),
+            "application/geo+json",
+        )
+        .await;
+        let matched = doc["numberMatched"].as_u64().expect("numberMatched") as usize;
+        let returned = doc["features"].as_array().expect("features").len();
+        assert_eq!(returned, matched.min(MAX), "{id}");
+        assert_eq!(doc["numberReturned"].as_u64(), Some(returned as u64));
+        assert!(
+            notes(&doc).contains("limit 100000 capped to 10000"),
+            "{id}: {}",
+            notes(&doc)
+        );
+        assert_eq!(href(&doc, "next").is_some(), matched > MAX, "{id}");
+        capped_somewhere |= matched > MAX;
+        let exact = ok_json(
+            &format!("/collections/{id}/items?limit={MAX}"),
+            "application/geo+json",
+        )
+        .await;
+        assert_eq!(exact["features"], doc["features"], "{id}");
+        assert!(exact.get("notes").is_none(), "{id}");
+    }
+    assert!(
+        capped_somewhere,
+        "no collection has more than {MAX} features"
+    );
+    for bad in ["0", "-1", "abc", "1e3"] {
+        let r = get(&format!("/collections/districts/items?limit={bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
 
@@ -890,12 +1000,58 @@ async fn the_filter_is_accepted_and_carried_everywhere() {
     let all = get("/collections/districts/items").await.json();
     assert_eq!(total(&via_link), total(&direct), "{path}");
     assert!(total(&via_link) < total(&all));
+    // `/collections/{id}` carries it into its items links too.
+    let one = get(&format!("/collections/districts?{q}")).await.json();
+    let links: Vec<&str> = one["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .filter(|l| l["rel"] == "items")
+        .filter_map(|l| l["href"].as_str())
+        .collect();
+    assert_eq!(links.len(), 2, "{links:?}");
+    for l in links {
+        assert!(
+            l.contains("types=burglary") && l.contains("datetime=2023-06"),
+            "{l}"
+        );
+    }
+    for ok in [
+        "/conformance?types=burglary",
+        "/?severity=fatal,serious",
+        "/collections?district=Preston",
+    ] {
+        let r = get(ok).await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{ok}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
     for bad in [
         "/?types=dragons",
         "/collections?district=Atlantis",
+        "/collections/districts?datetime=2023-13",
+        "/conformance?severity=catastrophic",
         "/conformance?limit=5",
     ] {
         assert_eq!(get(bad).await.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+    // A parameter in no definition is a 400 that names it.
+    for uri in [
+        "/conformance",
+        "/",
+        "/collections",
+        "/collections/districts",
+    ] {
+        let r = get(&format!("{uri}?nonsense=1")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        let d = r.json()["description"].as_str().unwrap_or("").to_owned();
+        assert!(
+            d.contains("unknown query parameter 'nonsense'"),
+            "{uri}: {d}"
+        );
     }
 }
 

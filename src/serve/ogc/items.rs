@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
 use super::build::Items;
-use super::catalog::CollectionId;
+use super::catalog::{Bounds, CollectionId, spatial_extent};
 use super::disclose::{self, Controls};
 use super::encode::{Page, csv, feature_collection, intersects, push_feature};
 use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
@@ -73,15 +73,24 @@ pub async fn items(
     let store = state.store();
     let mut q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
     // A box larger than the cap (QGIS zoomed right out sends near-world ones) is clamped
-    // to the data's extent, as pygeoapi does, not refused: what lies outside has no data.
+    // to the data's extent (the collection's advertised `extent.spatial`), as pygeoapi
+    // does, not refused: what lies outside has no data. The cap is there for cost (the
+    // work grows with the area asked for), and a clamped box is no larger than the data's
+    // extent, so the cost stays bounded; the clamped box is still checked against the cap.
     if let Some(b) = q.bbox {
         let max = state.settings().limits.max_bbox_area_deg2;
         if limits::check_bbox_area(&b, max).is_err() {
-            let c = clamp_to_extent(b, &store);
-            limits::check_bbox_area(&c, max)?;
-            q.notes
-                .push("bbox clamped to the extent of the data".into());
-            q.bbox = Some(c);
+            match clamp_to_extent(b, spatial_extent(cid, &store)) {
+                Some(c) => {
+                    limits::check_bbox_area(&c, max)?;
+                    q.notes
+                        .push("bbox clamped to the extent of the data".into());
+                    q.bbox = Some(c);
+                }
+                // Disjoint from the data: kept as asked, so nothing intersects it and
+                // the answer is an empty collection (costing no more than any bbox).
+                None => q.notes.push("bbox outside the extent of the data".into()),
+            }
         }
     }
     let r = Request {
@@ -96,23 +105,17 @@ pub async fn items(
     blocking(move || page(&r)).await
 }
 
-/// The part of `b` inside the study area's bounding box (a degenerate box at its corner
-/// when they do not meet: no feature intersects it).
-fn clamp_to_extent(b: query::Bbox, store: &AnalysisStore) -> query::Bbox {
-    use geo::BoundingRect;
-    let Some(r) = store.geography.county.bounding_rect() else {
-        return b;
+/// The part of `b` inside the data's extent `[west, south, east, north]`, or None when
+/// they do not meet (a degenerate box on the extent's edge would still touch the
+/// features along that edge).
+fn clamp_to_extent(b: query::Bbox, r: Bounds) -> Option<query::Bbox> {
+    let c = query::Bbox {
+        west: b.west.max(r[0]),
+        south: b.south.max(r[1]),
+        east: b.east.min(r[2]),
+        north: b.north.min(r[3]),
     };
-    let west = b.west.max(r.min().x);
-    let south = b.south.max(r.min().y);
-    let east = b.east.min(r.max().x).max(west);
-    let north = b.north.min(r.max().y).max(south);
-    query::Bbox {
-        west,
-        south,
-        east,
-        north,
-    }
+    (c.west <= c.east && c.south <= c.north).then_some(c)
 }
 
 fn page(r: &Request) -> Result<Response, AppError> {
@@ -239,4 +242,40 @@ fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
         false,
         MAX_AGE,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bbox(west: f64, south: f64, east: f64, north: f64) -> query::Bbox {
+        query::Bbox {
+            west,
+            south,
+            east,
+            north,
+        }
+    }
+
+    #[test]
+    fn clamped_to_the_extent_or_none_when_disjoint() {
+        let extent = [-3.0, 53.5, -2.0, 54.5];
+        assert_eq!(
+            clamp_to_extent(bbox(-180.0, -85.0, 180.0, 85.0), extent),
+            Some(bbox(-3.0, 53.5, -2.0, 54.5))
+        );
+        assert_eq!(
+            clamp_to_extent(bbox(-2.5, 0.0, 10.0, 54.0), extent),
+            Some(bbox(-2.5, 53.5, -2.0, 54.0))
+        );
+        // Wholly west, east, south or north of the data: nothing, not the extent's edge.
+        for b in [
+            bbox(-180.0, -85.0, -10.0, 85.0),
+            bbox(10.0, -85.0, 180.0, 85.0),
+            bbox(-180.0, -85.0, 180.0, 0.0),
+            bbox(-180.0, 60.0, 180.0, 85.0),
+        ] {
+            assert_eq!(clamp_to_extent(b, extent), None, "{b:?}");
+        }
+    }
 }
