@@ -79,11 +79,21 @@ struct Reply {
 }
 
 async fn send(method: Method, uri: &str, who: Who, body: Vec<u8>) -> Reply {
+    send_with(method, uri, auth_header(who), body).await
+}
+
+/// `send` with any credentials header (or none).
+async fn send_with(
+    method: Method,
+    uri: &str,
+    auth: Option<(&'static str, String)>,
+    body: Vec<u8>,
+) -> Reply {
     let mut req = Request::builder()
         .method(method)
         .uri(uri)
         .header(header::HOST, "access.test");
-    if let Some((h, v)) = auth_header(who) {
+    if let Some((h, v)) = auth {
         req = req.header(h, v);
     }
     let resp = router(STATE.clone())
@@ -268,6 +278,86 @@ fn expected(who: Who, needs: Role) -> StatusCode {
     } else {
         StatusCode::FORBIDDEN
     }
+}
+
+/// `Authorization: Basic` with `user:password` (RFC 7617), as QGIS's and ArcGIS's
+/// "Basic" authentication send it.
+fn basic(user: &str, password: &str) -> Option<(&'static str, String)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    Some(("authorization", format!("Basic {b64}")))
+}
+
+/// HTTP Basic with the key as the password gets the key's role on every endpoint, under
+/// any user name (none, another key's name, another key itself); a wrong password is
+/// treated exactly as a wrong bearer key (same status, same body), and so are Basic
+/// credentials that do not decode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_with_the_key_as_password() {
+    let right = [
+        (Who::Public, "kiosk-key"),
+        (Who::Partner, "council-key"),
+        (Who::Analyst, "analyst-key"),
+        (Who::Admin, "ops-key"),
+    ];
+    let mut failures = Vec::new();
+    for c in cases() {
+        let body = || b"not,a,known,header\n1,2,3,4\n".to_vec();
+        for (who, key) in right {
+            let bearer = send(c.method.clone(), c.uri, who, body()).await;
+            for user in ["qgis", "", "ops", "kiosk-key", "someone with spaces"] {
+                let r = send_with(c.method.clone(), c.uri, basic(user, key), body()).await;
+                if r.status != bearer.status {
+                    failures.push(format!(
+                        "{} {} Basic {user}:{key}: {} (bearer: {})",
+                        c.method, c.uri, r.status, bearer.status
+                    ));
+                }
+            }
+        }
+        let wrong = send(c.method.clone(), c.uri, Who::Wrong, body()).await;
+        assert_eq!(wrong.status, StatusCode::FORBIDDEN, "{}", c.uri);
+        for auth in [
+            basic("qgis", "not-a-key"),
+            basic("analyst-key", "x"),
+            basic("qgis", ""),
+            basic("qgis", "analyst-key2"),
+            Some(("authorization", "Basic !!!".to_owned())),
+            Some(("authorization", "Basic YW5hbHlzdC1rZXk=".to_owned())), // no colon
+        ] {
+            let shown = auth.as_ref().map(|a| a.1.clone()).unwrap_or_default();
+            let r = send_with(c.method.clone(), c.uri, auth, body()).await;
+            if r.status != wrong.status || r.body != wrong.body {
+                failures.push(format!(
+                    "{} {} {shown}: {} {} (wrong bearer: {})",
+                    c.method,
+                    c.uri,
+                    r.status,
+                    String::from_utf8_lossy(&r.body),
+                    wrong.status
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    // The role is really the key's: analyst gets incident points with Basic, partner not.
+    let points = "/collections/incidents/items?limit=1";
+    let r = send_with(
+        Method::GET,
+        points,
+        basic("qgis", "analyst-key"),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send_with(
+        Method::GET,
+        points,
+        basic("qgis", "council-key"),
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

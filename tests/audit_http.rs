@@ -12,11 +12,22 @@ use serde_json::Value;
 use tower::ServiceExt as _;
 
 async fn status(state: &AppState, uri: &str, key: Option<&str>) -> StatusCode {
+    status_with(state, uri, key.map(|k| format!("Bearer {k}"))).await
+}
+
+/// `Authorization: Basic` of `user:password`.
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {b64}")
+}
+
+async fn status_with(state: &AppState, uri: &str, authorization: Option<String>) -> StatusCode {
     let mut req = Request::builder()
         .uri(uri)
         .header(header::HOST, "audit.test");
-    if let Some(k) = key {
-        req = req.header("authorization", format!("Bearer {k}"));
+    if let Some(a) = authorization {
+        req = req.header("authorization", a);
     }
     let resp = router(state.clone())
         .oneshot(req.body(Body::empty()).expect("request"))
@@ -100,6 +111,42 @@ async fn every_refusal_is_audited_and_floods_are_bounded() {
             .is_some_and(|t| t.len() <= MAX_TARGET)
     );
     assert!(text.lines().all(|l| l.len() < 1024), "a long audit line");
+    // HTTP Basic with the key as the password is audited as the bearer key is: the
+    // partner refused incident points by name, a wrong password as a wrong key.
+    let s = status_with(
+        &state,
+        "/collections/%69ncidents/items",
+        Some(basic("qgis", "council-key")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let d = denied(&state);
+    assert_eq!(d.len(), 5, "{d:?}");
+    assert_eq!(d[4]["who"], d[0]["who"]);
+    assert_eq!(d[4]["status"], 403);
+    let basic_secret = "a-presented-basic-password";
+    let s = status_with(&state, &long, Some(basic("qgis", basic_secret))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let d = denied(&state);
+    assert_eq!(d.len(), 6, "{d:?}");
+    let strip = |v: &Value| {
+        let mut v = v.clone();
+        if let Some(o) = v.as_object_mut() {
+            o.retain(|k, _| k != "time" && k != "ts" && k != "at");
+        }
+        v
+    };
+    assert_eq!(
+        strip(&d[5]),
+        strip(&d[3]),
+        "a wrong Basic password audited unlike a wrong key"
+    );
+    let text = std::fs::read_to_string(state.settings().data.join(FILE_NAME)).expect("log");
+    assert!(
+        !text.contains(basic_secret),
+        "a presented password in the audit log"
+    );
+    assert!(!text.contains(&basic("qgis", basic_secret)[6..]));
     // A flood of wrong keys from one client: a bounded number of lines.
     let before = lines(&state).len();
     for i in 0..500 {
