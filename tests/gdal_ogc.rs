@@ -1,5 +1,7 @@
 //! GDAL's OGC API - Features driver against the real server: `ogrinfo` lists every
-//! collection and summarises each, and `ogr2ogr` pages through a whole collection.
+//! collection and summarises each, and `ogr2ogr` pages through a whole collection; a
+//! filter put in the `OAPIF:` URL (sent on every request, the landing page included) is
+//! kept, and a near-world `-spat` (over the bbox area cap) gives everything.
 //!
 //! Needs `ogrinfo` and `ogr2ogr` (Debian/Ubuntu: `apt-get install gdal-bin`). Without
 //! them the test fails, unless `HOTSPOT_SKIP_GDAL=1` says to skip it.
@@ -130,7 +132,12 @@ impl Server {
     }
 
     fn number_matched(&self, id: &str) -> u64 {
-        self.get_json(&format!("/collections/{id}/items?limit=1"))["numberMatched"]
+        self.number_matched_where(id, "")
+    }
+
+    /// `numberMatched` of a collection's items under a query (`""` for none).
+    fn number_matched_where(&self, id: &str, query: &str) -> u64 {
+        self.get_json(&format!("/collections/{id}/items?limit=1&{query}"))["numberMatched"]
             .as_u64()
             .expect("numberMatched")
     }
@@ -256,4 +263,66 @@ fn check_export(path: &Path, matched: u64) {
     assert_eq!(cells.len() as u64, matched, "no duplicates");
     assert!(features.iter().all(|f| f["geometry"]["type"] == "Polygon"));
     assert!(features.iter().all(|f| f["properties"]["gi_z"].is_number()));
+}
+
+/// QGIS and GDAL users put a filter in the connection URL (`OAPIF:http://host/?types=…`);
+/// GDAL sends it on every request, the landing page, conformance and collections
+/// included, and the count and export are the filtered items'. A near-world `-spat`
+/// (QGIS zoomed right out) is over the bbox area cap: clamped to the data, it gives all.
+#[test]
+fn gdal_keeps_a_url_filter_and_a_near_world_spat() {
+    if !have_gdal() {
+        return;
+    }
+    let server = Server::start();
+    let url = server.url();
+    let filter = "types=burglary";
+    let filtered_url = format!("{url}/?{filter}");
+
+    let all = server.number_matched("incidents");
+    let burglaries = server.number_matched_where("incidents", filter);
+    assert!(0 < burglaries && burglaries < all, "{burglaries} of {all}");
+    let listing = gdal("ogrinfo", &["-ro", "-so", &filtered_url]);
+    assert!(listing.contains("incidents"), "{listing}");
+    let summary = gdal("ogrinfo", &["-ro", "-so", &filtered_url, "incidents"]);
+    assert_eq!(feature_count(&summary), Some(burglaries), "{summary}");
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("burglaries.geojson");
+    let out_s = out.to_string_lossy().into_owned();
+    gdal(
+        "ogr2ogr",
+        &["-f", "GeoJSON", &out_s, &filtered_url, "incidents"],
+    );
+    let doc: Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).expect("output")).expect("JSON");
+    let features = doc["features"].as_array().expect("features");
+    assert_eq!(features.len() as u64, burglaries);
+    assert!(
+        features
+            .iter()
+            .all(|f| f["properties"]["type"] == "Burglary"),
+        "a feature that is not a burglary"
+    );
+
+    // -spat -180 -85 180 85 is 61,200 square degrees, over the 2,500 cap.
+    let spat = ["-spat", "-180", "-85", "180", "85"];
+    for id in ["incidents", "h3-8"] {
+        let mut args = vec!["-ro", "-so"];
+        args.extend(spat);
+        args.extend([url.as_str(), id]);
+        let summary = gdal("ogrinfo", &args);
+        assert_eq!(
+            feature_count(&summary),
+            Some(server.number_matched(id)),
+            "{id}:\n{summary}"
+        );
+    }
+    let out = dir.path().join("h3-8-world.geojson");
+    let out_s = out.to_string_lossy().into_owned();
+    let mut args = vec!["-f", "GeoJSON", out_s.as_str()];
+    args.extend(spat);
+    args.extend([url.as_str(), "h3-8"]);
+    gdal("ogr2ogr", &args);
+    check_export(&out, server.number_matched("h3-8"));
 }
