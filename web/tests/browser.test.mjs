@@ -414,6 +414,9 @@ test('searching a postcode and a town flies there; choosing a district zooms to 
   // A postcode typed without its space: Enter takes the best match.
   await input.fill('pr12he');
   await input.press('Enter');
+  // Enter asks the server first (the first search builds its street index): wait for the
+  // answer to be shown before reading the view.
+  await page.waitForFunction(() => /PR1 2HE/.test(window.hotspotApp.lastPlace?.name || ''), null, { timeout: 30_000 });
   const pc = (await (await fetch(`${server.url}api/places?q=PR1%202HE`)).json()).places[0];
   let v = await view(page);
   assert.ok(km(v, pc.lon, pc.lat) < 0.2 && v.zoom >= 15, `postcode: ${JSON.stringify(v)}`);
