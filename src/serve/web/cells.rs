@@ -293,16 +293,10 @@ fn finite(v: f64) -> f64 {
     if v.is_finite() { v } else { 0.0 }
 }
 
-/// One feature; `shown` is the count and density unless withheld; `bin_only` publishes
-/// the statistic as its bin (disclosure control).
-fn push_feature(
-    out: &mut String,
-    cell: CellIndex,
-    shown: Option<(f64, f64)>,
-    s: &Stat,
-    bin_only: bool,
-    category: Option<Category>,
-) {
+/// The start of a cell's GeoJSON Feature: its hexagon (closed ring, 6 decimals) and its
+/// properties up to and including `"cell":"...",` (the caller writes the rest and the
+/// closing `}}`).
+pub fn push_cell_start(out: &mut String, cell: CellIndex) {
     out.push_str(r#"{"type":"Feature","geometry":{"type":"Polygon","coordinates":[["#);
     let boundary = cell.boundary();
     let first = boundary.iter().next().map(|ll| (ll.lng(), ll.lat()));
@@ -318,6 +312,19 @@ fn push_feature(
         let _ = write!(out, "[{:.6},{:.6}]", ll.0, ll.1);
     }
     let _ = write!(out, r#"]]}},"properties":{{"cell":"{cell}","#);
+}
+
+/// One feature; `shown` is the count and density unless withheld; `bin_only` publishes
+/// the statistic as its bin (disclosure control).
+fn push_feature(
+    out: &mut String,
+    cell: CellIndex,
+    shown: Option<(f64, f64)>,
+    s: &Stat,
+    bin_only: bool,
+    category: Option<Category>,
+) {
+    push_cell_start(out, cell);
     match shown {
         Some((count, per_km2)) => {
             let _ = write!(

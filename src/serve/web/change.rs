@@ -259,20 +259,7 @@ struct Row {
 }
 
 fn push_feature(out: &mut String, cell: CellIndex, r: &Row) {
-    out.push_str(r#"{"type":"Feature","geometry":{"type":"Polygon","coordinates":[["#);
-    let boundary = cell.boundary();
-    let first = boundary.iter().next().map(|ll| (ll.lng(), ll.lat()));
-    for (k, ll) in boundary
-        .iter()
-        .map(|ll| (ll.lng(), ll.lat()))
-        .chain(first)
-        .enumerate()
-    {
-        if k > 0 {
-            out.push(',');
-        }
-        let _ = write!(out, "[{:.6},{:.6}]", ll.0, ll.1);
-    }
+    super::cells::push_cell_start(out, cell);
     let num = |v: Option<f64>, places: usize| match v {
         Some(x) if x.is_finite() => format!("{x:.places$}"),
         _ => "null".to_owned(),
@@ -280,7 +267,7 @@ fn push_feature(out: &mut String, cell: CellIndex, r: &Row) {
     let int = |v: Option<u64>| v.map_or_else(|| "null".to_owned(), |x| x.to_string());
     let _ = write!(
         out,
-        r#"]]}},"properties":{{"cell":"{cell}","now":{},"before":{},"ratio":{},"p":{},"bin":{},"class":"{}"}}}}"#,
+        r#""now":{},"before":{},"ratio":{},"p":{},"bin":{},"class":"{}"}}}}"#,
         int(r.now),
         int(r.before),
         num(r.ratio, 4),

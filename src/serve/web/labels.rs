@@ -34,62 +34,31 @@ pub const STREET_ZOOM: f64 = 15.0;
 /// Cells per side of the thinning grid.
 const GRID: usize = 8;
 
-/// A `[west, south, east, north]` box in WGS84 degrees.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Bbox {
-    pub west: f64,
-    pub south: f64,
-    pub east: f64,
-    pub north: f64,
-}
+pub use crate::serve::ogc::query::Bbox;
 
-impl Bbox {
-    fn contains(&self, lon: f64, lat: f64) -> bool {
-        (self.west..=self.east).contains(&lon) && (self.south..=self.north).contains(&lat)
-    }
+fn contains(b: &Bbox, lon: f64, lat: f64) -> bool {
+    (b.west..=b.east).contains(&lon) && (b.south..=b.north).contains(&lat)
 }
 
 /// `minLon,minLat,maxLon,maxLat`: four finite numbers, longitudes in -180..180,
-/// latitudes in -90..90, each minimum below its maximum.
+/// latitudes in -90..90, each minimum below its maximum. The items' bbox parser
+/// (`ogc::query::parse_bbox`) checks the numbers and ranges; labels take no heights and
+/// no empty box.
 ///
 /// # Errors
 /// A message saying what is wrong.
 pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
-    let nums: Vec<f64> = v
-        .split(',')
-        .map(|p| {
-            p.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| format!("'{}' is not a finite number", p.trim()))
-        })
-        .collect::<Result<_, _>>()?;
-    let [west, south, east, north] = nums[..] else {
+    let n = v.split(',').count();
+    if n != 4 {
         return Err(format!(
-            "expected 4 numbers minLon,minLat,maxLon,maxLat, got {}",
-            nums.len()
+            "expected 4 numbers minLon,minLat,maxLon,maxLat, got {n}"
         ));
-    };
-    for lon in [west, east] {
-        if !(-180.0..=180.0).contains(&lon) {
-            return Err(format!("longitude {lon} is outside -180..180"));
-        }
     }
-    for lat in [south, north] {
-        if !(-90.0..=90.0).contains(&lat) {
-            return Err(format!("latitude {lat} is outside -90..90"));
-        }
-    }
-    if west >= east || south >= north {
+    let b = crate::serve::ogc::query::parse_bbox(v)?;
+    if b.west >= b.east || b.south >= b.north {
         return Err("each minimum must be below its maximum".into());
     }
-    Ok(Bbox {
-        west,
-        south,
-        east,
-        north,
-    })
+    Ok(b)
 }
 
 /// A map zoom from 0 to 24 (fractions allowed, as MapLibre's).
@@ -116,7 +85,7 @@ pub fn labels(
     let fixed = gazetteer::fixed_labels(&store.geography);
     let mut out: Vec<Label> = fixed
         .iter()
-        .filter(|l| bbox.contains(l.lon, l.lat))
+        .filter(|l| contains(&bbox, l.lon, l.lat))
         .cloned()
         .collect();
     if zoom >= STREET_ZOOM {
@@ -141,7 +110,7 @@ fn streets(
             continue;
         }
         let (lon, lat) = (locs.lon(i), locs.lat(i));
-        if !bbox.contains(lon, lat) {
+        if !contains(&bbox, lon, lat) {
             continue;
         }
         let Some(p) = index.place(s, k) else {
