@@ -62,6 +62,11 @@ pub struct Builder {
     span: Option<(u16, u16)>,
     /// The dataset of the records without a police.uk batch.
     dataset: Option<crate::coverage::Dataset>,
+    /// Whether `incidents.key` holds every incident's final record key (see
+    /// [`Builder::local_keys`]); `finish` then keeps them instead of computing them again.
+    keys_valid: bool,
+    /// The month spans (first, last) of the keyed builders merged in so far.
+    key_spans: Vec<(u16, u16)>,
 }
 
 impl Default for Builder {
@@ -81,6 +86,8 @@ impl Default for Builder {
             last_batch: None,
             span: None,
             dataset: None,
+            keys_valid: false,
+            key_spans: Vec::new(),
         }
     }
 }
@@ -193,6 +200,30 @@ impl Builder {
         self
     }
 
+    /// Gives this builder's incidents their record keys now, with ordinals among this
+    /// builder's records only. Called on each file's builder while files are parsed in
+    /// parallel: records identical in every attribute share their month, so when the
+    /// files merged have disjoint month spans (police.uk files are one force-month each;
+    /// a one-force download never overlaps) no group of identical records spans two
+    /// files, and these keys are exactly the keys [`record_keys`] gives the merged store.
+    /// [`Builder::merge`] keeps them only then, and `finish` recomputes them otherwise.
+    pub fn local_keys(&mut self) {
+        self.incidents.key = record_keys(&self.lon_e7, &self.lat_e7, &self.incidents);
+        self.keys_valid = true;
+        self.key_spans = self.month_span().into_iter().collect();
+    }
+
+    /// Whether every incident has its final record key.
+    fn has_keys(&self) -> bool {
+        self.keys_valid && self.incidents.key.len() == self.incidents.loc.len()
+    }
+
+    /// The first and last month of the incidents (none without incidents).
+    fn month_span(&self) -> Option<(u16, u16)> {
+        let m = &self.incidents.month;
+        Some((*m.iter().min()?, *m.iter().max()?))
+    }
+
     /// The coverage gathered, with the span of unbatched records folded in.
     fn take_coverage(&mut self) -> crate::coverage::Coverage {
         use crate::coverage::Dataset;
@@ -220,6 +251,14 @@ impl Builder {
 
     /// Appends another builder, remapping its location ids.
     pub fn merge(&mut self, mut other: Builder) {
+        // Keys survive the merge when both sides have them and no month is on both sides
+        // (see `local_keys`).
+        let mine = self.incidents.loc.is_empty() || self.has_keys();
+        let disjoint = other
+            .key_spans
+            .iter()
+            .all(|&(lo, hi)| self.key_spans.iter().all(|&(a, b)| hi < a || b < lo));
+        let keep_keys = mine && other.has_keys() && disjoint;
         let c = other.take_coverage();
         self.coverage.merge(c);
         // Codes are interned once per file, not once per location.
@@ -246,6 +285,15 @@ impl Builder {
         self.incidents.month.extend_from_slice(&inc.month);
         self.incidents.ctype.extend_from_slice(&inc.ctype);
         self.incidents.severity.extend_from_slice(&inc.severity);
+        if keep_keys {
+            self.incidents.key.extend_from_slice(&inc.key);
+            self.key_spans.extend_from_slice(&other.key_spans);
+            self.keys_valid = true;
+        } else {
+            self.incidents.key = Vec::new();
+            self.key_spans.clear();
+            self.keys_valid = false;
+        }
         self.add_unlocated(&other.unlocated);
     }
 
@@ -262,6 +310,7 @@ impl Builder {
         self.incidents.month.extend_from_slice(&inc.month);
         self.incidents.ctype.extend_from_slice(&inc.ctype);
         self.incidents.severity.extend_from_slice(&inc.severity);
+        self.keys_valid = false;
         self.add_unlocated(&other.unlocated);
     }
 
@@ -285,6 +334,7 @@ impl Builder {
         } else {
             Vintage::V2011
         };
+        let keyed = self.has_keys();
         let mut incidents = self.incidents;
         let mut outside_by_type = vec![0u64; TYPE_SLOTS];
         let mut outside_by_month = std::collections::BTreeMap::<u16, u64>::new();
@@ -317,12 +367,18 @@ impl Builder {
                 incidents.month[w] = incidents.month[r];
                 incidents.ctype[w] = incidents.ctype[r];
                 incidents.severity[w] = incidents.severity[r];
+                if keyed {
+                    incidents.key[w] = incidents.key[r];
+                }
                 w += 1;
             }
             incidents.loc.truncate(w);
             incidents.month.truncate(w);
             incidents.ctype.truncate(w);
             incidents.severity.truncate(w);
+            if keyed {
+                incidents.key.truncate(w);
+            }
             let keep: Vec<bool> = placed.iter().map(|p| !p.is_outside()).collect();
             let mut k = keep.iter();
             lon_e7.retain(|_| *k.next().unwrap_or(&false));
@@ -332,7 +388,9 @@ impl Builder {
             street.retain(|_| *k.next().unwrap_or(&false));
             placed.retain(|p| !p.is_outside());
         }
-        incidents.key = record_keys(&lon_e7, &lat_e7, &incidents);
+        if !keyed {
+            incidents.key = record_keys(&lon_e7, &lat_e7, &incidents);
+        }
         incidents.loc.shrink_to_fit();
         incidents.month.shrink_to_fit();
         incidents.ctype.shrink_to_fit();
@@ -546,5 +604,39 @@ mod key_tests {
         // Duplicates get different keys (their ordinals differ), most of the time.
         let distinct: std::collections::HashSet<u8> = a.iter().map(|x| x.1).collect();
         assert!(distinct.len() > 100, "{} distinct keys", distinct.len());
+    }
+
+    /// Files keyed in parallel and merged get the keys the merged store would get; when
+    /// two files share a month (identical records could then sit in both), the merge
+    /// drops the per-file keys so that `finish` computes them over everything.
+    #[test]
+    fn per_file_keys_equal_the_merged_stores_keys() {
+        // (lon, lat, month, type): few distinct values, so many identical records.
+        let file = |months: std::ops::Range<u16>, seed: i32| {
+            let mut b = Builder::new();
+            for i in 0..300i32 {
+                let m = months.start + (i as u16 % (months.end - months.start));
+                let loc = b.location((i * seed) % 5, i % 3, "E01000001", "On or near X");
+                b.incident(loc, m, (i % 2) as u8, 0);
+            }
+            b
+        };
+        for (a, b, disjoint) in [(0..3, 3..6, true), (0..3, 2..5, false)] {
+            let mut merged = Builder::new();
+            for (months, seed) in [(a.clone(), 7), (b.clone(), 11)] {
+                let mut f = file(months, seed);
+                f.local_keys();
+                merged.merge(f);
+            }
+            assert_eq!(merged.has_keys(), disjoint, "{a:?} {b:?}");
+            let global = record_keys(&merged.lon_e7, &merged.lat_e7, &merged.incidents);
+            if disjoint {
+                assert_eq!(merged.incidents.key, global);
+            }
+            // Unkeyed builders merged never claim keys.
+            let mut plain = Builder::new();
+            plain.merge(file(a.clone(), 7));
+            assert!(!plain.has_keys());
+        }
     }
 }
