@@ -62,9 +62,6 @@ pub struct Builder {
     span: Option<(u16, u16)>,
     /// The dataset of the records without a police.uk batch.
     dataset: Option<crate::coverage::Dataset>,
-    /// Whether `incidents.key` holds every incident's final record key (see
-    /// [`Builder::local_keys`]); `finish` then keeps them instead of computing them again.
-    keys_valid: bool,
     /// The month spans (first, last) of the keyed builders merged in so far.
     key_spans: Vec<(u16, u16)>,
 }
@@ -86,7 +83,6 @@ impl Default for Builder {
             last_batch: None,
             span: None,
             dataset: None,
-            keys_valid: false,
             key_spans: Vec::new(),
         }
     }
@@ -209,13 +205,14 @@ impl Builder {
     /// [`Builder::merge`] keeps them only then, and `finish` recomputes them otherwise.
     pub fn local_keys(&mut self) {
         self.incidents.key = record_keys(&self.lon_e7, &self.lat_e7, &self.incidents);
-        self.keys_valid = true;
         self.key_spans = self.month_span().into_iter().collect();
     }
 
-    /// Whether every incident has its final record key.
+    /// Whether every incident has its final record key: an incident pushed or appended
+    /// without one, or a merge that dropped them, leaves the key column short; `finish`
+    /// then computes them all.
     fn has_keys(&self) -> bool {
-        self.keys_valid && self.incidents.key.len() == self.incidents.loc.len()
+        self.incidents.key.len() == self.incidents.loc.len()
     }
 
     /// The first and last month of the incidents (none without incidents).
@@ -253,7 +250,7 @@ impl Builder {
     pub fn merge(&mut self, mut other: Builder) {
         // Keys survive the merge when both sides have them and no month is on both sides
         // (see `local_keys`).
-        let mine = self.incidents.loc.is_empty() || self.has_keys();
+        let mine = self.has_keys();
         let disjoint = other
             .key_spans
             .iter()
@@ -288,11 +285,9 @@ impl Builder {
         if keep_keys {
             self.incidents.key.extend_from_slice(&inc.key);
             self.key_spans.extend_from_slice(&other.key_spans);
-            self.keys_valid = true;
         } else {
             self.incidents.key = Vec::new();
             self.key_spans.clear();
-            self.keys_valid = false;
         }
         self.add_unlocated(&other.unlocated);
     }
@@ -310,7 +305,6 @@ impl Builder {
         self.incidents.month.extend_from_slice(&inc.month);
         self.incidents.ctype.extend_from_slice(&inc.ctype);
         self.incidents.severity.extend_from_slice(&inc.severity);
-        self.keys_valid = false;
         self.add_unlocated(&other.unlocated);
     }
 
