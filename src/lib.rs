@@ -6,6 +6,7 @@
 //! transforms and boundaries every stage shares; `generate` writes realistic fixtures.
 
 pub mod analysis;
+pub mod cancel;
 pub mod cli;
 pub mod coverage;
 pub mod generate;

@@ -1,6 +1,8 @@
-//! The real server killed (SIGKILL) in the middle of an HTTP ingest: on restart the store
-//! is consistent (the file is wholly in or wholly out, SQLite's integrity check passes)
-//! and serves; ingesting the file again completes, and a third time changes nothing.
+//! The real server killed (SIGKILL) in the middle of an HTTP ingest job: on restart the
+//! store is consistent (the file is wholly in or wholly out, SQLite's integrity check
+//! passes) and serves, and the interrupted job is run again to the end (`resumed`);
+//! ingesting the file again changes nothing. Uploads are answered 202 at once, with the
+//! job to poll.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -154,6 +156,47 @@ fn police_file(dir: &Path) -> PathBuf {
     file
 }
 
+/// Uploads `name`'s bytes: 202 and the job's id.
+fn submit(server: &Server, name: &str, bytes: &[u8]) -> String {
+    let started = Instant::now();
+    let (status, job) = answer(send(&server.addr, "POST", name, bytes));
+    assert_eq!(status, 202, "{job}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the upload is answered at once, not after the ingest: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(job["state"], "queued", "{job}");
+    job["id"].as_str().expect("a job id").to_owned()
+}
+
+fn job(server: &Server, id: &str) -> Value {
+    let (status, v) = answer(send(
+        &server.addr,
+        "GET",
+        &format!("/admin/ingest/{id}"),
+        b"",
+    ));
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Polls the job until it has run; its final state.
+fn finished(server: &Server, id: &str) -> Value {
+    let t0 = Instant::now();
+    loop {
+        let v = job(server, id);
+        if v["state"] == "done" || v["state"] == "failed" {
+            return v;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(600),
+            "job never ran: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
     let tmp = tempfile::tempdir().expect("temp dir");
@@ -167,30 +210,35 @@ fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
     let before = located(&server);
     assert!(before > 0);
 
-    // Upload, then kill the server once the upload is on disk and the ingest under way.
-    let conn = send(&server.addr, "POST", name, &bytes);
-    let uploads = data.join("uploads");
+    // Upload, then kill the server once the job is running.
+    let id = submit(&server, name, &bytes);
     let t0 = Instant::now();
-    while std::fs::read_dir(&uploads).map_or(0, Iterator::count) == 0
-        && t0.elapsed() < Duration::from_secs(120)
-    {
+    while job(&server, &id)["state"] != "running" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "the job never started"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(150));
     server.child.kill().expect("SIGKILL");
     let _ = server.child.wait();
-    drop(conn);
     drop(server);
 
     let store = hotspot::store::Store::open(&data).expect("the store opens");
     assert_eq!(store.integrity_check().expect("integrity check"), "ok");
     drop(store);
 
-    // Restarted: serves, with the file wholly in or wholly out.
+    // Restarted: serves, with the file wholly in or wholly out, and the interrupted job
+    // is run again to the end.
     let server = start(&data);
     let after_crash = located(&server);
-    let (status, first) = answer(send(&server.addr, "POST", name, &bytes));
-    assert_eq!(status, 200, "{first}");
+    let first = finished(&server, &id);
+    assert_eq!(first["resumed"], true, "{first}");
+    assert_eq!(first["state"], "done", "{first}");
+    assert_eq!(first["status"], 200, "{first}");
+    assert_eq!(first["files_done"], first["files_total"], "{first}");
+    let first = first["result"].clone();
     let full = located(&server);
     eprintln!("located: {before} before, {after_crash} after the crash, {full} complete");
     assert!(full > before, "the file added incidents");
@@ -200,15 +248,57 @@ fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
     );
     assert_eq!(first["file"], "2031-01-lancashire-street.csv");
     assert!(first["files"][0]["rows_read"].as_u64().unwrap_or(0) > 0);
-    // A leftover upload from the crash was cleared by this ingest.
-    assert_eq!(std::fs::read_dir(&uploads).map_or(0, Iterator::count), 0);
+    // The job's upload is gone once it has run; its state stays to be read.
+    let left: Vec<String> = std::fs::read_dir(data.join("jobs"))
+        .expect("jobs dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, [format!("{id}.json")], "{left:?}");
 
     // The same file again: nothing changes.
-    let (status, again) = answer(send(&server.addr, "POST", name, &bytes));
-    assert_eq!(status, 200, "{again}");
+    let again = finished(&server, &submit(&server, name, &bytes));
+    assert_eq!(again["resumed"], false, "{again}");
+    let again = again["result"].clone();
     assert_eq!(again["files"][0]["unchanged"], true, "{again}");
     assert_eq!(located(&server), full);
     assert_eq!(again["incidents_loaded"], first["incidents_loaded"]);
+
+    // Two uploads racing: both are queued at once and run one after the other, each to
+    // its end; neither touches the other's file.
+    let tiny = |month: &str| {
+        format!(
+            "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,\
+             LSOA name,Crime type,Last outcome category,Context\n\
+             ,{month},Lancashire Constabulary,Lancashire Constabulary,-2.4820,53.7480,\
+             On or near High Street,,,Burglary,,\n"
+        )
+        .into_bytes()
+    };
+    let (a, b) = std::thread::scope(|sc| {
+        let a = sc.spawn(|| {
+            submit(
+                &server,
+                "/admin/ingest?name=2031-02-lancashire-street.csv",
+                &tiny("2031-02"),
+            )
+        });
+        let b = sc.spawn(|| {
+            submit(
+                &server,
+                "/admin/ingest?name=2031-03-lancashire-street.csv",
+                &tiny("2031-03"),
+            )
+        });
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    assert_ne!(a, b);
+    for id in [&a, &b] {
+        let j = finished(&server, id);
+        assert_eq!(j["status"], 200, "{j}");
+        assert_eq!(j["result"]["files"][0]["stored"], 1, "{j}");
+    }
+    assert_eq!(located(&server), full + 2);
     // The answer says what no analysis counts, as /health does.
     let health = answer(send(&server.addr, "GET", "/health", b"")).1;
     assert!(first["unlocated"].as_u64().unwrap_or(0) > 0, "{first}");

@@ -115,7 +115,7 @@ fn refused(state: &AppState, what: &str, got: &(StatusCode, Value), limit: &str)
     let why = doc["description"].as_str().unwrap_or_default();
     assert!(why.contains(limit), "{what}: {why}");
     assert!(
-        !why.contains("uploads/"),
+        !why.contains("jobs/") && !why.contains("staging-"),
         "{what}: the temporary path shown: {why}"
     );
     assert!(
@@ -141,8 +141,9 @@ async fn a_zip_bomb_is_refused_quickly_with_memory_bounded() {
     );
     let grew = peak_rss().saturating_sub(before);
     assert!(grew < 100 << 20, "peak memory grew by {grew} bytes");
-    // Nothing left behind in uploads/, and the refusal is audited.
-    let left = std::fs::read_dir(dir.path().join("uploads"))
+    // Nothing left behind in jobs/ (no job, no staged upload), and the refusal is
+    // audited.
+    let left = std::fs::read_dir(dir.path().join("jobs"))
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(left, 0);

@@ -8,6 +8,9 @@
 #   DURATION=10s CONNS=16 benches/load/run.sh
 #   ONLY_TILES=1 DATA_DIR=target/bench-data/store-10000000 benches/load/run.sh
 #                                  # cached tiles only, on an existing (10M) store
+#   IDLE=2000 benches/load/run.sh  # the same with 2,000 idle connections held open
+#                                  # meanwhile (benches/load/idle.py), from other
+#                                  # loopback addresses than wrk's
 #
 # Requests carry an analyst key (written to a temporary config file), so the analyst-only
 # collections in the list answer 200 rather than 401; a tiles-only run sends none.
@@ -30,7 +33,9 @@ command -v curl >/dev/null || { echo "curl is required"; exit 1; }
 
 DATA=$(mktemp -d)
 PID=
+IDLE_PID=
 cleanup() {
+    if [ -n "$IDLE_PID" ]; then kill "$IDLE_PID" 2>/dev/null || true; wait "$IDLE_PID" 2>/dev/null || true; fi
     if [ -n "$PID" ]; then kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; fi
     rm -rf "$DATA"
 }
@@ -71,6 +76,12 @@ SCRIPT=benches/load/urls.lua
 wrk -t1 -c1 -d5s "${AUTH[@]}" -s "$SCRIPT" "$BASE" >/dev/null
 wrk -t"$THREADS" -c"$CONNS" -d10s "${AUTH[@]}" -s "$SCRIPT" "$BASE" >/dev/null
 echo "RSS after warm-up: $(rss) (peak $(hwm))"
+if [ "${IDLE:-0}" -gt 0 ]; then
+    python3 benches/load/idle.py "$IDLE" 127.0.0.1 "$PORT" &
+    IDLE_PID=$!
+    sleep 5
+    echo "== $IDLE idle connections held open (benches/load/idle.py); RSS now $(rss)"
+fi
 for run in $(seq 1 "${RUNS:-2}"); do
     echo "== run $run: wrk -t$THREADS -c$CONNS -d$DURATION -s $SCRIPT"
     wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" "${AUTH[@]}" -s "$SCRIPT" "$BASE" | sed -n '/^urls/,$p'

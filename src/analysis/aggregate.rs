@@ -416,9 +416,11 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         .collect();
     // Each slot: key sum (wrapping) << 32 | count.
     let pairs: Vec<(usize, u64)> = if size <= DENSE_MAX {
+        let tok = crate::cancel::current();
         let dense = ranges
             .par_iter()
             .map(|&(s, e)| {
+                crate::cancel::check(&tok);
                 let mut acc = vec![0u64; size];
                 scan.run(s, e, |k, v| acc[k] = acc[k].wrapping_add(v));
                 acc
@@ -439,9 +441,11 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
             .map(|(k, c)| (k, *c))
             .collect()
     } else {
+        let tok = crate::cancel::current();
         let map = ranges
             .par_iter()
             .map(|&(s, e)| {
+                crate::cancel::check(&tok);
                 let mut acc: FxHashMap<usize, u64> = FxHashMap::default();
                 scan.run(s, e, |k, v| {
                     let a = acc.entry(k).or_default();

@@ -12,12 +12,35 @@ pub enum AppError {
     NotFound(String),
     /// The caller may not have this (their role is too low for it).
     Forbidden(String),
+    /// The server cannot take this work now (the compute pool is full, or the work
+    /// would not finish in time): 503 with `Retry-After`.
+    Busy {
+        retry_after_secs: u64,
+        reason: String,
+    },
     Internal(String),
 }
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code, description) = match self {
+            AppError::Busy {
+                retry_after_secs,
+                reason,
+            } => {
+                let mut r = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(
+                        serde_json::json!({ "code": "ServiceUnavailable", "description": reason }),
+                    ),
+                )
+                    .into_response();
+                r.headers_mut().insert(
+                    axum::http::header::RETRY_AFTER,
+                    axum::http::HeaderValue::from(retry_after_secs),
+                );
+                return r;
+            }
             AppError::BadRequest(m) => (StatusCode::BAD_REQUEST, "InvalidParameterValue", m),
             AppError::NotFound(m) => (StatusCode::NOT_FOUND, "NotFound", m),
             AppError::Forbidden(m) => (StatusCode::FORBIDDEN, "Forbidden", m),

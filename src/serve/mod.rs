@@ -8,11 +8,13 @@
 pub mod audit;
 pub mod auth;
 mod clock;
+pub mod compute;
 mod conn;
 pub mod disclosure;
 mod error;
 mod etag;
 mod health;
+mod jobs;
 pub mod limits;
 pub mod ogc;
 pub mod params;
@@ -132,6 +134,8 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
         a => println!("web map: http://{local}/map/ ({})", a.describe()),
     }
     warm_covers(&state);
+    // The ingest worker: resumes a job a stopped server left running, then the queue.
+    jobs::start(&state);
     let s = state.settings();
     let limits = conn::ConnLimits {
         header_read_timeout: Duration::from_secs(s.header_read_timeout_secs),

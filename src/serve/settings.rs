@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Lancashire year 2021, the default) or `sample` (the synthetic test fixtures).
     #[arg(long, env = "HOTSPOT_DEMO", value_name = "DATA", num_args = 0..=1, default_missing_value = "real")]
     pub demo: Option<super::state::Demo>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep; [[keys]] and [disclosure] for access control; [limits]).
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -51,6 +51,12 @@ pub struct ServeArgs {
     /// Rotated audit files kept (audit.jsonl.1 the newest; 0: none kept).
     #[arg(long, env = "HOTSPOT_AUDIT_KEEP")]
     pub audit_keep: Option<u32>,
+    /// Expensive layers computed at once (0: one per core).
+    #[arg(long, env = "HOTSPOT_COMPUTE_SLOTS")]
+    pub compute_slots: Option<usize>,
+    /// Expensive layers that may wait for a slot; one more is refused with 503.
+    #[arg(long, env = "HOTSPOT_COMPUTE_QUEUE")]
+    pub compute_queue: Option<usize>,
     /// Rate limits and caps (`[limits]` in the config file).
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -78,6 +84,11 @@ pub struct Settings {
     pub audit_max_bytes: u64,
     /// Rotated audit files kept; older ones are deleted.
     pub audit_keep: u32,
+    /// Expensive layers computed at once (`serve::compute`); 0: one per core.
+    pub compute_slots: usize,
+    /// Expensive layers that may wait for a slot; one more is refused (503,
+    /// `Retry-After`).
+    pub compute_queue: usize,
     // Access and disclosure control (`auth.rs`, `disclosure.rs`).
     /// `[[keys]]`: API keys by name, role and SHA-256.
     pub keys: Vec<super::auth::ApiKey>,
@@ -100,6 +111,8 @@ impl Default for Settings {
             max_connections_per_client: 1_000,
             audit_max_bytes: 10 << 20,
             audit_keep: 5,
+            compute_slots: 0,
+            compute_queue: 16,
             keys: Vec::new(),
             disclosure: super::disclosure::DisclosureSettings::default(),
             limits: LimitSettings::default(),
@@ -155,6 +168,12 @@ impl Settings {
         if let Some(v) = a.audit_keep {
             s.audit_keep = v;
         }
+        if let Some(v) = a.compute_slots {
+            s.compute_slots = v;
+        }
+        if let Some(v) = a.compute_queue {
+            s.compute_queue = v;
+        }
         s.limits.apply(&a.limits)?;
         anyhow::ensure!(
             s.audit_max_bytes == 0 || s.audit_max_bytes >= 4096,
@@ -196,6 +215,8 @@ mod example_tests {
         assert_eq!(s.max_connections, d.max_connections);
         assert_eq!(s.max_connections_per_client, d.max_connections_per_client);
         assert_eq!(s.audit_keep, d.audit_keep);
+        assert_eq!(s.compute_slots, d.compute_slots);
+        assert_eq!(s.compute_queue, d.compute_queue);
         assert_eq!(s.disclosure.k, d.disclosure.k);
         assert_eq!(s.disclosure.sensitive, d.disclosure.sensitive);
         assert_eq!(s.limits.ip_rps, d.limits.ip_rps);

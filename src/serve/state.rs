@@ -23,6 +23,10 @@ struct Inner {
     settings: Settings,
     /// Keeps keys out of the log and the audit file (built from the configured keys).
     redactor: Arc<super::redact::Redactor>,
+    /// The bounded pool for expensive layers (`compute.rs`).
+    compute: super::compute::Pool,
+    /// The ingest worker (`jobs.rs`).
+    jobs: super::jobs::Jobs,
 }
 
 impl AppState {
@@ -32,6 +36,15 @@ impl AppState {
                 store: RwLock::new(Arc::new(store)),
                 generation: AtomicU64::new(1),
                 redactor: Arc::new(super::redact::Redactor::new(&settings.keys)),
+                compute: super::compute::Pool::new(
+                    match settings.compute_slots {
+                        0 => std::thread::available_parallelism().map_or(2, usize::from),
+                        n => n,
+                    },
+                    settings.compute_queue,
+                    std::time::Duration::from_secs(settings.request_timeout_secs),
+                ),
+                jobs: super::jobs::Jobs::default(),
                 settings,
             }),
         }
@@ -62,6 +75,16 @@ impl AppState {
 
     pub fn settings(&self) -> &Settings {
         &self.inner.settings
+    }
+
+    /// The server's ingest worker.
+    pub fn jobs(&self) -> &super::jobs::Jobs {
+        &self.inner.jobs
+    }
+
+    /// The bounded pool expensive layers run on.
+    pub fn compute(&self) -> &super::compute::Pool {
+        &self.inner.compute
     }
 
     /// Redacts secrets from request targets before they are logged or audited.

@@ -1,37 +1,40 @@
 //! `POST /admin/ingest?name=<file name>` (admin): a police.uk CSV or zip, a STATS19 CSV,
-//! or any file `hotspot ingest` takes, as the raw request body.
+//! or any file `hotspot ingest` takes, as the raw request body; `GET
+//! /admin/ingest/{id}`: the job it made.
 //!
-//! The upload is written to `uploads/` in the data directory and synced, then goes
-//! through the CLI's path (`ingest::discover`, then `Store::ingest_bytes` per file or
-//! archive entry): one transaction a file, so a crash at any point leaves every file
-//! either wholly in or wholly out, and the same bytes again change nothing (checksum
-//! skip; police.uk force-months are replaced, not doubled). Then the analysis store is
-//! rebuilt from the store of record and swapped in (`AppState::replace_store`, which
-//! bumps the generation every cache key carries). One ingest runs at a time; a leftover
-//! upload from a crash is removed by the next ingest.
+//! The upload is written to `jobs/` in the data directory and synced. A zip is first
+//! inflated once without being kept, its bytes counted as they come out (never the
+//! sizes its headers declare), under the `[limits]` `zip_*` settings: entry count, each
+//! entry's size and compression ratio, the total. One over a limit (a zip bomb) is
+//! refused whole with 422 and a reason at once, and nothing is queued; memory stays
+//! bounded by the entry limit. Otherwise the upload becomes an ingest job (`jobs.rs`)
+//! and the answer is 202 with the job's id and `Location`, at once: the ingest runs on
+//! the server's one ingest worker, not in the request, so no timeout cuts it short.
 //!
-//! A zip is first inflated once without being kept, its bytes counted as they come out
-//! (never the sizes its headers declare), under the `[limits]` `zip_*` settings: entry
-//! count, each entry's size and compression ratio, the total. One over a limit (a zip
-//! bomb) is refused whole with 422 and a reason, before anything is ingested; memory
-//! stays bounded by the entry limit.
+//! The job goes through the CLI's path (`ingest::discover`, then `Store::ingest_bytes`
+//! per file or archive entry): one transaction a file, so a crash at any point leaves
+//! every file either wholly in or wholly out, and the same bytes again change nothing
+//! (checksum skip; police.uk force-months are replaced, not doubled). Then the analysis
+//! store is rebuilt from the store of record and swapped in (`AppState::replace_store`,
+//! which bumps the generation every cache key carries).
 //!
-//! The response is the ingest summary per file, the errors of files that could not be
-//! ingested (422 if any) and the rejected rows (the first [`MAX_REJECTS_SHOWN`]). Every
-//! ingest is written to the audit log, durably, before the response.
+//! The job's result is the ingest summary per file, the errors of files that could not
+//! be ingested (status 422 if any) and the rejected rows (the first
+//! [`MAX_REJECTS_SHOWN`]). Every ingest is written to the audit log, durably, before the
+//! job is marked done.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{StatusCode, Uri};
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use serde_json::{Value, json};
 
 use super::auth::{Access, Principal, Role, Routes, principal_of};
-use super::{AppError, AppState, audit, params};
+use super::{AppError, AppState, audit, jobs, params};
 use crate::ingest::{IngestError, discover};
 use crate::store::{IngestSummary, Store};
 
@@ -41,17 +44,26 @@ pub const MAX_REJECTS_SHOWN: usize = 1000;
 /// Longest accepted file name.
 const MAX_NAME: usize = 200;
 
-/// One ingest at a time.
-static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
 /// This module's routes. The body limit is the server's (`body_limit_bytes`), not
 /// axum's 2 MB default for `Bytes`.
 pub fn routes() -> Routes {
-    Routes::new().route(
-        "/admin/ingest",
-        Access::Role(Role::Admin),
-        post(upload).layer(DefaultBodyLimit::disable()),
-    )
+    Routes::new()
+        .route(
+            "/admin/ingest",
+            Access::Role(Role::Admin),
+            post(upload).layer(DefaultBodyLimit::disable()),
+        )
+        .route("/admin/ingest/{id}", Access::Role(Role::Admin), get(job))
+}
+
+async fn job(
+    State(state): State<AppState>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Response, AppError> {
+    let job = tokio::task::spawn_blocking(move || jobs::get(&state, &id))
+        .await
+        .map_err(|e| AppError::Internal(format!("job task: {e}")))??;
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(job.doc())).into_response())
 }
 
 /// The file name: a plain name with a known extension, so it cannot name a path.
@@ -93,33 +105,38 @@ async fn upload(
             "the request body (the file) is empty".into(),
         ));
     }
-    let _one_at_a_time = LOCK.lock().await;
     let st = state.clone();
-    let (status, doc) = tokio::task::spawn_blocking(move || run(&st, &who, &name, &body))
-        .await
-        .map_err(|e| AppError::Internal(format!("ingest task: {e}")))??;
-    Ok((status, Json(doc)).into_response())
+    let (status, doc, location) =
+        tokio::task::spawn_blocking(move || submit(&st, &who, &name, &body))
+            .await
+            .map_err(|e| AppError::Internal(format!("ingest task: {e}")))??;
+    let mut resp = (status, Json(doc)).into_response();
+    if let Some(l) = location.and_then(|l| axum::http::HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LOCATION, l);
+    }
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
 }
 
-/// Writes the upload, ingests it, swaps the analysis store, audits. Blocking.
-fn run(
+/// Stores the upload, refuses a zip over the limits (422, audited), queues the rest as
+/// a job (202). Blocking.
+fn submit(
     state: &AppState,
     who: &Principal,
     name: &str,
     body: &[u8],
-) -> Result<(StatusCode, Value), AppError> {
-    let dir = state.settings().data.clone();
-    let uploads = dir.join("uploads");
-    clear_leftovers(&uploads);
-    let temp = write_synced(&uploads, name, body)
-        .map_err(|e| AppError::Internal(format!("writing the upload: {e}")))?;
-    // A zip is inflated once, counting bytes, before any of it is ingested: over a
-    // limit it is refused whole (422) and the store is untouched.
+) -> Result<(StatusCode, Value, Option<String>), AppError> {
+    let staged = jobs::stage(state, name, body)?;
+    // A zip is inflated once, counting bytes, before any of it is queued: over a limit
+    // it is refused whole (422) and the store is untouched.
     let limits = state.settings().limits.zip();
     if name.to_ascii_lowercase().ends_with(".zip")
-        && let Err(e) = crate::ingest::check_zip(&temp, name, &limits)
+        && let Err(e) = crate::ingest::check_zip(&staged, name, &limits)
     {
-        let _ = std::fs::remove_file(&temp);
+        let _ = std::fs::remove_file(&staged);
         let reason = e.to_string();
         tracing::warn!(file = %name, %reason, "upload refused");
         let doc = json!({
@@ -136,11 +153,36 @@ fn run(
             json!({ "files": [], "errors": doc["errors"] }),
         )
         .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, doc));
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, doc, None));
     }
-    let outcome = ingest_file(&dir, &temp, name, &limits);
-    let _ = std::fs::remove_file(&temp);
-    let (summaries, errors) = outcome?;
+    let (job, ahead) = match jobs::submit(state, (&who.name, who.role.name()), name, &staged) {
+        Ok(j) => j,
+        Err(e) => {
+            let _ = std::fs::remove_file(&staged);
+            return Err(e);
+        }
+    };
+    let mut doc = job.doc();
+    doc["queued_ahead"] = json!(ahead);
+    let href = format!("/admin/ingest/{}", job.id);
+    Ok((StatusCode::ACCEPTED, doc, Some(href)))
+}
+
+/// Runs an ingest job: ingests the stored upload, swaps the analysis store, audits.
+/// Blocking; `progress(done, total)` after each file.
+///
+/// # Errors
+/// When the store cannot be opened or reloaded, or the audit log cannot be written.
+pub fn ingest_upload(
+    state: &AppState,
+    who: (&str, &str),
+    name: &str,
+    path: &Path,
+    progress: &dyn Fn(usize, usize),
+) -> Result<(StatusCode, Value), AppError> {
+    let dir = state.settings().data.clone();
+    let limits = state.settings().limits.zip();
+    let (summaries, errors) = ingest_file(&dir, path, name, &limits, progress)?;
     let changed = summaries.iter().any(|s| !s.unchanged);
     if changed {
         let geography = state.store().geography.clone();
@@ -172,7 +214,7 @@ fn run(
         "outside_study_area": state.store().outside(),
     });
     let audit_summary = json!({ "files": doc["files"], "errors": doc["errors"] });
-    audit::ingest(state, (&who.name, who.role.name()), name, audit_summary)
+    audit::ingest(state, who, name, audit_summary)
         .map_err(|e| AppError::Internal(format!("writing the audit log: {e}")))?;
     if errors.is_empty() {
         return Ok((StatusCode::OK, doc));
@@ -183,28 +225,6 @@ fn run(
     Ok((StatusCode::UNPROCESSABLE_ENTITY, doc))
 }
 
-/// Uploads left by a crashed ingest (none is running: the caller holds the lock).
-fn clear_leftovers(uploads: &Path) {
-    if let Ok(entries) = std::fs::read_dir(uploads) {
-        for e in entries.flatten() {
-            let _ = std::fs::remove_file(e.path());
-        }
-    }
-}
-
-fn write_synced(uploads: &Path, name: &str, body: &[u8]) -> std::io::Result<PathBuf> {
-    use std::io::Write as _;
-    std::fs::create_dir_all(uploads)?;
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let path = uploads.join(format!("{nanos}-{name}"));
-    let mut f = std::fs::File::create(&path)?;
-    f.write_all(body)?;
-    f.sync_all()?;
-    Ok(path)
-}
-
 /// Ingests the file (or each entry of the archive) as the CLI does, named after the
 /// upload rather than the temporary path.
 fn ingest_file(
@@ -212,6 +232,7 @@ fn ingest_file(
     temp: &Path,
     name: &str,
     limits: &crate::ingest::ZipLimits,
+    progress: &dyn Fn(usize, usize),
 ) -> Result<(Vec<IngestSummary>, Vec<String>), AppError> {
     let temp_text = temp.display().to_string();
     let public = |msg: String| msg.replace(&temp_text, name);
@@ -223,7 +244,8 @@ fn ingest_file(
         Store::open(dir).map_err(|e| AppError::Internal(format!("opening the store: {e}")))?;
     let mut summaries = Vec::new();
     let mut errors = Vec::new();
-    for src in &sources {
+    for (i, src) in sources.iter().enumerate() {
+        progress(i, sources.len());
         let shown = match src {
             crate::ingest::Source::ZipEntry { entry, .. } => format!("{name}!{entry}"),
             crate::ingest::Source::File(_) => name.to_owned(),
@@ -240,6 +262,7 @@ fn ingest_file(
             Err(e) => errors.push(public(e.to_string())),
         }
     }
+    progress(sources.len(), sources.len());
     if sources.is_empty() {
         errors.push(format!("{name}: no incident files in it"));
     }

@@ -392,9 +392,11 @@ pub fn space_time_gi_star_observed(
             .collect());
     }
     // Spatial lag of every step; each bin's sum is then the lag summed over its window.
+    let tok = crate::cancel::current();
     let lag: Vec<Vec<f64>> = values
         .par_iter()
         .map(|x| {
+            crate::cancel::check(&tok);
             (0..n)
                 .map(|i| w.row(i).iter().map(|&j| x[j as usize]).sum())
                 .collect()
@@ -406,9 +408,11 @@ pub fn space_time_gi_star_observed(
     for (p, &t) in kept_steps.iter().enumerate() {
         rank[t] = p;
     }
+    let tok = crate::cancel::current();
     let z = (0..values.len())
         .into_par_iter()
         .map(|t| {
+            crate::cancel::check(&tok);
             if !seen(t) {
                 return vec![f64::NAN; n];
             }
@@ -498,9 +502,11 @@ pub fn emerging_hot_spots_observed(
     let observed: Vec<bool> = (0..values.len())
         .map(|t| observed.get(t).copied().unwrap_or(true))
         .collect();
+    let tok = crate::cancel::current();
     let (trend, category) = (0..w.n())
         .into_par_iter()
         .map(|i| {
+            crate::cancel::check(&tok);
             let trend = mann_kendall(&series(&z, i));
             let seen: Vec<i8> = series(&states, i)
                 .into_iter()

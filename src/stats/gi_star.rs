@@ -50,10 +50,12 @@ pub fn z_scores(x: &[f64], w: &Weights) -> Vec<f64> {
     if x.len() < 2 || s == 0.0 || !s.is_finite() {
         return vec![0.0; x.len()];
     }
+    let tok = crate::cancel::current();
     (0..x.len())
         .into_par_iter()
         .with_min_len(1024)
         .map(|i| {
+            crate::cancel::check(&tok);
             let row = w.row(i);
             let wi = row.len() as f64;
             let lag: f64 = row.iter().map(|&j| x[j as usize]).sum();
@@ -90,10 +92,12 @@ pub fn p_sim(x: &[f64], w: &Weights, permutations: usize, seed: u64) -> Vec<f64>
         return vec![1.0; n];
     }
     let rids = local_moran::random_ids(n - 1, k_max, permutations, seed);
+    let tok = crate::cancel::current();
     (0..n)
         .into_par_iter()
         .with_min_len(64)
         .map(|i| {
+            crate::cancel::check(&tok);
             let k = others(i);
             if k == 0 {
                 return 1.0;

@@ -462,9 +462,11 @@ impl KernelDensity {
             return Vec::new();
         };
         let mut out = vec![0.0; len];
+        let tok = crate::cancel::current();
         out.par_chunks_mut(cols)
             .enumerate()
             .for_each(|(row, values)| {
+                crate::cancel::check(&tok);
                 let y = origin_y + (row as f64 + 0.5) * cell_m;
                 for (col, v) in values.iter_mut().enumerate() {
                     *v = self.density_at(origin_x + (col as f64 + 0.5) * cell_m, y);

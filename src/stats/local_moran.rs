@@ -108,10 +108,12 @@ pub fn local_i(y: &[f64], w: &Weights) -> (Vec<f64>, Vec<f64>) {
     let mean = y.iter().sum::<f64>() / n.max(1) as f64;
     let z: Vec<f64> = y.iter().map(|v| v - mean).collect();
     let den: f64 = z.iter().map(|v| v * v).sum();
+    let tok = crate::cancel::current();
     let lag: Vec<f64> = (0..n)
         .into_par_iter()
         .with_min_len(1024)
         .map(|i| {
+            crate::cancel::check(&tok);
             let row = w.row(i);
             if row.is_empty() {
                 0.0
@@ -149,10 +151,12 @@ pub fn local_moran(
         .unwrap_or(0)
         .min(n.saturating_sub(1));
     let rids = random_ids(n.saturating_sub(1), k_max, permutations, seed);
+    let tok = crate::cancel::current();
     let p_sim: Vec<f64> = (0..n)
         .into_par_iter()
         .with_min_len(64)
         .map(|i| {
+            crate::cancel::check(&tok);
             let k = w.row(i).len();
             if k == 0 || k > k_max || permutations == 0 {
                 return 1.0;

@@ -46,7 +46,44 @@ fn same(w: &Weak<AnalysisStore>, store: &Arc<AnalysisStore>) -> bool {
     std::ptr::eq(w.as_ptr(), Arc::as_ptr(store)) && w.strong_count() > 0
 }
 
-/// The items for `key`, computed by `compute` unless a live entry has them.
+/// Locks held while one key is computed, so that concurrent misses on it (QGIS and
+/// ogr2ogr ask for several pages at once) compute it once: the others wait, then find
+/// it cached. Keyed by store address, generation and key; a lock is dropped with its
+/// last holder. A computation that unwinds (cancelled, `crate::cancel`) poisons its
+/// lock; the next waiter takes it anyway, finds nothing cached and computes.
+static FLIGHTS: Mutex<Vec<(String, Weak<Mutex<()>>)>> = Mutex::new(Vec::new());
+
+fn flight(store: &Arc<AnalysisStore>, generation: u64, key: &str) -> Arc<Mutex<()>> {
+    let id = format!("{:p}/{generation}/{key}", Arc::as_ptr(store));
+    let mut flights = lock(&FLIGHTS);
+    flights.retain(|(_, w)| w.strong_count() > 0);
+    if let Some(held) = flights
+        .iter()
+        .find(|(k, _)| *k == id)
+        .and_then(|(_, w)| w.upgrade())
+    {
+        return held;
+    }
+    let new = Arc::new(Mutex::new(()));
+    flights.push((id, Arc::downgrade(&new)));
+    new
+}
+
+fn cached(store: &Arc<AnalysisStore>, generation: u64, key: &str) -> Option<Arc<Items>> {
+    let mut entries = lock(&ENTRIES);
+    entries.retain(|e| e.store.strong_count() > 0);
+    let pos = entries
+        .iter()
+        .position(|e| e.generation == generation && e.key == key && same(&e.store, store))?;
+    // Most recently used goes to the back.
+    let e = entries.remove(pos)?;
+    let items = e.items.clone();
+    entries.push_back(e);
+    Some(items)
+}
+
+/// The items for `key`, computed by `compute` unless a live entry has them (or another
+/// request is computing them: then it waits for that one).
 ///
 /// # Errors
 /// Whatever `compute` returns.
@@ -56,20 +93,13 @@ pub fn items(
     key: &str,
     compute: impl FnOnce() -> Result<Items, AppError>,
 ) -> Result<Arc<Items>, AppError> {
-    {
-        let mut entries = lock(&ENTRIES);
-        entries.retain(|e| e.store.strong_count() > 0);
-        if let Some(pos) = entries
-            .iter()
-            .position(|e| e.generation == generation && e.key == key && same(&e.store, store))
-        {
-            // Most recently used goes to the back.
-            if let Some(e) = entries.remove(pos) {
-                let items = e.items.clone();
-                entries.push_back(e);
-                return Ok(items);
-            }
-        }
+    if let Some(items) = cached(store, generation, key) {
+        return Ok(items);
+    }
+    let flight = flight(store, generation, key);
+    let _computing = lock(&flight);
+    if let Some(items) = cached(store, generation, key) {
+        return Ok(items);
     }
     let items = Arc::new(compute()?);
     let mut entries = lock(&ENTRIES);
@@ -104,4 +134,43 @@ pub fn time_stamp(store: &Arc<AnalysisStore>, generation: u64) -> String {
         stamp: stamp.clone(),
     });
     stamp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn concurrent_misses_on_one_key_compute_it_once() {
+        let geography = crate::spatial::Geography::bundled().expect("bundled geography");
+        let store = Arc::new(crate::analysis::build::Builder::new().finish(Arc::new(geography)));
+        let calls = AtomicUsize::new(0);
+        let start = std::sync::Barrier::new(4);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    start.wait();
+                    items(&store, 1, "single-flight-test", || {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        Ok(Items {
+                            ids: Vec::new(),
+                            geoms: Vec::new(),
+                            columns: Vec::new(),
+                            keys: Vec::new(),
+                        })
+                    })
+                    .expect("items");
+                });
+            }
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        // Another key is its own computation.
+        let _ = items(&store, 1, "another-key", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(AppError::NotFound("x".into()))
+        });
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
 }

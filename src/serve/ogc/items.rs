@@ -15,7 +15,7 @@ use super::catalog::{Bounds, CollectionId, spatial_extent};
 use super::disclose::{self, Controls};
 use super::encode::{Page, csv, feature_collection, intersects, push_feature};
 use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
-use super::{CSV, GEOJSON, JSON, MAX_AGE, base_url, blocking, cache, link};
+use super::{CSV, GEOJSON, JSON, MAX_AGE, base_url, cache, link};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState, cached, limits};
@@ -102,7 +102,8 @@ pub async fn items(
         headers,
         controls,
     };
-    blocking(move || page(&r)).await
+    let kind = (r.cid.id(), 0);
+    state.compute().run(kind, move || page(&r)).await?
 }
 
 /// The part of `b` inside the data's extent `[west, south, east, north]`, or None when
@@ -207,7 +208,8 @@ pub async fn item(
         headers,
         controls,
     };
-    blocking(move || one(&r, &fid)).await
+    let kind = (r.cid.id(), 0);
+    state.compute().run(kind, move || one(&r, &fid)).await?
 }
 
 fn one(r: &Request, fid: &str) -> Result<Response, AppError> {

@@ -169,17 +169,6 @@ fn link(href: String, rel: &str, ctype: &str, title: &str) -> serde_json::Value 
     serde_json::json!({ "href": href, "rel": rel, "type": ctype, "title": title })
 }
 
-/// Runs CPU-heavy work off the async runtime.
-async fn blocking<T, F>(f: F) -> Result<T, AppError>
-where
-    F: FnOnce() -> Result<T, AppError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| AppError::Internal(format!("worker task failed: {e}")))?
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

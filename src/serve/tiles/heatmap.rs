@@ -314,10 +314,6 @@ impl Request {
     }
 }
 
-fn join_error(e: tokio::task::JoinError) -> AppError {
-    AppError::Internal(format!("heatmap task: {e}"))
-}
-
 async fn tile(
     State(state): State<AppState>,
     Path((z, x, y)): Path<(String, String, String)>,
@@ -327,7 +323,7 @@ async fn tile(
 ) -> Result<Response, AppError> {
     let t = TileCoord::from_path(&z, &x, &y, "png")?;
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
-    let png = tokio::task::spawn_blocking(move || -> Result<Arc<[u8]>, AppError> {
+    let png = crate::serve::compute::cancellable(move || -> Result<Arc<[u8]>, AppError> {
         let s = req.surface(&state)?;
         let max = req.max_per_km2(&s) / M2_PER_KM2;
         let key = TileKey {
@@ -340,8 +336,7 @@ async fn tile(
             Ok::<_, AppError>(Arc::from(s.render(t, req.ramp, max)))
         })
     })
-    .await
-    .map_err(join_error)??;
+    .await??;
     Ok(cached(&headers, png.to_vec(), CONTENT_TYPE, false, MAX_AGE))
 }
 
@@ -352,12 +347,11 @@ async fn legend(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
-    let doc = tokio::task::spawn_blocking(move || -> Result<Value, AppError> {
+    let doc = crate::serve::compute::cancellable(move || -> Result<Value, AppError> {
         let s = req.surface(&state)?;
         Ok(legend_doc(&req, &s))
     })
-    .await
-    .map_err(join_error)??;
+    .await??;
     json_response(&doc, &headers)
 }
 

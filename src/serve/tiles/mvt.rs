@@ -103,7 +103,7 @@ async fn cells_tile(
         filter
     };
     let generation = state.generation();
-    let body = tokio::task::spawn_blocking(move || {
+    let body = crate::serve::compute::cancellable(move || {
         // Far from the study area: the empty tile, without computing anything.
         let shapes = bounds::shapes(&store.geography);
         if !geom::Frame::new(t).touches(&shapes.extent()) {
@@ -119,8 +119,7 @@ async fn cells_tile(
         )
         .tile(t, controlled)
     })
-    .await
-    .map_err(join_error)??;
+    .await??;
     Ok(cached(&headers, body, CONTENT_TYPE, false, MAX_AGE))
 }
 

@@ -141,7 +141,18 @@ async fn cells_geojson(
         ckp_seed: state.settings().disclosure.ckp_seed,
     };
     let generation = state.generation();
-    let body = blocking(move || cells::geojson(&store, generation, &filter, q)).await?;
+    let kind = (
+        match q.method {
+            Method::Counts => "map/cells/counts",
+            Method::GiStar => "map/cells/gi",
+            Method::Moran => "map/cells/moran",
+        },
+        u8::from(q.res),
+    );
+    let body = state
+        .compute()
+        .run(kind, move || cells::geojson(&store, generation, &filter, q))
+        .await?;
     Ok(cached(
         &headers,
         body.as_bytes().to_vec(),
@@ -172,16 +183,22 @@ async fn details_json(
     let generation = state.generation();
     let settings = state.settings().disclosure.clone();
     let names = (k, settings.sensitive_types());
-    let doc = blocking(move || -> Result<serde_json::Value, AppError> {
-        let mut doc = details::details(&store, unit, &filter, fdr, names);
-        if let Some(k) = k {
-            let grid = details::withheld_in_grid(&store, generation, unit, &filter, &settings)?;
-            details::withhold(&mut doc, k, grid, &settings.ptable());
-        }
-        details::without_keys(&mut doc);
-        Ok(doc)
-    })
-    .await??;
+    let doc = state
+        .compute()
+        .run(
+            ("map/details", 0),
+            move || -> Result<serde_json::Value, AppError> {
+                let mut doc = details::details(&store, unit, &filter, fdr, names);
+                if let Some(k) = k {
+                    let grid =
+                        details::withheld_in_grid(&store, generation, unit, &filter, &settings)?;
+                    details::withhold(&mut doc, k, grid, &settings.ptable());
+                }
+                details::without_keys(&mut doc);
+                Ok(doc)
+            },
+        )
+        .await??;
     json_body(&doc, &headers)
 }
 
@@ -274,7 +291,13 @@ async fn change_geojson(
         ckp_seed: state.settings().disclosure.ckp_seed,
     };
     let generation = state.generation();
-    let body = blocking(move || change::geojson(&store, generation, &filter, q)).await?;
+    let kind = ("map/change", u8::from(q.res));
+    let body = state
+        .compute()
+        .run(kind, move || {
+            change::geojson(&store, generation, &filter, q)
+        })
+        .await?;
     match body.as_ref() {
         Ok(text) => Ok(cached(
             &headers,
