@@ -82,6 +82,52 @@ pub fn check(token: &Option<Token>) {
     }
 }
 
+/// What a computation calls to take a compute slot: set per request by the server's
+/// pool (`serve::compute`); returns the slot, held until dropped.
+pub type Admit = std::rc::Rc<dyn Fn() -> Box<dyn std::any::Any>>;
+
+thread_local! {
+    static ADMIT: RefCell<Option<Admit>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with `admit` as how this thread's computations take a slot ([`admit`]).
+pub fn with_admission<T>(admit: Admit, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Admit>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ADMIT.set(self.0.take());
+        }
+    }
+    let _restore = Restore(ADMIT.replace(Some(admit)));
+    f()
+}
+
+/// A slot taken by [`admit`]; gives it back when dropped.
+pub struct Admitted {
+    _slot: Box<dyn std::any::Any>,
+    hook: Option<Admit>,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        ADMIT.set(self.hook.take());
+    }
+}
+
+/// Called by the caches just before they compute a miss (`crate::lru`, the OGC cache):
+/// takes a slot of the request's compute pool, waiting for one or unwinding with the
+/// pool's refusal. A hit never gets here, so cached answers are never queued or refused.
+/// None outside the server, on rayon's threads, and when this thread holds a slot
+/// already (a miss inside a miss, such as the H3 cover a layer needs).
+pub fn admit() -> Option<Admitted> {
+    let hook = ADMIT.take()?;
+    let slot = hook();
+    Some(Admitted {
+        _slot: slot,
+        hook: Some(hook),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -67,7 +67,11 @@ impl<O, K: PartialEq, V> Lru<O, K, V> {
     /// computed by another thread, which this one then waits for). Blocking.
     pub fn get(&self, owner: &Arc<O>, key: K, compute: impl FnOnce() -> V) -> Arc<V> {
         self.slot(owner, key)
-            .get_or_init(|| Arc::new(compute()))
+            .get_or_init(|| {
+                // A miss: the request's compute slot (`crate::cancel::admit`).
+                let _slot = crate::cancel::admit();
+                Arc::new(compute())
+            })
             .clone()
     }
 

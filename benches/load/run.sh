@@ -25,7 +25,7 @@ DURATION=${DURATION:-60s}
 CONNS=${CONNS:-64}
 THREADS=${THREADS:-2}
 PORT=${PORT:-18089}
-BIN=target/release/hotspot
+BIN=${BIN:-target/release/hotspot}
 
 command -v wrk >/dev/null || { echo "wrk is required (apt-get install wrk)"; exit 1; }
 command -v curl >/dev/null || { echo "curl is required"; exit 1; }

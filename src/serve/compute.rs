@@ -1,36 +1,39 @@
-//! The bounded pool for expensive layers, and work that stops when its request is gone.
+//! The bounded pool for expensive computations, and work that stops when its request
+//! is gone.
 //!
-//! Every route that computes a layer (the web map's cells, details and change map; OGC
-//! items; vector cell tiles; heatmap tiles) runs its work through [`Pool::run`]:
+//! The routes that compute layers (the web map's cells, details and change map; OGC
+//! items; vector cell tiles) run their work through [`Pool::run`]:
 //!
+//! - **Only computations are bounded, never cached answers.** A cache that misses
+//!   (`crate::lru`, the OGC cache) takes a slot (`crate::cancel::admit`) just for its
+//!   computation; a hit takes none, so a map's cached cells and a client paging cached
+//!   items are never queued or refused, however busy the pool is.
 //! - **Bounded.** At most `compute_slots` computations run at once (default: the cores);
-//!   at most `compute_queue` more wait for a slot. One more is refused at once with
-//!   503 and `Retry-After`, never queued without bound: on 2 cores, 30 concurrent
-//!   resolution-10 filters used to share the cores until each missed its timeout.
-//! - **A cost estimate per request.** The pool keeps, per layer kind (route and
-//!   resolution), the running mean of how long its computations took (cache hits
-//!   included: a kind that is mostly cached is cheap). A request whose estimate, after
-//!   the estimated work already running and queued (spread over the slots), would end
-//!   past the request timeout is refused at once (503, `Retry-After` the seconds until
-//!   the backlog is estimated to clear) instead of being started and timed out. A kind
-//!   never seen is admitted (its estimate is 0) and measured.
-//! - **Cancelled, not finished.** The request's side holds a guard that cancels the
-//!   computation's [`crate::cancel::Token`] when the request future is dropped: the
-//!   timeout answered 503, or the connection closed. The statistics poll it at
-//!   checkpoints (`crate::cancel`) and unwind; the slot is free again within one
-//!   checkpoint interval (a few milliseconds), not minutes later.
+//!   at most `compute_queue` more wait for a slot. One more is refused at once with 503
+//!   and `Retry-After`: on 2 cores, 30 concurrent resolution-10 filters used to share
+//!   the cores until each missed its timeout. A computation still waiting when its
+//!   request's time is up is refused the same way.
+//! - **A cost estimate per request.** The pool keeps, per layer kind (route, method and
+//!   resolution), the running mean of how long its computations took. A miss whose
+//!   estimate, after the estimated work already running (spread over the slots), would
+//!   end past the time its request has left is refused at once (503, `Retry-After`)
+//!   instead of being started and timed out. A kind cut off by the timeout counts as
+//!   longer than it; a kind estimated past the timeout is let through once a minute to
+//!   be measured again. A kind never seen is admitted and measured.
+//! - **Cancelled, not finished.** The request's future holds a guard that cancels the
+//!   computation's [`crate::cancel::Token`] when it is dropped: the timeout answered
+//!   503, or the connection closed. The statistics poll it at checkpoints
+//!   (`crate::cancel`) and unwind; the slot is free again within one checkpoint
+//!   interval (milliseconds), not minutes later.
 //! - Concurrent misses on one key are computed once: the caches (`crate::lru`, the
-//!   heatmap's `quick_cache`, the OGC cache's single flight) hand waiting requests the
-//!   one computation. When that computation is cancelled its slot stays empty and the
-//!   next waiter computes it.
+//!   heatmap's `quick_cache`, the OGC cache's per-key locks) make the other requests
+//!   wait for the one computation (holding no slot). When that computation is cancelled
+//!   the cache slot stays empty and the next waiter computes it.
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-
-use tokio::sync::Semaphore;
 
 use super::error::AppError;
 use crate::cancel::{self, Token};
@@ -39,26 +42,33 @@ use crate::cancel::{self, Token};
 /// estimate.
 pub type Kind = (&'static str, u8);
 
+/// Running and waiting computations.
+#[derive(Debug, Default)]
+struct Gate {
+    running: usize,
+    waiting: usize,
+}
+
 /// The pool (one per server, in `AppState`).
 #[derive(Debug)]
 pub struct Pool {
-    slots: Arc<Semaphore>,
     slot_count: usize,
     queue: usize,
     timeout: Duration,
-    /// Computations running or waiting for a slot.
-    admitted: AtomicUsize,
-    /// Estimated milliseconds of the work running and waiting.
+    gate: Mutex<Gate>,
+    freed: Condvar,
+    /// Estimated milliseconds of the computations running.
     backlog_ms: AtomicU64,
     /// Per kind: what its computations took.
-    estimates: Arc<Mutex<HashMap<Kind, Estimate>>>,
+    estimates: Mutex<HashMap<Kind, Estimate>>,
 }
 
 /// How long a kind's computations took.
 #[derive(Debug, Clone, Copy)]
 struct Estimate {
     /// Running mean of elapsed milliseconds (a cancelled one counts with the time it
-    /// had run, a lower bound of its cost).
+    /// had run, a lower bound of its cost; one cut off by the timeout as longer than
+    /// the timeout).
     mean_ms: f64,
     /// How many went into the mean (at most 8: exponential after the first eight).
     n: u32,
@@ -71,74 +81,102 @@ struct Estimate {
 /// load, may have changed).
 const PROBE_AFTER: Duration = Duration::from_secs(60);
 
-/// Undoes a job's bookkeeping and cancels its token however the request ends.
-struct Ticket<'a> {
-    pool: &'a Pool,
+/// How often a computation waiting for a slot looks at its request's token and clock.
+const WAIT_STEP: Duration = Duration::from_millis(50);
+
+/// The unwind payload of a refused admission; [`Pool::run`] turns it into the answer.
+struct Refusal(AppError);
+
+/// A computation's slot; gives it back, and records what it took, when dropped.
+struct Slot {
+    pool: Arc<Pool>,
     kind: Kind,
-    entered: Instant,
     estimate_ms: u64,
-    /// Set by the computation when it has finished (or stopped).
-    done: Arc<AtomicBool>,
+    started: Instant,
+    requested: Instant,
     token: Token,
 }
 
-impl Drop for Ticket<'_> {
+impl Drop for Slot {
     fn drop(&mut self) {
-        self.pool.admitted.fetch_sub(1, Ordering::SeqCst);
+        {
+            let mut g = lock(&self.pool.gate);
+            g.running -= 1;
+        }
+        self.pool.freed.notify_one();
         self.pool
             .backlog_ms
             .fetch_sub(self.estimate_ms, Ordering::SeqCst);
-        // Dropped unfinished at (about) the timeout: the kind takes longer than a request
-        // may, whatever it had run so far; the next one is refused at once.
-        let waited = self.entered.elapsed();
-        if waited * 10 >= self.pool.timeout * 9 && !self.done.swap(true, Ordering::SeqCst) {
-            record(
-                &self.pool.estimates,
-                self.kind,
-                waited.max(self.pool.timeout) + Duration::from_millis(1),
-            );
-        }
-        // Finished work no longer polls it; unfinished work stops at its next checkpoint.
-        self.token.cancel();
+        let timeout = self.pool.timeout;
+        // Cut off at (about) the timeout: the kind takes longer than a request may,
+        // whatever it had run so far, and the next one is refused at once.
+        let took = if self.token.is_cancelled() && self.requested.elapsed() * 10 >= timeout * 9 {
+            timeout + Duration::from_millis(1)
+        } else {
+            self.started.elapsed()
+        };
+        self.pool.record(self.kind, took);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+fn busy(retry_after_ms: u64, reason: String) -> AppError {
+    AppError::Busy {
+        retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
+        reason,
+    }
+}
+
+/// Stops the computation with a refusal (caught by [`Pool::run`]).
+fn refuse(e: AppError) -> ! {
+    std::panic::resume_unwind(Box::new(Refusal(e)))
 }
 
 impl Pool {
     /// `slots` computations at once, `queue` more waiting, each request answered within
     /// `timeout` (the server's request timeout).
     pub fn new(slots: usize, queue: usize, timeout: Duration) -> Self {
-        let slots = slots.max(1);
         Pool {
-            slots: Arc::new(Semaphore::new(slots)),
-            slot_count: slots,
+            slot_count: slots.max(1),
             queue,
             timeout,
-            admitted: AtomicUsize::new(0),
+            gate: Mutex::new(Gate::default()),
+            freed: Condvar::new(),
             backlog_ms: AtomicU64::new(0),
-            estimates: Arc::new(Mutex::new(HashMap::new())),
+            estimates: Mutex::new(HashMap::new()),
         }
     }
 
     /// The estimated milliseconds of one computation of `kind` (0 if never seen).
     pub fn estimate_ms(&self, kind: Kind) -> u64 {
-        self.estimates()
+        lock(&self.estimates)
             .get(&kind)
             .map_or(0, |e| e.mean_ms.round() as u64)
     }
 
-    fn estimates(&self) -> std::sync::MutexGuard<'_, HashMap<Kind, Estimate>> {
-        lock(&self.estimates)
-    }
-
-    #[cfg(test)]
     fn record(&self, kind: Kind, elapsed: Duration) {
-        record(&self.estimates, kind, elapsed);
+        let ms = elapsed.as_secs_f64() * 1000.0;
+        let mut all = lock(&self.estimates);
+        let e = all.entry(kind).or_insert(Estimate {
+            mean_ms: 0.0,
+            n: 0,
+            at: Instant::now(),
+        });
+        e.n = (e.n + 1).min(8);
+        e.mean_ms += (ms - e.mean_ms) / f64::from(e.n);
+        e.at = Instant::now();
     }
 
     /// Whether `kind`, estimated past the budget, may run now as a probe (once per
     /// [`PROBE_AFTER`]).
     fn probe(&self, kind: Kind) -> bool {
-        let mut all = self.estimates();
+        let mut all = lock(&self.estimates);
         match all.get_mut(&kind) {
             Some(e) if e.at.elapsed() >= PROBE_AFTER => {
                 e.at = Instant::now();
@@ -149,106 +187,107 @@ impl Pool {
         }
     }
 
-    fn busy(&self, retry_after_ms: u64, why: String) -> AppError {
-        AppError::Busy {
-            retry_after_secs: retry_after_ms.div_ceil(1000).max(1),
-            reason: why,
+    /// Takes a slot for a computation of `kind` for a request made at `requested`, on
+    /// this (blocking) thread: at once, or after waiting in the queue; unwinds with a
+    /// refusal when the queue is full, the work cannot be done in time, or no slot came
+    /// before the timeout, and with [`cancel::Cancelled`] when the request is gone.
+    fn enter(self: &Arc<Self>, kind: Kind, requested: Instant, token: &Token) -> Slot {
+        let estimate = self.estimate_ms(kind);
+        let budget = self.timeout.as_millis() as u64;
+        let left = budget.saturating_sub(requested.elapsed().as_millis() as u64);
+        let ahead = self.backlog_ms.load(Ordering::SeqCst) / self.slot_count as u64;
+        if estimate > 0 && ahead + estimate > left && !(estimate > budget && self.probe(kind)) {
+            refuse(busy(
+                ahead.max(estimate.min(PROBE_AFTER.as_millis() as u64)),
+                format!(
+                    "this layer takes about {estimate} ms and {ahead} ms of work is ahead of it, \
+                     more than the {left} ms this request has left; try again later"
+                ),
+            ));
+        }
+        let mut g = lock(&self.gate);
+        if g.running >= self.slot_count {
+            if g.waiting >= self.queue {
+                drop(g);
+                refuse(busy(
+                    ahead.max(estimate),
+                    format!(
+                        "the server is busy: {} computations running and {} waiting; try again later",
+                        self.slot_count, self.queue
+                    ),
+                ));
+            }
+            g.waiting += 1;
+            while g.running >= self.slot_count {
+                g = match self.freed.wait_timeout(g, WAIT_STEP) {
+                    Ok((g, _)) => g,
+                    Err(p) => p.into_inner().0,
+                };
+                if g.running >= self.slot_count
+                    && (token.is_cancelled() || requested.elapsed() >= self.timeout)
+                {
+                    g.waiting -= 1;
+                    drop(g);
+                    cancel::check(&Some(token.clone()));
+                    refuse(busy(
+                        ahead.max(estimate),
+                        "no computation slot came free in time; try again later".into(),
+                    ));
+                }
+            }
+            g.waiting -= 1;
+        }
+        g.running += 1;
+        drop(g);
+        self.backlog_ms.fetch_add(estimate, Ordering::SeqCst);
+        Slot {
+            pool: self.clone(),
+            kind,
+            estimate_ms: estimate,
+            started: Instant::now(),
+            requested,
+            token: token.clone(),
         }
     }
 
-    /// Runs `f` on the blocking pool within the bounds; `f` stops at its next checkpoint
-    /// once this future is dropped.
+    /// Runs `f` on the blocking pool, stopping it at its next checkpoint once this
+    /// future is dropped. A cache miss inside it (`crate::cancel::admit`) takes one of
+    /// the pool's slots for its computation; a hit takes none.
     ///
     /// # Errors
-    /// [`AppError::Busy`] (503 with `Retry-After`) when the queue is full or the work
+    /// [`AppError::Busy`] (503 with `Retry-After`) when a miss finds the queue full or
     /// cannot be done in time; [`AppError::Internal`] when the task failed.
     pub async fn run<T: Send + 'static>(
-        &self,
+        self: &Arc<Self>,
         kind: Kind,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let estimate = self.estimate_ms(kind);
-        let backlog = self.backlog_ms.load(Ordering::SeqCst) / self.slot_count as u64;
-        let budget = self.timeout.as_millis() as u64;
-        // Counted first, then checked: concurrent arrivals cannot all slip in.
-        if self.admitted.fetch_add(1, Ordering::SeqCst) >= self.slot_count + self.queue {
-            self.admitted.fetch_sub(1, Ordering::SeqCst);
-            return Err(self.busy(
-                backlog.max(estimate),
-                format!(
-                    "the server is busy: {} computations running and {} waiting; try again later",
-                    self.slot_count, self.queue
-                ),
-            ));
-        }
-        if estimate > 0 && backlog + estimate > budget && !(estimate > budget && self.probe(kind)) {
-            self.admitted.fetch_sub(1, Ordering::SeqCst);
-            return Err(self.busy(
-                backlog,
-                format!(
-                    "this layer takes about {estimate} ms and {backlog} ms of work is ahead of it, \
-                     more than the {budget} ms a request may take; try again later"
-                ),
-            ));
-        }
-        self.backlog_ms.fetch_add(estimate, Ordering::SeqCst);
-        let ticket = Ticket {
-            pool: self,
-            kind,
-            entered: Instant::now(),
-            estimate_ms: estimate,
-            done: Arc::new(AtomicBool::new(false)),
-            token: Token::new(),
-        };
-        let permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| AppError::Internal(format!("compute pool closed: {e}")))?;
-        let token = ticket.token.clone();
-        let estimates = self.estimates.clone();
-        let done = ticket.done.clone();
+        let guard = CancelOnDrop(Token::new());
+        let token = guard.0.clone();
+        let pool = self.clone();
+        let requested = Instant::now();
         let joined = tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            let started = Instant::now();
-            let r = cancel::run(token, f);
-            // Here, not in the request's future, so that a computation cancelled
-            // because its client went away still counts, with the time it had run (a
-            // lower bound of its cost). One dropped at the timeout was recorded by its
-            // ticket, as longer than the timeout.
-            if !done.swap(true, Ordering::SeqCst) {
-                record(&estimates, kind, started.elapsed());
-            }
-            r
+            let t = token.clone();
+            let admit: cancel::Admit =
+                std::rc::Rc::new(move || Box::new(pool.enter(kind, requested, &t)));
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                cancel::run(token, || cancel::with_admission(admit, f))
+            }))
         })
         .await;
+        drop(guard);
         match joined {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(cancel::Cancelled)) => Err(AppError::Internal("computation cancelled".into())),
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(cancel::Cancelled))) => {
+                Err(AppError::Internal("computation cancelled".into()))
+            }
+            Ok(Err(payload)) => match payload.downcast::<Refusal>() {
+                Ok(r) => Err(r.0),
+                Err(_) => Err(AppError::Internal("worker task panicked".into())),
+            },
             Err(e) => Err(AppError::Internal(format!("worker task failed: {e}"))),
         }
     }
-}
-
-fn lock(m: &Mutex<HashMap<Kind, Estimate>>) -> std::sync::MutexGuard<'_, HashMap<Kind, Estimate>> {
-    match m.lock() {
-        Ok(g) => g,
-        Err(p) => p.into_inner(),
-    }
-}
-
-fn record(estimates: &Mutex<HashMap<Kind, Estimate>>, kind: Kind, elapsed: Duration) {
-    let ms = elapsed.as_secs_f64() * 1000.0;
-    let mut all = lock(estimates);
-    let e = all.entry(kind).or_insert(Estimate {
-        mean_ms: 0.0,
-        n: 0,
-        at: Instant::now(),
-    });
-    e.n = (e.n + 1).min(8);
-    e.mean_ms += (ms - e.mean_ms) / f64::from(e.n);
-    e.at = Instant::now();
 }
 
 /// Cancels its token when dropped (the request future is gone, or the work is done).
@@ -261,9 +300,8 @@ impl Drop for CancelOnDrop {
 }
 
 /// Runs `f` on the blocking pool, outside the bounds, stopping it at its next
-/// checkpoint once this future is dropped: for tiles, which a map asks for a dozen at a
-/// time and which mostly share one cached layer (queueing them would refuse a map's
-/// first view), but whose first computation can be as long as a layer's.
+/// checkpoint once this future is dropped: for heatmap tiles, whose surfaces and
+/// tiles are cached by `quick_cache` (no slot is taken there).
 ///
 /// # Errors
 /// [`AppError::Internal`] when the task failed.
@@ -293,39 +331,67 @@ mod tests {
             .expect("runtime")
     }
 
+    fn gate(pool: &Pool) -> (usize, usize) {
+        let g = lock(&pool.gate);
+        (g.running, g.waiting)
+    }
+
     #[test]
-    fn a_full_queue_is_refused_at_once_with_retry_after() {
+    fn misses_past_the_slots_and_queue_are_refused_at_once_and_hits_never_are() {
         rt().block_on(async {
             let pool = Arc::new(Pool::new(1, 1, Duration::from_secs(30)));
-            let gate = Arc::new(std::sync::Barrier::new(2));
-            let g = gate.clone();
+            let release = Arc::new(std::sync::Barrier::new(2));
+            let r = release.clone();
             let p = pool.clone();
+            // A miss holding the one slot.
             let running = tokio::spawn(async move {
                 p.run(("t", 0), move || {
-                    g.wait();
+                    let _slot = cancel::admit();
+                    r.wait();
+                    1
                 })
                 .await
             });
-            // Wait until the first holds the slot.
-            while pool.slots.available_permits() > 0 {
+            while gate(&pool).0 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
+            // A miss waiting for it.
             let p = pool.clone();
-            let queued = tokio::spawn(async move { p.run(("t", 0), || 2).await });
-            while pool.admitted.load(Ordering::SeqCst) < 2 {
+            let queued = tokio::spawn(async move {
+                p.run(("t", 0), || {
+                    let _slot = cancel::admit();
+                    2
+                })
+                .await
+            });
+            while gate(&pool).1 == 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            let refused = pool.run(("t", 0), || 3).await;
-            match refused {
+            // One more miss: refused, at once.
+            let started = Instant::now();
+            match pool
+                .run(("t", 0), || {
+                    let _slot = cancel::admit();
+                    3
+                })
+                .await
+            {
                 Err(AppError::Busy {
-                    retry_after_secs, ..
-                }) => assert!(retry_after_secs >= 1),
+                    retry_after_secs,
+                    reason,
+                }) => {
+                    assert!(retry_after_secs >= 1);
+                    assert!(reason.contains("busy"), "{reason}");
+                }
                 other => panic!("expected Busy, got {other:?}"),
             }
-            gate.wait();
-            assert!(running.await.expect("join").is_ok());
+            assert!(started.elapsed() < Duration::from_secs(1));
+            // A hit (no slot asked for) is answered however busy the pool is.
+            assert_eq!(pool.run(("t", 0), || 4).await.expect("a hit"), 4);
+            release.wait();
+            assert_eq!(running.await.expect("join").expect("ran"), 1);
             assert_eq!(queued.await.expect("join").expect("ran"), 2);
-            assert_eq!(pool.admitted.load(Ordering::SeqCst), 0);
+            assert_eq!(gate(&pool), (0, 0));
             assert_eq!(pool.backlog_ms.load(Ordering::SeqCst), 0);
         });
     }
@@ -335,9 +401,13 @@ mod tests {
         rt().block_on(async {
             let pool = Arc::new(Pool::new(1, 4, Duration::from_millis(200)));
             pool.record(("slow", 10), Duration::from_millis(500));
-            match pool.run(("slow", 10), || 1).await {
+            let miss = || {
+                let _slot = cancel::admit();
+                1
+            };
+            match pool.run(("slow", 10), miss).await {
                 Err(AppError::Busy { reason, .. }) => {
-                    assert!(reason.contains("500 ms"), "{reason}")
+                    assert!(reason.contains("500 ms"), "{reason}");
                 }
                 other => panic!("expected Busy, got {other:?}"),
             }
@@ -347,6 +417,7 @@ mod tests {
             let p = pool.clone();
             let request = async move {
                 p.run(("spin", 0), move || {
+                    let _slot = cancel::admit();
                     let guard = scopeguard(s);
                     let started = Instant::now();
                     while started.elapsed() < Duration::from_secs(20) {
@@ -366,7 +437,14 @@ mod tests {
             assert!(stopped.load(Ordering::SeqCst), "the work did not stop");
             assert!(t.elapsed() < Duration::from_secs(2));
             // Its slot is free again.
-            assert_eq!(pool.run(("next", 0), || 5).await.expect("ran"), 5);
+            while gate(&pool).0 > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let next = || {
+                let _slot = cancel::admit();
+                5
+            };
+            assert_eq!(pool.run(("next", 0), next).await.expect("ran"), 5);
         });
     }
 

@@ -24,7 +24,7 @@ struct Inner {
     /// Keeps keys out of the log and the audit file (built from the configured keys).
     redactor: Arc<super::redact::Redactor>,
     /// The bounded pool for expensive layers (`compute.rs`).
-    compute: super::compute::Pool,
+    compute: Arc<super::compute::Pool>,
     /// The ingest worker (`jobs.rs`).
     jobs: super::jobs::Jobs,
 }
@@ -36,14 +36,14 @@ impl AppState {
                 store: RwLock::new(Arc::new(store)),
                 generation: AtomicU64::new(1),
                 redactor: Arc::new(super::redact::Redactor::new(&settings.keys)),
-                compute: super::compute::Pool::new(
+                compute: Arc::new(super::compute::Pool::new(
                     match settings.compute_slots {
                         0 => std::thread::available_parallelism().map_or(2, usize::from),
                         n => n,
                     },
                     settings.compute_queue,
                     std::time::Duration::from_secs(settings.request_timeout_secs),
-                ),
+                )),
                 jobs: super::jobs::Jobs::default(),
                 settings,
             }),
@@ -83,7 +83,7 @@ impl AppState {
     }
 
     /// The bounded pool expensive layers run on.
-    pub fn compute(&self) -> &super::compute::Pool {
+    pub fn compute(&self) -> &Arc<super::compute::Pool> {
         &self.inner.compute
     }
 

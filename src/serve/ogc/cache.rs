@@ -101,7 +101,10 @@ pub fn items(
     if let Some(items) = cached(store, generation, key) {
         return Ok(items);
     }
+    // A miss: the request's compute slot (`crate::cancel::admit`).
+    let slot = crate::cancel::admit();
     let items = Arc::new(compute()?);
+    drop(slot);
     let mut entries = lock(&ENTRIES);
     entries.push_back(Entry {
         store: Arc::downgrade(store),

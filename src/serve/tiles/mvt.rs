@@ -103,23 +103,26 @@ async fn cells_tile(
         filter
     };
     let generation = state.generation();
-    let body = crate::serve::compute::cancellable(move || {
-        // Far from the study area: the empty tile, without computing anything.
-        let shapes = bounds::shapes(&store.geography);
-        if !geom::Frame::new(t).touches(&shapes.extent()) {
-            return Ok(Vec::new());
-        }
-        cells::layer(
-            &store,
-            generation,
-            cells::resolution(t.z),
-            &filter,
-            k,
-            ckp_seed,
-        )
-        .tile(t, controlled)
-    })
-    .await??;
+    let kind = ("tiles/cells", u8::from(cells::resolution(t.z)));
+    let body = state
+        .compute()
+        .run(kind, move || {
+            // Far from the study area: the empty tile, without computing anything.
+            let shapes = bounds::shapes(&store.geography);
+            if !geom::Frame::new(t).touches(&shapes.extent()) {
+                return Ok(Vec::new());
+            }
+            cells::layer(
+                &store,
+                generation,
+                cells::resolution(t.z),
+                &filter,
+                k,
+                ckp_seed,
+            )
+            .tile(t, controlled)
+        })
+        .await??;
     Ok(cached(&headers, body, CONTENT_TYPE, false, MAX_AGE))
 }
 
