@@ -4,7 +4,8 @@
 //! the next request for the same kind is refused at once with `Retry-After` (its cost
 //! estimate is past the timeout); with one slot and one queue place, a burst of distinct
 //! expensive requests is refused with 503 and `Retry-After` in well under a second
-//! while `/health` still answers.
+//! while `/health` still answers; a client that hangs up mid-layer stops it the same
+//! way as a timeout.
 //!
 //! The server's CPU time is read from `/proc/<pid>/stat` (Linux).
 
@@ -201,4 +202,23 @@ fn a_burst_beyond_the_slots_and_the_queue_is_refused_at_once_with_retry_after() 
     for h in running {
         let _ = h.join();
     }
+}
+
+#[test]
+fn a_client_that_hangs_up_stops_its_layer() {
+    let server = start(&["--request-timeout-secs", "120", "--compute-slots", "1"]);
+    let mut s = TcpStream::connect(server.addr).expect("connect");
+    write!(s, "GET {} HTTP/1.1\r\nHost: t\r\n\r\n", moran(1)).expect("send");
+    std::thread::sleep(Duration::from_millis(300));
+    // Still computing: the layer takes seconds in this build.
+    let busy = cpu_during(&server, Duration::from_millis(300));
+    assert!(busy > Duration::from_millis(100), "not computing: {busy:?}");
+    drop(s);
+    std::thread::sleep(Duration::from_millis(500));
+    let used = cpu_during(&server, Duration::from_secs(3));
+    eprintln!("CPU used in the 3 s after the hang-up: {used:?}");
+    assert!(
+        used < Duration::from_millis(600),
+        "the abandoned layer kept computing: {used:?} of CPU in 3 s"
+    );
 }
