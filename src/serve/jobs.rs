@@ -79,6 +79,25 @@ pub struct Job {
 }
 
 impl Job {
+    /// A new job for the upload `file`, submitted by `who` (key name, role).
+    fn queued(id: String, file: &str, who: (&str, &str), submitted: String) -> Self {
+        Job {
+            id,
+            file: file.to_owned(),
+            state: JobState::Queued,
+            by: who.0.to_owned(),
+            role: who.1.to_owned(),
+            submitted,
+            started: None,
+            finished: None,
+            files_done: 0,
+            files_total: None,
+            resumed: false,
+            status: None,
+            result: None,
+        }
+    }
+
     /// The job as the API shows it, with where to ask about it.
     pub fn doc(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -318,8 +337,8 @@ fn prune(dir: &Path) {
     }
 }
 
-/// Stores an upload as a queued job (durably) and wakes the worker. The caller has
-/// checked the name and any zip limits.
+/// Stores an upload staged by [`stage`] (which started the worker) as a queued job
+/// (durably) and wakes the worker. The caller has checked the name and any zip limits.
 ///
 /// # Errors
 /// When the files cannot be written.
@@ -329,23 +348,13 @@ pub fn submit(
     name: &str,
     staged: &Path,
 ) -> Result<(Job, usize), AppError> {
-    start(state);
     let dir = dir(state);
-    let job = Job {
-        id: state.jobs().next_id(),
-        file: name.to_owned(),
-        state: JobState::Queued,
-        by: who.0.to_owned(),
-        role: who.1.to_owned(),
-        submitted: super::clock::now_rfc3339(),
-        started: None,
-        finished: None,
-        files_done: 0,
-        files_total: None,
-        resumed: false,
-        status: None,
-        result: None,
-    };
+    let job = Job::queued(
+        state.jobs().next_id(),
+        name,
+        who,
+        super::clock::now_rfc3339(),
+    );
     let io = |e: std::io::Error| AppError::Internal(format!("storing the upload: {e}"));
     std::fs::create_dir_all(&dir).map_err(io)?;
     std::fs::rename(staged, upload_path(&dir, &job)).map_err(io)?;
@@ -402,21 +411,7 @@ mod tests {
     #[test]
     fn a_job_round_trips_and_lists_oldest_first() {
         let tmp = tempfile::tempdir().expect("temp dir");
-        let job = |id: &str| Job {
-            id: id.into(),
-            file: "x.csv".into(),
-            state: JobState::Queued,
-            by: "a".into(),
-            role: "admin".into(),
-            submitted: "t".into(),
-            started: None,
-            finished: None,
-            files_done: 0,
-            files_total: None,
-            resumed: false,
-            status: None,
-            result: None,
-        };
+        let job = |id: &str| Job::queued(id.into(), "x.csv", ("a", "admin"), "t".into());
         save(tmp.path(), &job("00000000000000000002")).expect("save");
         save(tmp.path(), &job("00000000000000000001")).expect("save");
         let ids: Vec<String> = all(tmp.path()).into_iter().map(|j| j.id).collect();
