@@ -64,10 +64,15 @@
 //!   (0.254). Suppression runs on the perturbed counts; zeros stay zero; totals are
 //!   perturbed from their own records. Perturbed: the OGC collections' counts and
 //!   `per_km2`, `/map/api/cells`, the cell tiles (the patrol, hot-spot and emerging rows
-//!   take their grid's perturbed count), and the 500 m grid the public heatmap is drawn
-//!   from. Not yet: the counts by type and month in
-//!   `/map/api/details` (exact where shown, and its metadata says `perturbed: false`),
-//!   and Gi* bins and emerging categories, still computed from exact counts.
+//!   take their grid's perturbed count), the counts by type and month in
+//!   `/map/api/details`, and the 500 m grid the public heatmap is drawn from.
+//! - **Statistics of the published counts** ([`basis`]): below analyst every Gi* bin,
+//!   emerging category and trend direction is computed from the perturbed counts (each
+//!   unit, and each unit-month of the space-time cube, from its own records' keys), in
+//!   the map's cells and details, the cell tiles and the OGC `h3-*`, `hotspots`,
+//!   `emerging` and `patrol` collections; one of the exact counts could say what the
+//!   perturbation hides. The patrol list's order is still of the exact data (only ranks
+//!   are published, `ogc::build::patrol_places`).
 //!
 //! Not covered (documented limits): a total published by *another* output (a parent
 //! cell's count in the coarser grid, a district's) is suppressed by that output's own
@@ -79,6 +84,7 @@
 //! partner role sees the
 //! same suppressed aggregates as public, plus the operational collections.
 
+pub mod basis;
 pub mod ckp;
 
 use serde::Deserialize;

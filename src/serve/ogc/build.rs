@@ -12,6 +12,7 @@ use crate::analysis::aggregate::aggregate;
 use crate::analysis::{AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey};
 use crate::model::{CrimeType, Month, Severity};
 use crate::serve::AppError;
+use crate::serve::disclosure::basis::Basis;
 use crate::spatial::boundaries::area_m2;
 use crate::spatial::geography::NO_DISTRICT;
 use crate::stats::emerging::{self, Category};
@@ -144,7 +145,10 @@ impl Items {
     }
 }
 
-/// The features of collection `id` under `filter`.
+/// The features of collection `id` under `filter`, with their statistics (Gi*, emerging
+/// categories, trends) computed on `basis`: exact for analysts, the published perturbed
+/// counts and cell-months below (`disclosure::basis`). The `count` column is always the
+/// exact count (`disclose` perturbs it from the row's keys).
 ///
 /// # Errors
 /// Internal errors only (an inconsistent analysis).
@@ -152,14 +156,15 @@ pub fn build(
     id: CollectionId,
     store: Arc<AnalysisStore>,
     filter: &Filter,
+    basis: &Basis,
 ) -> Result<Items, AppError> {
     let items = match id {
         CollectionId::Districts => districts(&store, filter),
         CollectionId::Lsoas => lsoas(store, filter),
-        CollectionId::H3(res) => cells(store, res, filter, false),
-        CollectionId::Hotspots => cells(store, HOTSPOT_RES, filter, true),
-        CollectionId::Emerging => emerging_cells(store, filter)?,
-        CollectionId::Patrol => patrol_places(store, filter)?,
+        CollectionId::H3(res) => cells(store, res, filter, false, basis),
+        CollectionId::Hotspots => cells(store, HOTSPOT_RES, filter, true, basis),
+        CollectionId::Emerging => emerging_cells(store, filter, basis)?,
+        CollectionId::Patrol => patrol_places(store, filter, basis)?,
         CollectionId::Incidents => incidents(&store, filter),
     };
     items.check()
@@ -277,16 +282,18 @@ fn lsoas(store: Arc<AnalysisStore>, filter: &Filter) -> Items {
     }
 }
 
-/// The study grid with Gi* (k = 1, FDR); only the hot cells when `hot_only`.
+/// The study grid with Gi* (k = 1, FDR) of the counts on `basis`; only the hot cells when
+/// `hot_only`.
 fn cells(
     store: Arc<AnalysisStore>,
     res: h3o::Resolution,
     filter: &Filter,
     hot_only: bool,
+    basis: &Basis,
 ) -> Items {
     let study = Study::new(store, Units::H3(res), filter);
     let w = study.weights(1, Contiguity::Queen, true);
-    let gi = gi_star(&study.counts, &w, true);
+    let gi = gi_star(&basis.study(&study), &w, true);
     let rows: Vec<usize> = (0..study.len())
         .filter(|&i| !hot_only || gi.bin[i] > 0)
         .collect();
@@ -313,23 +320,42 @@ fn cells(
     }
 }
 
-/// Emerging hot spot categories at resolution 8 (cells with a pattern only).
-fn emerging_cells(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, AppError> {
-    let study = Study::new(store, Units::H3(EMERGING_RES), filter);
+/// Emerging hot spot analysis (k = 1, Esri's default window, FDR) of a study's monthly
+/// cube on `basis`; None with under three observed months or units.
+fn emerging_on(
+    study: &Study,
+    w: &crate::stats::Weights,
+    filter: &Filter,
+    basis: &Basis,
+) -> Result<Option<emerging::Emerging>, AppError> {
     let monthly = study.monthly(filter);
     if monthly.observed_len() < 3 || study.len() < 3 {
-        return Ok(empty_emerging());
+        return Ok(None);
     }
-    let w = study.weights(1, Contiguity::Queen, true);
-    let e = emerging::emerging_hot_spots_observed(
-        &monthly.values,
+    emerging::emerging_hot_spots_observed(
+        &basis.monthly(&monthly),
         &monthly.observed,
-        &w,
+        w,
         emerging::ESRI_DEFAULT_WINDOW,
         true,
         emerging::DEFAULT_TREND_ALPHA,
     )
-    .map_err(|e| AppError::Internal(format!("emerging hot spots: {e}")))?;
+    .map(Some)
+    .map_err(|e| AppError::Internal(format!("emerging hot spots: {e}")))
+}
+
+/// Emerging hot spot categories at resolution 8 (cells with a pattern only), of the
+/// monthly cube on `basis`.
+fn emerging_cells(
+    store: Arc<AnalysisStore>,
+    filter: &Filter,
+    basis: &Basis,
+) -> Result<Items, AppError> {
+    let study = Study::new(store, Units::H3(EMERGING_RES), filter);
+    let w = study.weights(1, Contiguity::Queen, true);
+    let Some(e) = emerging_on(&study, &w, filter, basis)? else {
+        return Ok(empty_emerging());
+    };
     let rows: Vec<usize> = (0..study.len())
         .filter(|&i| e.category[i] != Category::NoPattern)
         .collect();
@@ -381,19 +407,44 @@ fn emerging_columns(
     ]
 }
 
-/// The patrol list at resolution 9, in rank order.
-fn patrol_places(store: Arc<AnalysisStore>, filter: &Filter) -> Result<Items, AppError> {
+/// The patrol list at resolution 9, in rank order; its Gi* bin, `significant` and trend
+/// of the counts on `basis`.
+///
+/// The order itself is of the exact counts on every basis (the ranking methods run on
+/// locations and months, below any published count); only ranks are published below
+/// analyst, not the scores or cumulative shares behind them.
+fn patrol_places(
+    store: Arc<AnalysisStore>,
+    filter: &Filter,
+    basis: &Basis,
+) -> Result<Items, AppError> {
     let opts = PatrolOptions {
         top: PATROL_TOP,
         k: 1,
         fdr: true,
         method: None,
     };
-    let list = match patrol(store, Units::H3(HOTSPOT_RES), filter, opts) {
+    let mut list = match patrol(store, Units::H3(HOTSPOT_RES), filter, opts) {
         Ok(l) => l,
         Err(PatrolError::TooFewUnits(_)) => return Ok(Items::default()),
         Err(e) => return Err(AppError::Internal(format!("patrol list: {e}"))),
     };
+    if basis.is_perturbed() {
+        // The published statistics of each place: Gi* and the trend of the perturbed
+        // counts, as the `h3-9` grid and the map publish them.
+        let study = &list.study;
+        let w = study.weights(opts.k, Contiguity::Queen, true);
+        let gi = gi_star(&basis.study(study), &w, opts.fdr);
+        let trend = emerging_on(study, &w, filter, basis)?.map(|e| e.category);
+        for place in &mut list.places {
+            let u = place.unit;
+            place.z = gi.z[u];
+            place.p = gi.p[u];
+            place.bin = gi.bin[u];
+            place.significant = gi.bin[u] > 0;
+            place.trend = trend.as_ref().and_then(|t| t.get(u).copied());
+        }
+    }
     let p = &list.places;
     let cell = |u: usize| list.study.cells.get(u).copied();
     let mut geoms = Vec::with_capacity(p.len());

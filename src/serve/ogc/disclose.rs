@@ -15,9 +15,12 @@
 //! suppression runs on the perturbed counts; `per_km2` is scaled by the same ratio, so it
 //! gives back only the perturbed count. The hot-spot, emerging and patrol rows are cells of
 //! their grid, counted from the same records, so they publish the grid's perturbed count.
-//! The `h3-*` grids' `gi_bin` is computed from the perturbed counts, and the `hotspots`
-//! rows are the cells of the published resolution-9 grid whose bin is hot, so neither
-//! says more than the perturbed counts do (emerging categories are still of true counts).
+//! Every statistic published is computed from those perturbed counts
+//! (`disclosure::basis`, [`on_published`]): the `h3-*` grids' `gi_bin`, the `emerging`
+//! categories (of the perturbed cell-months), the patrol rows' `gi_bin`, `significant` and
+//! `trend`; the `hotspots` rows are the cells of the published resolution-9 grid whose bin
+//! is hot. So none says more than the perturbed counts do. The patrol order is of the
+//! exact data (`build::patrol_places` says why); only ranks are published.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ use super::cache;
 use super::catalog::{CollectionId, EMERGING_RES, HOTSPOT_RES};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::serve::AppError;
+use crate::serve::disclosure::basis::Basis;
 use crate::serve::disclosure::ckp::PTable;
 use crate::serve::disclosure::{
     DisclosureSettings, cell_groups, groups_by, suppress, without_sensitive,
@@ -79,7 +83,23 @@ pub fn raw(
 ) -> Result<Arc<Items>, AppError> {
     let key = format!("{}|{}", cid.id(), filter.key());
     cache::items(store, generation, &key, || {
-        build(cid, store.clone(), filter)
+        build(cid, store.clone(), filter, &Basis::Exact)
+    })
+}
+
+/// The items of a collection with their statistics computed on the published (perturbed)
+/// counts (`disclosure::basis`), cached; counts still exact (`apply` perturbs them).
+fn on_published(
+    cid: CollectionId,
+    store: &Arc<AnalysisStore>,
+    generation: u64,
+    filter: &Filter,
+    c: &Controls,
+) -> Result<Arc<Items>, AppError> {
+    let basis = Basis::perturbed(c.seed);
+    let key = format!("{}|{}|{}", cid.id(), filter.key(), basis.key());
+    cache::items(store, generation, &key, || {
+        build(cid, store.clone(), filter, &basis)
     })
 }
 
@@ -140,18 +160,11 @@ fn compute(
                 .collect();
             Ok(apply(&full, &mask, &rows, c))
         }
+        // Bins of the published (perturbed) counts, not of the true ones.
         CollectionId::H3(_) => {
-            let full = raw(cid, store, generation, filter)?;
+            let full = on_published(cid, store, generation, filter, c)?;
             let mask = cell_mask(&full, c);
-            let mut items = apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c);
-            // Bins of the published (perturbed) counts, not of the true ones.
-            if let (Some(bins), Some((_, col))) = (
-                published_bins(&full, c),
-                items.columns.iter_mut().find(|(n, _)| *n == "gi_bin"),
-            ) {
-                *col = Column::Int(bins.into_iter().map(i64::from).collect());
-            }
-            Ok(items)
+            Ok(apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c))
         }
         // The hot cells of the published grid: chosen by its bins, so which cells are hot
         // follows from the perturbed counts alone.
@@ -180,7 +193,8 @@ fn compute(
             };
             let grid = disclosed(CollectionId::H3(res), store, generation, filter, c)?;
             let withheld = withheld_ids(&grid);
-            let full = raw(cid, store, generation, filter)?;
+            // Categories, trends, bins of the published counts and cell-months.
+            let full = on_published(cid, store, generation, filter, c)?;
             let mask: Vec<bool> = full.ids.iter().map(|id| withheld.contains(id)).collect();
             let mut items = apply(&full, &mask, &(0..full.len()).collect::<Vec<_>>(), c);
             if cid == CollectionId::Patrol {
@@ -236,22 +250,6 @@ fn cell_mask(full: &Items, c: &Controls) -> Vec<bool> {
         })
         .collect();
     suppress(&perturbed(full, c), &cell_groups(&cells), c.k)
-}
-
-/// Gi* bins (one ring, binary weights with self, FDR: as `build::cells`) of a study
-/// grid's perturbed counts, or None when its rows are not all cells.
-fn published_bins(full: &Items, c: &Controls) -> Option<Vec<i8>> {
-    let cells: Vec<h3o::CellIndex> = full
-        .geoms
-        .iter()
-        .map(|g| match g {
-            Geom::Cell(c) => Some(*c),
-            _ => None,
-        })
-        .collect::<Option<_>>()?;
-    let counts: Vec<f64> = perturbed(full, c).iter().map(|&n| n as f64).collect();
-    let w = crate::stats::Weights::h3_disk(&cells, 1).with_self(true);
-    Some(crate::stats::gi_star::gi_star(&counts, &w, true).bin)
 }
 
 fn withheld_ids(items: &Items) -> HashSet<FeatureId> {

@@ -117,10 +117,10 @@ async fn cells_tile(
                 generation,
                 cells::resolution(t.z),
                 &filter,
-                k,
-                ckp_seed,
+                (k, ckp_seed),
+                controlled,
             )
-            .tile(t, controlled)
+            .tile(t)
         })
         .await??;
     Ok(cached(&headers, body, CONTENT_TYPE, false, MAX_AGE))

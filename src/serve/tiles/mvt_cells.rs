@@ -5,10 +5,13 @@
 //! small LRU (`mvt_cache`); each tile is then only a cut of the cached cells, found
 //! through an R-tree of their extents. Work runs on tokio's blocking pool.
 //!
-//! Below analyst (`tile(t, controlled = true)`) a tile carries the disclosure-controlled
-//! view (`serve::disclosure`): a withheld cell has no `count` or `per_km2` and
-//! `suppressed = true`, and no cell has `gi_z`. The mask is computed once per layer over
-//! the whole study grid (as the OGC grid collections compute it), so both agree.
+//! Below analyst (`layer(.., controlled = true)`, a layer of its own) a tile carries the
+//! disclosure-controlled view (`serve::disclosure`): counts perturbed, a withheld cell has
+//! no `count` or `per_km2` and `suppressed = true`, no cell has `gi_z`, and `gi_bin` and
+//! `category` are computed from the perturbed counts and cell-months
+//! (`disclosure::basis`), as `/map/api/cells` and the OGC collections compute them. The
+//! mask is computed once per layer over the whole study grid (as the OGC grid collections
+//! compute it), so all agree.
 //!
 //! Only cells with incidents, a significant Gi* bin or an emerging pattern are kept: the
 //! zero-count, not-significant rest of the study grid is most of it and says nothing.
@@ -23,6 +26,7 @@ use rstar::{AABB, RTree};
 use super::geom::{self, EXTENT, Frame, Polygon};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::lru::Lru;
+use crate::serve::disclosure::basis::Basis;
 use crate::serve::tile::TileCoord;
 use crate::serve::{AppError, disclosure};
 use crate::stats::emerging::{self, Category};
@@ -54,31 +58,29 @@ pub fn has_category(res: Resolution) -> bool {
     (Resolution::Seven..=Resolution::Nine).contains(&res)
 }
 
-/// One kept cell.
+/// One kept cell, as the layer's view publishes it.
 struct Row {
     cell: CellIndex,
+    /// The count and density shown: exact, or perturbed in the controlled view.
     count: u64,
     per_km2: f64,
-    /// The perturbed count and density, for the controlled view.
-    published: u64,
-    published_per_km2: f64,
+    /// Gi* z (exact view only: a z of perturbed counts is not published either).
     gi_z: f64,
+    /// The Gi* bin of the view's counts.
     gi_bin: i8,
-    /// The Gi* bin of the perturbed counts, for the controlled view (a bin of the true
-    /// counts could say what the perturbed counts hide).
-    published_gi_bin: i8,
+    /// The emerging category of the view's monthly cube.
     category: Option<Category>,
     /// Withheld below analyst.
     suppressed: bool,
-    /// An empty, quiet cell kept only because it is withheld (not in analyst tiles).
-    controlled_only: bool,
     outline: Polygon,
 }
 
-/// The cells of one filter at one resolution, indexed by their extent in metres.
+/// The cells of one filter at one resolution, as one view (analyst or below) sees them,
+/// indexed by their extent in metres.
 pub struct CellLayer {
     rows: Vec<Row>,
     index: RTree<GeomWithData<Rectangle<[f64; 2]>, usize>>,
+    controlled: bool,
 }
 
 /// Rounds to 4 decimals (ample for a map; shorter tiles).
@@ -87,61 +89,67 @@ fn r4(v: f64) -> f64 {
 }
 
 impl CellLayer {
+    /// The layer of one view: `controlled` publishes perturbed counts, suppresses on
+    /// them, and computes Gi* and the emerging categories from the perturbed counts and
+    /// cell-months (`disclosure::basis`), so no bin or category says what the
+    /// perturbation hides.
     fn compute(
         store: Arc<AnalysisStore>,
         res: Resolution,
         filter: &Filter,
         k: u64,
         ckp_seed: u64,
+        controlled: bool,
     ) -> Self {
         let study = Study::new(store.clone(), Units::H3(res), filter);
         let w = study.weights(1, Contiguity::Queen, true);
-        let gi = gi_star(&study.counts, &w, true);
+        let basis = if controlled {
+            Basis::perturbed(ckp_seed)
+        } else {
+            Basis::Exact
+        };
+        let counts = basis.study(&study);
+        let gi = gi_star(&counts, &w, true);
         let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();
-        let whole: Vec<u64> = study.counts.iter().map(|&c| c.max(0.0) as u64).collect();
-        // The controlled view publishes perturbed counts and suppresses on them.
-        let table = disclosure::ckp::PTable::new(ckp_seed);
-        let published: Vec<u64> = (0..study.len())
-            .map(|i| table.perturb(whole[i], study.keys[i]))
-            .collect();
-        let mask = disclosure::suppress(&published, &disclosure::cell_groups(&cells), k);
-        let published_f: Vec<f64> = published.iter().map(|&c| c as f64).collect();
-        let published_gi = gi_star(&published_f, &w, true);
+        let mask = if controlled {
+            let published: Vec<u64> = counts.iter().map(|&c| c.max(0.0) as u64).collect();
+            disclosure::suppress(&published, &disclosure::cell_groups(&cells), k)
+        } else {
+            vec![false; study.len()]
+        };
         let categories = if has_category(res) {
-            categories(&study, &w, filter)
+            categories(&study, &w, filter, &basis)
         } else {
             None
         };
         let density = study.density();
+        let table = disclosure::ckp::PTable::new(ckp_seed);
         let rows: Vec<Row> = (0..study.len())
             .filter_map(|i| {
                 let category = categories.as_ref().map(|c| c[i]);
                 let patterned = category.is_some_and(|c| c != Category::NoPattern);
-                let empty = study.counts[i] <= 0.0 && !patterned;
-                let quiet = empty && gi.bin[i] == 0;
-                // The controlled view bins the perturbed counts: an empty cell may be
-                // significant there and not here, or the other way round.
-                let quiet_published = empty && published_gi.bin[i] == 0;
-                // A withheld empty cell is kept (for the controlled view only): its
-                // absence would say it is empty, undoing the withheld zero.
-                if quiet && quiet_published && !mask[i] {
+                // An empty cell is kept when significant or patterned (of this view's
+                // counts), and when withheld: its absence would say it is empty,
+                // undoing the withheld zero.
+                if study.counts[i] <= 0.0 && !patterned && gi.bin[i] == 0 && !mask[i] {
                     return None;
                 }
                 let cell = study.cells[i];
                 let outline =
                     geom::ring_to_mercator(cell.boundary().iter().map(|ll| (ll.lng(), ll.lat())));
+                let exact = study.counts[i].max(0.0) as u64;
                 Some(Row {
                     cell,
-                    count: study.counts[i] as u64,
-                    per_km2: r4(density[i]),
-                    published: published[i],
-                    published_per_km2: r4(table.scale(density[i], whole[i], study.keys[i])),
+                    count: counts[i].max(0.0) as u64,
+                    per_km2: r4(if controlled {
+                        table.scale(density[i], exact, study.keys[i])
+                    } else {
+                        density[i]
+                    }),
                     gi_z: r4(gi.z[i]),
                     gi_bin: gi.bin[i],
-                    published_gi_bin: published_gi.bin[i],
                     category,
                     suppressed: mask[i],
-                    controlled_only: quiet,
                     outline: vec![outline],
                 })
             })
@@ -157,15 +165,16 @@ impl CellLayer {
         CellLayer {
             rows,
             index: RTree::bulk_load(boxes),
+            controlled,
         }
     }
 
-    /// The encoded tile (zero bytes when no cell touches it); `controlled`: as a caller
-    /// below analyst sees it.
+    /// The encoded tile (zero bytes when no cell touches it), in the layer's view.
     ///
     /// # Errors
     /// Internal only: the encoder refusing what this module built.
-    pub fn tile(&self, t: TileCoord, controlled: bool) -> Result<Vec<u8>, AppError> {
+    pub fn tile(&self, t: TileCoord) -> Result<Vec<u8>, AppError> {
+        let controlled = self.controlled;
         let frame = Frame::new(t);
         let q = frame.query;
         let mut hits: Vec<usize> = self
@@ -179,9 +188,6 @@ impl CellLayer {
         let mut layer = tile.create_layer(LAYER);
         for k in hits {
             let row = &self.rows[k];
-            if row.controlled_only && !controlled {
-                continue;
-            }
             let rings = frame.rings(&row.outline, 0.0);
             if rings.is_empty() {
                 continue;
@@ -190,12 +196,7 @@ impl CellLayer {
             let mut f = layer.into_feature(geom);
             f.set_id(u64::from(row.cell));
             f.add_tag_string("cell", &row.cell.to_string());
-            if controlled {
-                if !row.suppressed {
-                    f.add_tag_uint("count", row.published);
-                    f.add_tag_double("per_km2", row.published_per_km2);
-                }
-            } else {
+            if !row.suppressed {
                 f.add_tag_uint("count", row.count);
                 f.add_tag_double("per_km2", row.per_km2);
             }
@@ -204,12 +205,7 @@ impl CellLayer {
             } else {
                 f.add_tag_double("gi_z", row.gi_z);
             }
-            let bin = if controlled {
-                row.published_gi_bin
-            } else {
-                row.gi_bin
-            };
-            f.add_tag_sint("gi_bin", i64::from(bin));
+            f.add_tag_sint("gi_bin", i64::from(row.gi_bin));
             if let Some(c) = row.category {
                 f.add_tag_string("category", c.label());
             }
@@ -228,15 +224,20 @@ fn internal(e: ::mvt::Error) -> AppError {
 }
 
 /// Emerging hot spot categories of the study's cells, as the OGC `emerging` collection
-/// computes them (k = 1, Esri's default time window, FDR); None with under three months
-/// or units, or on an inconsistent cube (logged).
-fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Option<Vec<Category>> {
+/// computes them (k = 1, Esri's default time window, FDR), of the monthly cube on
+/// `basis`; None with under three months or units, or on an inconsistent cube (logged).
+fn categories(
+    study: &Study,
+    w: &crate::stats::Weights,
+    filter: &Filter,
+    basis: &Basis,
+) -> Option<Vec<Category>> {
     let monthly = study.monthly(filter);
     if monthly.observed_len() < 3 || study.len() < 3 {
         return None;
     }
     let e = emerging::emerging_hot_spots_observed(
-        &monthly.values,
+        &basis.monthly(&monthly),
         &monthly.observed,
         w,
         emerging::ESRI_DEFAULT_WINDOW,
@@ -252,22 +253,24 @@ fn categories(study: &Study, w: &crate::stats::Weights, filter: &Filter) -> Opti
     }
 }
 
-/// Computed layers by store, keyed by generation, filter and resolution.
-static LAYERS: Lru<AnalysisStore, (u64, String, Resolution, u64, u64), CellLayer> =
+/// Computed layers by store, keyed by generation, filter, resolution, k, seed and view.
+static LAYERS: Lru<AnalysisStore, (u64, String, Resolution, u64, u64, bool), CellLayer> =
     Lru::new(CAPACITY);
 
-/// The cells of `filter` at `res` (with the suppression mask for threshold `k`),
-/// computed now unless cached. Blocking: call it from the blocking pool.
+/// The cells of `filter` at `res` as the view `controlled` (below analyst: threshold `k`,
+/// perturbation seed `ckp_seed`) publishes them, computed now unless cached. Blocking:
+/// call it from the blocking pool.
 pub fn layer(
     store: &Arc<AnalysisStore>,
     generation: u64,
     res: Resolution,
     filter: &Filter,
-    k: u64,
-    ckp_seed: u64,
+    (k, ckp_seed): (u64, u64),
+    controlled: bool,
 ) -> Arc<CellLayer> {
-    LAYERS.get(store, (generation, filter.key(), res, k, ckp_seed), || {
-        CellLayer::compute(store.clone(), res, filter, k, ckp_seed)
+    let key = (generation, filter.key(), res, k, ckp_seed, controlled);
+    LAYERS.get(store, key, || {
+        CellLayer::compute(store.clone(), res, filter, k, ckp_seed, controlled)
     })
 }
 

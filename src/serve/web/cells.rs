@@ -22,6 +22,7 @@ use h3o::{CellIndex, Resolution};
 
 use crate::analysis::{AnalysisStore, Filter};
 use crate::lru::Lru;
+use crate::serve::disclosure::basis::Basis;
 use crate::stats::emerging::{self, Category};
 use crate::stats::gi_star::gi_star;
 use crate::stats::local_moran::{Quadrant, local_moran};
@@ -149,7 +150,13 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         }
         None => (study.counts.clone(), density),
     };
-    // Exact from analyst up (the clone is of the true counts there).
+    // Exact from analyst up (the clone is of the true counts there); below analyst the
+    // statistics are of the published counts (`disclosure::basis`).
+    let view = if q.withhold_below.is_some() {
+        Basis::perturbed(q.ckp_seed)
+    } else {
+        Basis::Exact
+    };
     let basis = &shown_counts;
     let w = study.weights(1, Contiguity::Queen, true);
     let stats: Vec<Stat> = match q.method {
@@ -199,7 +206,7 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         }
     };
     let categories = if (7..=9).contains(&u8::from(q.res)) {
-        categories(&study, &w, filter, q.fdr)
+        categories(&study, &w, filter, q.fdr, &view)
     } else {
         None
     };
@@ -265,19 +272,21 @@ pub fn moran_bin(q: Quadrant) -> i8 {
     }
 }
 
-/// Emerging hot spot categories of the study's units (None with under 3 months).
+/// Emerging hot spot categories of the study's units (None with under 3 months), of the
+/// monthly cube on `basis` (each cell-month perturbed from its own records below analyst).
 pub fn categories(
     study: &Study,
     w: &crate::stats::Weights,
     filter: &Filter,
     fdr: bool,
+    basis: &Basis,
 ) -> Option<Vec<Category>> {
     let monthly = study.monthly(filter);
     if monthly.observed_len() < 3 || study.len() < 3 {
         return None;
     }
     emerging::emerging_hot_spots_observed(
-        &monthly.values,
+        &basis.monthly(&monthly),
         &monthly.observed,
         w,
         emerging::ESRI_DEFAULT_WINDOW,

@@ -26,6 +26,7 @@ use super::cells::categories;
 use crate::analysis::{AnalysisStore, Filter};
 use crate::model::{CrimeType, Month, Severity, TypeSet};
 use crate::serve::AppError;
+use crate::serve::disclosure::basis::Basis;
 use crate::stats::gi_star::gi_star;
 use crate::stats::mann_kendall::mann_kendall;
 use crate::stats::study::{Contiguity, Study, Units};
@@ -241,6 +242,7 @@ pub fn details(
     filter: &Filter,
     fdr: bool,
     (k, sensitive): (Option<u64>, TypeSet),
+    basis: &Basis,
 ) -> Value {
     let member = membership(store, unit);
     let (name, place) = place(store, unit, &member, k, sensitive);
@@ -325,10 +327,19 @@ pub fn details(
     }
     let months: Vec<Month> = (lo..=hi).map(Month::from_index).collect();
     let observed = store.observed_months(filter, &months);
+    // The trend of the series as this caller sees it: below analyst each month is the
+    // perturbed count the panel publishes for it (`disclosure::basis`).
     let ys: Vec<f64> = series
         .iter()
         .zip(&observed)
-        .map(|(&v, &o)| if o { v as f64 } else { f64::NAN })
+        .zip(&series_keys)
+        .map(|((&v, &o), &key)| {
+            if o {
+                basis.count(v as f64, key)
+            } else {
+                f64::NAN
+            }
+        })
         .collect();
     let mk = mann_kendall(&ys);
     let series_json: Vec<Value> = series
@@ -345,7 +356,7 @@ pub fn details(
         Some(false) => "decreasing",
         None => "no significant trend",
     };
-    let (gi, category) = statistics(store, unit, filter, fdr);
+    let (gi, category) = statistics(store, unit, filter, fdr, basis);
     let mut doc = json!({
         "kind": kind(unit),
         "id": id(store, unit),
@@ -529,12 +540,15 @@ fn name(store: &AnalysisStore, unit: Unit) -> String {
     }
 }
 
-/// Gi* of the unit (`{z, p, bin}` or null) and its emerging category (cells at 7 to 9).
+/// Gi* of the unit (`{z, p, bin}` or null) and its emerging category (cells at 7 to 9),
+/// of the counts on `basis` (below analyst those the grids publish, so the panel's bin and
+/// category are the map's).
 fn statistics(
     store: &Arc<AnalysisStore>,
     unit: Unit,
     filter: &Filter,
     fdr: bool,
+    basis: &Basis,
 ) -> (Value, Value) {
     let (study, index) = match unit {
         Unit::Cell(c) => {
@@ -558,11 +572,11 @@ fn statistics(
         return (Value::Null, Value::Null);
     };
     let w = study.weights(1, Contiguity::Queen, true);
-    let g = gi_star(&study.counts, &w, fdr);
+    let g = gi_star(&basis.study(&study), &w, fdr);
     let gi = json!({ "z": round(g.z[i], 4), "p": round(g.p[i], 6), "bin": g.bin[i] });
     let category = match unit {
         Unit::Cell(c) if (7..=9).contains(&u8::from(c.resolution())) => {
-            categories(&study, &w, filter, fdr)
+            categories(&study, &w, filter, fdr, basis)
                 .and_then(|c| c.get(i).map(|x| Value::from(x.label())))
                 .unwrap_or(Value::Null)
         }

@@ -34,6 +34,7 @@ use axum::routing::get;
 
 use crate::serve::auth::{Access, Principal, Role, Routes, principal_of};
 use crate::serve::disclosure;
+use crate::serve::disclosure::basis::Basis;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::{AppError, AppState, cached};
 
@@ -188,7 +189,8 @@ async fn details_json(
         .run(
             ("map/details", 0),
             move || -> Result<serde_json::Value, AppError> {
-                let mut doc = details::details(&store, unit, &filter, fdr, names);
+                let basis = Basis::of(k.is_some(), &settings);
+                let mut doc = details::details(&store, unit, &filter, fdr, names, &basis);
                 if let Some(k) = k {
                     let grid =
                         details::withheld_in_grid(&store, generation, unit, &filter, &settings)?;

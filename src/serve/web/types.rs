@@ -24,6 +24,7 @@ use super::details::{self, Unit};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::model::{CrimeType, Severity, SeveritySet, TypeSet};
 use crate::serve::AppError;
+use crate::serve::disclosure::basis::Basis;
 use crate::serve::disclosure::{DisclosureSettings, primary, total_discloses};
 
 /// One row of the details' counts by type, before and after disclosure control.
@@ -63,7 +64,11 @@ pub fn types(
         public.map(|d| d.k),
         public.map_or(TypeSet::empty(), |d| d.sensitive_types()),
     );
-    let mut doc = details::details(store, unit, &f, false, rule);
+    let basis = match public {
+        Some(d) => Basis::perturbed(d.ckp_seed),
+        None => Basis::Exact,
+    };
+    let mut doc = details::details(store, unit, &f, false, rule, &basis);
     let rows = rows(&doc);
     if let Some(settings) = public {
         // The area is withheld where the districts grid withholds it (or any of them).
