@@ -472,7 +472,16 @@ async fn tiles_details_and_collections_agree_with_the_published_counts() {
 
     // The details panel of telling cells: bin, category and the trend of the series it
     // publishes.
-    for &i in differ.iter().take(8) {
+    // Cells whose Mann-Kendall direction tells exact from perturbed months too.
+    let trend_tells: Vec<usize> = (0..exact.cells.len())
+        .filter(|&i| exact.direction(i) != published.direction(i))
+        .take(4)
+        .collect();
+    assert!(
+        !trend_tells.is_empty(),
+        "no cell's trend tells exact from perturbed"
+    );
+    for &i in differ.iter().take(8).chain(&trend_tells) {
         let cell = published.cells[i];
         for (who, r) in [(Who::Public, published), (Who::Analyst, exact)] {
             let d = json(&format!("/map/api/details?kind=cell&id={cell}"), who).await;
