@@ -301,8 +301,17 @@ async fn map_cells_are_of_the_published_counts() {
         differ.len()
     );
     let uri = "/map/api/cells?res=8&method=gistar";
-    let public = with_cat(map_cells(&json(uri, Who::Public).await));
-    let analyst = with_cat(map_cells(&json(uri, Who::Analyst).await));
+    let public_doc = json(uri, Who::Public).await;
+    let analyst_doc = json(uri, Who::Analyst).await;
+    assert!(
+        public_doc["disclosure"]["statistics"]
+            .as_str()
+            .is_some_and(|s| s.contains("perturbed")),
+        "the public answer says what its bins are of"
+    );
+    assert!(analyst_doc["disclosure"].is_null());
+    let public = with_cat(map_cells(&public_doc));
+    let analyst = with_cat(map_cells(&analyst_doc));
     let shown = |r: &'static Reference| {
         move |i: usize| r.bins[i] != 0 || r.category(i) != Category::NoPattern
     };
@@ -421,6 +430,14 @@ async fn collection(id: &str, who: Who) -> HashMap<String, Value> {
             .as_array()
             .is_none_or(|l| l.iter().all(|l| l["rel"] != "next")),
         "{id}: more than one page"
+    );
+    // Below analyst the answer says its statistics are of the perturbed counts.
+    let says = doc["disclosure"]["statistics"].as_str().unwrap_or("");
+    assert_eq!(
+        says.contains("perturbed"),
+        who != Who::Analyst,
+        "{id} as {who:?}: disclosure member {:?}",
+        doc["disclosure"]
     );
     doc["features"]
         .as_array()

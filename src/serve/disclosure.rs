@@ -175,6 +175,9 @@ pub fn metadata(k: u64) -> serde_json::Value {
             TableBuilder method): every count is its true count plus noise from -2 to +2 \
             (mean 0, variance {:.4}) fixed by the records it counts, so the same records \
             always give the same count; a count of 0 is exact", ckp::VARIANCE),
+        "statistics": "Gi* bins, emerging hot spot categories and trends are computed from \
+            the perturbed counts (each unit-month from its own records), not the true ones; \
+            exact z-scores and p-values are withheld",
     })
 }
 

@@ -49,14 +49,14 @@ pub enum Basis {
     Exact,
     /// The counts as published below analyst: cell-key perturbed with the table of
     /// `seed` (kept for cache keys).
-    Perturbed { table: PTable, seed: u64 },
+    Perturbed { table: Box<PTable>, seed: u64 },
 }
 
 impl Basis {
     /// The perturbed basis of the table of `seed` (`disclosure.ckp_seed`).
     pub fn perturbed(seed: u64) -> Self {
         Basis::Perturbed {
-            table: PTable::new(seed),
+            table: Box::new(PTable::new(seed)),
             seed,
         }
     }

@@ -160,6 +160,9 @@ pub struct Page<'a> {
     /// What the server changed in the request (a capped `limit`, a clamped `bbox`), as
     /// the `notes` member; empty for none.
     pub notes: &'a [String],
+    /// The `disclosure` member below analyst (`disclosure::metadata`, as JSON): what was
+    /// withheld and perturbed, so a partner's client can say so. None from analyst up.
+    pub disclosure: Option<&'a str>,
 }
 
 /// A FeatureCollection of the given rows.
@@ -183,6 +186,10 @@ pub fn feature_collection(store: &AnalysisStore, items: &Items, page: &Page<'_>)
             push_str_lit(&mut out, n);
         }
         out.push(']');
+    }
+    if let Some(d) = page.disclosure {
+        out.push_str(r#","disclosure":"#);
+        out.push_str(d);
     }
     out.push_str(r#","features":["#);
     for (k, &row) in page.rows.iter().enumerate() {

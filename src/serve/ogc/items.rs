@@ -136,6 +136,10 @@ fn page(r: &Request) -> Result<Response, AppError> {
     }
     let links = page_links(r, start, end, matched.len());
     let stamp = cache::time_stamp(&r.store, r.generation);
+    let disclosure = r
+        .controls
+        .as_ref()
+        .map(|c| crate::serve::disclosure::metadata(c.k).to_string());
     let body = feature_collection(
         &r.store,
         &items,
@@ -145,6 +149,7 @@ fn page(r: &Request) -> Result<Response, AppError> {
             time_stamp: &stamp,
             links: &links,
             notes: &r.q.notes,
+            disclosure: disclosure.as_deref(),
         },
     );
     Ok(cached(

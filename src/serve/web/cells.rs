@@ -231,6 +231,14 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
         _ => None,
     };
     let mut out = String::from(r#"{"type":"FeatureCollection","#);
+    // Below analyst: what was withheld and perturbed, and that the bins are of the
+    // perturbed counts (`disclosure::metadata`).
+    if let Some(k) = q.withhold_below {
+        out.push_str(&format!(
+            "\"disclosure\":{},",
+            crate::serve::disclosure::metadata(k)
+        ));
+    }
     if let Some(w) = warning {
         out.push_str(&format!("\"warning\":{},", serde_json::Value::String(w)));
     }
