@@ -1,7 +1,8 @@
 //! GDAL's OGC API - Features driver against the real server: `ogrinfo` lists every
 //! collection and summarises each, and `ogr2ogr` pages through a whole collection; a
 //! filter put in the `OAPIF:` URL (sent on every request, the landing page included) is
-//! kept, and a near-world `-spat` (over the bbox area cap) gives everything.
+//! kept, a near-world `-spat` (over the bbox area cap) gives everything, and under a low
+//! rate limit GDAL is slowed to it, never refused.
 //!
 //! Needs `ogrinfo` and `ogr2ogr` (Debian/Ubuntu: `apt-get install gdal-bin`). Without
 //! them the test fails, unless `HOTSPOT_SKIP_GDAL=1` says to skip it.
@@ -50,12 +51,17 @@ impl Server {
     /// Starts `hotspot serve` on a free port with an empty data directory (seeded with
     /// the bundled fixtures) and waits for its "serving at" line.
     fn start() -> Server {
+        Server::start_with("")
+    }
+
+    /// As [`Server::start`], with `config` (TOML) before the key in the config file.
+    fn start_with(config_text: &str) -> Server {
         let data = tempfile::tempdir().expect("temp dir");
         let config = data.path().join("hotspot.toml");
         std::fs::write(
             &config,
             format!(
-                "[[keys]]\nname = \"gdal\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
+                "{config_text}\n[[keys]]\nname = \"gdal\"\nrole = \"analyst\"\nsha256 = \"{}\"\n",
                 hotspot::serve::auth::hash_key(KEY)
             ),
         )
@@ -325,4 +331,33 @@ fn gdal_keeps_a_url_filter_and_a_near_world_spat() {
     args.extend([url.as_str(), "h3-8"]);
     gdal("ogr2ogr", &args);
     check_export(&out, server.number_matched("h3-8"));
+}
+
+/// GDAL pages as fast as it can (limit=10, one request after another) and does not retry
+/// a 429 unless told to. Under a rate limit it must be slowed, not refused: with a burst
+/// of 20 and 100 requests a second, `ogr2ogr` of h3-8 (about 500 pages) gets every
+/// feature (without the limiter's delay it failed on its 21st request).
+#[test]
+fn gdal_pages_through_a_rate_limit() {
+    if !have_gdal() {
+        return;
+    }
+    let server = Server::start_with(
+        "[limits]\nip_rps = 100\nip_burst = 20\nkey_rps = 100\nkey_burst = 20\n",
+    );
+    let url = server.url();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("h3-8-limited.geojson");
+    let out_s = out.to_string_lossy().into_owned();
+    let t = std::time::Instant::now();
+    gdal("ogr2ogr", &["-f", "GeoJSON", &out_s, &url, "h3-8"]);
+    let took = t.elapsed();
+    let matched = server.number_matched("h3-8");
+    check_export(&out, matched);
+    // It was slowed: about a page per 10 ms past the burst.
+    let pages = matched.div_ceil(10);
+    assert!(
+        took.as_secs_f64() >= (pages.saturating_sub(40)) as f64 / 100.0,
+        "{pages} pages in {took:?}: not slowed to the sustained rate"
+    );
 }

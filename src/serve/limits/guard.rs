@@ -37,25 +37,29 @@ pub struct Guard {
 impl Guard {
     pub fn new(s: &LimitSettings) -> Self {
         Guard {
-            by_addr: Buckets::new(s.ip_rps, s.ip_burst, s.max_clients),
-            by_key: Buckets::new(s.key_rps, s.key_burst, s.max_clients),
+            by_addr: Buckets::new(s.ip_rps, s.ip_burst, s.max_delay(), s.max_clients),
+            by_key: Buckets::new(s.key_rps, s.key_burst, s.max_delay(), s.max_clients),
             max_query_bytes: s.max_query_bytes,
         }
     }
 
-    /// The wait before this request may be served, if it must wait.
-    fn rate(&self, req: &Request, now: Instant) -> Result<(), Duration> {
+    /// The wait before this request may be served (zero inside the burst).
+    ///
+    /// # Errors
+    /// The time until it would be let in, when that is past the delay allowed.
+    fn rate(&self, req: &Request, now: Instant) -> Result<Duration, Duration> {
         if UNLIMITED.contains(&req.uri().path()) {
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
+        let mut wait = Duration::ZERO;
         // Router tests (`oneshot`) have no peer address: only the key limit applies.
         if let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            self.by_addr.take(Client::addr(peer.ip()), now)?;
+            wait = wait.max(self.by_addr.take(Client::addr(peer.ip()), now)?);
         }
         if let Some(key) = api_key(req.headers()) {
-            self.by_key.take(Client::key(key), now)?;
+            wait = wait.max(self.by_key.take(Client::key(key), now)?);
         }
-        Ok(())
+        Ok(wait)
     }
 }
 
@@ -93,15 +97,23 @@ pub async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
             &format!("the path is longer than {MAX_PATH_BYTES} bytes"),
         );
     }
-    if let Err(wait) = g.rate(&req, Instant::now()) {
-        let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
-        let mut res = error(
-            StatusCode::TOO_MANY_REQUESTS,
-            &format!("too many requests: retry after {secs} s"),
-        );
-        res.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return res;
+    let wait = match g.rate(&req, Instant::now()) {
+        Ok(wait) => wait,
+        Err(wait) => {
+            let secs = wait.as_secs_f64().ceil().max(1.0) as u64;
+            let mut res = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many requests: retry after {secs} s"),
+            );
+            res.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            return res;
+        }
+    };
+    // Past the burst: held until its token refills (at most `max_delay_ms`), so a client
+    // paging one request after another runs at the sustained rate instead of failing.
+    if !wait.is_zero() {
+        tokio::time::sleep(wait).await;
     }
     next.run(req).await
 }

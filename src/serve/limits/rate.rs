@@ -1,7 +1,11 @@
 //! Token buckets keyed by client: one table for client addresses, one for API keys.
 //!
 //! A bucket holds up to `burst` tokens and refills at `rps` per second; a request takes
-//! one token or is refused with the time until the next. The table is bounded: when it is
+//! one token. Past the burst a request may take a token not yet refilled, and waits for
+//! it (nginx's `limit_req` with a delay): up to `max_delay` ahead, so a client that pages
+//! one request after another (GDAL walking `next` links at 10 features a page) is slowed
+//! to the sustained rate, never refused; past that it is refused with the time until it
+//! would be let in. The table is bounded: when it is
 //! full, buckets that have refilled (idle clients, indistinguishable from new ones) are
 //! dropped; if that frees too little (a flood of distinct clients), the table is cleared,
 //! which costs the flood nothing it did not already have and keeps memory fixed.
@@ -60,28 +64,34 @@ struct Bucket {
 pub struct Buckets {
     rps: f64,
     burst: f64,
+    /// How far ahead of the refill a request may take a token (and wait for it).
+    max_delay: f64,
     max_clients: usize,
     table: Mutex<HashMap<Client, Bucket>>,
 }
 
 impl Buckets {
-    /// `rps` 0 lets everything through.
-    pub fn new(rps: u32, burst: u32, max_clients: usize) -> Self {
+    /// `rps` 0 lets everything through; `max_delay` 0 refuses as soon as the burst is
+    /// spent.
+    pub fn new(rps: u32, burst: u32, max_delay: Duration, max_clients: usize) -> Self {
         Buckets {
             rps: f64::from(rps),
             burst: f64::from(burst.max(1)),
+            max_delay: max_delay.as_secs_f64(),
             max_clients: max_clients.max(1),
             table: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Takes a token for `client` at `now`.
+    /// Takes a token for `client` at `now`: the time the request must wait for it (zero
+    /// inside the burst).
     ///
     /// # Errors
-    /// The wait until a token is free, when none is.
-    pub fn take(&self, client: Client, now: Instant) -> Result<(), Duration> {
+    /// The wait until a request would be let in, when its token is further ahead than
+    /// `max_delay`.
+    pub fn take(&self, client: Client, now: Instant) -> Result<Duration, Duration> {
         if self.rps <= 0.0 {
-            return Ok(());
+            return Ok(Duration::ZERO);
         }
         let mut table = self.table.lock().unwrap_or_else(PoisonError::into_inner);
         if table.len() >= self.max_clients && !table.contains_key(&client) {
@@ -94,11 +104,13 @@ impl Buckets {
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.rps).min(self.burst);
         b.at = now;
-        if b.tokens >= 1.0 {
+        // Until this request's token has refilled (0 when one is there).
+        let wait = ((1.0 - b.tokens) / self.rps).max(0.0);
+        if wait <= self.max_delay {
             b.tokens -= 1.0;
-            Ok(())
+            Ok(Duration::from_secs_f64(wait))
         } else {
-            Err(Duration::from_secs_f64((1.0 - b.tokens) / self.rps))
+            Err(Duration::from_secs_f64(wait - self.max_delay))
         }
     }
 
@@ -141,7 +153,7 @@ mod tests {
 
     #[test]
     fn a_burst_then_the_sustained_rate() {
-        let b = Buckets::new(10, 5, 100);
+        let b = Buckets::new(10, 5, Duration::ZERO, 100);
         let t0 = Instant::now();
         for _ in 0..5 {
             assert!(b.take(ip(1), t0).is_ok());
@@ -157,8 +169,39 @@ mod tests {
     }
 
     #[test]
+    fn past_the_burst_a_request_waits_up_to_max_delay() {
+        let b = Buckets::new(100, 2, Duration::from_millis(50), 100);
+        let t0 = Instant::now();
+        for _ in 0..2 {
+            assert_eq!(b.take(ip(1), t0), Ok(Duration::ZERO));
+        }
+        // The next five take the tokens of the next 50 ms, and wait for them.
+        for k in 1..=5 {
+            let w = b.take(ip(1), t0).expect("inside the delay");
+            assert!(
+                (w.as_secs_f64() - 0.01 * f64::from(k)).abs() < 1e-9,
+                "{k}: {w:?}"
+            );
+        }
+        // The sixth would wait 60 ms: refused, 10 ms before it would be let in.
+        let e = b.take(ip(1), t0).expect_err("past the delay");
+        assert!((e.as_secs_f64() - 0.01).abs() < 1e-9, "{e:?}");
+        // A client that sends its next request when the last is answered (GDAL paging) is
+        // slowed to the sustained rate and never refused.
+        let mut t = t0;
+        for _ in 0..1000 {
+            let w = b
+                .take(ip(3), t)
+                .expect("a sequential client is never refused");
+            t += w.max(Duration::from_micros(100));
+        }
+        let took = (t - t0).as_secs_f64();
+        assert!((9.9..10.2).contains(&took), "{took} s for 1000 at 100/s");
+    }
+
+    #[test]
     fn zero_rate_is_no_limit() {
-        let b = Buckets::new(0, 0, 1);
+        let b = Buckets::new(0, 0, Duration::ZERO, 1);
         let t0 = Instant::now();
         assert!((0..1000).all(|i| b.take(ip(i as u8), t0).is_ok()));
         assert!(b.is_empty());
@@ -166,7 +209,7 @@ mod tests {
 
     #[test]
     fn the_table_is_bounded() {
-        let b = Buckets::new(1, 2, 64);
+        let b = Buckets::new(1, 2, Duration::ZERO, 64);
         let t0 = Instant::now();
         let client = |i: u32| Client::addr(IpAddr::from(i.to_be_bytes()));
         for i in 0..10_000u32 {
@@ -174,7 +217,7 @@ mod tests {
             assert!(b.len() <= 64);
         }
         // A table full of active clients is cleared for a new one.
-        let b = Buckets::new(1, 2, 64);
+        let b = Buckets::new(1, 2, Duration::ZERO, 64);
         (0..64).for_each(|i| assert!(b.take(client(i), t0).is_ok()));
         assert_eq!(b.len(), 64);
         assert!(b.take(client(64), t0).is_ok());

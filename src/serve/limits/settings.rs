@@ -34,6 +34,11 @@ pub struct LimitSettings {
     pub key_rps: u32,
     /// Requests a key may make at once.
     pub key_burst: u32,
+    /// Past its burst, how long a request may be held for its client's next token
+    /// instead of refused (nginx's `limit_req` delay): a client paging one request after
+    /// another is slowed to the sustained rate, never refused; a flood of parallel ones
+    /// past this queue gets 429. 0 refuses as soon as the burst is spent.
+    pub max_delay_ms: u32,
     /// Clients tracked at once per limiter (addresses or keys); idle ones are dropped
     /// first when it is reached, so the table cannot grow without bound.
     pub max_clients: usize,
@@ -61,6 +66,7 @@ impl Default for LimitSettings {
             ip_burst: 2000,
             key_rps: 500,
             key_burst: 2000,
+            max_delay_ms: 500,
             max_clients: 100_000,
             max_query_bytes: 4096,
             max_bbox_area_deg2: 2500.0,
@@ -73,6 +79,11 @@ impl Default for LimitSettings {
 }
 
 impl LimitSettings {
+    /// [`LimitSettings::max_delay_ms`] as a duration.
+    pub fn max_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(u64::from(self.max_delay_ms))
+    }
+
     /// The limits an uploaded zip is read under.
     pub fn zip(&self) -> crate::ingest::ZipLimits {
         crate::ingest::ZipLimits {
