@@ -322,10 +322,9 @@ fn patrol_csv_and_geojson_from_the_binary_parse() {
         DATA.path(),
         &[&args[..], &["--format", "csv"]].concat(),
     ));
-    assert!(csv_text.contains("# unit=h3:8\n"), "{csv_text}");
-    let mut rdr = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .from_reader(csv_text.as_bytes());
+    // Plain CSV, a header row first (no `#` lines a spreadsheet or QGIS would misread).
+    assert!(csv_text.starts_with("rank,"), "{csv_text}");
+    let mut rdr = csv::ReaderBuilder::new().from_reader(csv_text.as_bytes());
     let header = rdr.headers().expect("header").clone();
     assert_eq!(&header[0], "rank");
     assert_eq!(&header[5], "location");
@@ -337,6 +336,34 @@ fn patrol_csv_and_geojson_from_the_binary_parse() {
     }
     let shares: Vec<f64> = rows.iter().map(|r| r[13].parse().expect("share")).collect();
     assert!(shares.windows(2).all(|w| w[0] < w[1]) && shares[9] <= 1.0);
+    // With --out, the provenance goes beside it as OUT.json; --provenance names the file.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = dir.path().join("patrol.csv");
+    let out_s = out.to_string_lossy().into_owned();
+    stdout_of(&hotspot(
+        DATA.path(),
+        &[&args[..], &["--format", "csv", "--out", &out_s]].concat(),
+    ));
+    assert_eq!(std::fs::read_to_string(&out).expect("the CSV"), csv_text);
+    let prov: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("patrol.csv.json")).expect("the sidecar"),
+    )
+    .expect("JSON");
+    assert_eq!(
+        (&prov["method"], &prov["unit"]),
+        (&"patrol".into(), &"h3:8".into())
+    );
+    let named = dir.path().join("named.json");
+    let named_s = named.to_string_lossy().into_owned();
+    let again = stdout_of(&hotspot(
+        DATA.path(),
+        &[&args[..], &["--format", "csv", "--provenance", &named_s]].concat(),
+    ));
+    assert_eq!(again, csv_text);
+    let named: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(named).expect("named sidecar"))
+            .expect("JSON");
+    assert_eq!(named, prov);
 
     let gj = stdout_of(&hotspot(
         DATA.path(),
@@ -380,7 +407,7 @@ fn patrol_table_and_backtest_from_the_binary() {
             "backtest", "--unit", "lsoa", "--from", "2024-01", "--train", "10", "--format", "csv",
         ],
     ));
-    let rows: Vec<&str> = csv_out.lines().filter(|l| !l.starts_with('#')).collect();
+    let rows: Vec<&str> = csv_out.lines().collect();
     assert!(
         rows[0].starts_with("method,folds,hit_rate_mean") && rows[0].ends_with(",rri_mean,rri_sd"),
         "{csv_out}"
@@ -495,10 +522,16 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
         "--format",
         "csv",
     ];
-    let out = stdout_of(&hotspot(DATA.path(), &DATED));
-    let mut rdr = csv::ReaderBuilder::new()
-        .comment(Some(b'#'))
-        .from_reader(out.as_bytes());
+    let dir = tempfile::tempdir().expect("temp dir");
+    let prov_path = dir.path().join("knox.json");
+    let prov_s = prov_path.to_string_lossy().into_owned();
+    let out = stdout_of(&hotspot(
+        DATA.path(),
+        &[&DATED[..], &["--provenance", &prov_s]].concat(),
+    ));
+    let prov: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&prov_path).expect("sidecar")).expect("JSON");
+    let mut rdr = csv::ReaderBuilder::new().from_reader(out.as_bytes());
     let header = rdr.headers().expect("header").clone();
     assert_eq!(
         header.iter().collect::<Vec<_>>(),
@@ -515,9 +548,8 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
     assert_eq!(rows.len(), 9, "3 distance x 3 time bands");
     assert_eq!((&rows[0][0], &rows[0][1]), ("0-100", "0-7"));
     assert_eq!((&rows[4][0], &rows[4][1]), ("100-200", "8-14"));
-    let close: u64 = out
-        .lines()
-        .find_map(|l| l.strip_prefix("# close_pairs="))
+    let close: u64 = prov["close_pairs"]
+        .as_str()
         .expect("close pairs")
         .parse()
         .expect("a number");

@@ -72,6 +72,11 @@ pub struct AnalyseArgs {
     pub format: OutFormat,
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With `--format csv`: where the provenance (method, filter, parameters) goes, as
+    /// JSON; default beside `--out` as `OUT.json`, none on standard output. The CSV
+    /// itself is plain: a header row first.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
 }
 
 /// Named per-unit columns of a result.
@@ -214,11 +219,15 @@ pub fn run(a: &AnalyseArgs) -> anyhow::Result<()> {
         t.columns.push(fmt(&values));
         provenance.push(("bandwidth_m", format!("{bandwidth:.1}")));
     }
-    let text = match a.format {
-        OutFormat::Csv => to_csv(&study, &t, &provenance),
-        OutFormat::Geojson => to_geojson(&study, &t, &provenance),
-    };
-    super::emit(&text, a.out.as_deref())
+    match a.format {
+        OutFormat::Csv => super::emit_csv(
+            &to_csv(&study, &t),
+            &provenance,
+            a.out.as_deref(),
+            a.provenance.as_deref(),
+        ),
+        OutFormat::Geojson => super::emit(&to_geojson(&study, &t, &provenance), a.out.as_deref()),
+    }
 }
 
 /// Kernel density at each unit's centre (H3 cell centre or polygon centroid), per km2.
@@ -356,11 +365,8 @@ fn provenance(a: &AnalyseArgs, s: &Study) -> Vec<(&'static str, String)> {
     p
 }
 
-fn to_csv(s: &Study, t: &Table, prov: &[(&str, String)]) -> String {
+fn to_csv(s: &Study, t: &Table) -> String {
     let mut out = String::new();
-    for (k, v) in prov {
-        let _ = writeln!(out, "# {k}={v}");
-    }
     let _ = writeln!(out, "unit,{}", t.names.join(","));
     for i in 0..s.len() {
         out.push_str(&s.codes[i]);

@@ -184,6 +184,35 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
 
 /// Writes command output to a file or standard output; a closed pipe (`| head`) is not
 /// an error.
+/// A CSV answer and its provenance. The CSV is plain (a header row first: what
+/// spreadsheets, QGIS and CSV readers expect, where `#` lines broke them); the provenance
+/// is a JSON object of its key-value pairs, written to `provenance` when given, else beside
+/// `out` as `OUT.json` (`hotspots.csv` -> `hotspots.csv.json`), and not at all when the
+/// CSV goes to standard output without `--provenance`. Written before the CSV.
+pub(crate) fn emit_csv(
+    csv: &str,
+    prov: &[(&str, String)],
+    out: Option<&std::path::Path>,
+    provenance: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let sidecar = provenance.map(std::path::Path::to_path_buf).or_else(|| {
+        out.map(|o| {
+            let mut s = o.as_os_str().to_owned();
+            s.push(".json");
+            PathBuf::from(s)
+        })
+    });
+    if let Some(p) = sidecar {
+        let doc: serde_json::Map<String, serde_json::Value> = prov
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), serde_json::Value::String(v.clone())))
+            .collect();
+        let text = serde_json::to_string_pretty(&doc)? + "\n";
+        std::fs::write(&p, text).map_err(|e| anyhow::anyhow!("writing {}: {e}", p.display()))?;
+    }
+    emit(csv, out)
+}
+
 pub(crate) fn emit(text: &str, out: Option<&std::path::Path>) -> anyhow::Result<()> {
     use std::io::Write as _;
     if let Some(p) = out {

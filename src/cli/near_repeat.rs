@@ -47,6 +47,11 @@ pub struct NearRepeatArgs {
     /// Write to a file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With `--format csv`: where the provenance (method, filter, parameters) goes, as
+    /// JSON; default beside `--out` as `OUT.json`, none on standard output. The CSV
+    /// itself is plain: a header row first.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
 }
 
 pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
@@ -92,11 +97,15 @@ pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let k = knox(&points, &o)?;
-    let text = match a.format {
-        NearRepeatFormat::Csv => csv(&k, undated),
-        NearRepeatFormat::Table => table(&k, undated),
-    };
-    super::emit(&text, a.out.as_deref())
+    match a.format {
+        NearRepeatFormat::Csv => super::emit_csv(
+            &csv(&k),
+            &provenance(&k, undated),
+            a.out.as_deref(),
+            a.provenance.as_deref(),
+        ),
+        NearRepeatFormat::Table => super::emit(&table(&k, undated), a.out.as_deref()),
+    }
 }
 
 fn distance_label(c: &crate::stats::near_repeat::KnoxCell) -> String {
@@ -114,14 +123,26 @@ fn ratio(r: Option<f64>) -> String {
     r.map_or_else(String::new, |r| format!("{r:.3}"))
 }
 
-/// `distance_band,time_band,observed,expected,ratio,p`, with `#` provenance lines.
-fn csv(k: &Knox, undated: u64) -> String {
-    let mut out = format!(
-        "# method=knox\n# dated_incidents={}\n# undated_left_out={undated}\n# close_pairs={}\n# permutations={}\n\
-         # distance bands are (lower, upper] metres, the first [0, upper]; time bands are whole days, inclusive\n\
-         distance_band,time_band,observed,expected,ratio,p\n",
-        k.points, k.close_pairs, k.permutations
-    );
+/// The test's provenance (the CSV's sidecar).
+fn provenance(k: &Knox, undated: u64) -> Vec<(&'static str, String)> {
+    vec![
+        ("method", "knox".into()),
+        ("dated_incidents", k.points.to_string()),
+        ("undated_left_out", undated.to_string()),
+        ("close_pairs", k.close_pairs.to_string()),
+        ("permutations", k.permutations.to_string()),
+        (
+            "bands",
+            "distance bands are (lower, upper] metres, the first [0, upper]; time bands \
+             are whole days, inclusive"
+                .into(),
+        ),
+    ]
+}
+
+/// `distance_band,time_band,observed,expected,ratio,p`, a header row first.
+fn csv(k: &Knox) -> String {
+    let mut out = String::from("distance_band,time_band,observed,expected,ratio,p\n");
     for c in &k.cells {
         let _ = writeln!(
             out,

@@ -59,6 +59,11 @@ pub struct PatrolArgs {
     /// Write to a file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With `--format csv`: where the provenance (method, filter, parameters) goes, as
+    /// JSON; default beside `--out` as `OUT.json`, none on standard output. The CSV
+    /// itself is plain: a header row first.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -87,6 +92,11 @@ pub struct BacktestArgs {
     /// Write to a file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    /// With `--format csv`: where the provenance (method, filter, parameters) goes, as
+    /// JSON; default beside `--out` as `OUT.json`, none on standard output. The CSV
+    /// itself is plain: a header row first.
+    #[arg(long, value_name = "FILE")]
+    pub provenance: Option<PathBuf>,
 }
 
 fn study_units(unit: &str, store: &AnalysisStore) -> anyhow::Result<Units> {
@@ -158,10 +168,6 @@ fn missing_note(prov: &[(&str, String)]) -> String {
     }
 }
 
-fn comment_lines(prov: &[(&str, String)]) -> String {
-    prov.iter().map(|(k, v)| format!("# {k}={v}\n")).collect()
-}
-
 pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
     let store = Arc::new(load(&a.data)?);
     let f = filter(&store, &a.filter)?;
@@ -214,7 +220,14 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
     }
     let text = match a.format {
         PatrolFormat::Table => patrol_table(&list, &prov),
-        PatrolFormat::Csv => format!("{}{}", comment_lines(&prov), patrol_csv(&list)?),
+        PatrolFormat::Csv => {
+            return super::emit_csv(
+                &patrol_csv(&list)?,
+                &prov,
+                a.out.as_deref(),
+                a.provenance.as_deref(),
+            );
+        }
         PatrolFormat::Geojson => patrol_geojson(&list, &prov),
     };
     super::emit(&text, a.out.as_deref())
@@ -463,11 +476,15 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
         ("skipped_folds", month_list(&b.skipped)),
         ("n", b.units.to_string()),
     ]);
-    let text = match a.format {
-        BacktestFormat::Table => backtest_table(&b, a, &prov),
-        BacktestFormat::Csv => format!("{}{}", comment_lines(&prov), backtest_csv(&b)),
-    };
-    super::emit(&text, a.out.as_deref())
+    match a.format {
+        BacktestFormat::Table => super::emit(&backtest_table(&b, a, &prov), a.out.as_deref()),
+        BacktestFormat::Csv => super::emit_csv(
+            &backtest_csv(&b),
+            &prov,
+            a.out.as_deref(),
+            a.provenance.as_deref(),
+        ),
+    }
 }
 
 fn backtest_csv(b: &backtest::Backtest) -> String {
