@@ -327,6 +327,14 @@ async fn bad_requests_are_4xx_never_500() {
 async fn tilejson_describes_the_layer_and_carries_the_query() {
     let doc = get_json("/tiles/heatmap.json?types=burglary,drugs&bandwidth=500").await;
     assert_eq!(doc["tilejson"], "3.0.0");
+    let broken = common::tilejson_3_violations(&doc);
+    assert!(broken.is_empty(), "not TileJSON 3.0.0: {broken:?}");
+    // The legend is text to show beside the map (it names where the colour stops are).
+    let legend = doc["legend"].as_str().expect("legend text");
+    assert!(
+        legend.contains("per km2") && legend.contains("/tiles/heatmap/legend"),
+        "{legend}"
+    );
     assert_eq!(
         doc["tiles"][0],
         format!(

@@ -484,6 +484,8 @@ async fn tilejson(uri: &str) -> Value {
     assert_eq!(header(&r, header::CONTENT_TYPE), Some("application/json"));
     let doc: Value = serde_json::from_slice(&r.body).expect("JSON");
     assert_eq!(doc["tilejson"], "3.0.0");
+    let broken = common::tilejson_3_violations(&doc);
+    assert!(broken.is_empty(), "{uri} is not TileJSON 3.0.0: {broken:?}");
     let b: Vec<f64> = doc["bounds"]
         .as_array()
         .expect("bounds")

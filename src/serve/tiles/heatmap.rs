@@ -495,7 +495,16 @@ async fn tilejson(
         "version": "1.0.0",
         "scheme": "xyz",
         "tiles": [format!("{base}/tiles/heatmap/{{z}}/{{x}}/{{y}}.png{sep}{suffix}")],
-        "legend": format!("{base}/tiles/heatmap/legend{sep}{suffix}"),
+        // TileJSON 3.0.0: `legend` is text (or HTML) to show beside the map, and
+        // `vector_layers` is required by its schema even for raster tiles (none here).
+        "legend": format!(
+            "Incidents per km2 on a fixed scale per filter ({} ramp, transparent at 0); the \
+             colour stops, scale and disclosure control: {base}/tiles/heatmap/legend{sep}{suffix}",
+            req.ramp.name()
+        ),
+        "legend_url": format!("{base}/tiles/heatmap/legend{sep}{suffix}"),
+        "vector_layers": [],
+        "format": "png",
         "minzoom": MIN_ZOOM,
         "maxzoom": MAX_ZOOM,
         "bounds": b.map(round),
