@@ -44,11 +44,28 @@ fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[&str]) -> Va
                 "200": { "description": ok, "content": content },
                 "304": { "description": "Not modified (the ETag in If-None-Match matches)." },
                 "400": { "$ref": "#/components/responses/BadRequest" },
+                "401": { "$ref": "#/components/responses/Unauthorized" },
+                "403": { "$ref": "#/components/responses/Forbidden" },
                 "404": { "$ref": "#/components/responses/NotFound" },
+                "414": { "$ref": "#/components/responses/UriTooLong" },
+                "429": { "$ref": "#/components/responses/TooManyRequests" },
                 "500": { "$ref": "#/components/responses/ServerError" },
+                "503": { "$ref": "#/components/responses/Unavailable" },
             },
         }
     })
+}
+
+/// An error response that says when to try again (`Retry-After`, whole seconds).
+fn retry_later(description: &str) -> Value {
+    let mut r = exception(description);
+    r["headers"] = json!({
+        "Retry-After": {
+            "description": "Seconds to wait before trying again.",
+            "schema": { "type": "integer", "minimum": 1 },
+        },
+    });
+    r
 }
 
 fn paths() -> Value {
@@ -169,8 +186,13 @@ pub fn document(base: &str) -> Value {
             },
             "responses": {
                 "BadRequest": exception("A parameter is unknown, repeated or has a bad value."),
+                "Unauthorized": exception("The key sent is not valid, or a key is needed: send it as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key as the password."),
+                "Forbidden": exception("The key's role may not see this resource (incident points and the operational collections need analyst or partner), or a sensitive category was asked for below district level."),
                 "NotFound": exception("No such collection or feature."),
+                "UriTooLong": exception("The query string or path is longer than the server accepts."),
+                "TooManyRequests": retry_later("Over the rate limit of the client's address or key (a request past its burst is first held up to the server's delay, then refused)."),
                 "ServerError": exception("A server error."),
+                "Unavailable": retry_later("The request timed out, or the server is computing as much as it will at once; try again after Retry-After."),
             },
         },
     })
@@ -199,6 +221,17 @@ mod tests {
     fn references_resolve_and_path_parameters_are_declared() {
         let doc = document("http://localhost");
         refs(&doc, &doc);
+        // Every status the server can answer an operation with is declared on it.
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for code in [
+                "200", "304", "400", "401", "403", "404", "414", "429", "500", "503",
+            ] {
+                assert!(
+                    item["get"]["responses"].get(code).is_some(),
+                    "{path} lacks {code}"
+                );
+            }
+        }
         for (path, item) in doc["paths"].as_object().unwrap() {
             let params = item["get"]["parameters"].as_array().unwrap();
             for seg in path.split('/').filter(|s| s.starts_with('{')) {

@@ -29,7 +29,7 @@ use crate::lru::Lru;
 use crate::serve::disclosure::basis::Basis;
 use crate::serve::tile::TileCoord;
 use crate::serve::{AppError, disclosure};
-use crate::stats::emerging::{self, Category};
+use crate::stats::emerging::Category;
 use crate::stats::gi_star::gi_star;
 use crate::stats::study::{Contiguity, Study, Units};
 
@@ -223,34 +223,17 @@ fn internal(e: ::mvt::Error) -> AppError {
     AppError::Internal(format!("vector tile encoding: {e}"))
 }
 
-/// Emerging hot spot categories of the study's cells, as the OGC `emerging` collection
-/// computes them (k = 1, Esri's default time window, FDR), of the monthly cube on
-/// `basis`; None with under three months or units, or on an inconsistent cube (logged).
+/// Emerging hot spot categories of the study's cells, as the map's cells and the OGC
+/// `emerging` collection compute them (k = 1, Esri's default time window, FDR), of the
+/// monthly cube on `basis`; None with under three months or units, or on an
+/// inconsistent cube (logged).
 fn categories(
     study: &Study,
     w: &crate::stats::Weights,
     filter: &Filter,
     basis: &Basis,
 ) -> Option<Vec<Category>> {
-    let monthly = study.monthly(filter);
-    if monthly.observed_len() < 3 || study.len() < 3 {
-        return None;
-    }
-    let e = emerging::emerging_hot_spots_observed(
-        &basis.monthly(&monthly),
-        &monthly.observed,
-        w,
-        emerging::ESRI_DEFAULT_WINDOW,
-        true,
-        emerging::DEFAULT_TREND_ALPHA,
-    );
-    match e {
-        Ok(e) => Some(e.category),
-        Err(err) => {
-            tracing::warn!(error = %err, "emerging hot spots for the cells tiles");
-            None
-        }
-    }
+    crate::serve::web::cells::categories(study, w, filter, true, basis)
 }
 
 /// Computed layers by store, keyed by generation, filter, resolution, k, seed and view.

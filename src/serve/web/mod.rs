@@ -18,7 +18,7 @@
 //! Bad parameters are 400 (unknown ones too), as everywhere in the server.
 
 mod assets;
-mod cells;
+pub(crate) mod cells;
 mod change;
 mod details;
 mod labels;
