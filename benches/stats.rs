@@ -5,7 +5,10 @@
 //! * Gi* for k = 1, 2, 3 (weights built beforehand, as for esda), median ms;
 //! * local Moran's I with 999 permutations, k = 1;
 //! * emerging hot spots (space-time Gi* + Mann-Kendall + categories) for 30k cells x 36
-//!   months.
+//!   months;
+//! * the cost of publishing statistics of perturbed counts below analyst
+//!   (`disclosure::basis`): perturbing the 100k unit counts and the 30k x 36 cube, beside
+//!   the statistic computed on them (the view's second Gi* or emerging run).
 //!
 //! Run: `cargo bench --bench stats -- [--no-peer]`
 
@@ -15,10 +18,13 @@ use std::process::Command;
 use std::time::Instant;
 
 use h3o::{CellIndex, LatLng, Resolution};
+use hotspot::serve::disclosure::DisclosureSettings;
+use hotspot::serve::disclosure::basis::Basis;
 use hotspot::stats::Weights;
 use hotspot::stats::emerging::{DEFAULT_TREND_ALPHA, ESRI_DEFAULT_WINDOW, emerging_hot_spots};
 use hotspot::stats::gi_star::gi_star;
 use hotspot::stats::local_moran::local_moran;
+use hotspot::stats::study::Monthly;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -155,6 +161,29 @@ fn main() {
         "| emerging hot spots, {} cells x 36 months (space-time Gi* + Mann-Kendall + categories, FDR) | - | {:.0} ms | no esda equivalent | - |",
         cells30.len(),
         ms
+    ));
+    // Below analyst the statistics are of perturbed counts: one table look-up per unit
+    // and per unit-month, then the statistic once more for that view.
+    let keys: Vec<u32> = (0..n).map(|_| rng.random_range(0u32..256)).collect();
+    let basis = Basis::perturbed(DisclosureSettings::default().ckp_seed);
+    let units_ms = median_ms(15, || {
+        std::hint::black_box(basis.counts(&counts, &keys));
+    });
+    let cube = Monthly {
+        months: vec![],
+        keys: values
+            .iter()
+            .map(|row| row.iter().map(|_| rng.random_range(0u32..256)).collect())
+            .collect(),
+        observed: vec![true; values.len()],
+        values,
+    };
+    let cube_ms = median_ms(5, || {
+        std::hint::black_box(basis.monthly(&cube));
+    });
+    rows.push(format!(
+        "| perturbing the counts below analyst: {n} unit counts / {} x 36 cell-months | - | {units_ms:.2} ms / {cube_ms:.1} ms | - | - |",
+        cells30.len()
     ));
     let text = rows.join("\n");
     println!("{text}");
