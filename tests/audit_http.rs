@@ -55,7 +55,7 @@ async fn every_refusal_is_audited_and_floods_are_bounded() {
         store,
         Settings {
             data: dir,
-            request_timeout_secs: 900,
+            request_timeout_secs: 900.0,
             keys: vec![ApiKey {
                 name: "council".into(),
                 role: Role::Partner,

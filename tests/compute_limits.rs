@@ -27,10 +27,16 @@ impl Drop for Server {
 }
 
 fn start(args: &[&str]) -> Server {
+    start_with_env(args, &[])
+}
+
+/// As [`start`], with environment variables for the server.
+fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> Server {
     let data = tempfile::tempdir().expect("temp dir").keep();
     let mut child = Command::new(env!("CARGO_BIN_EXE_hotspot"))
         .args(["serve", "--bind", "127.0.0.1:0", "--demo", "real"])
         .args(args)
+        .envs(envs.iter().copied())
         .env("HOTSPOT_DATA", &data)
         .env_remove("HOTSPOT_CONFIG")
         .env("HOTSPOT_LOG", "warn")
@@ -129,22 +135,30 @@ fn head(body: &str) -> &str {
 
 #[test]
 fn a_timed_out_layer_stops_using_the_cores_and_its_kind_is_then_refused_at_once() {
-    let server = start(&["--request-timeout-secs", "1", "--compute-slots", "1"]);
+    // One worker thread, so the layer takes its whole CPU time as wall time (about 1.5 s
+    // in a debug build on a quiet 2-core machine, where two threads finished it inside
+    // the old 1 s timeout and the test failed), and a timeout well under that: cut at
+    // 0.3 s, most of it is left for a layer that did not stop to show (670 ms of CPU in
+    // the window with the checkpoints disabled; 0-90 ms with them, in four runs).
+    let server = start_with_env(
+        &["--request-timeout-secs", "0.3", "--compute-slots", "1"],
+        &[("RAYON_NUM_THREADS", "1")],
+    );
     let (status, _, body, took) = get(server.addr, &moran(1));
     assert_eq!(
         status,
         503,
-        "the layer should not finish in 1 s: {}",
+        "the layer should not finish in 0.3 s: {}",
         head(&body)
     );
     assert!(took < Duration::from_secs(10), "{took:?}");
     // Within a moment of the answer the work has stopped: over the next 3 s the server
     // uses (nearly) no CPU. Left running, it would use both cores for the whole window.
-    std::thread::sleep(Duration::from_millis(500));
+    std::thread::sleep(Duration::from_millis(100));
     let used = cpu_during(&server, Duration::from_secs(3));
     eprintln!("CPU used in the 3 s after the timeout: {used:?}");
     assert!(
-        used < Duration::from_millis(600),
+        used < Duration::from_millis(250),
         "the cancelled layer kept computing: {used:?} of CPU in 3 s"
     );
     // The kind's estimate is now past the timeout: the next one (another month, so no

@@ -47,7 +47,7 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
     };
     let settings = Settings {
         data: dir,
-        request_timeout_secs: 900,
+        request_timeout_secs: 900.0,
         keys: vec![
             key("kiosk", Role::Public),
             key("council", Role::Partner),

@@ -28,7 +28,7 @@ static STATE: LazyLock<(tempfile::TempDir, AppState)> = LazyLock::new(|| {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = load_or_seed(dir.path()).expect("the bundled fixtures load");
     let settings = Settings {
-        request_timeout_secs: 900,
+        request_timeout_secs: 900.0,
         ..analyst_settings(dir.path().to_path_buf())
     };
     (dir, AppState::new(store, settings))

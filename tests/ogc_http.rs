@@ -44,7 +44,7 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
     let dir = dir.keep();
     // Debug builds tile the resolution-10 grid slowly: no 503 from the timeout here.
     let settings = Settings {
-        request_timeout_secs: 900,
+        request_timeout_secs: 900.0,
         ..analyst_settings(dir)
     };
     AppState::new(store, settings)

@@ -20,7 +20,7 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
     // Kept for the audit log, which analyst requests write to.
     let dir = dir.keep();
     let settings = Settings {
-        request_timeout_secs: 900,
+        request_timeout_secs: 900.0,
         ..analyst_settings(dir)
     };
     AppState::new(store, settings)

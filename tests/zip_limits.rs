@@ -69,7 +69,7 @@ fn state(dir: &Path, limits: LimitSettings) -> AppState {
         store,
         Settings {
             data: dir.to_owned(),
-            request_timeout_secs: 300,
+            request_timeout_secs: 300.0,
             keys: vec![ApiKey {
                 name: "ops".into(),
                 role: Role::Admin,

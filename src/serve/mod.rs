@@ -96,7 +96,7 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(s.body_limit_bytes))
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Duration::from_secs(s.request_timeout_secs),
+            s.request_timeout(),
         ));
     // Limits and hardening (src/serve/limits): panics, rate limits, URI caps, error bodies.
     // CORS outside them, so a browser map can read a 429 (and preflights cost no tokens).

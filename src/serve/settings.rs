@@ -29,9 +29,9 @@ pub struct ServeArgs {
     /// Origins allowed by CORS, comma-separated.
     #[arg(long, env = "HOTSPOT_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Option<Vec<String>>,
-    /// Request timeout in seconds.
+    /// Request timeout in seconds (a decimal is allowed: 0.5).
     #[arg(long, env = "HOTSPOT_REQUEST_TIMEOUT")]
-    pub request_timeout_secs: Option<u64>,
+    pub request_timeout_secs: Option<f64>,
     /// Largest request body in bytes.
     #[arg(long, env = "HOTSPOT_BODY_LIMIT")]
     pub body_limit_bytes: Option<usize>,
@@ -69,7 +69,8 @@ pub struct Settings {
     pub bind: SocketAddr,
     pub data: PathBuf,
     pub cors_origins: Vec<String>,
-    pub request_timeout_secs: u64,
+    /// Seconds (a decimal is allowed).
+    pub request_timeout_secs: f64,
     pub body_limit_bytes: usize,
     /// A connection that has not sent a whole request head within this many seconds
     /// (a new one, or a keep-alive one waiting for its next request) is closed.
@@ -104,7 +105,7 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("hotspot-data"),
             cors_origins: Vec::new(),
-            request_timeout_secs: 30,
+            request_timeout_secs: 30.0,
             body_limit_bytes: 64 << 20,
             header_read_timeout_secs: 20,
             max_connections: 10_000,
@@ -121,6 +122,12 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// [`Settings::request_timeout_secs`] as a duration (validated finite and positive).
+    pub fn request_timeout(&self) -> std::time::Duration {
+        std::time::Duration::try_from_secs_f64(self.request_timeout_secs)
+            .unwrap_or(std::time::Duration::from_secs(30))
+    }
+
     /// Defaults, then the config file, then flags and environment.
     ///
     /// # Errors
@@ -181,8 +188,9 @@ impl Settings {
         );
         anyhow::ensure!(s.audit_keep <= 1000, "audit_keep must be at most 1000");
         anyhow::ensure!(
-            s.request_timeout_secs > 0,
-            "request_timeout_secs must be positive"
+            s.request_timeout_secs.is_finite()
+                && (0.001..=86_400.0).contains(&s.request_timeout_secs),
+            "request_timeout_secs must be from 0.001 to 86400 seconds"
         );
         super::auth::validate_keys(&s.keys).map_err(anyhow::Error::msg)?;
         s.disclosure.validate().map_err(anyhow::Error::msg)?;

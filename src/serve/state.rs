@@ -42,7 +42,7 @@ impl AppState {
                         n => n,
                     },
                     settings.compute_queue,
-                    std::time::Duration::from_secs(settings.request_timeout_secs),
+                    settings.request_timeout(),
                 )),
                 jobs: super::jobs::Jobs::default(),
                 settings,
