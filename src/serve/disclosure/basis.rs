@@ -38,7 +38,6 @@
 
 use std::borrow::Cow;
 
-use super::DisclosureSettings;
 use super::ckp::PTable;
 use crate::stats::study::{Monthly, Study};
 
@@ -61,11 +60,11 @@ impl Basis {
         }
     }
 
-    /// The basis of a caller: perturbed when `controlled` (below analyst), with the
-    /// settings' table, else exact.
-    pub fn of(controlled: bool, settings: &DisclosureSettings) -> Self {
+    /// The basis of a caller: perturbed with the table of `seed` (`disclosure.ckp_seed`)
+    /// when `controlled` (below analyst), else exact.
+    pub fn of(controlled: bool, seed: u64) -> Self {
         if controlled {
-            Basis::perturbed(settings.ckp_seed)
+            Basis::perturbed(seed)
         } else {
             Basis::Exact
         }

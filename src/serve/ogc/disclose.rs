@@ -81,10 +81,7 @@ pub fn raw(
     generation: u64,
     filter: &Filter,
 ) -> Result<Arc<Items>, AppError> {
-    let key = format!("{}|{}", cid.id(), filter.key());
-    cache::items(store, generation, &key, || {
-        build(cid, store.clone(), filter, &Basis::Exact)
-    })
+    built(cid, store, generation, filter, &Basis::Exact)
 }
 
 /// The items of a collection with their statistics computed on the published (perturbed)
@@ -96,10 +93,20 @@ fn on_published(
     filter: &Filter,
     c: &Controls,
 ) -> Result<Arc<Items>, AppError> {
-    let basis = Basis::perturbed(c.seed);
+    built(cid, store, generation, filter, &Basis::perturbed(c.seed))
+}
+
+/// The items of a collection with their statistics on `basis`, cached per basis.
+fn built(
+    cid: CollectionId,
+    store: &Arc<AnalysisStore>,
+    generation: u64,
+    filter: &Filter,
+    basis: &Basis,
+) -> Result<Arc<Items>, AppError> {
     let key = format!("{}|{}|{}", cid.id(), filter.key(), basis.key());
     cache::items(store, generation, &key, || {
-        build(cid, store.clone(), filter, &basis)
+        build(cid, store.clone(), filter, basis)
     })
 }
 

@@ -103,11 +103,7 @@ impl CellLayer {
     ) -> Self {
         let study = Study::new(store.clone(), Units::H3(res), filter);
         let w = study.weights(1, Contiguity::Queen, true);
-        let basis = if controlled {
-            Basis::perturbed(ckp_seed)
-        } else {
-            Basis::Exact
-        };
+        let basis = Basis::of(controlled, ckp_seed);
         let counts = basis.study(&study);
         let gi = gi_star(&counts, &w, true);
         let cells: Vec<Option<CellIndex>> = study.cells.iter().copied().map(Some).collect();

@@ -133,29 +133,18 @@ struct Stat {
 fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
     let study = Study::new(store, Units::H3(q.res), filter);
     let density = study.density();
-    // Below analyst: the perturbed counts (and densities scaled with them), and the
-    // statistics' bins computed from them, so a bin says nothing the counts do not.
-    let (shown_counts, density) = match q.withhold_below {
-        Some(_) => {
-            let t = crate::serve::disclosure::ckp::PTable::new(q.ckp_seed);
-            let n = |i: usize| study.counts[i].max(0.0) as u64;
-            (
-                (0..study.len())
-                    .map(|i| t.perturb(n(i), study.keys[i]) as f64)
-                    .collect::<Vec<f64>>(),
-                (0..study.len())
-                    .map(|i| t.scale(density[i], n(i), study.keys[i]))
-                    .collect(),
-            )
-        }
-        None => (study.counts.clone(), density),
-    };
-    // Exact from analyst up (the clone is of the true counts there); below analyst the
-    // statistics are of the published counts (`disclosure::basis`).
-    let view = if q.withhold_below.is_some() {
-        Basis::perturbed(q.ckp_seed)
+    // Exact from analyst up; below analyst the perturbed counts (and densities scaled with
+    // them), and every statistic computed from them (`disclosure::basis`), so a bin says
+    // nothing the counts do not.
+    let view = Basis::of(q.withhold_below.is_some(), q.ckp_seed);
+    let shown_counts = view.study(&study);
+    let density: Vec<f64> = if view.is_perturbed() {
+        let t = crate::serve::disclosure::ckp::PTable::new(q.ckp_seed);
+        (0..study.len())
+            .map(|i| t.scale(density[i], study.counts[i].max(0.0) as u64, study.keys[i]))
+            .collect()
     } else {
-        Basis::Exact
+        density
     };
     let basis = &shown_counts;
     let w = study.weights(1, Contiguity::Queen, true);

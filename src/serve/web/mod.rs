@@ -189,7 +189,7 @@ async fn details_json(
         .run(
             ("map/details", 0),
             move || -> Result<serde_json::Value, AppError> {
-                let basis = Basis::of(k.is_some(), &settings);
+                let basis = Basis::of(k.is_some(), settings.ckp_seed);
                 let mut doc = details::details(&store, unit, &filter, fdr, names, &basis);
                 if let Some(k) = k {
                     let grid =

@@ -64,10 +64,7 @@ pub fn types(
         public.map(|d| d.k),
         public.map_or(TypeSet::empty(), |d| d.sensitive_types()),
     );
-    let basis = match public {
-        Some(d) => Basis::perturbed(d.ckp_seed),
-        None => Basis::Exact,
-    };
+    let basis = Basis::of(public.is_some(), public.map_or(0, |d| d.ckp_seed));
     let mut doc = details::details(store, unit, &f, false, rule, &basis);
     let rows = rows(&doc);
     if let Some(settings) = public {
