@@ -293,7 +293,7 @@ fn units_of_locations(
 /// `key << 32 | 1` to `add`.
 struct Scan<'a> {
     inc: &'a super::Incidents,
-    /// The record keys (the store's, or zeros when it has none).
+    /// The store's record keys.
     keys: &'a [u8],
     base: &'a [usize],
     lo: u16,
@@ -390,13 +390,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         .collect();
     let span = hi - lo;
     let (t_mul, y_mul) = (usize::from(n_t > 1) * n_y, usize::from(n_y > 1));
-    let zeros;
-    let record_keys: &[u8] = if inc.key.len() == inc.len() {
-        &inc.key
-    } else {
-        zeros = vec![0u8; inc.len()];
-        &zeros
-    };
+    let record_keys = store.record_keys();
     let scan = Scan {
         inc,
         keys: record_keys,

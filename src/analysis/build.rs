@@ -4,7 +4,7 @@
 //! drops the incidents outside the study area, counting them per type.
 //!
 //! # Record keys
-//! `finish` also gives every incident its record key (0..256), the fixed random number
+//! Every incident has a record key (0..256), the fixed random number
 //! cell-key perturbation sums per published cell (`serve::disclosure::ckp`; the ONS 2021
 //! Census and ABS TableBuilder method). The store keeps no record id, and a location id
 //! or a row's position depends on the order files were loaded in, so the key is a hash of
@@ -25,6 +25,8 @@
 use std::sync::Arc;
 
 use rayon::prelude::*;
+use std::collections::hash_map::Entry;
+
 use rustc_hash::FxHashMap;
 
 use super::{AnalysisStore, Incidents, Locations, TypeCounts};
@@ -41,17 +43,18 @@ const TYPE_SLOTS: usize = 256;
 /// Collects incidents before their locations are resolved.
 #[derive(Debug)]
 pub struct Builder {
-    index: FxHashMap<(u64, u16), u32>,
-    /// The last location seen at each coordinate: most coordinates carry one LSOA code,
-    /// so a row usually finds its location with one integer lookup and one comparison
-    /// of its code, without interning the code.
+    /// The first location at each coordinate: most coordinates carry one LSOA code, so a
+    /// row usually finds its location with one integer lookup and one comparison of its
+    /// code, without interning the code.
     by_point: FxHashMap<u64, u32>,
+    /// The further locations at a coordinate already in `by_point`, by (coordinate,
+    /// code id): the rare coordinates that carry two codes.
+    others: FxHashMap<(u64, u16), u32>,
     lon_e7: Vec<i32>,
     lat_e7: Vec<i32>,
     code: Vec<u16>,
     street: Streets,
-    code_ids: FxHashMap<Box<[u8]>, u16>,
-    codes: Vec<Box<str>>,
+    codes: Codes,
     incidents: Incidents,
     unlocated: TypeCounts,
     coverage: crate::coverage::Coverage,
@@ -62,28 +65,24 @@ pub struct Builder {
     span: Option<(u16, u16)>,
     /// The dataset of the records without a police.uk batch.
     dataset: Option<crate::coverage::Dataset>,
-    /// The month spans (first, last) of the keyed builders merged in so far.
-    key_spans: Vec<(u16, u16)>,
 }
 
 impl Default for Builder {
     fn default() -> Self {
         Builder {
-            index: FxHashMap::default(),
             by_point: FxHashMap::default(),
+            others: FxHashMap::default(),
             lon_e7: Vec::new(),
             lat_e7: Vec::new(),
             code: Vec::new(),
             street: Streets::default(),
-            code_ids: FxHashMap::default(),
-            codes: Vec::new(),
+            codes: Codes::default(),
             incidents: Incidents::default(),
             unlocated: vec![0; TYPE_SLOTS],
             coverage: crate::coverage::Coverage::new(),
             last_batch: None,
             span: None,
             dataset: None,
-            key_spans: Vec::new(),
         }
     }
 }
@@ -97,60 +96,53 @@ impl Builder {
         Self::default()
     }
 
-    /// A builder with room for `incidents` incidents.
+    /// A builder with room for `incidents` incidents (and, as in police.uk month files,
+    /// about half as many distinct locations).
     pub fn with_capacity(incidents: usize) -> Self {
         let mut b = Self::default();
         b.incidents.loc.reserve(incidents);
         b.incidents.month.reserve(incidents);
         b.incidents.ctype.reserve(incidents);
         b.incidents.severity.reserve(incidents);
+        b.by_point.reserve(incidents / 2);
+        b.lon_e7.reserve(incidents / 2);
+        b.lat_e7.reserve(incidents / 2);
+        b.code.reserve(incidents / 2);
         b
     }
 
-    /// The id of an LSOA code (trimmed; blank is no code).
-    fn intern(&mut self, code: &[u8]) -> u16 {
-        let code = code.trim_ascii();
-        if code.is_empty() {
-            return NO_CODE;
-        }
-        if let Some(&id) = self.code_ids.get(code) {
-            return id;
-        }
-        let id = self.codes.len().min(usize::from(NO_CODE) - 1) as u16;
-        if usize::from(id) == self.codes.len() {
-            self.codes
-                .push(String::from_utf8_lossy(code).into_owned().into_boxed_str());
-            self.code_ids.insert(code.into(), id);
-        }
-        id
-    }
-
-    /// The id of the location at (`lon_e7`, `lat_e7`) with code id `code`, adding it
-    /// (with the street `street` gives) when new.
+    /// The id of the location at `p` with code id `code`, adding it (with the street
+    /// `street` gives) when new.
     fn location_id<'s>(
         &mut self,
-        lon_e7: i32,
-        lat_e7: i32,
+        p: u64,
         code: u16,
         street: impl FnOnce() -> std::borrow::Cow<'s, str>,
     ) -> u32 {
         let next = self.lon_e7.len() as u32;
-        *self
-            .index
-            .entry((pack(lon_e7, lat_e7), code))
-            .or_insert_with(|| {
-                self.lon_e7.push(lon_e7);
-                self.lat_e7.push(lat_e7);
-                self.code.push(code);
-                self.street.push(&street());
-                next
-            })
+        let id = match self.by_point.entry(p) {
+            Entry::Occupied(e) => {
+                let first = *e.get();
+                if self.code[first as usize] == code {
+                    return first;
+                }
+                *self.others.entry((p, code)).or_insert(next)
+            }
+            Entry::Vacant(e) => *e.insert(next),
+        };
+        if id == next {
+            self.lon_e7.push((p >> 32) as u32 as i32);
+            self.lat_e7.push(p as u32 as i32);
+            self.code.push(code);
+            self.street.push(&street());
+        }
+        id
     }
 
     /// Adds a location (deduplicated by coordinate and LSOA code) and returns its id.
     pub fn location(&mut self, lon_e7: i32, lat_e7: i32, lsoa_code: &str, street: &str) -> u32 {
-        let code = self.intern(lsoa_code.as_bytes());
-        self.location_id(lon_e7, lat_e7, code, || street.into())
+        let code = self.codes.intern(lsoa_code.as_bytes());
+        self.location_id(pack(lon_e7, lat_e7), code, || street.into())
     }
 
     /// As [`Builder::location`], decoding the street text only for a new location.
@@ -165,14 +157,12 @@ impl Builder {
         let p = pack(lon_e7, lat_e7);
         let code_bytes = lsoa_code.as_bytes().trim_ascii();
         if let Some(&id) = self.by_point.get(&p)
-            && self.code_text(self.code[id as usize]).as_bytes() == code_bytes
+            && self.codes.text(self.code[id as usize]).as_bytes() == code_bytes
         {
             return id;
         }
-        let code = self.intern(code_bytes);
-        let id = self.location_id(lon_e7, lat_e7, code, || street.decode());
-        self.by_point.insert(p, id);
-        id
+        let code = self.codes.intern(code_bytes);
+        self.location_id(p, code, || street.decode())
     }
 
     /// Adds an incident at a location id from [`Builder::location`].
@@ -196,31 +186,6 @@ impl Builder {
         self
     }
 
-    /// Gives this builder's incidents their record keys now, with ordinals among this
-    /// builder's records only. Called on each file's builder while files are parsed in
-    /// parallel: records identical in every attribute share their month, so when the
-    /// files merged have disjoint month spans (police.uk files are one force-month each;
-    /// a one-force download never overlaps) no group of identical records spans two
-    /// files, and these keys are exactly the keys [`record_keys`] gives the merged store.
-    /// [`Builder::merge`] keeps them only then, and `finish` recomputes them otherwise.
-    pub fn local_keys(&mut self) {
-        self.incidents.key = record_keys(&self.lon_e7, &self.lat_e7, &self.incidents);
-        self.key_spans = self.month_span().into_iter().collect();
-    }
-
-    /// Whether every incident has its final record key: an incident pushed or appended
-    /// without one, or a merge that dropped them, leaves the key column short; `finish`
-    /// then computes them all.
-    fn has_keys(&self) -> bool {
-        self.incidents.key.len() == self.incidents.loc.len()
-    }
-
-    /// The first and last month of the incidents (none without incidents).
-    fn month_span(&self) -> Option<(u16, u16)> {
-        let m = &self.incidents.month;
-        Some((*m.iter().min()?, *m.iter().max()?))
-    }
-
     /// The coverage gathered, with the span of unbatched records folded in.
     fn take_coverage(&mut self) -> crate::coverage::Coverage {
         use crate::coverage::Dataset;
@@ -238,31 +203,16 @@ impl Builder {
         self.unlocated[usize::from(ctype)] += n;
     }
 
-    fn code_text(&self, id: u16) -> &str {
-        if id == NO_CODE {
-            ""
-        } else {
-            &self.codes[usize::from(id)]
-        }
-    }
-
     /// Appends another builder, remapping its location ids.
     pub fn merge(&mut self, mut other: Builder) {
-        // Keys survive the merge when both sides have them and no month is on both sides
-        // (see `local_keys`).
-        let mine = self.has_keys();
-        let disjoint = other
-            .key_spans
-            .iter()
-            .all(|&(lo, hi)| self.key_spans.iter().all(|&(a, b)| hi < a || b < lo));
-        let keep_keys = mine && other.has_keys() && disjoint;
         let c = other.take_coverage();
         self.coverage.merge(c);
         // Codes are interned once per file, not once per location.
         let codes: Vec<u16> = other
             .codes
+            .text
             .iter()
-            .map(|c| self.intern(c.as_bytes()))
+            .map(|c| self.codes.intern(c.as_bytes()))
             .collect();
         let remap: Vec<u32> = (0..other.lon_e7.len())
             .map(|i| {
@@ -270,25 +220,23 @@ impl Builder {
                     NO_CODE => NO_CODE,
                     c => codes[usize::from(c)],
                 };
-                self.location_id(other.lon_e7[i], other.lat_e7[i], code, || {
+                self.location_id(pack(other.lon_e7[i], other.lat_e7[i]), code, || {
                     other.street.get(i).into()
                 })
             })
             .collect();
         let inc = other.incidents;
+        let n = inc.loc.len();
+        self.incidents.loc.reserve(n);
+        self.incidents.month.reserve(n);
+        self.incidents.ctype.reserve(n);
+        self.incidents.severity.reserve(n);
         self.incidents
             .loc
             .extend(inc.loc.iter().map(|&l| remap[l as usize]));
         self.incidents.month.extend_from_slice(&inc.month);
         self.incidents.ctype.extend_from_slice(&inc.ctype);
         self.incidents.severity.extend_from_slice(&inc.severity);
-        if keep_keys {
-            self.incidents.key.extend_from_slice(&inc.key);
-            self.key_spans.extend_from_slice(&other.key_spans);
-        } else {
-            self.incidents.key = Vec::new();
-            self.key_spans.clear();
-        }
         self.add_unlocated(&other.unlocated);
     }
 
@@ -319,7 +267,7 @@ impl Builder {
                     f64::from(self.lon_e7[i]) / 1e7,
                     f64::from(self.lat_e7[i]) / 1e7,
                 );
-                geography.place(Some(self.code_text(self.code[i])), lon, lat)
+                geography.place(Some(self.codes.text(self.code[i])), lon, lat)
             })
             .collect();
         let only = |by: PlacedBy| placed.iter().filter(|p| p.by == by).count();
@@ -328,7 +276,6 @@ impl Builder {
         } else {
             Vintage::V2011
         };
-        let keyed = self.has_keys();
         let mut incidents = self.incidents;
         let mut outside_by_type = vec![0u64; TYPE_SLOTS];
         let mut outside_by_month = std::collections::BTreeMap::<u16, u64>::new();
@@ -361,18 +308,12 @@ impl Builder {
                 incidents.month[w] = incidents.month[r];
                 incidents.ctype[w] = incidents.ctype[r];
                 incidents.severity[w] = incidents.severity[r];
-                if keyed {
-                    incidents.key[w] = incidents.key[r];
-                }
                 w += 1;
             }
             incidents.loc.truncate(w);
             incidents.month.truncate(w);
             incidents.ctype.truncate(w);
             incidents.severity.truncate(w);
-            if keyed {
-                incidents.key.truncate(w);
-            }
             let keep: Vec<bool> = placed.iter().map(|p| !p.is_outside()).collect();
             let mut k = keep.iter();
             lon_e7.retain(|_| *k.next().unwrap_or(&false));
@@ -381,9 +322,6 @@ impl Builder {
             let mut k = keep.iter();
             street.retain(|_| *k.next().unwrap_or(&false));
             placed.retain(|p| !p.is_outside());
-        }
-        if !keyed {
-            incidents.key = record_keys(&lon_e7, &lat_e7, &incidents);
         }
         incidents.loc.shrink_to_fit();
         incidents.month.shrink_to_fit();
@@ -408,6 +346,41 @@ impl Builder {
             outside_by_month,
             lsoa_vintage,
             coverage,
+        }
+    }
+}
+
+/// LSOA codes, interned: a location keeps a code id.
+#[derive(Debug, Default)]
+struct Codes {
+    ids: FxHashMap<Box<[u8]>, u16>,
+    text: Vec<Box<str>>,
+}
+
+impl Codes {
+    /// The id of an LSOA code (trimmed; blank is no code).
+    fn intern(&mut self, code: &[u8]) -> u16 {
+        let code = code.trim_ascii();
+        if code.is_empty() {
+            return NO_CODE;
+        }
+        if let Some(&id) = self.ids.get(code) {
+            return id;
+        }
+        let id = self.text.len().min(usize::from(NO_CODE) - 1) as u16;
+        if usize::from(id) == self.text.len() {
+            self.text
+                .push(String::from_utf8_lossy(code).into_owned().into_boxed_str());
+            self.ids.insert(code.into(), id);
+        }
+        id
+    }
+
+    fn text(&self, id: u16) -> &str {
+        if id == NO_CODE {
+            ""
+        } else {
+            &self.text[usize::from(id)]
         }
     }
 }
@@ -598,39 +571,5 @@ mod key_tests {
         // Duplicates get different keys (their ordinals differ), most of the time.
         let distinct: std::collections::HashSet<u8> = a.iter().map(|x| x.1).collect();
         assert!(distinct.len() > 100, "{} distinct keys", distinct.len());
-    }
-
-    /// Files keyed in parallel and merged get the keys the merged store would get; when
-    /// two files share a month (identical records could then sit in both), the merge
-    /// drops the per-file keys so that `finish` computes them over everything.
-    #[test]
-    fn per_file_keys_equal_the_merged_stores_keys() {
-        // (lon, lat, month, type): few distinct values, so many identical records.
-        let file = |months: std::ops::Range<u16>, seed: i32| {
-            let mut b = Builder::new();
-            for i in 0..300i32 {
-                let m = months.start + (i as u16 % (months.end - months.start));
-                let loc = b.location((i * seed) % 5, i % 3, "E01000001", "On or near X");
-                b.incident(loc, m, (i % 2) as u8, 0);
-            }
-            b
-        };
-        for (a, b, disjoint) in [(0..3, 3..6, true), (0..3, 2..5, false)] {
-            let mut merged = Builder::new();
-            for (months, seed) in [(a.clone(), 7), (b.clone(), 11)] {
-                let mut f = file(months, seed);
-                f.local_keys();
-                merged.merge(f);
-            }
-            assert_eq!(merged.has_keys(), disjoint, "{a:?} {b:?}");
-            let global = record_keys(&merged.lon_e7, &merged.lat_e7, &merged.incidents);
-            if disjoint {
-                assert_eq!(merged.incidents.key, global);
-            }
-            // Unkeyed builders merged never claim keys.
-            let mut plain = Builder::new();
-            plain.merge(file(a.clone(), 7));
-            assert!(!plain.has_keys());
-        }
     }
 }

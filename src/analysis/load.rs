@@ -169,8 +169,6 @@ pub fn from_csv_paths(
                 let dataset = format.and_then(crate::coverage::Dataset::of_format);
                 let mut b = Builder::with_capacity(bytes.len() / 160).for_dataset(dataset);
                 let stats = ingest::parse_bytes(&name, bytes, format, &mut b)?;
-                // Keys now, in parallel; the merge keeps them where it can.
-                b.local_keys();
                 Ok((b, stats))
             })
         })

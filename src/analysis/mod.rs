@@ -106,9 +106,10 @@ pub struct Incidents {
     pub month: Vec<u16>,
     pub ctype: Vec<u8>,
     pub severity: Vec<u8>,
-    /// The record key (0..256) of cell-key perturbation, set by `Builder::finish`
-    /// ([`build::record_keys`]); empty reads as all zero keys.
-    pub key: Vec<u8>,
+    /// The record keys (0..256) of cell-key perturbation ([`build::record_keys`]),
+    /// computed on first use: read them with [`AnalysisStore::record_keys`]. Exact
+    /// answers never need them, so a load does not wait for them.
+    pub key: OnceLock<Vec<u8>>,
 }
 
 impl Incidents {
@@ -161,7 +162,20 @@ impl AnalysisStore {
             + i.month.capacity() * 2
             + i.ctype.capacity()
             + i.severity.capacity()
-            + i.key.capacity()
+            // The record keys, whether or not computed yet (a server computes them).
+            + i.key.get().map_or(i.loc.len(), Vec::capacity)
+    }
+
+    /// Each incident's record key for cell-key perturbation ([`build::record_keys`]),
+    /// computed in parallel on first use and kept.
+    pub fn record_keys(&self) -> &[u8] {
+        self.incidents.key.get_or_init(|| {
+            build::record_keys(
+                &self.locations.lon_e7,
+                &self.locations.lat_e7,
+                &self.incidents,
+            )
+        })
     }
 
     /// Located incidents outside the study area.

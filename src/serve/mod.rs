@@ -150,13 +150,17 @@ pub async fn run(state: AppState) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Covers the county with H3 cells at every resolution the tiles and collections use, in
-/// the background, so the first map view does not wait for h3o's tiler (about a second at
-/// resolution 10).
+/// Covers the county with H3 cells at every resolution the tiles and collections use, and
+/// computes the record keys, in the background, so the first map view does not wait for
+/// h3o's tiler (about a second at resolution 10).
 fn warm_covers(state: &AppState) {
-    let geography = state.store().geography.clone();
+    let store = state.store();
+    let geography = store.geography.clone();
     tokio::task::spawn_blocking(move || {
         let started = std::time::Instant::now();
+        // The record keys of perturbed answers, so the first public request does not
+        // wait for them either (tens of ms per million incidents).
+        store.record_keys();
         for res in [6u8, 7, 8, 9, 10] {
             if let Ok(res) = h3o::Resolution::try_from(res) {
                 crate::stats::grid::cached_cover(&geography, None, res);

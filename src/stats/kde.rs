@@ -926,7 +926,7 @@ mod tests {
                 month: incidents.iter().map(|i| i.1).collect(),
                 ctype: incidents.iter().map(|i| i.2).collect(),
                 severity: vec![0; incidents.len()],
-                key: vec![],
+                key: Default::default(),
             },
             unlocated: 0,
             unlocated_by_type: vec![0; 256],

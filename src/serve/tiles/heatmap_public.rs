@@ -123,6 +123,7 @@ pub struct CellCount {
 pub fn grid_counts(store: &AnalysisStore, filter: &Filter) -> BTreeMap<Cell, CellCount> {
     let l = &store.locations;
     let inc = &store.incidents;
+    let record_keys = store.record_keys();
     let n_loc = l.len();
     let keep_loc: Vec<bool> = (0..n_loc)
         .map(|i| match &filter.districts {
@@ -150,7 +151,7 @@ pub fn grid_counts(store: &AnalysisStore, filter: &Filter) -> BTreeMap<Cell, Cel
                     && filter.keeps(inc.ctype[i], inc.severity[i])
                     && keep_loc.get(loc).copied().unwrap_or(false)
                 {
-                    let key = u32::from(inc.key.get(i).copied().unwrap_or(0));
+                    let key = u32::from(record_keys.get(i).copied().unwrap_or(0));
                     let a = &mut acc[loc];
                     *a = (a.0.saturating_add(1), a.1.wrapping_add(key));
                 }

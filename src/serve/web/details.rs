@@ -257,6 +257,7 @@ pub fn details(
         return doc;
     };
     let inc = &store.incidents;
+    let record_keys = store.record_keys();
     let mut by_type = [0u64; CrimeType::COUNT];
     let mut road = [0u64; Severity::ALL.len()];
     let mut series = vec![0u64; usize::from(hi - lo) + 1];
@@ -280,7 +281,7 @@ pub fn details(
             continue;
         }
         let (c, v) = (inc.ctype[k], inc.severity[k]);
-        let key = u32::from(inc.key.get(k).copied().unwrap_or(0));
+        let key = u32::from(record_keys.get(k).copied().unwrap_or(0));
         if let Some(n) = by_type.get_mut(usize::from(c)) {
             *n += 1;
             type_keys[usize::from(c)] = type_keys[usize::from(c)].wrapping_add(key);
