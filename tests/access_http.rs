@@ -15,6 +15,9 @@ use hotspot::serve::{AppState, Settings, load_or_seed, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+#[allow(dead_code)]
+mod common;
+
 const K: u64 = 5;
 /// The largest noise of cell-key perturbation (`disclosure::ckp`).
 const PERTURBATION: u64 = 2;
@@ -38,7 +41,8 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
         ],
         ..Settings::default()
     };
-    AppState::new(store, settings)
+    let basemap = common::tiny_basemap(&settings.data);
+    AppState::new(store, settings).with_basemap(basemap)
 });
 
 /// Callers: none, a key per role, a wrong key.
@@ -225,6 +229,13 @@ fn cases() -> Vec<Case> {
             "/tiles/boundaries.json",
             Role::Public,
         ),
+        // The self-hosted basemap: no incident data, everyone's.
+        c(
+            "/basemap/{z}/{x}/{y}",
+            "/basemap/9/252/165.png",
+            Role::Public,
+        ),
+        c("/basemap.json", "/basemap.json", Role::Public),
         // The web map (issue 5): its files and endpoints are public (and disclosure-
         // controlled below analyst); `/map` redirects to `/map/`.
         c("/map", "/map", Role::Public),

@@ -35,6 +35,9 @@ use hotspot::serve::{AppState, Settings, load_or_seed, router};
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+#[allow(dead_code)]
+mod common;
+
 const K: u64 = 5;
 
 static STATE: LazyLock<AppState> = LazyLock::new(|| {
@@ -56,7 +59,8 @@ static STATE: LazyLock<AppState> = LazyLock::new(|| {
         ],
         ..Settings::default()
     };
-    AppState::new(store, settings)
+    let basemap = common::tiny_basemap(&settings.data);
+    AppState::new(store, settings).with_basemap(basemap)
 });
 
 /// A second server whose store also holds sensitive incidents (the bundled police.uk
@@ -323,6 +327,8 @@ fn examples() -> Vec<(Method, &'static str, String)> {
             "/tiles/boundaries/9/252/165.mvt",
         ),
         g("/tiles/boundaries.json", "/tiles/boundaries.json"),
+        g("/basemap/{z}/{x}/{y}", "/basemap/9/252/165.png"),
+        g("/basemap.json", "/basemap.json"),
         g("/map", "/map"),
         g("/map/", "/map/"),
         g("/map/{*path}", "/map/src/app.js"),

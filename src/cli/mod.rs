@@ -175,7 +175,23 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
     if store.incidents.is_empty() {
         tracing::warn!(data = %settings.data.display(), "the store holds no incidents: ingest files (hotspot ingest) or start with --demo");
     }
-    let state = crate::serve::AppState::new(store, settings);
+    // Opened before the store is served, so a bad file stops the start with its reason.
+    let basemap = settings
+        .basemap
+        .as_deref()
+        .map(crate::serve::tiles::basemap::Basemap::open)
+        .transpose()?;
+    let mut state = crate::serve::AppState::new(store, settings);
+    if let Some(b) = basemap {
+        println!(
+            "basemap: {} ({}, zoom {} to {})",
+            b.path.display(),
+            b.format.ext(),
+            b.minzoom,
+            b.maxzoom
+        );
+        state = state.with_basemap(b);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

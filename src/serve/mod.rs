@@ -53,6 +53,7 @@ fn routes() -> auth::Routes {
         .merge(ogc::routes())
         .merge(tiles::heatmap::routes())
         .merge(tiles::mvt::routes())
+        .merge(tiles::basemap::routes())
         .merge(upload::routes())
         // The web map (issue 5).
         .merge(web::routes())

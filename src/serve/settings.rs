@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Lancashire year 2021, the default) or `sample` (the synthetic test fixtures).
     #[arg(long, env = "HOTSPOT_DEMO", value_name = "DATA", num_args = 0..=1, default_missing_value = "real")]
     pub demo: Option<super::state::Demo>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue; [[keys]] and [disclosure] for access control; [limits]).
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue, basemap; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -57,6 +57,10 @@ pub struct ServeArgs {
     /// Expensive layers that may wait for a slot; one more is refused with 503.
     #[arg(long, env = "HOTSPOT_COMPUTE_QUEUE")]
     pub compute_queue: Option<usize>,
+    /// A raster MBTiles file (png, jpg or webp tiles) drawn under the map, for sites with
+    /// their own OpenStreetMap extract (served at /basemap.json and /basemap/...).
+    #[arg(long, env = "HOTSPOT_BASEMAP", value_name = "FILE.mbtiles")]
+    pub basemap: Option<PathBuf>,
     /// Rate limits and caps (`[limits]` in the config file).
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -97,6 +101,8 @@ pub struct Settings {
     pub disclosure: super::disclosure::DisclosureSettings,
     /// Rate limits and caps: the `[limits]` table.
     pub limits: LimitSettings,
+    /// A raster MBTiles basemap (`tiles/basemap.rs`).
+    pub basemap: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -117,6 +123,7 @@ impl Default for Settings {
             keys: Vec::new(),
             disclosure: super::disclosure::DisclosureSettings::default(),
             limits: LimitSettings::default(),
+            basemap: None,
         }
     }
 }
@@ -180,6 +187,9 @@ impl Settings {
         }
         if let Some(v) = a.compute_queue {
             s.compute_queue = v;
+        }
+        if let Some(v) = &a.basemap {
+            s.basemap = Some(v.clone());
         }
         s.limits.apply(&a.limits)?;
         anyhow::ensure!(

@@ -27,6 +27,8 @@ struct Inner {
     compute: Arc<super::compute::Pool>,
     /// The ingest worker (`jobs.rs`).
     jobs: super::jobs::Jobs,
+    /// The self-hosted basemap (`tiles/basemap.rs`), when configured.
+    basemap: Option<Arc<super::tiles::basemap::Basemap>>,
 }
 
 impl AppState {
@@ -45,9 +47,24 @@ impl AppState {
                     settings.request_timeout(),
                 )),
                 jobs: super::jobs::Jobs::default(),
+                basemap: None,
                 settings,
             }),
         }
+    }
+
+    /// This state with a basemap (before it is shared: call on a new state).
+    #[must_use]
+    pub fn with_basemap(mut self, b: super::tiles::basemap::Basemap) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.basemap = Some(Arc::new(b));
+        }
+        self
+    }
+
+    /// The self-hosted basemap, when configured.
+    pub fn basemap(&self) -> Option<Arc<super::tiles::basemap::Basemap>> {
+        self.inner.basemap.clone()
     }
 
     /// The current store (a cheap handle; a concurrent replace does not affect it).

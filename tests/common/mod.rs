@@ -149,3 +149,29 @@ pub fn tilejson_3_violations(doc: &serde_json::Value) -> Vec<String> {
     }
     v
 }
+
+/// A raster MBTiles basemap of one blank PNG tile (XYZ 9/252/165, the county's middle),
+/// written by hand into `dir`, opened as `serve --basemap` opens it.
+#[allow(dead_code)]
+pub fn tiny_basemap(dir: &std::path::Path) -> hotspot::serve::tiles::basemap::Basemap {
+    let path = dir.join("tiny-basemap.mbtiles");
+    let mut png = std::io::Cursor::new(Vec::new());
+    image::RgbaImage::new(4, 4)
+        .write_to(&mut png, image::ImageFormat::Png)
+        .expect("png");
+    let c = rusqlite::Connection::open(&path).expect("sqlite");
+    c.execute_batch(
+        "CREATE TABLE metadata (name text, value text);
+         CREATE TABLE tiles (zoom_level integer, tile_column integer, tile_row integer, tile_data blob);
+         INSERT INTO metadata VALUES ('format', 'png'), ('minzoom', '6'), ('maxzoom', '12');",
+    )
+    .expect("schema");
+    // MBTiles rows count from the south: row = 2^9 - 1 - 165.
+    c.execute(
+        "INSERT INTO tiles VALUES (9, 252, 346, ?1)",
+        [png.into_inner()],
+    )
+    .expect("tile");
+    drop(c);
+    hotspot::serve::tiles::basemap::Basemap::open(&path).expect("the tiny basemap opens")
+}

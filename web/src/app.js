@@ -128,6 +128,11 @@ function status(text) {
 // ---- controls ----
 
 function buildControls() {
+  // The server's own basemap (serve --basemap): offered only when it has one.
+  if (app.meta.basemap) {
+    $('basemap-row').hidden = false;
+    $('basemap-name').textContent = `(${app.meta.basemap.name})`;
+  }
   const present = new Map(app.meta.types.map((t) => [t.slug, t]));
   const box = $('types');
   const groups = GROUPS.map(([name, slugs]) => [name, slugs.filter((s) => present.has(s))]);
@@ -291,6 +296,7 @@ function writeControls() {
   $('layer-patrol').checked = s.patrol;
   $('patrol-n').value = String(s.patrolN);
   $('layer-osm').checked = s.osm;
+  $('layer-basemap').checked = s.basemap;
   $('single').checked = Boolean(s.month);
   writeSlider();
 }
@@ -357,6 +363,7 @@ function readControls() {
   s.areaStat = $('area-stat').value;
   s.patrol = $('layer-patrol').checked;
   s.osm = $('layer-osm').checked;
+  s.basemap = $('layer-basemap').checked;
   const months = periodMonths();
   if ($('single').checked) {
     s.month = months[Number($('month').value)] || months[0] || '';
@@ -616,6 +623,9 @@ function baseStyle() {
         type: 'raster', tiles: [OSM_TILES], tileSize: 256, maxzoom: 19,
         attribution: '© <a href="https://www.openstreetmap.org/copyright">OpenStreetMap</a> contributors',
       },
+      // The server's own raster basemap, when started with --basemap (its TileJSON
+      // carries the zoom range, bounds and attribution).
+      ...(app.meta.basemap ? { basemap: { type: 'raster', url: `${ORIGIN}${app.meta.basemap.tilejson}`, tileSize: 256 } } : {}),
       boundaries: { type: 'vector', url: `${ORIGIN}/tiles/boundaries.json` },
       heat: { type: 'raster', tiles: [heatUrl()], tileSize: 256, minzoom: 6, maxzoom: 18 },
       cells: { type: 'geojson', data: { type: 'FeatureCollection', features: [] } },
@@ -625,6 +635,7 @@ function baseStyle() {
     },
     layers: [
       { id: 'background', type: 'background', paint: { 'background-color': '#eef0f2' } },
+      ...(app.meta.basemap ? [{ id: 'basemap', type: 'raster', source: 'basemap', paint: { 'raster-fade-duration': 0 } }] : []),
       { id: 'osm', type: 'raster', source: 'osm', layout: { visibility: 'none' }, paint: { 'raster-saturation': -0.6 } },
       {
         id: 'land', type: 'fill', source: 'boundaries', 'source-layer': 'districts',
@@ -764,7 +775,9 @@ function doRefresh() {
   const map = app.map;
   const osmOn = s.osm && app.osmReachable;
   setVisible('osm', osmOn);
-  map.setPaintProperty('land', 'fill-opacity', osmOn ? 0.1 : 0.9);
+  const baseOn = Boolean(app.meta.basemap) && s.basemap;
+  setVisible('basemap', baseOn);
+  map.setPaintProperty('land', 'fill-opacity', osmOn || baseOn ? 0.1 : 0.9);
   $('osm-state').textContent = app.osmReachable ? '' : '(offline)';
   // Heatmap raster tiles carry the filter in their URL: new filter, new tiles.
   const heatOn = heatShown(s);

@@ -23,6 +23,7 @@ export const DEFAULTS = {
   patrol: true,
   patrolN: 10, // how many patrol targets (5 to 100)
   osm: true,
+  basemap: true, // the server's own basemap (serve --basemap), when it has one
   view: null, // [lon, lat, zoom]
 };
 
@@ -53,7 +54,7 @@ export function fromQuery(search) {
   if (['stat', 'count', 'rate'].includes(get('colour'))) s.colour = get('colour');
   if (['districts', 'lsoas'].includes(get('areas'))) s.areas = get('areas');
   if (['count', 'rate'].includes(get('areastat'))) s.areaStat = get('areastat');
-  for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm']) s[k] = flag(get(k), s[k]);
+  for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm', 'basemap']) s[k] = flag(get(k), s[k]);
   const n = Number(get('n'));
   if (PATROL_N.includes(n)) s.patrolN = n;
   const v = (get('view') || '').split(',').map(Number);
@@ -74,7 +75,7 @@ export function toQuery(s) {
   if (s.colour !== DEFAULTS.colour) q.set('colour', s.colour);
   if (s.areas) q.set('areas', s.areas);
   if (s.areaStat !== DEFAULTS.areaStat) q.set('areastat', s.areaStat);
-  for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm']) {
+  for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm', 'basemap']) {
     if (s[k] !== DEFAULTS[k]) q.set(k, s[k] ? '1' : '0');
   }
   if (s.patrolN !== DEFAULTS.patrolN) q.set('n', String(s.patrolN));

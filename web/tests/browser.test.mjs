@@ -4,6 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { createRequire } from 'node:module';
 import {
   startServer, startBrowser, newPage, settled, pixels, colouredPixels, differentPixels, mapShot, OSM_HOST,
@@ -509,6 +513,47 @@ test('place labels are drawn by the map itself (offline) and go into the print i
   assert.deepEqual(others, []);
   assert.deepEqual(page.errors, []);
   await page.close();
+});
+
+test('a local basemap (serve --basemap, an MBTiles file GDAL wrote) is drawn under the map, offline', async () => {
+  // A magenta raster over the middle of the county, tiled as a site would tile its own map.
+  const dir = mkdtempSync(path.join(tmpdir(), 'hotspot-basemap-'));
+  const run = (cmd, args) => execFileSync(cmd, args, { cwd: dir, stdio: 'pipe' });
+  run('gdal_create', ['-of', 'GTiff', '-outsize', '512', '512', '-bands', '3', '-burn', '255', '-burn', '0', '-burn', '255',
+    '-a_srs', 'EPSG:4326', '-a_ullr', '-3.2', '54.3', '-2.0', '53.4', 'in.tif']);
+  run('gdal_translate', ['-q', '-of', 'MBTILES', '-co', 'ZOOM_LEVEL_STRATEGY=UPPER', 'in.tif', 'map.mbtiles']);
+  run('gdaladdo', ['-q', '-r', 'nearest', 'map.mbtiles', '2', '4', '8']);
+  const own = await startServer({ args: ['--basemap', path.join(dir, 'map.mbtiles')] });
+  try {
+    const page = await newPage(browser, { key: own.key });
+    const hosts = new Set();
+    page.on('request', (r) => hosts.add(new URL(r.url()).host));
+    await page.goto(`${own.url}?heat=0&cells=0&patrol=0&view=-2.70000,53.76000,9.00`);
+    await settled(page, 120_000);
+    assert.ok(await page.locator('#basemap-row').isVisible(), 'the basemap is offered');
+    assert.ok(await page.locator('#layer-basemap').isChecked());
+    const magenta = async () => {
+      const img = await pixels(page, await mapShot(page));
+      let n = 0;
+      for (let i = 0; i < img.data.length; i += 4) {
+        if (img.data[i] > 200 && img.data[i + 1] < 80 && img.data[i + 2] > 200) n += 1;
+      }
+      return n / (img.width * img.height);
+    };
+    const on = await magenta();
+    assert.ok(on > 0.5, `basemap share of the map ${on}`);
+    await change(page, () => page.locator('#layer-basemap').uncheck());
+    const off = await magenta();
+    assert.ok(off < 0.01, `with the basemap off ${off}`);
+    // Its tiles came from our server; nothing else but the refused OpenStreetMap probe.
+    const origin = new URL(own.url).host;
+    assert.deepEqual([...hosts].filter((h) => h !== origin && !h.endsWith(OSM_HOST)), []);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    own.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 /** The share of the viewport where a point shows the map (not a panel over it). */

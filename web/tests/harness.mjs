@@ -23,7 +23,8 @@ export const KEY_STORE = 'hotspot.key';
 // The key of the last server started: newPage's default.
 let defaultKey = null;
 
-export async function startServer() {
+/** `args`: more arguments for `hotspot serve` (e.g. `['--basemap', FILE]`). */
+export async function startServer({ args = [] } = {}) {
   const bin = path.resolve(process.env.HOTSPOT_BIN || path.join(repo, 'target', 'debug', 'hotspot'));
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo build first`);
   const root = mkdtempSync(path.join(tmpdir(), 'hotspot-web-'));
@@ -38,7 +39,7 @@ export async function startServer() {
     `sha256 = "${createHash('sha256').update(key).digest('hex')}"`,
     '',
   ].join('\n'));
-  const child = spawn(bin, ['serve', '--demo', 'sample', '--bind', '127.0.0.1:0', '--data', data, '--config', config], {
+  const child = spawn(bin, ['serve', '--demo', 'sample', '--bind', '127.0.0.1:0', '--data', data, '--config', config, ...args], {
     cwd: repo,
     env: { ...process.env, HOTSPOT_WEB: path.join(repo, 'web'), RUST_LOG: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,6 +1,8 @@
-//! Tile layers: heatmap PNG rasters (`heatmap.rs`) and Mapbox Vector Tiles (`mvt.rs`), and
+//! Tile layers: heatmap PNG rasters (`heatmap.rs`), Mapbox Vector Tiles (`mvt.rs`), a
+//! self-hosted raster basemap (`basemap.rs`), and
 //! the links their TileJSON documents share (`base_url`, `encode_component`).
 
+pub mod basemap;
 pub mod heatmap;
 pub mod mvt;
 

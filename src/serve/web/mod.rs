@@ -94,7 +94,15 @@ async fn meta_json(
 ) -> Result<Response, AppError> {
     params::parse(query.as_deref(), &[])?;
     let store = state.store();
-    let doc = blocking(move || meta::meta(&store)).await?;
+    let mut doc = blocking(move || meta::meta(&store)).await?;
+    if let Some(o) = doc.as_object_mut() {
+        o.insert(
+            "basemap".into(),
+            state
+                .basemap()
+                .map_or(serde_json::Value::Null, |b| b.describe()),
+        );
+    }
     json_body(&doc, &headers)
 }
 
