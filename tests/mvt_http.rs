@@ -609,3 +609,85 @@ async fn gdal_reads_cells_and_boundaries_tiles() {
         assert!(b.contains(&want), "{want}\n{b}");
     }
 }
+
+/// The OGC validity of every polygon feature in a layer (rings in tile units: an exterior
+/// of positive area starts a polygon, the negative rings after it are its holes), as geo's
+/// `Validation` judges it: no self-intersection, holes inside their exterior, parts of a
+/// multipolygon not overlapping. Returns what is invalid.
+fn invalid_features(layer: &Layer) -> Vec<String> {
+    use geo::{Coord, LineString, MultiPolygon, Polygon, Validation};
+    let mut bad = Vec::new();
+    for (i, f) in layer.features.iter().enumerate() {
+        let mut polys: Vec<(LineString<f64>, Vec<LineString<f64>>)> = Vec::new();
+        for r in rings(&f.geometry) {
+            let ls = LineString::from(
+                r.iter()
+                    .map(|&(x, y)| Coord {
+                        x: x as f64,
+                        y: y as f64,
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            if area2(&r) > 0 {
+                polys.push((ls, vec![]));
+            } else if let Some(p) = polys.last_mut() {
+                p.1.push(ls);
+            }
+        }
+        let mp = MultiPolygon::new(polys.into_iter().map(|(e, h)| Polygon::new(e, h)).collect());
+        if !mp.is_valid() {
+            let why = mp
+                .check_validation()
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            let name = f.tag("name").map(|v| format!("{v:?}")).unwrap_or_default();
+            bad.push(format!("{} feature {i} {name}: {why:.200}", layer.name));
+        }
+    }
+    bad
+}
+
+/// Every polygon of every boundary and cell tile over the county, z6 to z14, is valid.
+#[tokio::test]
+async fn every_polygon_of_every_county_tile_is_valid_z6_to_z14() {
+    let doc = tilejson("/tiles/boundaries.json").await;
+    let b: Vec<f64> = doc["bounds"]
+        .as_array()
+        .expect("bounds")
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    let (mut tiles, mut features, mut bad) = (0, 0, Vec::new());
+    for z in 6..=14u8 {
+        let (x0, y0) = tile_of(b[0], b[3], z);
+        let (x1, y1) = tile_of(b[2], b[1], z);
+        for x in x0..=x1 {
+            for y in y0..=y1 {
+                for kind in ["boundaries", "cells"] {
+                    let r = get(&format!("/tiles/{kind}/{z}/{x}/{y}.mvt")).await;
+                    assert_eq!(r.status, StatusCode::OK, "{kind} {z}/{x}/{y}");
+                    for layer in decode(&r.body) {
+                        tiles += 1;
+                        features += layer.features.len();
+                        bad.extend(
+                            invalid_features(&layer)
+                                .into_iter()
+                                .map(|e| format!("{kind} {z}/{x}/{y} {e}")),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        tiles > 1000 && features > 10_000,
+        "{tiles} layers, {features} features"
+    );
+    assert!(
+        bad.is_empty(),
+        "{} invalid of {features} features in {tiles} tile layers:\n{}",
+        bad.len(),
+        bad.iter().take(20).cloned().collect::<Vec<_>>().join("\n")
+    );
+}

@@ -120,8 +120,11 @@ fn add_features<'a>(
         if parts.is_empty() {
             continue;
         }
-        let g = geom::encode(&parts)
-            .map_err(|e| AppError::Internal(format!("vector tile encoding: {e}")))?;
+        let Some(g) = geom::encode(&parts)
+            .map_err(|e| AppError::Internal(format!("vector tile encoding: {e}")))?
+        else {
+            continue;
+        };
         let mut f = layer.into_feature(g);
         f.set_id(i as u64 + 1);
         for (k, v) in tags(i) {

@@ -188,7 +188,9 @@ impl CellLayer {
             if rings.is_empty() {
                 continue;
             }
-            let geom = geom::encode(&[rings]).map_err(internal)?;
+            let Some(geom) = geom::encode(&[rings]).map_err(internal)? else {
+                continue;
+            };
             let mut f = layer.into_feature(geom);
             f.set_id(u64::from(row.cell));
             f.add_tag_string("cell", &row.cell.to_string());

@@ -13,10 +13,19 @@
 //! 3. optionally simplify (Ramer-Douglas-Peucker, epsilon in tile units);
 //! 4. snap to the integer grid and drop repeated points;
 //! 5. drop rings left with no area, and the holes of a dropped exterior;
-//! 6. orient: exteriors positive, holes negative, whatever the source winding.
+//! 6. orient: exteriors positive, holes negative, whatever the source winding;
+//! 7. when a feature is encoded, make it valid on the integer grid ([`valid`]): snapping a
+//!    ring to whole tile units can make it cross itself, a hole touch its exterior, or
+//!    two parts of a district overlap (1,872 of 59,278 county features at z6-z14 did), so
+//!    all the feature's rings go through `i_overlay`'s OGC-valid simplification in
+//!    integer coordinates (non-zero fill), which introduces no new rounding.
 
 use ::mvt::{GeomData, GeomEncoder, GeomType};
 use geo::{Coord, LineString, Simplify};
+use i_overlay::core::fill_rule::FillRule;
+use i_overlay::core::overlay::IntOverlayOptions;
+use i_overlay::core::simplify::Simplify as _;
+use i_overlay::i_float::int::point::IntPoint;
 
 use crate::serve::tile::{TileCoord, lonlat_to_mercator};
 
@@ -183,11 +192,64 @@ fn finish(ring: Vec<(f64, f64)>, simplify: f64, exterior: bool) -> Option<Vec<(i
     Some(snapped)
 }
 
-/// Encodes polygons (already through [`Frame::rings`]) as one MVT polygon geometry.
+/// The polygons of one feature (rings through [`Frame::rings`]: exteriors positive, holes
+/// negative) as OGC-valid polygons on the same integer grid: no ring crosses itself, holes
+/// lie inside their exterior, no two parts overlap. Each output polygon is an exterior
+/// (positive area) followed by its holes (negative), as MVT wants them.
+pub fn valid(polygons: &[Vec<Vec<(i32, i32)>>]) -> Vec<Vec<Vec<(i32, i32)>>> {
+    let contours: Vec<Vec<IntPoint>> = polygons
+        .iter()
+        .flatten()
+        .map(|r| r.iter().map(|&(x, y)| IntPoint::new(x, y)).collect())
+        .collect();
+    if contours.is_empty() {
+        return Vec::new();
+    }
+    // Non-zero fill: exteriors and holes are oriented oppositely (step 6), so a hole
+    // subtracts from its exterior and parts that overlap after snapping merge.
+    let shapes = contours
+        .as_slice()
+        .simplify(FillRule::NonZero, IntOverlayOptions::ogc());
+    shapes
+        .into_iter()
+        .filter_map(|shape| {
+            let rings: Vec<Vec<(i32, i32)>> = shape
+                .into_iter()
+                .enumerate()
+                .filter_map(|(k, c)| {
+                    let mut r: Vec<(i32, i32)> = c.into_iter().map(|p| (p.x, p.y)).collect();
+                    let a = area2(&r);
+                    if r.len() < 3 || a == 0 {
+                        return None;
+                    }
+                    // Exterior positive, holes negative, whatever the library's direction.
+                    if (a > 0) != (k == 0) {
+                        r.reverse();
+                    }
+                    Some(r)
+                })
+                .collect();
+            // A shape whose exterior vanished has nothing left to draw.
+            rings.first().is_some_and(|r| area2(r) > 0).then_some(rings)
+        })
+        .collect()
+}
+
+/// Encodes polygons (already through [`Frame::rings`]) as one MVT polygon geometry, made
+/// valid first ([`valid`]); `None` when nothing with an area is left.
 ///
 /// # Errors
 /// Only if the encoder refuses a point (it cannot, for points inside the buffer).
-pub fn encode(polygons: &[Vec<Vec<(i32, i32)>>]) -> Result<GeomData, ::mvt::Error> {
+pub fn encode(polygons: &[Vec<Vec<(i32, i32)>>]) -> Result<Option<GeomData>, ::mvt::Error> {
+    let polygons = valid(polygons);
+    if polygons.is_empty() {
+        return Ok(None);
+    }
+    encode_rings(&polygons).map(Some)
+}
+
+/// Encodes rings as they are (exterior, holes; next exterior...).
+fn encode_rings(polygons: &[Vec<Vec<(i32, i32)>>]) -> Result<GeomData, ::mvt::Error> {
     let mut enc = GeomEncoder::<i32>::new(GeomType::Polygon);
     let mut last: Option<(i32, i32)> = None;
     for ring in polygons.iter().flatten() {
@@ -252,10 +314,54 @@ mod tests {
     }
 
     #[test]
+    fn snapped_rings_that_cross_or_overlap_come_out_valid() {
+        use geo::{MultiPolygon, Polygon, Validation};
+        let as_geo = |ps: &[Vec<Vec<(i32, i32)>>]| {
+            MultiPolygon::new(
+                ps.iter()
+                    .map(|p| {
+                        let ring = |r: &Vec<(i32, i32)>| {
+                            LineString::from(
+                                r.iter()
+                                    .map(|&(x, y)| (f64::from(x), f64::from(y)))
+                                    .collect::<Vec<_>>(),
+                            )
+                        };
+                        Polygon::new(ring(&p[0]), p[1..].iter().map(ring).collect())
+                    })
+                    .collect(),
+            )
+        };
+        // A bow tie (a ring crossing itself), two overlapping parts, and a hole that
+        // pokes out of its exterior.
+        let bow = vec![vec![vec![(0, 0), (10, 10), (10, 0), (0, 10)]]];
+        let overlap = vec![
+            vec![vec![(0, 0), (10, 0), (10, 10), (0, 10)]],
+            vec![vec![(5, 5), (15, 5), (15, 15), (5, 15)]],
+        ];
+        let poking = vec![vec![
+            vec![(0, 0), (10, 0), (10, 10), (0, 10)],
+            vec![(2, 2), (2, 12), (8, 12), (8, 2)],
+        ]];
+        for input in [bow, overlap, poking] {
+            assert!(!as_geo(&input).is_valid(), "the case must start invalid");
+            let out = valid(&input);
+            assert!(!out.is_empty());
+            assert!(as_geo(&out).is_valid(), "{input:?} -> {out:?}");
+            for p in &out {
+                assert!(area2(&p[0]) > 0 && p[1..].iter().all(|h| area2(h) < 0));
+            }
+        }
+        // A valid square stays the same area.
+        let sq = vec![vec![vec![(0, 0), (10, 0), (10, 10), (0, 10)]]];
+        assert_eq!(area2(&valid(&sq)[0][0]), 200);
+    }
+
+    #[test]
     fn rings_touching_at_a_vertex_still_each_start_with_a_move_to() {
         let a = vec![(0, 0), (10, 0), (10, 10)];
         let b = vec![(10, 10), (20, 10), (20, 20)];
-        let geom = encode(&[vec![a], vec![b]]).unwrap();
+        let geom = encode_rings(&[vec![a], vec![b]]).unwrap();
         let mut tile = ::mvt::Tile::new(EXTENT);
         let layer = tile.create_layer("t").into_feature(geom).into_layer();
         tile.add_layer(layer).unwrap();
