@@ -203,6 +203,21 @@ fn cases() -> Vec<Case> {
             Role::Public,
         ),
         c(
+            "/collections/{id}/queryables",
+            "/collections/h3-8/queryables",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/queryables",
+            "/collections/patrol/queryables",
+            Role::Partner,
+        ),
+        c(
+            "/collections/{id}/queryables",
+            "/collections/incidents/queryables",
+            Role::Analyst,
+        ),
+        c(
             "/tiles/heatmap/{z}/{x}/{y}",
             "/tiles/heatmap/9/252/165.png",
             Role::Public,

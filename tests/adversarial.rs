@@ -369,6 +369,10 @@ fn examples() -> Vec<(Method, &'static str, String)> {
         v.push(g("/collections/{id}", &c));
         v.push(g("/collections/{id}/items", &format!("{c}/items?limit=2")));
         v.push(g("/collections/{id}/items/{fid}", &format!("{c}/items/0")));
+        v.push(g(
+            "/collections/{id}/queryables",
+            &format!("{c}/queryables"),
+        ));
     }
     v.push(g(
         "/collections/{id}/items/{fid}",
@@ -1667,4 +1671,66 @@ async fn sensitive_incidents_leave_the_public_heatmap_unchanged() {
         analyst_changed > 0,
         "the analyst's tiles include the sensitive incidents ({same} compared)"
     );
+}
+
+/// Property filters and `sortby` act on what the caller gets, never on what was withheld:
+/// a public caller asking the H3 grid for `count=1` .. `count=4` (k = 5) by filter finds
+/// nothing, though the analyst finds cells with those counts; sorting by count puts every
+/// withheld cell last in the collection's own order, so the order of the withheld cells
+/// says nothing about their counts; and `suppressed=true` lists exactly the cells the
+/// plain listing withholds.
+#[tokio::test]
+async fn property_filters_and_sorting_do_not_find_withheld_counts() {
+    let all =
+        |who| async move { features(&json("/collections/h3-8/items?limit=10000", who).await) };
+    let analyst = all(Who::Analyst).await;
+    let public = all(Who::None).await;
+    for n in 1..5 {
+        let exact = analyst
+            .iter()
+            .filter(|f| f["properties"]["count"].as_u64() == Some(n))
+            .count();
+        assert!(exact > 0, "the analyst has cells of count {n}");
+        let v = json(
+            &format!("/collections/h3-8/items?count={n}&limit=10000"),
+            Who::None,
+        )
+        .await;
+        assert_eq!(v["numberMatched"], 0, "public count={n}");
+    }
+    let withheld: Vec<&str> = public
+        .iter()
+        .filter(|f| f["properties"]["suppressed"] == true)
+        .map(|f| f["id"].as_str().expect("id"))
+        .collect();
+    assert!(withheld.len() > 10, "{} withheld cells", withheld.len());
+    for sort in ["count", "-count", "per_km2", "-per_km2"] {
+        let sorted = features(
+            &json(
+                &format!("/collections/h3-8/items?sortby={sort}&limit=10000"),
+                Who::None,
+            )
+            .await,
+        );
+        let tail: Vec<&str> = sorted[sorted.len() - withheld.len()..]
+            .iter()
+            .map(|f| f["id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(
+            tail, withheld,
+            "sortby={sort}: withheld cells last, in listing order"
+        );
+    }
+    let flagged = features(
+        &json(
+            "/collections/h3-8/items?suppressed=true&limit=10000",
+            Who::None,
+        )
+        .await,
+    );
+    let flagged: Vec<&str> = flagged
+        .iter()
+        .map(|f| f["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(flagged, withheld);
 }

@@ -393,3 +393,46 @@ fn gdal_default_downloads_of_the_largest_collections_complete() {
     eprintln!("ogr2ogr of h3-10: {:?}", t.elapsed());
     check_export(&out, server.number_matched("h3-10"));
 }
+
+/// GDAL sends a `-where` on a declared filter property to the server (`name=Preston` in
+/// the items request, seen in its HTTP debug output) instead of downloading everything to
+/// filter on its side, and gets the same answer as the unfiltered layer filtered by hand.
+#[test]
+fn gdal_sends_an_attribute_filter_to_the_server() {
+    if !have_gdal() {
+        return;
+    }
+    let server = Server::start();
+    let url = server.url();
+    for (id, filter, param) in [
+        ("districts", "name = 'Preston'", "name=Preston"),
+        ("h3-8", "gi_bin = 3", "gi_bin=3"),
+    ] {
+        let out = Command::new("ogrinfo")
+            .args([
+                "-ro", "-al", "-so", "--debug", "on", "-where", filter, &url, id,
+            ])
+            .env("GDAL_HTTP_HEADERS", format!("Authorization: Bearer {KEY}"))
+            .output()
+            .expect("ogrinfo runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && !stderr.contains("ERROR"),
+            "{stdout}\n{stderr}"
+        );
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains("/items?") && l.contains(param)),
+            "{id}: no request with {param}:\n{stderr}"
+        );
+        assert!(
+            !stderr.contains("evaluated on client side"),
+            "{id}: GDAL filtered on its side:\n{stderr}"
+        );
+        let want = server.number_matched_where(id, param);
+        assert!(want > 0, "{id}: nothing matches {param}");
+        assert_eq!(feature_count(&stdout), Some(want), "{id}:\n{stdout}");
+    }
+}

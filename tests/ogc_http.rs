@@ -1093,3 +1093,119 @@ async fn the_root_is_the_map_for_browsers_and_json_for_clients() {
         Some(&*format!("{BASE}/map/"))
     );
 }
+
+/// Queryables, property filters (`name=Preston`), `sortby`, `properties` and
+/// `skipGeometry`, as pygeoapi offers them and QGIS's filter builder uses them.
+#[tokio::test]
+async fn queryables_property_filters_sortby_and_properties() {
+    // The collection links its queryables; they are a JSON Schema of its properties.
+    let c = ok_json("/collections/districts", "application/json").await;
+    let q_href = href(&c, "http://www.opengis.net/def/rel/ogc/1.0/queryables").expect("link");
+    let q = ok_json(&q_href, "application/schema+json").await;
+    assert_eq!(q["type"], "object");
+    assert_eq!(q["properties"]["name"]["type"], "string");
+    assert_eq!(q["properties"]["count"]["type"], "integer");
+    let h3q = ok_json("/collections/h3-8/queryables", "application/schema+json").await;
+    assert_eq!(h3q["properties"]["gi_z"]["type"], "number");
+
+    // The API definition declares filter properties per collection (what GDAL reads to
+    // send a -where to the server): each is a queryable of that type.
+    let api = ok_json("/api", "application/vnd.oai.openapi+json").await;
+    for id in COLLECTIONS {
+        let op = &api["paths"][format!("/collections/{id}/items")]["get"];
+        let declared: Vec<(&str, &str)> = op["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no /collections/{id}/items"))
+            .iter()
+            .filter(|p| p.get("$ref").is_none())
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap(),
+                    p["schema"]["type"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert!(!declared.is_empty(), "{id}");
+        let q = ok_json(
+            &format!("/collections/{id}/queryables"),
+            "application/schema+json",
+        )
+        .await;
+        for (name, kind) in declared {
+            assert_eq!(q["properties"][name]["type"], kind, "{id}: {name}");
+        }
+    }
+
+    // Equality on a property; every other feature is left out.
+    let one = ok_json(
+        "/collections/districts/items?name=Preston",
+        "application/geo+json",
+    )
+    .await;
+    assert_eq!(one["numberMatched"], 1);
+    assert_eq!(one["features"][0]["properties"]["name"], "Preston");
+    let (_, all) = all_features("/collections/h3-8/items?limit=10000").await;
+    let hot = all
+        .iter()
+        .filter(|f| f["properties"]["gi_bin"] == 3)
+        .count();
+    assert!(hot > 0, "no hot cells to filter");
+    // Paging through a filtered result keeps the filter in the next links.
+    let (_, filtered) = all_features("/collections/h3-8/items?gi_bin=3&limit=7").await;
+    assert_eq!(filtered.len(), hot);
+    assert!(filtered.iter().all(|f| f["properties"]["gi_bin"] == 3));
+
+    // sortby: descending counts, then names ascending.
+    let (_, by_count) = all_features("/collections/districts/items?sortby=-count&limit=100").await;
+    let counts: Vec<i64> = by_count
+        .iter()
+        .map(|f| f["properties"]["count"].as_i64().expect("count"))
+        .collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "{counts:?}");
+    let (_, by_name) = all_features("/collections/districts/items?sortby=name&limit=100").await;
+    let names: Vec<&str> = by_name
+        .iter()
+        .map(|f| f["properties"]["name"].as_str().expect("name"))
+        .collect();
+    assert!(names.windows(2).all(|w| w[0] <= w[1]), "{names:?}");
+    assert_eq!(names.len(), 14);
+
+    // properties: only those, in that order; skipGeometry: no geometry.
+    let slim = ok_json(
+        "/collections/districts/items?properties=name,count&skipGeometry=true&limit=3",
+        "application/geo+json",
+    )
+    .await;
+    for f in slim["features"].as_array().expect("features") {
+        // (serde_json's map sorts keys: the order is checked on the raw text below.)
+        let keys: Vec<&String> = f["properties"].as_object().expect("props").keys().collect();
+        assert_eq!(keys, ["count", "name"]);
+        assert!(f["geometry"].is_null());
+    }
+
+    let raw = get("/collections/districts/items?properties=name,count&limit=1").await;
+    let text = String::from_utf8_lossy(&raw.body);
+    assert!(text.contains(r#""properties":{"name":"#), "{text:.300}");
+
+    // A name that is no property, parameter or definition: 400 naming it.
+    for (uri, name) in [
+        ("/collections/districts/items?nonsense=1", "nonsense"),
+        ("/collections/districts/items?sortby=-nonsense", "nonsense"),
+        (
+            "/collections/districts/items?properties=name,nonsense",
+            "nonsense",
+        ),
+        (
+            "/collections/districts/items?skipGeometry=maybe",
+            "skipGeometry",
+        ),
+        (
+            "/collections/districts/items/E07000123?name=Preston",
+            "name",
+        ),
+    ] {
+        let r = get(uri).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
+        assert!(String::from_utf8_lossy(&r.body).contains(name), "{uri}");
+    }
+}

@@ -19,6 +19,28 @@ pub const MAX_QUERY_LEN: usize = 4096;
 /// # Errors
 /// 400 for an unknown or repeated parameter, bad percent-encoding, or a query too long.
 pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, String>, AppError> {
+    let (known, others) = split(raw, allowed)?;
+    if let Some(k) = others.keys().next() {
+        return Err(AppError::BadRequest(format!(
+            "unknown query parameter '{k}' (allowed: {})",
+            allowed.join(", ")
+        )));
+    }
+    Ok(known)
+}
+
+/// Decoded query parameters by name.
+pub type Params = BTreeMap<String, String>;
+
+/// As [`parse`], but the parameters not in `allowed` come back apart instead of being
+/// refused (the OGC items' property filters, checked against the collection later).
+///
+/// # Errors
+/// 400 for a repeated parameter, bad percent-encoding, or a query too long.
+pub fn split(
+    raw: Option<&str>,
+    allowed: &[&str],
+) -> Result<(Params, Params), AppError> {
     let raw = raw.unwrap_or("");
     if raw.len() > MAX_QUERY_LEN {
         return Err(AppError::BadRequest(format!(
@@ -26,21 +48,20 @@ pub fn parse(raw: Option<&str>, allowed: &[&str]) -> Result<BTreeMap<String, Str
         )));
     }
     let pairs: Vec<(String, String)> = serde_urlencoded_pairs(raw)?;
-    let mut out = BTreeMap::new();
+    let (mut known, mut others) = (BTreeMap::new(), BTreeMap::new());
     for (k, v) in pairs {
-        if !allowed.contains(&k.as_str()) {
-            return Err(AppError::BadRequest(format!(
-                "unknown query parameter '{k}' (allowed: {})",
-                allowed.join(", ")
-            )));
-        }
-        if out.insert(k.clone(), v).is_some() {
+        let into = if allowed.contains(&k.as_str()) {
+            &mut known
+        } else {
+            &mut others
+        };
+        if into.insert(k.clone(), v).is_some() {
             return Err(AppError::BadRequest(format!(
                 "query parameter '{k}' given twice"
             )));
         }
     }
-    Ok(out)
+    Ok((known, others))
 }
 
 fn serde_urlencoded_pairs(raw: &str) -> Result<Vec<(String, String)>, AppError> {

@@ -44,6 +44,41 @@ impl CollectionId {
         CollectionId::Incidents,
     ];
 
+    /// The properties the API definition declares as filters of this collection's items
+    /// (name, JSON type): the ones equality suits (codes, names, counts, bins,
+    /// categories). `/queryables` lists them all as the caller gets them; this fixed list
+    /// is what GDAL reads to send a `-where name = 'x'` to the server (it looks for them as
+    /// query parameters of `/collections/{name}/items`). `tests/ogc_http.rs` checks each is
+    /// a property of the collection. `district` and `severity` are the incident filter's.
+    pub fn filter_properties(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            CollectionId::Districts => {
+                &[("code", "string"), ("name", "string"), ("count", "integer")]
+            }
+            CollectionId::Lsoas => &[("code", "string"), ("name", "string"), ("count", "integer")],
+            CollectionId::H3(_) | CollectionId::Hotspots => &[
+                ("cell", "string"),
+                ("count", "integer"),
+                ("gi_bin", "integer"),
+            ],
+            CollectionId::Emerging => &[
+                ("cell", "string"),
+                ("count", "integer"),
+                ("category", "string"),
+                ("category_code", "integer"),
+            ],
+            CollectionId::Patrol => &[
+                ("cell", "string"),
+                ("rank", "integer"),
+                ("lsoa_code", "string"),
+                ("lsoa_name", "string"),
+                ("gi_bin", "integer"),
+                ("trend", "string"),
+            ],
+            CollectionId::Incidents => &[("type", "string"), ("month", "string")],
+        }
+    }
+
     /// The path segment.
     pub fn id(self) -> &'static str {
         match self {

@@ -24,6 +24,12 @@ fn describe(c: CollectionId, store: &AnalysisStore, base: &str, qs: &str) -> Val
             link(carry(href.clone()), "self", JSON, "this collection"),
             link(carry(format!("{href}/items")), "items", GEOJSON, "the features"),
             link(carry(format!("{href}/items?f=csv")), "items", CSV, "the features as CSV"),
+            link(
+                carry(format!("{href}/queryables")),
+                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+                super::SCHEMA_JSON,
+                "the properties to filter and sort by",
+            ),
         ],
         "extent": {
             "spatial": { "bbox": [spatial_extent(c, store)], "crs": CRS84 },

@@ -150,6 +150,37 @@ pub fn push_feature(
     out.push('}');
 }
 
+/// One feature object with a null geometry (`skipGeometry=true`).
+fn push_feature_without_geometry(out: &mut String, items: &Items, row: usize) {
+    out.push_str(r#"{"type":"Feature","id":"#);
+    push_id(out, &items.ids[row]);
+    out.push_str(r#","geometry":null,"properties":{"#);
+    for (k, (name, col)) in items.columns.iter().enumerate() {
+        if k > 0 {
+            out.push(',');
+        }
+        push_str_lit(out, name);
+        out.push(':');
+        push_value(out, col, row);
+    }
+    out.push_str("}}");
+}
+
+/// A property's value as a filter compares it: a number as the feature writes it, text
+/// as itself, a month as `YYYY-MM`; None for null (a withheld count matches nothing).
+pub fn value_text(c: &Column, row: usize) -> Option<String> {
+    match c {
+        Column::Text(v) => v[row].as_deref().map(str::to_owned),
+        Column::Month(v) => Some(Month::from_index(v[row]).to_string()),
+        Column::OptInt(v) => v[row].map(|n| n.to_string()),
+        _ => {
+            let mut s = String::new();
+            push_value(&mut s, c, row);
+            (s != "null").then_some(s)
+        }
+    }
+}
+
 /// Paging facts of a FeatureCollection.
 pub struct Page<'a> {
     pub matched: usize,
@@ -163,6 +194,8 @@ pub struct Page<'a> {
     /// The `disclosure` member below analyst (`disclosure::metadata`, as JSON): what was
     /// withheld and perturbed, so a partner's client can say so. None from analyst up.
     pub disclosure: Option<&'a str>,
+    /// `skipGeometry=true`: every feature's geometry is null.
+    pub skip_geometry: bool,
 }
 
 /// A FeatureCollection of the given rows.
@@ -194,7 +227,11 @@ pub fn feature_collection(store: &AnalysisStore, items: &Items, page: &Page<'_>)
     out.push_str(r#","features":["#);
     for (k, &row) in page.rows.iter().enumerate() {
         out.push_str(if k > 0 { ",\n" } else { "\n" });
-        push_feature(&mut out, store, items, row, None);
+        if page.skip_geometry {
+            push_feature_without_geometry(&mut out, items, row);
+        } else {
+            push_feature(&mut out, store, items, row, None);
+        }
     }
     out.push_str("\n]}\n");
     out

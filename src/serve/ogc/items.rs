@@ -10,12 +10,13 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 
+use super::build::Column;
 use super::build::Items;
 use super::catalog::{Bounds, CollectionId, spatial_extent};
 use super::disclose::{self, Controls};
-use super::encode::{Page, csv, feature_collection, intersects, push_feature};
+use super::encode::{Page, csv, feature_collection, intersects, push_feature, value_text};
 use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
-use super::{CSV, GEOJSON, JSON, MAX_AGE, base_url, cache, link};
+use super::{CSV, GEOJSON, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, link};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState, cached, limits};
@@ -121,15 +122,104 @@ fn clamp_to_extent(b: query::Bbox, r: Bounds) -> Option<query::Bbox> {
 
 fn page(r: &Request) -> Result<Response, AppError> {
     let items = computed(r.cid, &r.store, r.generation, &r.q, r.controls.as_ref())?;
-    let matched: Vec<usize> = match &r.q.bbox {
-        None => (0..items.len()).collect(),
-        Some(b) => (0..items.len())
-            .filter(|&i| intersects(&r.store, items.geoms[i], b))
-            .collect(),
+    // Property filters, sortby and properties name properties of what the caller gets
+    // (the disclosure-controlled collection below analyst: a withheld count is null and
+    // matches no filter, so a filter cannot find what the collection withholds).
+    let column = |name: &str, what: &str| {
+        items
+            .columns
+            .iter()
+            .position(|(n, _)| *n == name)
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "{what} '{name}' is no property of collection '{}' (its queryables: /collections/{}/queryables)",
+                    r.cid.id(),
+                    r.cid.id()
+                ))
+            })
     };
+    let filters: Vec<(usize, &str)> =
+        r.q.props
+            .iter()
+            .map(|(k, v)| Ok((column(k, "unknown query parameter: property")?, v.trim())))
+            .collect::<Result<_, AppError>>()?;
+    let sort: Vec<(usize, bool)> =
+        r.q.sortby
+            .iter()
+            .map(|(k, desc)| Ok((column(k, "sortby: property")?, *desc)))
+            .collect::<Result<_, AppError>>()?;
+    let keep: Option<Vec<usize>> =
+        r.q.properties
+            .as_ref()
+            .map(|ps| {
+                ps.iter()
+                    .map(|k| column(k, "properties: property"))
+                    .collect()
+            })
+            .transpose()?;
+    let mut matched: Vec<usize> = (0..items.len())
+        .filter(|&i| {
+            r.q.bbox
+                .as_ref()
+                .is_none_or(|b| intersects(&r.store, items.geoms[i], b))
+        })
+        .filter(|&i| {
+            filters
+                .iter()
+                .all(|&(c, v)| value_text(&items.columns[c].1, i).is_some_and(|t| t == v))
+        })
+        .collect();
+    if !sort.is_empty() {
+        // Stable: ties keep the collection's own order. Nulls last either way.
+        matched.sort_by(|&a, &b| {
+            sort.iter()
+                .map(|&(c, desc)| {
+                    let col = &items.columns[c].1;
+                    let o = compare(col, a, b);
+                    let o = if desc {
+                        o.map(std::cmp::Ordering::reverse)
+                    } else {
+                        o
+                    };
+                    o.unwrap_or_else(|| nulls_last(col, a, b))
+                })
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
     let start = r.q.offset.min(matched.len());
     let end = start.saturating_add(r.q.limit).min(matched.len());
-    let rows = &matched[start..end];
+    // The page alone, with only the properties asked for.
+    let page_items = Items {
+        ids: matched[start..end]
+            .iter()
+            .map(|&i| items.ids[i].clone())
+            .collect(),
+        geoms: matched[start..end]
+            .iter()
+            .map(|&i| items.geoms[i])
+            .collect(),
+        columns: match &keep {
+            None => items
+                .columns
+                .iter()
+                .map(|(n, c)| (*n, c.take(&matched[start..end])))
+                .collect(),
+            Some(ks) => ks
+                .iter()
+                .map(|&k| {
+                    (
+                        items.columns[k].0,
+                        items.columns[k].1.take(&matched[start..end]),
+                    )
+                })
+                .collect(),
+        },
+        keys: Vec::new(),
+    };
+    let rows: Vec<usize> = (0..end - start).collect();
+    let rows = &rows[..];
+    let items = page_items;
     if r.q.format == Format::Csv {
         let body = csv(&r.store, &items, rows).into_bytes();
         return Ok(cached(&r.headers, body, CSV, false, MAX_AGE));
@@ -150,6 +240,7 @@ fn page(r: &Request) -> Result<Response, AppError> {
             links: &links,
             notes: &r.q.notes,
             disclosure: disclosure.as_deref(),
+            skip_geometry: r.q.skip_geometry,
         },
     );
     Ok(cached(
@@ -159,6 +250,82 @@ fn page(r: &Request) -> Result<Response, AppError> {
         false,
         MAX_AGE,
     ))
+}
+
+/// `GET /collections/{id}/queryables`: a JSON Schema of the properties the caller's
+/// items carry (below analyst, the disclosure-controlled ones), each usable as a filter
+/// (`?name=Preston`) and in `sortby`.
+pub async fn queryables(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    principal: Option<axum::Extension<Principal>>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Result<Response, AppError> {
+    let controls = controls_for(&state, &principal_of(principal));
+    let cid = collection(&id)?;
+    let store = state.store();
+    let q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    if let Some(f) = q.params.get("f").filter(|f| f.as_str() != "json") {
+        return Err(AppError::BadRequest(format!(
+            "parameter 'f': '{f}' is not offered here (only json)"
+        )));
+    }
+    let base = base_url(&headers, &uri);
+    let generation = state.generation();
+    let kind = (cid.id(), 1);
+    state
+        .compute()
+        .run(kind, move || {
+            let items = computed(cid, &store, generation, &q, controls.as_ref())?;
+            let properties: serde_json::Map<String, serde_json::Value> = items
+                .columns
+                .iter()
+                .map(|(name, c)| {
+                    let schema = match c {
+                        Column::Int(_) | Column::OptInt(_) => serde_json::json!({ "type": "integer" }),
+                        Column::Num(..) => serde_json::json!({ "type": "number" }),
+                        Column::Bool(_) => serde_json::json!({ "type": "boolean" }),
+                        Column::Text(_) => serde_json::json!({ "type": "string" }),
+                        Column::Month(_) => serde_json::json!({ "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" }),
+                    };
+                    let mut schema = schema;
+                    schema["title"] = serde_json::Value::from(*name);
+                    ((*name).to_owned(), schema)
+                })
+                .collect();
+            let doc = serde_json::json!({
+                "$schema": "https://json-schema.org/draft/2020-12/schema",
+                "$id": format!("{base}/collections/{}/queryables", cid.id()),
+                "type": "object",
+                "title": cid.id(),
+                "properties": properties,
+                "additionalProperties": false,
+            });
+            let body = serde_json::to_vec(&doc)
+                .map_err(|e| AppError::Internal(format!("queryables: {e}")))?;
+            Ok(cached(&headers, body, SCHEMA_JSON, false, MAX_AGE))
+        })
+        .await?
+}
+
+/// Two rows of a column in order, None when either is null (or not comparable).
+fn compare(c: &Column, a: usize, b: usize) -> Option<std::cmp::Ordering> {
+    match c {
+        Column::Int(v) => Some(v[a].cmp(&v[b])),
+        Column::OptInt(v) => Some(v[a]?.cmp(&v[b]?)),
+        Column::Num(v, _) => v[a].partial_cmp(&v[b]),
+        Column::Bool(v) => Some(v[a].cmp(&v[b])),
+        Column::Text(v) => Some(v[a].as_deref()?.cmp(v[b].as_deref()?)),
+        Column::Month(v) => Some(v[a].cmp(&v[b])),
+    }
+}
+
+/// Where nulls go: after every value, whatever the direction.
+fn nulls_last(c: &Column, a: usize, b: usize) -> std::cmp::Ordering {
+    let null =
+        |r: usize| value_text(c, r).is_none() || matches!(c, Column::Num(v, _) if v[r].is_nan());
+    null(a).cmp(&null(b))
 }
 
 /// self, alternate (CSV), collection, and next / prev when there are more.

@@ -45,6 +45,8 @@ pub const GEOJSON: &str = "application/geo+json";
 pub const OPENAPI: &str = "application/vnd.oai.openapi+json;version=3.0";
 /// CSV tables.
 pub const CSV: &str = "text/csv; charset=utf-8";
+/// A JSON Schema document (queryables).
+pub const SCHEMA_JSON: &str = "application/schema+json";
 /// WGS84 longitude, latitude.
 pub const CRS84: &str = "http://www.opengis.net/def/crs/OGC/1.3/CRS84";
 
@@ -68,6 +70,11 @@ pub fn routes() -> Routes {
         .route("/collections", public, get(collections::list))
         .route("/collections/{id}", collection, get(collections::one))
         .route("/collections/{id}/items", collection, get(items::items))
+        .route(
+            "/collections/{id}/queryables",
+            collection,
+            get(items::queryables),
+        )
         .route(
             "/collections/{id}/items/{fid}",
             collection,

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use super::catalog::CollectionId;
 use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
-use super::{CSV, GEOJSON, JSON, OPENAPI, base_url, json_only, json_response};
+use super::{CSV, GEOJSON, JSON, OPENAPI, SCHEMA_JSON, base_url, json_only, json_response};
 use crate::serve::{AppError, AppState};
 
 /// `GET /api`.
@@ -68,7 +68,51 @@ fn retry_later(description: &str) -> Value {
     r
 }
 
+/// `/collections/{id}/items` for one collection, with its filter properties declared
+/// as query parameters (`CollectionId::filter_properties`).
+fn items_of(c: CollectionId) -> Value {
+    let mut op = get(
+        &format!("getFeatures-{}", c.id()),
+        &format!("A page of the {} collection's features", c.id()),
+        &[
+            "limit",
+            "offset",
+            "bbox",
+            "datetime",
+            "types",
+            "severity",
+            "district",
+            "sortby",
+            "properties",
+            "skipGeometry",
+            "itemsFormat",
+        ],
+        "A FeatureCollection (or a CSV table with f=csv). A property parameter keeps the features whose property equals its value.",
+        &[GEOJSON, CSV],
+    );
+    if let Some(ps) = op["get"]["parameters"].as_array_mut() {
+        for (name, kind) in c.filter_properties() {
+            ps.push(json!({
+                "name": name, "in": "query", "required": false, "style": "form", "explode": false,
+                "description": format!("Features whose {name} equals this value."),
+                "schema": { "type": kind },
+            }));
+        }
+    }
+    op
+}
+
 fn paths() -> Value {
+    let mut p = fixed_paths();
+    if let Some(o) = p.as_object_mut() {
+        for c in CollectionId::ALL {
+            o.insert(format!("/collections/{}/items", c.id()), items_of(c));
+        }
+    }
+    p
+}
+
+fn fixed_paths() -> Value {
     json!({
         "/": get("getLandingPage", "Landing page", &["datetime", "types", "severity", "district", "f"], "Links to the API, conformance and data.", &[JSON]),
         "/conformance": get("getConformanceDeclaration", "Conformance classes", &["datetime", "types", "severity", "district", "f"], "The conformance classes implemented.", &[JSON]),
@@ -78,9 +122,16 @@ fn paths() -> Value {
         "/collections/{collectionId}/items": get(
             "getFeatures",
             "A page of a collection's features",
-            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "itemsFormat"],
-            "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links.",
+            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "sortby", "properties", "skipGeometry", "itemsFormat"],
+            "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links. Any other parameter named after a property of the collection (its queryables) keeps the features whose property equals the value (name=Preston); a name that is no property is a 400.",
             &[GEOJSON, CSV],
+        ),
+        "/collections/{collectionId}/queryables": get(
+            "getQueryables",
+            "The properties items can be filtered and sorted by",
+            &["collectionId", "datetime", "types", "severity", "district", "f"],
+            "A JSON Schema (2020-12) of the collection's properties as the caller gets them.",
+            &[SCHEMA_JSON],
         ),
         "/collections/{collectionId}/items/{featureId}": get(
             "getFeature",
@@ -139,6 +190,21 @@ fn parameters() -> Value {
             "name": "district", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "Districts, comma-separated (codes or names); the study area becomes those districts.",
             "schema": { "type": "string" },
+        },
+        "sortby": {
+            "name": "sortby", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Properties to order by, comma-separated, '-' before one for descending (sortby=-count,name); nulls last; ties keep the collection's order.",
+            "schema": { "type": "string" },
+        },
+        "properties": {
+            "name": "properties", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Only these properties, comma-separated, in this order.",
+            "schema": { "type": "string" },
+        },
+        "skipGeometry": {
+            "name": "skipGeometry", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "true: features without their geometry (null).",
+            "schema": { "type": "boolean", "default": false },
         },
         "f": {
             "name": "f", "in": "query", "required": false, "style": "form", "explode": false,

@@ -9,8 +9,18 @@ use crate::serve::AppError;
 use crate::serve::params;
 
 /// Parameters of `/items`.
-pub const ITEMS_PARAMS: [&str; 8] = [
-    "limit", "offset", "bbox", "datetime", "types", "severity", "district", "f",
+pub const ITEMS_PARAMS: [&str; 11] = [
+    "limit",
+    "offset",
+    "bbox",
+    "datetime",
+    "types",
+    "severity",
+    "district",
+    "f",
+    "sortby",
+    "properties",
+    "skipGeometry",
 ];
 /// Parameters of `/items/{fid}`.
 pub const ITEM_PARAMS: [&str; 5] = ["datetime", "types", "severity", "district", "f"];
@@ -48,6 +58,15 @@ pub struct ItemsQuery {
     pub params: BTreeMap<String, String>,
     /// What was changed to serve the request (a `limit` capped), said in the answer.
     pub notes: Vec<String>,
+    /// Property filters (`name=Preston`): the parameters no definition names, each to
+    /// equal a property of the collection (checked against it when it is known).
+    pub props: BTreeMap<String, String>,
+    /// `sortby=-count,name`: (property, descending).
+    pub sortby: Vec<(String, bool)>,
+    /// `properties=name,count`: only these properties, in this order.
+    pub properties: Option<Vec<String>>,
+    /// `skipGeometry=true`: features without their geometry.
+    pub skip_geometry: bool,
 }
 
 /// Parses an items query (`allowed` is [`ITEMS_PARAMS`] or [`ITEM_PARAMS`]).
@@ -59,8 +78,39 @@ pub fn parse(
     allowed: &[&str],
     store: &AnalysisStore,
 ) -> Result<ItemsQuery, AppError> {
-    let params = params::parse(raw, allowed)?;
+    // Items take property filters (any other name); a single item does not.
+    let (mut params, props) = if allowed.contains(&"properties") {
+        params::split(raw, allowed)?
+    } else {
+        (params::parse(raw, allowed)?, BTreeMap::new())
+    };
     let bad = |p: &str, e: String| AppError::BadRequest(format!("parameter '{p}': {e}"));
+    let names = |v: &str| -> Vec<String> {
+        v.split(',')
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+            .collect()
+    };
+    let sortby = params.get("sortby").map_or_else(Vec::new, |v| {
+        names(v)
+            .into_iter()
+            .map(|n| match n.strip_prefix('-') {
+                Some(d) => (d.to_owned(), true),
+                None => (n.trim_start_matches('+').to_owned(), false),
+            })
+            .collect()
+    });
+    let properties = params.get("properties").map(|v| names(v));
+    let skip_geometry = match params.get("skipGeometry").map(|v| v.trim()) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(bad(
+                "skipGeometry",
+                format!("'{other}' is not true or false"),
+            ));
+        }
+    };
     let mut notes = Vec::new();
     let limit = match params.get("limit") {
         None => DEFAULT_LIMIT,
@@ -90,6 +140,8 @@ pub fn parse(
         Some(other) => return Err(bad("f", format!("'{other}' is not json or csv"))),
     };
     let filter = filter(&params, store)?;
+    // Paging links carry the property filters too.
+    params.extend(props.clone());
     Ok(ItemsQuery {
         limit,
         offset,
@@ -98,6 +150,10 @@ pub fn parse(
         filter,
         params,
         notes,
+        props,
+        sortby,
+        properties,
+        skip_geometry,
     })
 }
 
