@@ -427,3 +427,47 @@ fn analyse_on_lsoa_2021_counts_as_aggregate_does() {
     let own = rows(&["analyse", "--unit", "lsoa", "--method", "gistar"]);
     assert_eq!(own.len(), 941);
 }
+
+/// `backtest --plot` writes the PAI curves as an SVG that an XML parser reads: one line
+/// per method with a point per coverage, and random's dashed line; the table has the curve.
+#[test]
+fn backtest_plots_the_pai_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg = dir.path().join("pai.svg");
+    let svg_s = svg.to_string_lossy().into_owned();
+    let out = hotspot(
+        SAMPLE.path(),
+        &[
+            "backtest", "--unit", "h3:8", "--train", "12", "--plot", &svg_s,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = text(&out);
+    assert!(table.contains("PAI curve"), "{table}");
+    assert!(table.contains("0.5%") && table.contains("10.0%"), "{table}");
+    let check = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, xml.etree.ElementTree as E\n\
+             r = E.parse(sys.argv[1]).getroot()\n\
+             ns = '{http://www.w3.org/2000/svg}'\n\
+             lines = [p for p in r.iter(ns + 'polyline') if p.get('class') == 'method']\n\
+             print(len(lines), sorted({len(p.get('points').split()) for p in lines}), \
+             sum(1 for l in r.iter(ns + 'line') if l.get('class') == 'random'))",
+            &svg_s,
+        ])
+        .output()
+        .expect("python3 runs");
+    let got = String::from_utf8_lossy(&check.stdout);
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    // Six methods besides random, 11 coverages each, one random line.
+    assert_eq!(got.trim(), "6 [11] 1");
+}

@@ -571,3 +571,53 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
     let again = stdout_of(&hotspot(DATA.path(), &DATED));
     assert_eq!(out, again);
 }
+
+/// The PAI curve cuts each method's ranking at 0.5% to 10% of the area: at 2% it is the
+/// backtest's own PAI at `coverage = 0.02` (the same ranking, the same cut), random's is
+/// its expectation (1), and every point is a PAI (hit rate / area share, so at most
+/// 1 / coverage).
+#[test]
+fn the_pai_curve_agrees_with_the_backtest_at_its_coverage() {
+    let two = backtest::CURVE
+        .iter()
+        .position(|&c| (c - 0.02).abs() < 1e-12)
+        .expect("2% on the curve");
+    for f in &BACKTEST.folds {
+        for ((m, acc), (m2, curve)) in f.scores.iter().zip(&f.curve) {
+            assert_eq!(m, m2);
+            assert_eq!(curve.len(), backtest::CURVE.len());
+            let pai = acc.expect("scored").pai;
+            let at_two = curve[two].expect("curve point");
+            assert!(
+                (at_two - pai).abs() < 1e-9,
+                "{m:?}: curve {at_two} vs PAI {pai}"
+            );
+            for (&c, p) in backtest::CURVE.iter().zip(curve) {
+                let p = p.expect("curve point");
+                if *m == Method::Random {
+                    assert_eq!(p, 1.0);
+                }
+                assert!(p >= 0.0 && p <= 1.0 / c + 1e-6, "{m:?} at {c}: {p}");
+            }
+        }
+    }
+    for s in &BACKTEST.summary {
+        assert_eq!(s.curve.len(), backtest::CURVE.len());
+        assert!(
+            (s.curve[two].mean - s.pai.mean).abs() < 1e-9,
+            "{:?}",
+            s.method
+        );
+    }
+    // Planted persistent hot spots concentrate crime: naive counts beat chance everywhere.
+    let naive = BACKTEST
+        .summary
+        .iter()
+        .find(|s| s.method == Method::Naive)
+        .expect("naive");
+    assert!(
+        naive.curve.iter().all(|m| m.mean > 1.5),
+        "{:?}",
+        naive.curve
+    );
+}

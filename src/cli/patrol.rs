@@ -97,6 +97,10 @@ pub struct BacktestArgs {
     /// itself is plain: a header row first.
     #[arg(long, value_name = "FILE")]
     pub provenance: Option<PathBuf>,
+    /// Also draw the PAI curves (mean PAI per method at 0.5% to 10% of the area) as an
+    /// SVG image to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
 }
 
 fn study_units(unit: &str, store: &AnalysisStore) -> anyhow::Result<Units> {
@@ -476,6 +480,10 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
         ("skipped_folds", month_list(&b.skipped)),
         ("n", b.units.to_string()),
     ]);
+    if let Some(p) = &a.plot {
+        std::fs::write(p, pai_curve_svg(&b, &a.unit))
+            .map_err(|e| anyhow::anyhow!("cannot write the plot {}: {e}", p.display()))?;
+    }
     match a.format {
         BacktestFormat::Table => super::emit(&backtest_table(&b, a, &prov), a.out.as_deref()),
         BacktestFormat::Csv => super::emit_csv(
@@ -485,6 +493,130 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
             a.provenance.as_deref(),
         ),
     }
+}
+
+/// The PAI curves as an SVG line chart: coverage (0-10% of the area) across, mean PAI
+/// up, one line per method in a colour-blind-safe palette (Okabe-Ito) with a marker per
+/// coverage, the random expectation (PAI 1) dashed.
+fn pai_curve_svg(b: &backtest::Backtest, unit: &str) -> String {
+    const W: f64 = 720.0;
+    const H: f64 = 440.0;
+    const L: f64 = 64.0;
+    const R: f64 = 150.0;
+    const T: f64 = 40.0;
+    const B: f64 = 56.0;
+    const COLOURS: [&str; 7] = [
+        "#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#000000",
+    ];
+    let max_c = backtest::CURVE[backtest::CURVE.len() - 1];
+    let top = b
+        .summary
+        .iter()
+        .flat_map(|s| s.curve.iter().map(|m| m.mean))
+        .filter(|v| v.is_finite())
+        .fold(1.0f64, f64::max);
+    // A round top for the PAI axis.
+    let step = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0]
+        .into_iter()
+        .find(|s| top / s <= 6.0)
+        .unwrap_or(1000.0);
+    let y_top = (top / step).ceil() * step;
+    let x = |c: f64| L + (W - L - R) * c / max_c;
+    let y = |p: f64| H - B - (H - T - B) * p / y_top;
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <title>PAI curves, {unit}, {} folds</title>\n<rect width=\"{W}\" height=\"{H}\" fill=\"#ffffff\"/>\n\
+         <text x=\"{L}\" y=\"24\" font-size=\"14\">Predictive accuracy index by share of the area ({unit}, {} folds)</text>\n",
+        b.folds.len(),
+        b.folds.len()
+    );
+    // Axes, grid and labels.
+    let mut k = 0.0;
+    while k <= y_top + 1e-9 {
+        let _ = writeln!(
+            s,
+            "<line x1=\"{L}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#dddddd\"/><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{k}</text>",
+            W - R,
+            y(k),
+            y(k),
+            L - 6.0,
+            y(k) + 4.0
+        );
+        k += step;
+    }
+    for c in [0.0, 0.02, 0.04, 0.06, 0.08, 0.10] {
+        let _ = writeln!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}%</text>",
+            x(c),
+            H - B + 18.0,
+            (100.0 * c).round()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<line x1=\"{L}\" x2=\"{L}\" y1=\"{T}\" y2=\"{:.1}\" stroke=\"#333333\"/><line x1=\"{L}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#333333\"/>\n\
+         <text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">share of the study area chosen</text>\n\
+         <text transform=\"translate(18 {:.1}) rotate(-90)\" text-anchor=\"middle\">PAI (hit rate / area share)</text>",
+        H - B,
+        W - R,
+        H - B,
+        H - B,
+        (L + W - R) / 2.0,
+        H - 12.0,
+        (T + H - B) / 2.0
+    );
+    let mut colour = 0;
+    for (row, sm) in b.summary.iter().enumerate() {
+        let legend_y = T + 10.0 + 18.0 * row as f64;
+        if sm.method == backtest::Method::Random {
+            let _ = writeln!(
+                s,
+                "<line class=\"random\" x1=\"{L}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#777777\" stroke-dasharray=\"6 4\"/>\n\
+                 <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{legend_y:.1}\" y2=\"{legend_y:.1}\" stroke=\"#777777\" stroke-dasharray=\"6 4\"/><text x=\"{:.1}\" y=\"{:.1}\">random (1)</text>",
+                W - R,
+                y(1.0),
+                y(1.0),
+                W - R + 12.0,
+                W - R + 36.0,
+                W - R + 42.0,
+                legend_y + 4.0
+            );
+            continue;
+        }
+        let c = COLOURS[colour % COLOURS.len()];
+        colour += 1;
+        let pts: Vec<(f64, f64)> = backtest::CURVE
+            .iter()
+            .zip(&sm.curve)
+            .filter(|(_, m)| m.mean.is_finite())
+            .map(|(&cv, m)| (x(cv), y(m.mean)))
+            .collect();
+        let points: Vec<String> = pts.iter().map(|(a, b)| format!("{a:.1},{b:.1}")).collect();
+        let _ = writeln!(
+            s,
+            "<polyline class=\"method\" data-method=\"{}\" fill=\"none\" stroke=\"{c}\" stroke-width=\"2\" points=\"{}\"/>",
+            sm.method.label(),
+            points.join(" ")
+        );
+        for (a, bb) in &pts {
+            let _ = writeln!(
+                s,
+                "<circle cx=\"{a:.1}\" cy=\"{bb:.1}\" r=\"3\" fill=\"{c}\"/>"
+            );
+        }
+        let _ = writeln!(
+            s,
+            "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{legend_y:.1}\" y2=\"{legend_y:.1}\" stroke=\"{c}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
+            W - R + 12.0,
+            W - R + 36.0,
+            W - R + 42.0,
+            legend_y + 4.0,
+            sm.method.label()
+        );
+    }
+    s.push_str("</svg>\n");
+    s
 }
 
 fn backtest_csv(b: &backtest::Backtest) -> String {
@@ -556,6 +688,31 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
             100.0 * s.area_share.mean,
             ms(s.rri, 2),
         );
+    }
+    // The PAI curve: each method's ranking cut at each coverage (mean over the folds).
+    let _ = write!(
+        out,
+        "\nPAI curve (mean over folds) by share of the area:\n{:<12}",
+        "method"
+    );
+    for c in backtest::CURVE {
+        let _ = write!(out, " {:>6}", format!("{:.1}%", 100.0 * c));
+    }
+    out.push('\n');
+    for s in &b.summary {
+        let _ = write!(out, "{:<12}", s.method.label());
+        for m in &s.curve {
+            let _ = write!(
+                out,
+                " {:>6}",
+                if m.mean.is_finite() {
+                    format!("{:.2}", m.mean)
+                } else {
+                    "n/a".into()
+                }
+            );
+        }
+        out.push('\n');
     }
     let radii = b.folds.iter().map(|f| f.bandwidth_m);
     let (lo, hi) = radii.fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(r), h.max(r)));

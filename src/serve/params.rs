@@ -37,10 +37,7 @@ pub type Params = BTreeMap<String, String>;
 ///
 /// # Errors
 /// 400 for a repeated parameter, bad percent-encoding, or a query too long.
-pub fn split(
-    raw: Option<&str>,
-    allowed: &[&str],
-) -> Result<(Params, Params), AppError> {
+pub fn split(raw: Option<&str>, allowed: &[&str]) -> Result<(Params, Params), AppError> {
     let raw = raw.unwrap_or("");
     if raw.len() > MAX_QUERY_LEN {
         return Err(AppError::BadRequest(format!(

@@ -169,6 +169,12 @@ pub struct BacktestOptions {
     pub k: u32,
 }
 
+/// The coverages of the PAI curve (shares of the study area): 0.5% and 1% to 10%, the
+/// range Chainey et al. (2008) plot and patrol areas fall in.
+pub const CURVE: [f64; 11] = [
+    0.005, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.10,
+];
+
 /// One fold's windows and scores.
 #[derive(Debug, Clone)]
 pub struct Fold {
@@ -183,6 +189,10 @@ pub struct Fold {
     pub scores: Vec<(Method, Option<Accuracy>)>,
     /// Recapture rate index per method (same order; None when undefined).
     pub rri: Vec<(Method, Option<f64>)>,
+    /// Per method (same order), the PAI of its ranking cut at each [`CURVE`] coverage
+    /// (None where it selected nothing or the fold had no test incidents; random's is its
+    /// expectation, 1).
+    pub curve: Vec<(Method, Vec<Option<f64>>)>,
 }
 
 /// Mean and sample standard deviation (sd 0 for one value, both NaN for none).
@@ -217,6 +227,8 @@ pub struct Summary {
     pub area_share: MeanSd,
     /// Recapture rate index over the folds where it is defined.
     pub rri: MeanSd,
+    /// The PAI curve: mean and sd over the folds at each [`CURVE`] coverage.
+    pub curve: Vec<MeanSd>,
 }
 
 /// The whole backtest.
@@ -245,6 +257,20 @@ pub(crate) struct Context {
     unit_xy: Vec<Option<(f64, f64)>>,
     loc_xy: Vec<Option<(f64, f64)>>,
     budget_km2: f64,
+}
+
+/// The first units of `ranked` that fit in `budget_km2`, skipping any that overflow.
+fn within(ranked: &[usize], area_km2: &[f64], budget_km2: f64) -> Vec<usize> {
+    let mut left = budget_km2;
+    let mut out = Vec::new();
+    for &i in ranked {
+        let a = area_km2[i];
+        if a <= left {
+            left -= a;
+            out.push(i);
+        }
+    }
+    out
 }
 
 /// Runs the backtest over `units` for `filter`.
@@ -325,6 +351,16 @@ fn summarise(folds: &[Fold]) -> Vec<Summary> {
                         .filter_map(|f| f.rri.get(k).and_then(|r| r.1))
                         .collect::<Vec<_>>(),
                 ),
+                curve: (0..CURVE.len())
+                    .map(|c| {
+                        MeanSd::of(
+                            &folds
+                                .iter()
+                                .filter_map(|f| f.curve.get(k).and_then(|m| m.1[c]))
+                                .collect::<Vec<_>>(),
+                        )
+                    })
+                    .collect(),
             }
         })
         .collect()
@@ -369,24 +405,38 @@ impl Context {
         let truth = self.counts(test.clone());
         let area = &self.study.area_km2;
         let (density, bandwidth_m) = self.kde(train.clone())?;
-        let score = |m: Method| -> Result<(Option<Accuracy>, Option<f64>), BacktestError> {
+        let total_km2: f64 = area.iter().sum();
+        type Scored = (Option<Accuracy>, Option<f64>, Vec<Option<f64>>);
+        let score = |m: Method| -> Result<Scored, BacktestError> {
             if m == Method::Random {
                 let acc = self.random(&truth);
-                return Ok((acc, acc.map(|_| 1.0)));
+                let curve = vec![acc.map(|_| 1.0); CURVE.len()];
+                return Ok((acc, acc.map(|_| 1.0), curve));
             }
             let ranked = self.ranked_with(m, train.clone(), &counts, &[&counts], &density, true)?;
             let chosen = self.within_budget(&ranked);
+            // The same ranking cut at each coverage of the curve.
+            let curve = CURVE
+                .iter()
+                .map(|&c| {
+                    let cut = within(&ranked, area, c * total_km2);
+                    pai::accuracy(&truth, area, &cut).map(|a| a.pai)
+                })
+                .collect();
             Ok((
                 pai::accuracy(&truth, area, &chosen),
                 rri(&counts, &truth, &chosen),
+                curve,
             ))
         };
         let mut scores = Vec::with_capacity(Method::ALL.len());
         let mut rris = Vec::with_capacity(Method::ALL.len());
+        let mut curves = Vec::with_capacity(Method::ALL.len());
         for m in Method::ALL {
-            let (acc, r) = score(m)?;
+            let (acc, r, c) = score(m)?;
             scores.push((m, acc));
             rris.push((m, r));
+            curves.push((m, c));
         }
         Ok(Fold {
             train: (months[train.start], months[train.end - 1]),
@@ -395,6 +445,7 @@ impl Context {
             bandwidth_m,
             scores,
             rri: rris,
+            curve: curves,
         })
     }
 
@@ -464,16 +515,7 @@ impl Context {
 
     /// The first units of `ranked` that fit in the area budget, skipping any that overflow.
     fn within_budget(&self, ranked: &[usize]) -> Vec<usize> {
-        let mut left = self.budget_km2;
-        let mut out = Vec::new();
-        for &i in ranked {
-            let a = self.study.area_km2[i];
-            if a <= left {
-                left -= a;
-                out.push(i);
-            }
-        }
-        out
+        within(ranked, &self.study.area_km2, self.budget_km2)
     }
 
     /// The expected accuracy of a random choice of area `budget`.
