@@ -290,6 +290,7 @@ fn cases() -> Vec<Case> {
             "/admin/ingest/00000000000000000001",
             Role::Admin,
         ),
+        c("/admin/ingest", "/admin/ingest?limit=5", Role::Admin),
     ]
 }
 
@@ -409,7 +410,7 @@ async fn every_role_against_every_endpoint() {
             let body = b"not,a,known,header\n1,2,3,4\n".to_vec();
             let r = send(c.method.clone(), c.uri, who, body).await;
             let mut want = expected(who, c.needs);
-            if c.route == "/admin/ingest" && want == StatusCode::OK {
+            if c.route == "/admin/ingest" && c.method == Method::POST && want == StatusCode::OK {
                 want = StatusCode::ACCEPTED;
             }
             if c.route == "/admin/ingest/{id}" && want == StatusCode::OK {
@@ -814,4 +815,87 @@ async fn public_hot_spots_are_the_hot_cells_of_the_published_grid() {
         differ > 0,
         "public bins equal the true counts' bins in every cell"
     );
+}
+
+/// `GET /admin/ingest` lists the jobs newest first, by state and up to a limit, each as
+/// its own URL gives it; only admin may (the route list above checks the roles).
+#[tokio::test]
+async fn the_job_list_gives_the_newest_jobs_first() {
+    let mut ids = Vec::new();
+    for name in ["first.csv", "second.csv"] {
+        let r = send(
+            Method::POST,
+            &format!("/admin/ingest?name={name}"),
+            Who::Admin,
+            b"not,a,known,header\n1,2,3,4\n".to_vec(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED);
+        let v: Value = serde_json::from_slice(&r.body).expect("job");
+        ids.push(v["id"].as_str().expect("id").to_owned());
+    }
+    // Wait for both to run (each is refused by the ingest: an unknown header).
+    let started = std::time::Instant::now();
+    loop {
+        let done = json("/admin/ingest?state=done&limit=1000", Who::Admin).await;
+        let got: Vec<&str> = done["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .filter_map(|j| j["id"].as_str())
+            .collect();
+        if ids.iter().all(|i| got.contains(&i.as_str())) {
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 300,
+            "jobs did not finish: {done}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let all = json("/admin/ingest?limit=1000", Who::Admin).await;
+    let listed: Vec<&str> = all["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    let (a, b) = (
+        listed
+            .iter()
+            .position(|i| *i == ids[0])
+            .expect("first listed"),
+        listed
+            .iter()
+            .position(|i| *i == ids[1])
+            .expect("second listed"),
+    );
+    assert!(b < a, "newest first: {listed:?}");
+    // Each entry is what the job's own URL gives.
+    let own = json(&format!("/admin/ingest/{}", ids[1]), Who::Admin).await;
+    assert_eq!(all["jobs"][b], own);
+    let one = json("/admin/ingest?limit=1", Who::Admin).await;
+    assert_eq!(one["numberReturned"], 1);
+    assert_eq!(one["jobs"][0]["id"], listed[0]);
+    let queued = json("/admin/ingest?state=queued", Who::Admin).await;
+    assert!(
+        queued["jobs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .all(|j| j["state"] == "queued"),
+        "{queued}"
+    );
+    for bad in [
+        "/admin/ingest?state=lost",
+        "/admin/ingest?limit=0",
+        "/admin/ingest?limit=1001",
+        "/admin/ingest?page=2",
+    ] {
+        assert_eq!(
+            get(bad, Who::Admin).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
 }

@@ -385,6 +385,28 @@ pub fn stage(state: &AppState, name: &str, body: &[u8]) -> Result<PathBuf, AppEr
 ///
 /// # Errors
 /// 404 when there is none (or the id is not one).
+/// The newest jobs first, at most `limit`, only those in `only` when given (the list
+/// reads the job files from the newest back and stops at `limit`).
+pub fn list(state: &AppState, limit: usize, only: Option<JobState>) -> Vec<Job> {
+    let d = dir(state);
+    let mut ids: Vec<String> = std::fs::read_dir(&d)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            let id = name.strip_suffix(".json")?;
+            valid_id(id).then(|| id.to_owned())
+        })
+        .collect();
+    ids.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| b.cmp(a)));
+    ids.iter()
+        .filter_map(|id| load(&d, id))
+        .filter(|j| only.is_none_or(|s| j.state == s))
+        .take(limit)
+        .collect()
+}
+
 pub fn get(state: &AppState, id: &str) -> Result<Job, AppError> {
     if !valid_id(id) {
         return Err(AppError::NotFound("no such ingest job".into()));

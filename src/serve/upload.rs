@@ -51,9 +51,52 @@ pub fn routes() -> Routes {
         .route(
             "/admin/ingest",
             Access::Role(Role::Admin),
-            post(upload).layer(DefaultBodyLimit::disable()),
+            post(upload)
+                .layer(DefaultBodyLimit::disable())
+                .get(list_jobs),
         )
         .route("/admin/ingest/{id}", Access::Role(Role::Admin), get(job))
+}
+
+/// Most jobs a list gives.
+const MAX_LIST: usize = 1000;
+
+/// `GET /admin/ingest[?state=queued|running|done|failed][&limit=N]`: the ingest jobs,
+/// newest first (default 50, at most 1000), each as `GET /admin/ingest/{id}` gives it.
+async fn list_jobs(State(state): State<AppState>, uri: Uri) -> Result<Response, AppError> {
+    let p = params::parse(uri.query(), &["state", "limit"])?;
+    let only = match p.get("state").map(|s| s.trim()) {
+        None => None,
+        Some(s) => Some(
+            serde_json::from_value::<jobs::JobState>(serde_json::Value::String(s.to_owned()))
+                .map_err(|_| {
+                    AppError::BadRequest(format!(
+                        "parameter 'state': '{s}' is none of queued, running, done, failed"
+                    ))
+                })?,
+        ),
+    };
+    let limit = match p.get("limit") {
+        None => 50,
+        Some(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_LIST).contains(n))
+            .ok_or_else(|| {
+                AppError::BadRequest(format!(
+                    "parameter 'limit': '{v}' is not a whole number from 1 to {MAX_LIST}"
+                ))
+            })?,
+    };
+    let list = tokio::task::spawn_blocking(move || jobs::list(&state, limit, only))
+        .await
+        .map_err(|e| AppError::Internal(format!("job task: {e}")))?;
+    let doc = serde_json::json!({
+        "jobs": list.iter().map(jobs::Job::doc).collect::<Vec<_>>(),
+        "numberReturned": list.len(),
+    });
+    Ok(([(header::CACHE_CONTROL, "private, no-store")], Json(doc)).into_response())
 }
 
 async fn job(
@@ -63,7 +106,7 @@ async fn job(
     let job = tokio::task::spawn_blocking(move || jobs::get(&state, &id))
         .await
         .map_err(|e| AppError::Internal(format!("job task: {e}")))??;
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(job.doc())).into_response())
+    Ok(([(header::CACHE_CONTROL, "private, no-store")], Json(job.doc())).into_response())
 }
 
 /// The file name: a plain name with a known extension, so it cannot name a path.
