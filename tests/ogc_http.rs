@@ -771,7 +771,7 @@ async fn bad_parameters_are_400() {
         "severity=catastrophic",
         "severity=fatal,,x",
         "district=Atlantis",
-        "f=html",
+        "f=xml",
         "limit=%zz",
     ] {
         let r = get(&format!("/collections/districts/items?{q}")).await;
@@ -1208,4 +1208,71 @@ async fn queryables_property_filters_sortby_and_properties() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{uri}");
         assert!(String::from_utf8_lossy(&r.body).contains(name), "{uri}");
     }
+}
+
+/// A browser gets items as an HTML table (its `Accept`, or `f=html`); GDAL's and OWSLib's
+/// `Accept` still get GeoJSON; the answer varies by `Accept`; the page's next link keeps
+/// the filter and stays HTML; text is escaped.
+#[tokio::test]
+async fn items_are_a_table_for_a_browser() {
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = get_with(
+        "/collections/districts/items?limit=5&sortby=name",
+        &[(header::ACCEPT, browser)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
+    assert_eq!(
+        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
+        Some("Accept")
+    );
+    let page = String::from_utf8_lossy(&r.body).into_owned();
+    assert_eq!(page.matches("<tr><td>").count(), 5, "{page:.500}");
+    assert!(page.contains("<th scope=\"col\">name</th>"), "{page:.800}");
+    let names: Vec<String> = ok_json(
+        "/collections/districts/items?limit=5&sortby=name",
+        "application/geo+json",
+    )
+    .await["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| f["properties"]["name"].as_str().expect("name").to_owned())
+        .collect();
+    for n in &names {
+        assert!(page.contains(&format!("<td>{n}</td>")), "{n}");
+    }
+    let next = page
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("a next link")
+        .replace("&amp;", "&");
+    assert!(
+        next.contains("f=html") && next.contains("sortby=name") && next.contains("offset=5"),
+        "{next}"
+    );
+    let r2 = get(&next).await;
+    assert!(r2.ctype().starts_with("text/html"));
+    // Clients that ask for JSON get JSON, as before.
+    for accept in [
+        "application/geo+json, application/json",
+        "application/json",
+        "*/*",
+    ] {
+        let r = get_with(
+            "/collections/districts/items?limit=2",
+            &[(header::ACCEPT, accept)],
+        )
+        .await;
+        assert!(
+            r.ctype().starts_with("application/geo+json"),
+            "{accept}: {}",
+            r.ctype()
+        );
+    }
+    let f = get("/collections/h3-8/items?f=html&limit=3").await;
+    assert!(f.ctype().starts_with("text/html"));
+    assert!(String::from_utf8_lossy(&f.body).contains("<th scope=\"col\">gi_z</th>"));
 }

@@ -106,7 +106,11 @@ async fn job(
     let job = tokio::task::spawn_blocking(move || jobs::get(&state, &id))
         .await
         .map_err(|e| AppError::Internal(format!("job task: {e}")))??;
-    Ok(([(header::CACHE_CONTROL, "private, no-store")], Json(job.doc())).into_response())
+    Ok((
+        [(header::CACHE_CONTROL, "private, no-store")],
+        Json(job.doc()),
+    )
+        .into_response())
 }
 
 /// The file name: a plain name with a known extension, so it cannot name a path.

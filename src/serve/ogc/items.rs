@@ -73,6 +73,10 @@ pub async fn items(
     let cid = collection(&id)?;
     let store = state.store();
     let mut q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
+    // A browser (an Accept naming text/html and no JSON type) gets the page for people.
+    if !q.params.contains_key("f") && super::landing::wants_html(&headers, None) {
+        q.format = Format::Html;
+    }
     // A box larger than the cap (QGIS zoomed right out sends near-world ones) is clamped
     // to the data's extent (the collection's advertised `extent.spatial`), as pygeoapi
     // does, not refused: what lies outside has no data. The cap is there for cost (the
@@ -222,7 +226,11 @@ fn page(r: &Request) -> Result<Response, AppError> {
     let items = page_items;
     if r.q.format == Format::Csv {
         let body = csv(&r.store, &items, rows).into_bytes();
-        return Ok(cached(&r.headers, body, CSV, false, MAX_AGE));
+        return Ok(vary(cached(&r.headers, body, CSV, false, MAX_AGE)));
+    }
+    if r.q.format == Format::Html {
+        let body = html_page(r, &items, start, end, matched.len()).into_bytes();
+        return Ok(vary(cached(&r.headers, body, HTML, false, MAX_AGE)));
     }
     let links = page_links(r, start, end, matched.len());
     let stamp = cache::time_stamp(&r.store, r.generation);
@@ -243,13 +251,121 @@ fn page(r: &Request) -> Result<Response, AppError> {
             skip_geometry: r.q.skip_geometry,
         },
     );
-    Ok(cached(
+    Ok(vary(cached(
         &r.headers,
         body.into_bytes(),
         GEOJSON,
         false,
         MAX_AGE,
-    ))
+    )))
+}
+
+const HTML: &str = "text/html; charset=utf-8";
+
+/// Items answer by `Accept` too (HTML for a browser): caches must key on it.
+fn vary(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept"),
+    );
+    res
+}
+
+/// Text for HTML: `& < > " '` escaped.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The page of items as an HTML table for people: what the collection is, how many
+/// features match, previous / next pages, the same page as GeoJSON and CSV, and one row
+/// per feature (its id and properties; null as a dash). Below analyst it says what
+/// disclosure control withheld.
+fn html_page(r: &Request, items: &Items, start: usize, end: usize, matched: usize) -> String {
+    use std::fmt::Write as _;
+    let href = |offset: usize, f: &str| {
+        let mut p = r.q.params.clone();
+        p.insert("f".into(), f.into());
+        format!(
+            "{}/collections/{}/items?{}",
+            r.base,
+            r.cid.id(),
+            query::with_offset(&p, offset)
+        )
+    };
+    let title = format!("{} ({})", r.cid.title(), r.cid.id());
+    let mut s = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>body{{font-family:sans-serif;margin:1.5rem;color:#1a1a1a}}\
+         table{{border-collapse:collapse}}th,td{{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}}\
+         th{{background:#eef0f2}}nav a{{margin-right:1rem}}</style></head><body>\n\
+         <h1>{t}</h1>\n<p>{d}</p>\n",
+        t = esc(&title),
+        d = esc(&r.cid.description()),
+    );
+    let _ = writeln!(
+        s,
+        "<p>Features {} to {} of {matched}.</p>",
+        if end > start { start + 1 } else { 0 },
+        end
+    );
+    if let Some(c) = &r.controls {
+        let _ = writeln!(
+            s,
+            "<p>Disclosure control: counts below {} are withheld (shown as a dash) and published counts are perturbed.</p>",
+            c.k
+        );
+    }
+    s.push_str("<nav>");
+    if start > 0 {
+        let _ = write!(
+            s,
+            "<a rel=\"prev\" href=\"{}\">Previous page</a>",
+            esc(&href(start.saturating_sub(r.q.limit), "html"))
+        );
+    }
+    if end < matched {
+        let _ = write!(
+            s,
+            "<a rel=\"next\" href=\"{}\">Next page</a>",
+            esc(&href(end, "html"))
+        );
+    }
+    let _ = write!(
+        s,
+        "<a href=\"{}\">GeoJSON</a><a href=\"{}\">CSV</a><a href=\"{}/map/\">Web map</a></nav>\n",
+        esc(&href(start, "json")),
+        esc(&href(start, "csv")),
+        r.base
+    );
+    s.push_str(
+        "<table>\n<caption>Features of this page</caption>\n<thead><tr><th scope=\"col\">id</th>",
+    );
+    for (name, _) in &items.columns {
+        let _ = write!(s, "<th scope=\"col\">{}</th>", esc(name));
+    }
+    s.push_str("</tr></thead>\n<tbody>\n");
+    for row in 0..items.len() {
+        let _ = write!(s, "<tr><td>{}</td>", esc(&items.ids[row].as_text()));
+        for (_, c) in &items.columns {
+            let v = value_text(c, row).unwrap_or_else(|| "-".into());
+            let _ = write!(s, "<td>{}</td>", esc(&v));
+        }
+        s.push_str("</tr>\n");
+    }
+    s.push_str("</tbody></table>\n</body></html>\n");
+    s
 }
 
 /// `GET /collections/{id}/queryables`: a JSON Schema of the properties the caller's

@@ -21,7 +21,7 @@ pub const CONFORMS_TO: [&str; 3] = [
 
 /// Whether the caller wants a page for people: `f=html`, or an `Accept` naming
 /// `text/html` and no JSON type (browsers send `text/html,...,*/*;q=0.8`).
-fn wants_html(headers: &HeaderMap, query: Option<&str>) -> bool {
+pub(super) fn wants_html(headers: &HeaderMap, query: Option<&str>) -> bool {
     let f = query
         .unwrap_or("")
         .split('&')

@@ -11,6 +11,9 @@ use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
 use super::{CSV, GEOJSON, JSON, OPENAPI, SCHEMA_JSON, base_url, json_only, json_response};
 use crate::serve::{AppError, AppState};
 
+/// The items page for people.
+const HTML: &str = "text/html; charset=utf-8";
+
 /// `GET /api`.
 pub async fn api(
     State(state): State<AppState>,
@@ -31,7 +34,11 @@ fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[&str]) -> Va
     let content: serde_json::Map<String, Value> = types
         .iter()
         .map(|&t| {
-            let kind = if t == CSV { "string" } else { "object" };
+            let kind = if t == CSV || t == HTML {
+                "string"
+            } else {
+                "object"
+            };
             (t.to_owned(), json!({ "schema": { "type": kind } }))
         })
         .collect();
@@ -87,8 +94,8 @@ fn items_of(c: CollectionId) -> Value {
             "skipGeometry",
             "itemsFormat",
         ],
-        "A FeatureCollection (or a CSV table with f=csv). A property parameter keeps the features whose property equals its value.",
-        &[GEOJSON, CSV],
+        "A FeatureCollection (or a CSV table with f=csv, an HTML table with f=html or a browser's Accept). A property parameter keeps the features whose property equals its value.",
+        &[GEOJSON, CSV, HTML],
     );
     if let Some(ps) = op["get"]["parameters"].as_array_mut() {
         for (name, kind) in c.filter_properties() {
@@ -122,9 +129,9 @@ fn fixed_paths() -> Value {
         "/collections/{collectionId}/items": get(
             "getFeatures",
             "A page of a collection's features",
-            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "sortby", "properties", "skipGeometry", "itemsFormat"],
+            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "sortby", "properties", "skipGeometry", "pageFormat"],
             "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links. Any other parameter named after a property of the collection (its queryables) keeps the features whose property equals the value (name=Preston); a name that is no property is a 400.",
-            &[GEOJSON, CSV],
+            &[GEOJSON, CSV, HTML],
         ),
         "/collections/{collectionId}/queryables": get(
             "getQueryables",
@@ -210,6 +217,11 @@ fn parameters() -> Value {
             "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "Output format.",
             "schema": { "type": "string", "enum": ["json"], "default": "json" },
+        },
+        "pageFormat": {
+            "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Output format: GeoJSON, a CSV table (id, lon, lat, properties), or an HTML table for people (also what a browser's Accept gets).",
+            "schema": { "type": "string", "enum": ["json", "csv", "html"], "default": "json" },
         },
         "itemsFormat": {
             "name": "f", "in": "query", "required": false, "style": "form", "explode": false,

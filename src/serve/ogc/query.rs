@@ -35,6 +35,8 @@ pub const MAX_LIMIT: usize = 10_000;
 pub enum Format {
     GeoJson,
     Csv,
+    /// A page for people (`f=html`, or a browser's `Accept`): items only.
+    Html,
 }
 
 /// West, south, east, north in degrees.
@@ -137,7 +139,8 @@ pub fn parse(
     let format = match params.get("f").map(|f| f.trim()) {
         None | Some("json" | "geojson") => Format::GeoJson,
         Some("csv") => Format::Csv,
-        Some(other) => return Err(bad("f", format!("'{other}' is not json or csv"))),
+        Some("html") if allowed.contains(&"properties") => Format::Html,
+        Some(other) => return Err(bad("f", format!("'{other}' is not json, csv or html"))),
     };
     let filter = filter(&params, store)?;
     // Paging links carry the property filters too.
