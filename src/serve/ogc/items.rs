@@ -342,9 +342,9 @@ fn html_page(r: &Request, items: &Items, start: usize, end: usize, matched: usiz
             esc(&href(end, "html"))
         );
     }
-    let _ = write!(
+    let _ = writeln!(
         s,
-        "<a href=\"{}\">GeoJSON</a><a href=\"{}\">CSV</a><a href=\"{}/map/\">Web map</a></nav>\n",
+        "<a href=\"{}\">GeoJSON</a><a href=\"{}\">CSV</a><a href=\"{}/map/\">Web map</a></nav>",
         esc(&href(start, "json")),
         esc(&href(start, "csv")),
         r.base
