@@ -523,7 +523,8 @@ test('a local basemap (serve --basemap, an MBTiles file GDAL wrote) is drawn und
     '-a_srs', 'EPSG:4326', '-a_ullr', '-3.2', '54.3', '-2.0', '53.4', 'in.tif']);
   run('gdal_translate', ['-q', '-of', 'MBTILES', '-co', 'ZOOM_LEVEL_STRATEGY=UPPER', 'in.tif', 'map.mbtiles']);
   run('gdaladdo', ['-q', '-r', 'nearest', 'map.mbtiles', '2', '4', '8']);
-  const own = await startServer({ args: ['--basemap', path.join(dir, 'map.mbtiles')] });
+  // A second server: the other tests keep the first one's key.
+  const own = await startServer({ args: ['--basemap', path.join(dir, 'map.mbtiles')], makeDefault: false });
   try {
     const page = await newPage(browser, { key: own.key });
     const hosts = new Set();

@@ -23,8 +23,9 @@ export const KEY_STORE = 'hotspot.key';
 // The key of the last server started: newPage's default.
 let defaultKey = null;
 
-/** `args`: more arguments for `hotspot serve` (e.g. `['--basemap', FILE]`). */
-export async function startServer({ args = [] } = {}) {
+/** `args`: more arguments for `hotspot serve` (e.g. `['--basemap', FILE]`).
+ * `makeDefault: false` for a second server: its key does not become newPage's default. */
+export async function startServer({ args = [], makeDefault = true } = {}) {
   const bin = path.resolve(process.env.HOTSPOT_BIN || path.join(repo, 'target', 'debug', 'hotspot'));
   if (!existsSync(bin)) throw new Error(`no server binary at ${bin}: run cargo build first`);
   const root = mkdtempSync(path.join(tmpdir(), 'hotspot-web-'));
@@ -57,7 +58,7 @@ export async function startServer({ args = [] } = {}) {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`server exited (${code})\n${stderr}`)); });
     child.on('error', (e) => { clearTimeout(timer); reject(e); });
   });
-  defaultKey = key;
+  if (makeDefault) defaultKey = key;
   return {
     url, // .../map/
     origin: new URL(url).origin,
