@@ -158,8 +158,8 @@ fn load(dir: &Path, id: &str) -> Option<Job> {
     serde_json::from_slice(&text).ok()
 }
 
-/// Every job, oldest first.
-fn all(dir: &Path) -> Vec<Job> {
+/// Every job id in `dir`, oldest first.
+fn ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -172,7 +172,12 @@ fn all(dir: &Path) -> Vec<Job> {
         .collect();
     // Same-length digit strings: text order is numeric order.
     ids.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
-    ids.iter().filter_map(|id| load(dir, id)).collect()
+    ids
+}
+
+/// Every job, oldest first.
+fn all(dir: &Path) -> Vec<Job> {
+    ids(dir).iter().filter_map(|id| load(dir, id)).collect()
 }
 
 fn valid_id(id: &str) -> bool {
@@ -389,18 +394,9 @@ pub fn stage(state: &AppState, name: &str, body: &[u8]) -> Result<PathBuf, AppEr
 /// reads the job files from the newest back and stops at `limit`).
 pub fn list(state: &AppState, limit: usize, only: Option<JobState>) -> Vec<Job> {
     let d = dir(state);
-    let mut ids: Vec<String> = std::fs::read_dir(&d)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let name = e.file_name().into_string().ok()?;
-            let id = name.strip_suffix(".json")?;
-            valid_id(id).then(|| id.to_owned())
-        })
-        .collect();
-    ids.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| b.cmp(a)));
-    ids.iter()
+    ids(&d)
+        .iter()
+        .rev()
         .filter_map(|id| load(&d, id))
         .filter(|j| only.is_none_or(|s| j.state == s))
         .take(limit)

@@ -129,10 +129,24 @@ pub fn push_feature(
     row: usize,
     links: Option<&str>,
 ) {
+    push_feature_with(out, Some(store), items, row, links);
+}
+
+/// [`push_feature`], with a null geometry when `store` is None (`skipGeometry=true`).
+fn push_feature_with(
+    out: &mut String,
+    store: Option<&AnalysisStore>,
+    items: &Items,
+    row: usize,
+    links: Option<&str>,
+) {
     out.push_str(r#"{"type":"Feature","id":"#);
     push_id(out, &items.ids[row]);
     out.push_str(r#","geometry":"#);
-    push_geometry(out, store, items.geoms[row]);
+    match store {
+        Some(store) => push_geometry(out, store, items.geoms[row]),
+        None => out.push_str("null"),
+    }
     out.push_str(r#","properties":{"#);
     for (k, (name, col)) in items.columns.iter().enumerate() {
         if k > 0 {
@@ -148,22 +162,6 @@ pub fn push_feature(
         out.push_str(l);
     }
     out.push('}');
-}
-
-/// One feature object with a null geometry (`skipGeometry=true`).
-fn push_feature_without_geometry(out: &mut String, items: &Items, row: usize) {
-    out.push_str(r#"{"type":"Feature","id":"#);
-    push_id(out, &items.ids[row]);
-    out.push_str(r#","geometry":null,"properties":{"#);
-    for (k, (name, col)) in items.columns.iter().enumerate() {
-        if k > 0 {
-            out.push(',');
-        }
-        push_str_lit(out, name);
-        out.push(':');
-        push_value(out, col, row);
-    }
-    out.push_str("}}");
 }
 
 /// A property's value as a filter compares it: a number as the feature writes it, text
@@ -227,11 +225,8 @@ pub fn feature_collection(store: &AnalysisStore, items: &Items, page: &Page<'_>)
     out.push_str(r#","features":["#);
     for (k, &row) in page.rows.iter().enumerate() {
         out.push_str(if k > 0 { ",\n" } else { "\n" });
-        if page.skip_geometry {
-            push_feature_without_geometry(&mut out, items, row);
-        } else {
-            push_feature(&mut out, store, items, row, None);
-        }
+        let store = (!page.skip_geometry).then_some(store);
+        push_feature_with(&mut out, store, items, row, None);
     }
     out.push_str("\n]}\n");
     out
