@@ -168,6 +168,20 @@ fn a_timed_out_layer_stops_using_the_cores_and_its_kind_is_then_refused_at_once(
     assert!(took < Duration::from_secs(1), "{took:?}");
     assert!(retry.is_some_and(|s| s >= 1), "Retry-After: {retry:?}");
     assert!(body.contains("try again later"), "{body}");
+    // The estimate is of the county: the same kind over one small district (Blackpool,
+    // about 1% of the county's area) is estimated at its share and let through, and
+    // runs (its study grid is that district's cover), instead of being refused.
+    let (status, _, body, took) = get(server.addr, &format!("{}&district=Blackpool", moran(3)));
+    assert!(
+        !body.contains("takes about"),
+        "one district refused on the county's estimate: {}",
+        head(&body)
+    );
+    assert!(
+        status == 200 || took >= Duration::from_millis(290),
+        "neither answered nor run to the timeout: {status} in {took:?}: {}",
+        head(&body)
+    );
     // Cheaper kinds still run.
     let (status, _, body, _) = get(server.addr, "/map/api/cells?res=7&method=counts");
     assert_eq!(status, 200, "{}", head(&body));

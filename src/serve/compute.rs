@@ -13,12 +13,18 @@
 //!   and `Retry-After`: on 2 cores, 30 concurrent resolution-10 filters used to share
 //!   the cores until each missed its timeout. A computation still waiting when its
 //!   request's time is up is refused the same way.
-//! - **A cost estimate per request.** The pool keeps, per layer kind (route, method and
-//!   resolution), the running mean of how long its computations took. A miss whose
-//!   estimate, after the estimated work already running (spread over the slots), would
-//!   end past the time its request has left is refused at once (503, `Retry-After`)
-//!   instead of being started and timed out. A kind cut off by the timeout counts as
-//!   longer than it; a kind estimated past the timeout is let through once a minute to
+//! - **A cost estimate per request, scaled by its filter.** The pool keeps, per layer
+//!   kind (route, method and resolution), the running mean of how long its
+//!   computations took per unit of *size*: the share of the county's area the filter's
+//!   districts cover ([`filter_size`]; 1 for the county), since a layer's study grid,
+//!   and so its Gi*, local Moran and emerging work, is the H3 cover of those districts.
+//!   A request's estimate is that mean times its own size (at least [`MIN_SIZE`]), so
+//!   after a county-wide layer was measured, one district of the same kind is
+//!   estimated at its share of it, not at the county's cost. A miss whose estimate,
+//!   after the estimated work already running (spread over the slots), would end past
+//!   the time its request has left is refused at once (503, `Retry-After`) instead of
+//!   being started and timed out. A kind cut off by the timeout counts as longer than
+//!   it; a kind estimated past the timeout at full size is let through once a minute to
 //!   be measured again. A kind never seen is admitted and measured.
 //! - **Cancelled, not finished.** The request's future holds a guard that cancels the
 //!   computation's [`crate::cancel::Token`] when it is dropped: the timeout answered
@@ -41,6 +47,17 @@ use crate::cancel::{self, Token};
 /// A layer kind: its route and resolution (0 where it has none). The unit of the cost
 /// estimate.
 pub type Kind = (&'static str, u8);
+
+/// The smallest size a request is estimated at: a layer has a fixed part (the
+/// aggregation scan over every incident) that no district filter makes smaller.
+pub const MIN_SIZE: f64 = 0.05;
+
+/// The size of a layer over `filter`'s districts: their share of the county's area (1
+/// for the whole county), at least [`MIN_SIZE`].
+pub fn filter_size(g: &crate::spatial::Geography, filter: &crate::analysis::Filter) -> f64 {
+    g.area_share(filter.districts.as_deref())
+        .clamp(MIN_SIZE, 1.0)
+}
 
 /// Running and waiting computations.
 #[derive(Debug, Default)]
@@ -66,9 +83,9 @@ pub struct Pool {
 /// How long a kind's computations took.
 #[derive(Debug, Clone, Copy)]
 struct Estimate {
-    /// Running mean of elapsed milliseconds (a cancelled one counts with the time it
-    /// had run, a lower bound of its cost; one cut off by the timeout as longer than
-    /// the timeout).
+    /// Running mean of elapsed milliseconds per unit of size (a cancelled one counts
+    /// with the time it had run, a lower bound of its cost; one cut off by the timeout
+    /// as longer than the timeout).
     mean_ms: f64,
     /// How many went into the mean (at most 8: exponential after the first eight).
     n: u32,
@@ -91,6 +108,7 @@ struct Refusal(AppError);
 struct Slot {
     pool: Arc<Pool>,
     kind: Kind,
+    size: f64,
     estimate_ms: u64,
     started: Instant,
     requested: Instant,
@@ -115,7 +133,7 @@ impl Drop for Slot {
         } else {
             self.started.elapsed()
         };
-        self.pool.record(self.kind, took);
+        self.pool.record(self.kind, self.size, took);
     }
 }
 
@@ -153,15 +171,16 @@ impl Pool {
         }
     }
 
-    /// The estimated milliseconds of one computation of `kind` (0 if never seen).
-    pub fn estimate_ms(&self, kind: Kind) -> u64 {
+    /// The estimated milliseconds of one computation of `kind` at `size` (see
+    /// [`filter_size`]; 0 if the kind was never seen).
+    pub fn estimate_ms(&self, kind: Kind, size: f64) -> u64 {
         lock(&self.estimates)
             .get(&kind)
-            .map_or(0, |e| e.mean_ms.round() as u64)
+            .map_or(0, |e| (e.mean_ms * size.clamp(MIN_SIZE, 1.0)).ceil() as u64)
     }
 
-    fn record(&self, kind: Kind, elapsed: Duration) {
-        let ms = elapsed.as_secs_f64() * 1000.0;
+    fn record(&self, kind: Kind, size: f64, elapsed: Duration) {
+        let ms = elapsed.as_secs_f64() * 1000.0 / size.clamp(MIN_SIZE, 1.0);
         let mut all = lock(&self.estimates);
         let e = all.entry(kind).or_insert(Estimate {
             mean_ms: 0.0,
@@ -191,8 +210,13 @@ impl Pool {
     /// this (blocking) thread: at once, or after waiting in the queue; unwinds with a
     /// refusal when the queue is full, the work cannot be done in time, or no slot came
     /// before the timeout, and with [`cancel::Cancelled`] when the request is gone.
-    fn enter(self: &Arc<Self>, kind: Kind, requested: Instant, token: &Token) -> Slot {
-        let estimate = self.estimate_ms(kind);
+    fn enter(
+        self: &Arc<Self>,
+        (kind, size): (Kind, f64),
+        requested: Instant,
+        token: &Token,
+    ) -> Slot {
+        let estimate = self.estimate_ms(kind, size);
         let budget = self.timeout.as_millis() as u64;
         let left = budget.saturating_sub(requested.elapsed().as_millis() as u64);
         let ahead = self.backlog_ms.load(Ordering::SeqCst) / self.slot_count as u64;
@@ -243,6 +267,7 @@ impl Pool {
         Slot {
             pool: self.clone(),
             kind,
+            size,
             estimate_ms: estimate,
             started: Instant::now(),
             requested,
@@ -252,7 +277,8 @@ impl Pool {
 
     /// Runs `f` on the blocking pool, stopping it at its next checkpoint once this
     /// future is dropped. A cache miss inside it (`crate::cancel::admit`) takes one of
-    /// the pool's slots for its computation; a hit takes none.
+    /// the pool's slots for its computation, estimated at `size` ([`filter_size`]); a
+    /// hit takes none.
     ///
     /// # Errors
     /// [`AppError::Busy`] (503 with `Retry-After`) when a miss finds the queue full or
@@ -260,6 +286,7 @@ impl Pool {
     pub async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         kind: Kind,
+        size: f64,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, AppError> {
         let guard = CancelOnDrop(Token::new());
@@ -269,7 +296,7 @@ impl Pool {
         let joined = tokio::task::spawn_blocking(move || {
             let t = token.clone();
             let admit: cancel::Admit =
-                std::rc::Rc::new(move || Box::new(pool.enter(kind, requested, &t)));
+                std::rc::Rc::new(move || Box::new(pool.enter((kind, size), requested, &t)));
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 cancel::run(token, || cancel::with_admission(admit, f))
             }))
@@ -345,7 +372,7 @@ mod tests {
             let p = pool.clone();
             // A miss holding the one slot.
             let running = tokio::spawn(async move {
-                p.run(("t", 0), move || {
+                p.run(("t", 0), 1.0, move || {
                     let _slot = cancel::admit();
                     r.wait();
                     1
@@ -358,7 +385,7 @@ mod tests {
             // A miss waiting for it.
             let p = pool.clone();
             let queued = tokio::spawn(async move {
-                p.run(("t", 0), || {
+                p.run(("t", 0), 1.0, || {
                     let _slot = cancel::admit();
                     2
                 })
@@ -370,7 +397,7 @@ mod tests {
             // One more miss: refused, at once.
             let started = Instant::now();
             match pool
-                .run(("t", 0), || {
+                .run(("t", 0), 1.0, || {
                     let _slot = cancel::admit();
                     3
                 })
@@ -387,7 +414,7 @@ mod tests {
             }
             assert!(started.elapsed() < Duration::from_secs(1));
             // A hit (no slot asked for) is answered however busy the pool is.
-            assert_eq!(pool.run(("t", 0), || 4).await.expect("a hit"), 4);
+            assert_eq!(pool.run(("t", 0), 1.0, || 4).await.expect("a hit"), 4);
             release.wait();
             assert_eq!(running.await.expect("join").expect("ran"), 1);
             assert_eq!(queued.await.expect("join").expect("ran"), 2);
@@ -400,12 +427,12 @@ mod tests {
     fn work_estimated_past_the_timeout_is_refused_and_a_dropped_request_cancels_its_work() {
         rt().block_on(async {
             let pool = Arc::new(Pool::new(1, 4, Duration::from_millis(200)));
-            pool.record(("slow", 10), Duration::from_millis(500));
+            pool.record(("slow", 10), 1.0, Duration::from_millis(500));
             let miss = || {
                 let _slot = cancel::admit();
                 1
             };
-            match pool.run(("slow", 10), miss).await {
+            match pool.run(("slow", 10), 1.0, miss).await {
                 Err(AppError::Busy { reason, .. }) => {
                     assert!(reason.contains("500 ms"), "{reason}");
                 }
@@ -416,7 +443,7 @@ mod tests {
             let s = stopped.clone();
             let p = pool.clone();
             let request = async move {
-                p.run(("spin", 0), move || {
+                p.run(("spin", 0), 1.0, move || {
                     let _slot = cancel::admit();
                     let guard = scopeguard(s);
                     let started = Instant::now();
@@ -444,7 +471,35 @@ mod tests {
                 let _slot = cancel::admit();
                 5
             };
-            assert_eq!(pool.run(("next", 0), next).await.expect("ran"), 5);
+            assert_eq!(pool.run(("next", 0), 1.0, next).await.expect("ran"), 5);
+        });
+    }
+
+    #[test]
+    fn the_estimate_scales_with_the_filters_size() {
+        rt().block_on(async {
+            let pool = Arc::new(Pool::new(1, 4, Duration::from_millis(200)));
+            // Measured county-wide at 500 ms, past the 200 ms budget.
+            pool.record(("layer", 10), 1.0, Duration::from_millis(500));
+            assert_eq!(pool.estimate_ms(("layer", 10), 1.0), 500);
+            assert_eq!(pool.estimate_ms(("layer", 10), 0.1), 50);
+            // Never below the fixed part.
+            assert_eq!(pool.estimate_ms(("layer", 10), 0.001), 25);
+            let miss = || {
+                let _slot = cancel::admit();
+                1
+            };
+            // The county again: refused at once.
+            assert!(matches!(
+                pool.run(("layer", 10), 1.0, miss).await,
+                Err(AppError::Busy { .. })
+            ));
+            // A tenth of the county fits: admitted and run.
+            assert_eq!(pool.run(("layer", 10), 0.1, miss).await.expect("ran"), 1);
+            // Measured per unit of size: a 30 ms run at a tenth is 300 ms a county.
+            let pool = Pool::new(1, 4, Duration::from_secs(1));
+            pool.record(("k", 0), 0.1, Duration::from_millis(30));
+            assert_eq!(pool.estimate_ms(("k", 0), 1.0), 300);
         });
     }
 

@@ -109,6 +109,9 @@ pub struct Geography {
     /// The map's labels of this geography (districts, towns), built on the first request
     /// (`gazetteer::fixed_labels`).
     pub(crate) labels: std::sync::OnceLock<Vec<super::gazetteer::Label>>,
+    /// Each district's share of the districts' total area, on first use
+    /// ([`Geography::district_shares`]).
+    district_shares: std::sync::OnceLock<Vec<f64>>,
 }
 
 impl Geography {
@@ -221,6 +224,7 @@ impl Geography {
             codes,
             places: std::sync::OnceLock::new(),
             labels: std::sync::OnceLock::new(),
+            district_shares: std::sync::OnceLock::new(),
         })
     }
 
@@ -239,6 +243,47 @@ impl Geography {
             codes: FxHashMap::default(),
             places: std::sync::OnceLock::new(),
             labels: std::sync::OnceLock::new(),
+            district_shares: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Each district's share of the districts' total area (planar, in degrees squared
+    /// scaled by the cosine of the latitude: a share, not an area), summing to 1 (empty
+    /// when there are no districts).
+    pub fn district_shares(&self) -> &[f64] {
+        self.district_shares.get_or_init(|| {
+            use geo::{Area as _, BoundingRect as _};
+            let areas: Vec<f64> = self
+                .districts
+                .polygons
+                .iter()
+                .map(|p| {
+                    let lat = p.bounding_rect().map_or(0.0, |r| r.center().y);
+                    p.unsigned_area() * lat.to_radians().cos()
+                })
+                .collect();
+            let total: f64 = areas.iter().sum();
+            if total > 0.0 {
+                areas.iter().map(|a| a / total).collect()
+            } else {
+                vec![0.0; areas.len()]
+            }
+        })
+    }
+
+    /// The share of the districts' area that `districts` cover (1 for `None`, all).
+    pub fn area_share(&self, districts: Option<&[u8]>) -> f64 {
+        let shares = self.district_shares();
+        match districts {
+            None => 1.0,
+            Some(ds) => {
+                let mut seen = [false; 256];
+                ds.iter()
+                    .filter(|&&d| !std::mem::replace(&mut seen[usize::from(d)], true))
+                    .filter_map(|&d| shares.get(usize::from(d)))
+                    .sum::<f64>()
+                    .min(1.0)
+            }
         }
     }
 
@@ -346,6 +391,29 @@ mod tests {
 
     fn g() -> Geography {
         Geography::bundled().expect("bundled geography")
+    }
+
+    #[test]
+    fn district_area_shares_sum_to_one_and_follow_the_districts_size() {
+        let g = g();
+        let s = g.district_shares();
+        assert_eq!(s.len(), 14);
+        assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        let d = |name: &str| g.district_index(name).expect(name);
+        // Blackpool (35 km2) is the smallest district, Lancaster (576 km2) the largest;
+        // the county's 14 districts are 3,075 km2 in all.
+        let (blackpool, lancaster) = (d("Blackpool"), d("Lancaster"));
+        assert!(
+            (s[usize::from(blackpool)] - 35.0 / 3075.0).abs() < 0.004,
+            "{s:?}"
+        );
+        assert!(
+            (s[usize::from(lancaster)] - 576.0 / 3075.0).abs() < 0.02,
+            "{s:?}"
+        );
+        assert_eq!(g.area_share(None), 1.0);
+        let both = g.area_share(Some(&[blackpool, lancaster, blackpool]));
+        assert!((both - s[usize::from(blackpool)] - s[usize::from(lancaster)]).abs() < 1e-12);
     }
 
     #[test]

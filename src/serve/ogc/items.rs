@@ -19,7 +19,7 @@ use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
 use super::{CSV, GEOJSON, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, link};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
-use crate::serve::{AppError, AppState, cached, limits};
+use crate::serve::{AppError, AppState, cached, compute, limits};
 
 fn collection(id: &str) -> Result<CollectionId, AppError> {
     CollectionId::parse(id).ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))
@@ -108,7 +108,8 @@ pub async fn items(
         controls,
     };
     let kind = (r.cid.id(), 0);
-    state.compute().run(kind, move || page(&r)).await?
+    let size = compute::filter_size(&r.store.geography, &r.q.filter);
+    state.compute().run(kind, size, move || page(&r)).await?
 }
 
 /// The part of `b` inside the data's extent `[west, south, east, north]`, or None when
@@ -390,9 +391,10 @@ pub async fn queryables(
     let base = base_url(&headers, &uri);
     let generation = state.generation();
     let kind = (cid.id(), 1);
+    let size = compute::filter_size(&store.geography, &q.filter);
     state
         .compute()
-        .run(kind, move || {
+        .run(kind, size, move || {
             let items = computed(cid, &store, generation, &q, controls.as_ref())?;
             let properties: serde_json::Map<String, serde_json::Value> = items
                 .columns
@@ -497,7 +499,11 @@ pub async fn item(
         controls,
     };
     let kind = (r.cid.id(), 0);
-    state.compute().run(kind, move || one(&r, &fid)).await?
+    let size = compute::filter_size(&r.store.geography, &r.q.filter);
+    state
+        .compute()
+        .run(kind, size, move || one(&r, &fid))
+        .await?
 }
 
 fn one(r: &Request, fid: &str) -> Result<Response, AppError> {

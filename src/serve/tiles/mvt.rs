@@ -45,7 +45,7 @@ use crate::serve::auth::{Access, Principal, Role, Routes, principal_of};
 use crate::serve::disclosure;
 use crate::serve::params::{self, FILTER_PARAMS};
 use crate::serve::tile::TileCoord;
-use crate::serve::{AppError, AppState, cached};
+use crate::serve::{AppError, AppState, cached, compute};
 
 /// The MVT media type.
 pub const CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
@@ -104,9 +104,10 @@ async fn cells_tile(
     };
     let generation = state.generation();
     let kind = ("tiles/cells", u8::from(cells::resolution(t.z)));
+    let size = compute::filter_size(&store.geography, &filter);
     let body = state
         .compute()
-        .run(kind, move || {
+        .run(kind, size, move || {
             // Far from the study area: the empty tile, without computing anything.
             let shapes = bounds::shapes(&store.geography);
             if !geom::Frame::new(t).touches(&shapes.extent()) {

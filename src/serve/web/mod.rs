@@ -36,7 +36,7 @@ use crate::serve::auth::{Access, Principal, Role, Routes, principal_of};
 use crate::serve::disclosure;
 use crate::serve::disclosure::basis::Basis;
 use crate::serve::params::{self, FILTER_PARAMS};
-use crate::serve::{AppError, AppState, cached};
+use crate::serve::{AppError, AppState, cached, compute};
 
 pub use assets::{Availability, availability, embed, web_dir};
 pub use cells::{CellQuery, Method};
@@ -158,9 +158,12 @@ async fn cells_geojson(
         },
         u8::from(q.res),
     );
+    let size = compute::filter_size(&store.geography, &filter);
     let body = state
         .compute()
-        .run(kind, move || cells::geojson(&store, generation, &filter, q))
+        .run(kind, size, move || {
+            cells::geojson(&store, generation, &filter, q)
+        })
         .await?;
     Ok(cached(
         &headers,
@@ -192,10 +195,12 @@ async fn details_json(
     let generation = state.generation();
     let settings = state.settings().disclosure.clone();
     let names = (k, settings.sensitive_types());
+    let size = compute::filter_size(&store.geography, &filter);
     let doc = state
         .compute()
         .run(
             ("map/details", 0),
+            size,
             move || -> Result<serde_json::Value, AppError> {
                 let basis = Basis::of(k.is_some(), settings.ckp_seed);
                 let mut doc = details::details(&store, unit, &filter, fdr, names, &basis);
@@ -302,9 +307,10 @@ async fn change_geojson(
     };
     let generation = state.generation();
     let kind = ("map/change", u8::from(q.res));
+    let size = compute::filter_size(&store.geography, &filter);
     let body = state
         .compute()
-        .run(kind, move || {
+        .run(kind, size, move || {
             change::geojson(&store, generation, &filter, q)
         })
         .await?;
