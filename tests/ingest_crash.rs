@@ -2,7 +2,8 @@
 //! store is consistent (the file is wholly in or wholly out, SQLite's integrity check
 //! passes) and serves, and the interrupted job is run again to the end (`resumed`);
 //! ingesting the file again changes nothing. Uploads are answered 202 at once, with the
-//! job to poll.
+//! job to poll. The CLI's `ingest` runs through the same queue: it waits for the worker
+//! lock, is listed as a job, and the server reloads what it ingested.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -253,6 +254,7 @@ fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
         .expect("jobs dir")
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "worker.lock")
         .collect();
     assert_eq!(left, [format!("{id}.json")], "{left:?}");
 
@@ -317,4 +319,114 @@ fn killed_mid_ingest_restarts_consistent_and_reingest_is_idempotent() {
     assert!(ingests.len() >= 2);
     assert!(ingests.iter().all(|v| v["who"] == "crash-test"));
     assert!(!audit.contains(KEY), "the audit log holds the key");
+}
+
+/// One burglary of `month` as a police.uk street file.
+fn one_crime(month: &str) -> String {
+    format!(
+        "Crime ID,Month,Reported by,Falls within,Longitude,Latitude,Location,LSOA code,\
+         LSOA name,Crime type,Last outcome category,Context\n\
+         ,{month},Lancashire Constabulary,Lancashire Constabulary,-2.4820,53.7480,\
+         On or near High Street,,,Burglary,,\n"
+    )
+}
+
+#[test]
+fn the_cli_ingest_runs_through_the_servers_queue_and_the_server_serves_what_it_ingested() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let server = start(&data);
+    let before = located(&server);
+    let file = tmp.path().join("2032-01-lancashire-street.csv");
+    std::fs::write(&file, one_crime("2032-01")).expect("write");
+
+    // Another runner holds the worker lock (as the server's worker does during a job):
+    // the CLI waits for it, and says so, rather than ingesting beside it.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(data.join("jobs/worker.lock"))
+        .expect("the jobs directory and its lock file exist once the server runs");
+    lock.lock().expect("lock");
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_hotspot"))
+        .arg("ingest")
+        .arg("--data")
+        .arg(&data)
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the CLI starts");
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        cli.try_wait().expect("try_wait").is_none(),
+        "the CLI ingested while another runner held the lock"
+    );
+    assert_eq!(located(&server), before);
+    lock.unlock().expect("unlock");
+    let out = cli.wait_with_output().expect("the CLI ends");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("waiting for it"), "{stderr}");
+    let id = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("recorded as ingest job "))
+        .unwrap_or_else(|| panic!("no job id in: {stdout}"))
+        .trim()
+        .to_owned();
+
+    // The server lists the CLI's run as a job, with its summary, and reloads the store.
+    let j = job(&server, &id);
+    assert_eq!(j["state"], "done", "{j}");
+    assert_eq!(j["role"], "cli", "{j}");
+    assert_eq!(j["status"], 200, "{j}");
+    assert_eq!(j["file"], "2032-01-lancashire-street.csv", "{j}");
+    assert_eq!(j["result"]["files"][0]["stored"], 1, "{j}");
+    let (status, list) = answer(send(&server.addr, "GET", "/admin/ingest?limit=5", b""));
+    assert_eq!(status, 200, "{list}");
+    assert!(list.to_string().contains(&id), "{list}");
+    let t0 = Instant::now();
+    while located(&server) != before + 1 {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "the server never served the CLI's ingest: {} located, {before} before",
+            located(&server)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // A CLI run that stopped mid-way (its state file says running, no process holds the
+    // lock) is marked failed with the reason, not left running nor run again.
+    let stale = "00000000000000000007";
+    std::fs::write(
+        data.join(format!("jobs/{stale}.json")),
+        serde_json::json!({
+            "id": stale, "file": "x.csv", "state": "running", "by": "someone",
+            "role": "cli", "submitted": "2032-01-01T00:00:00Z", "files_done": 1,
+            "files_total": 3
+        })
+        .to_string(),
+    )
+    .expect("write");
+    let t0 = Instant::now();
+    let stopped = loop {
+        let j = job(&server, stale);
+        if j["state"] != "running" {
+            break j;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "still running: {j}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(stopped["state"], "failed", "{stopped}");
+    assert!(
+        stopped["result"]["errors"][0]
+            .as_str()
+            .is_some_and(|e| e.contains("run it again")),
+        "{stopped}"
+    );
 }

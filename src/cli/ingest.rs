@@ -1,4 +1,9 @@
 //! `hotspot ingest`: files, directories and zips into the store, one transaction a file.
+//!
+//! It runs through the data directory's ingest queue (`serve::jobs`): it waits for the
+//! worker lock while a server's ingest job (or another `hotspot ingest`) runs, and
+//! records its run as a job (role `cli`), which a server on the same directory lists
+//! and, once done, reloads its analysis store for.
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -9,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::DataDir;
 use crate::ingest::{Format, Reject, discover};
+use crate::serve::{jobs, upload};
 use crate::store::{IngestSummary, Store};
 
 #[derive(Debug, Args)]
@@ -28,7 +34,26 @@ pub struct IngestArgs {
 
 pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
     let sources = discover(&a.paths)?;
+    let jobs_dir = jobs::jobs_dir(&a.data.dir);
+    let lock_err = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "{}: cannot take the ingest lock: {e}",
+            jobs_dir.join("worker.lock").display()
+        )
+    };
+    let held = match jobs::WorkerLock::try_acquire(&jobs_dir).map_err(lock_err)? {
+        Some(l) => l,
+        None => {
+            eprintln!(
+                "hotspot: another ingest is running on this data directory (a server's ingest job or another hotspot ingest); waiting for it"
+            );
+            jobs::WorkerLock::acquire(&jobs_dir).map_err(lock_err)?
+        }
+    };
     let mut store = Store::open(&a.data.dir)?;
+    let who = std::env::var("USER").unwrap_or_else(|_| "local".into());
+    let mut job = jobs::CliJob::start(&a.data.dir, &held, &job_name(&a.paths), &who, sources.len())
+        .map_err(|e| anyhow::anyhow!("{}: recording the ingest job: {e}", jobs_dir.display()))?;
     let gaps_before = store.coverage()?.gaps();
     let bar = ProgressBar::new(sources.len() as u64);
     bar.set_style(
@@ -40,6 +65,7 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     let mut summaries: Vec<IngestSummary> = Vec::new();
     let mut failures = Vec::new();
+    let mut done = 0;
     store.ingest_sources(&sources, a.format, |src, result| {
         bar.set_message(src.name());
         match result {
@@ -55,9 +81,24 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
             }
         }
         bar.inc(1);
+        done += 1;
+        job.progress(done);
     });
     bar.finish_and_clear();
+    let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
+    let result = serde_json::json!({
+        "changed": summaries.iter().any(|s| !s.unchanged),
+        "files": summaries.iter().map(upload::summary_json).collect::<Vec<_>>(),
+        "errors": errors,
+        "rejected": summaries.iter().map(|s| s.rejected).sum::<u64>(),
+    });
+    let status = if failures.is_empty() { 200 } else { 422 };
+    let id = job.id().to_owned();
+    job.finish(status, result)
+        .map_err(|e| anyhow::anyhow!("{}: recording the ingest job: {e}", jobs_dir.display()))?;
+    drop(held);
     print_summary(&summaries, started.elapsed().as_secs_f64());
+    println!("recorded as ingest job {id}");
     for line in super::coverage::gap_changes(&gaps_before, &store.coverage()?.gaps()) {
         println!("{line}");
     }
@@ -86,6 +127,25 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
             sources.len()
         ),
     }
+}
+
+/// The job's name: the file names given (never their directories), shortened.
+fn job_name(paths: &[PathBuf]) -> String {
+    let names: Vec<String> = paths
+        .iter()
+        .map(|p| {
+            p.file_name().map_or_else(
+                || p.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            )
+        })
+        .collect();
+    let mut name = names.join(", ");
+    if name.len() > 200 {
+        name.truncate(name.floor_char_boundary(200));
+        name.push('…');
+    }
+    name
 }
 
 fn print_summary(s: &[IngestSummary], secs: f64) {

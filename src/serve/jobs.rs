@@ -15,6 +15,18 @@
 //!
 //! Finished jobs keep their state file (the upload is deleted); the newest
 //! [`KEEP_FINISHED`] are kept.
+//!
+//! **One queue for the server and the CLI.** Jobs run only while their runner holds the
+//! data directory's worker lock (`jobs/worker.lock`, an exclusive OS file lock, freed by
+//! the OS when its process dies), so a server's worker and any number of `hotspot
+//! ingest` commands on the same data directory run one ingest at a time, in the order
+//! they take the lock. The CLI records its run as a job of its own ([`CliJob`], role
+//! `cli`, listed by `GET /admin/ingest` with its summary), running from the moment it
+//! holds the lock; a server on that directory sees the finished job and reloads its
+//! analysis store, so what the CLI ingested is served without a restart. A job found
+//! `running` by a runner that holds the lock was interrupted (no one else can be running
+//! it): a server's upload is queued again (`resumed`); a CLI run, whose files are not in
+//! the queue, is marked failed with the reason (its files went in or not, each whole).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -118,7 +130,167 @@ pub struct Jobs {
 }
 
 fn dir(state: &AppState) -> PathBuf {
-    state.settings().data.join("jobs")
+    jobs_dir(&state.settings().data)
+}
+
+/// The jobs directory of a data directory.
+pub fn jobs_dir(data: &Path) -> PathBuf {
+    data.join("jobs")
+}
+
+/// The role a CLI run's job is recorded with.
+pub const CLI_ROLE: &str = "cli";
+
+/// The data directory's worker lock, held while a job runs (see the module doc).
+#[derive(Debug)]
+pub struct WorkerLock(std::fs::File);
+
+impl WorkerLock {
+    fn file(dir: &Path) -> std::io::Result<std::fs::File> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("worker.lock"))
+    }
+
+    /// Takes the lock of the jobs directory `dir`, waiting while another runner (this
+    /// server's worker, another process's) holds it.
+    ///
+    /// # Errors
+    /// When the lock file cannot be opened or locked.
+    pub fn acquire(dir: &Path) -> std::io::Result<Self> {
+        let f = Self::file(dir)?;
+        f.lock()?;
+        Ok(WorkerLock(f))
+    }
+
+    /// Takes the lock if no one holds it; `None` when someone does.
+    ///
+    /// # Errors
+    /// When the lock file cannot be opened or locked for another reason.
+    pub fn try_acquire(dir: &Path) -> std::io::Result<Option<Self>> {
+        let f = Self::file(dir)?;
+        match f.try_lock() {
+            Ok(()) => Ok(Some(WorkerLock(f))),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
+impl Drop for WorkerLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// Jobs left `running` when the caller holds the worker lock were interrupted: a
+/// server's upload is queued again (`resumed`), a CLI run is marked failed.
+fn recover(dir: &Path, _held: &WorkerLock) {
+    for mut job in all(dir) {
+        if job.state != JobState::Running {
+            continue;
+        }
+        if job.role == CLI_ROLE {
+            tracing::warn!(job = %job.id, file = %job.file, "a hotspot ingest command stopped during its run");
+            job.state = JobState::Failed;
+            job.status = Some(500);
+            job.finished = Some(super::clock::now_rfc3339());
+            job.result = Some(serde_json::json!({ "errors": [
+                "the ingest command stopped before it finished: the files it had finished are in \
+                 the store, each whole, and the rest are not; run it again to add them"
+            ] }));
+        } else {
+            tracing::warn!(job = %job.id, file = %job.file, "ingest job interrupted by a stop; running it again");
+            job.state = JobState::Queued;
+            job.resumed = true;
+            job.files_done = 0;
+        }
+        if let Err(e) = save(dir, &job) {
+            tracing::error!(job = %job.id, error = %e, "cannot write an interrupted ingest job's state");
+        }
+    }
+}
+
+/// The newest finished CLI job that changed the store, if newer than `seen`.
+fn newer_cli_change(dir: &Path, seen: Option<&str>) -> Option<String> {
+    let newer = |id: &str| seen.is_none_or(|s| (id.len(), id) > (s.len(), s));
+    ids(dir)
+        .iter()
+        .rev()
+        .take_while(|id| newer(id))
+        .filter_map(|id| load(dir, id))
+        .find(|j| {
+            j.role == CLI_ROLE
+                && j.state == JobState::Done
+                && j.result.as_ref().is_some_and(|r| r["changed"] == true)
+        })
+        .map(|j| j.id)
+}
+
+/// A CLI ingest recorded as a job in the data directory's queue (see the module doc):
+/// made `running` once its runner holds the worker lock, kept current file by file.
+#[derive(Debug)]
+pub struct CliJob {
+    dir: PathBuf,
+    job: Job,
+}
+
+impl CliJob {
+    /// Records a run of `files_total` files named `name`, by `who`, as running; the
+    /// caller holds the lock of `jobs_dir(data)`.
+    ///
+    /// # Errors
+    /// When the state file cannot be written.
+    pub fn start(
+        data: &Path,
+        _held: &WorkerLock,
+        name: &str,
+        who: &str,
+        files_total: usize,
+    ) -> std::io::Result<Self> {
+        let dir = jobs_dir(data);
+        let now = super::clock::now_rfc3339();
+        let mut job = Job::queued(
+            Jobs::default().next_id(),
+            name,
+            (who, CLI_ROLE),
+            now.clone(),
+        );
+        job.state = JobState::Running;
+        job.started = Some(now);
+        job.files_total = Some(files_total);
+        save(&dir, &job)?;
+        Ok(CliJob { dir, job })
+    }
+
+    /// The job's id.
+    pub fn id(&self) -> &str {
+        &self.job.id
+    }
+
+    /// `done` files finished.
+    pub fn progress(&mut self, done: usize) {
+        self.job.files_done = done;
+        let _ = save(&self.dir, &self.job);
+    }
+
+    /// The run ended: `status` 200 when every file went in, else 422; `result` its
+    /// summary (with `changed`, whether the store changed, which a server watches for).
+    ///
+    /// # Errors
+    /// When the state file cannot be written.
+    pub fn finish(mut self, status: u16, result: Value) -> std::io::Result<()> {
+        self.job.state = JobState::Done;
+        self.job.status = Some(status);
+        self.job.result = Some(result);
+        self.job.finished = Some(super::clock::now_rfc3339());
+        save(&self.dir, &self.job)?;
+        prune(&self.dir);
+        Ok(())
+    }
 }
 
 fn state_path(dir: &Path, id: &str) -> PathBuf {
@@ -229,8 +401,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     }
 }
 
-/// Starts the server's worker unless it runs already: first it marks jobs left
-/// `running` by a stopped server as queued again (`resumed`), then it runs the queue.
+/// Starts the server's worker unless it runs already: it runs the queue, each job under
+/// the worker lock, first marking jobs left `running` by a stopped runner ([`recover`]),
+/// and reloads the analysis store when a CLI run changed it.
 pub fn start(state: &AppState) {
     let jobs = state.jobs();
     let mut started = lock(&jobs.started);
@@ -245,25 +418,36 @@ pub fn start(state: &AppState) {
             let _ = std::fs::remove_file(e.path());
         }
     }
-    for mut job in all(&dir) {
-        if job.state == JobState::Running {
-            tracing::warn!(job = %job.id, file = %job.file, "ingest job interrupted by a stop; running it again");
-            job.state = JobState::Queued;
-            job.resumed = true;
-            job.files_done = 0;
-            if let Err(e) = save(&dir, &job) {
-                tracing::error!(job = %job.id, error = %e, "cannot requeue an interrupted ingest job");
-            }
-        }
-    }
     let state = state.clone();
     let spawned = std::thread::Builder::new()
         .name("hotspot-ingest".into())
         .spawn(move || {
+            // What the store already holds: CLI runs finished before this server loaded it.
+            let mut seen = newer_cli_change(&dir, None);
             loop {
+                // The lock first: a CLI ingest may be running (this waits for it).
+                let held = match WorkerLock::acquire(&dir) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot take the ingest worker lock");
+                        state.jobs().wait(Duration::from_secs(5));
+                        continue;
+                    }
+                };
+                recover(&dir, &held);
+                if let Some(id) = newer_cli_change(&dir, seen.as_deref()) {
+                    tracing::info!(job = %id, "the store was changed by a hotspot ingest command; reloading it");
+                    if let Err(e) = super::upload::reload(&state) {
+                        tracing::error!(error = ?e, "cannot reload the analysis store");
+                    }
+                    seen = Some(id);
+                }
                 match all(&dir).into_iter().find(|j| j.state == JobState::Queued) {
                     Some(job) => run(&state, &dir, job),
-                    None => state.jobs().wait(Duration::from_secs(5)),
+                    None => {
+                        drop(held);
+                        state.jobs().wait(Duration::from_secs(2));
+                    }
                 }
             }
         });

@@ -14,7 +14,7 @@ pub mod disclosure;
 mod error;
 mod etag;
 mod health;
-mod jobs;
+pub(crate) mod jobs;
 pub mod limits;
 pub mod ogc;
 pub mod params;
@@ -23,7 +23,7 @@ mod settings;
 mod state;
 pub mod tile;
 pub mod tiles;
-mod upload;
+pub(crate) mod upload;
 // The web map (issue 5): its files under /map/ and the endpoints only it uses.
 pub mod web;
 

@@ -232,10 +232,7 @@ pub fn ingest_upload(
     let (summaries, errors) = ingest_file(&dir, path, name, &limits, progress)?;
     let changed = summaries.iter().any(|s| !s.unchanged);
     if changed {
-        let geography = state.store().geography.clone();
-        let fresh = crate::analysis::from_store(&dir, geography)
-            .map_err(|e| AppError::Internal(format!("reloading the analysis store: {e}")))?;
-        state.replace_store(fresh);
+        reload(state)?;
     }
     let files: Vec<Value> = summaries.iter().map(summary_json).collect();
     let rejects: Vec<Value> = summaries
@@ -250,6 +247,7 @@ pub fn ingest_upload(
     let rejected: u64 = summaries.iter().map(|s| s.rejected).sum();
     let doc = json!({
         "file": name,
+        "changed": changed,
         "files": files,
         "errors": errors,
         "rejected": rejected,
@@ -316,7 +314,21 @@ fn ingest_file(
     Ok((summaries, errors))
 }
 
-fn summary_json(s: &IngestSummary) -> Value {
+/// Reloads the server's analysis store from the store on disk (after an ingest, the
+/// server's own or a CLI run's).
+///
+/// # Errors
+/// When the store cannot be read.
+pub fn reload(state: &AppState) -> Result<(), AppError> {
+    let geography = state.store().geography.clone();
+    let fresh = crate::analysis::from_store(&state.settings().data, geography)
+        .map_err(|e| AppError::Internal(format!("reloading the analysis store: {e}")))?;
+    state.replace_store(fresh);
+    Ok(())
+}
+
+/// One file's summary as the ingest answers and jobs give it.
+pub(crate) fn summary_json(s: &IngestSummary) -> Value {
     json!({
         "file": s.file,
         "format": s.format,
