@@ -346,6 +346,7 @@ impl Builder {
             outside_by_month,
             lsoa_vintage,
             coverage,
+            datasets_by_type: None,
         }
     }
 }

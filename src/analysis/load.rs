@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 use rusqlite::{Connection, OpenFlags};
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
 use super::{AnalysisStore, Builder};
@@ -91,42 +92,89 @@ pub fn from_store(
             builder.unlocated(u8::try_from(t).unwrap_or(u8::MAX), n as u64);
         }
     }
-    let batches: Vec<i64> = {
+    // Each batch's dataset bit (a row's batch is its id >> 32).
+    let (batches, batch_bit): (Vec<i64>, FxHashMap<i64, u8>) = {
         let mut q = conn
-            .prepare("SELECT id FROM batches ORDER BY id")
+            .prepare(
+                "SELECT b.id, b.key, coalesce(l.format, '') FROM batches b
+                 LEFT JOIN ingest_log l ON l.id = b.ingest_id ORDER BY b.id",
+            )
             .map_err(sql)?;
-        q.query_map([], |r| r.get(0))
+        let rows: Vec<(i64, String, String)> = q
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .map_err(sql)?
             .collect::<Result<_, _>>()
-            .map_err(sql)?
+            .map_err(sql)?;
+        let bits = rows
+            .iter()
+            .map(|(id, key, format)| (*id, batch_dataset_bit(key, format)))
+            .collect();
+        (rows.into_iter().map(|r| r.0).collect(), bits)
     };
     let ranges = id_ranges(&batches, rayon::current_num_threads() * 2);
-    let parts: Vec<Result<Builder, StoreError>> = ranges
+    let parts: Vec<Result<(Builder, [u8; 32]), StoreError>> = ranges
         .par_iter()
         .map(|&(lo, hi)| {
             let conn = open()?;
             let mut part = Builder::new();
+            let mut by_type = [0u8; 32];
             let mut q = conn
                 .prepare_cached(
-                    "SELECT loc, month, ctype, severity FROM incidents WHERE id >= ?1 AND id < ?2 AND loc IS NOT NULL",
+                    "SELECT loc, month, ctype, severity, id FROM incidents WHERE id >= ?1 AND id < ?2 AND loc IS NOT NULL",
                 )
                 .map_err(sql)?;
             let mut rows = q.query([lo, hi]).map_err(sql)?;
+            let mut last = (i64::MIN, GENERIC_BIT);
             while let Some(r) = rows.next().map_err(sql)? {
                 let loc: i64 = r.get(0).map_err(sql)?;
                 let dense = usize::try_from(loc).ok().and_then(|i| db_to_dense.get(i)).copied().unwrap_or(u32::MAX);
                 if dense == u32::MAX {
                     continue;
                 }
-                part.incident(dense, r.get(1).map_err(sql)?, r.get(2).map_err(sql)?, r.get(3).map_err(sql)?);
+                let ctype: u8 = r.get(2).map_err(sql)?;
+                let batch = r.get::<_, i64>(4).map_err(sql)? >> 32;
+                if batch != last.0 {
+                    last = (batch, batch_bit.get(&batch).copied().unwrap_or(GENERIC_BIT));
+                }
+                if let Some(m) = by_type.get_mut(usize::from(ctype)) {
+                    *m |= last.1;
+                }
+                part.incident(dense, r.get(1).map_err(sql)?, ctype, r.get(3).map_err(sql)?);
             }
-            Ok(part)
+            Ok((part, by_type))
         })
         .collect();
+    let mut by_type = vec![0u8; 32];
     for p in parts {
-        builder.append_incidents(p?);
+        let (part, bits) = p?;
+        builder.append_incidents(part);
+        for (m, b) in by_type.iter_mut().zip(bits) {
+            *m |= b;
+        }
     }
-    Ok(builder.finish(geography))
+    let mut store = builder.finish(geography);
+    store.datasets_by_type = Some(by_type);
+    Ok(store)
+}
+
+/// The bit of `crate::coverage::Dataset::Generic` (a record of unknown origin counts as
+/// a partner's: protected).
+const GENERIC_BIT: u8 = 1 << 2;
+
+/// A batch's dataset bit (`1 << i` for `Dataset::ALL[i]`): police.uk batches by their key,
+/// a file's by the format its ingest recorded (casualties are STATS19's); anything else
+/// is a partner's extract.
+fn batch_dataset_bit(key: &str, format: &str) -> u8 {
+    use crate::coverage::Dataset;
+    let d = if key.starts_with("police|") {
+        Dataset::PoliceUk
+    } else if format.starts_with("Stats19") {
+        Dataset::Stats19
+    } else {
+        Dataset::Generic
+    };
+    let i = Dataset::ALL.iter().position(|&x| x == d).unwrap_or(2);
+    1 << i
 }
 
 /// Splits the row-id space into about `n` ranges along batch boundaries, covering it all.

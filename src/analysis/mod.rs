@@ -33,7 +33,7 @@ use std::sync::{Arc, OnceLock};
 use h3o::{LatLng, Resolution};
 use rayon::prelude::*;
 
-use crate::model::CrimeType;
+use crate::model::{CrimeType, TypeSet};
 use crate::spatial::{Geography, geography::Vintage};
 
 /// Counts per crime type code (indexed by `CrimeType as u8`).
@@ -139,9 +139,33 @@ pub struct AnalysisStore {
     pub lsoa_vintage: Vintage,
     /// Which force-months each dataset covers.
     pub coverage: crate::coverage::Coverage,
+    /// Per crime type code, one bit per dataset (`1 << i` for `coverage::Dataset::ALL[i]`)
+    /// with located records of that type: read from the store (`from_store`), `None`
+    /// where not known (analyses read from files), and then no type counts as coming
+    /// only from public datasets ([`AnalysisStore::types_only_from`]).
+    pub datasets_by_type: Option<Vec<u8>>,
 }
 
 impl AnalysisStore {
+    /// The types every located record of which comes from one of `public` (a type with
+    /// no records counts: nothing of it is protected); empty when the store does not
+    /// know its records' datasets.
+    pub fn types_only_from(&self, public: &[crate::coverage::Dataset]) -> TypeSet {
+        let Some(by_type) = &self.datasets_by_type else {
+            return TypeSet::empty();
+        };
+        let allowed: u8 = crate::coverage::Dataset::ALL
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| public.contains(d))
+            .fold(0, |m, (i, _)| m | (1 << i));
+        crate::model::CrimeType::ALL
+            .iter()
+            .copied()
+            .filter(|&t| by_type.get(t as usize).is_none_or(|&m| m & !allowed == 0))
+            .collect()
+    }
+
     /// Bytes held by the incident and location columns (not the geography).
     pub fn heap_bytes(&self) -> usize {
         let l = &self.locations;

@@ -74,6 +74,15 @@
 //!   perturbation hides. The patrol list's order is still of the exact data (only ranks
 //!   are published, `ogc::build::patrol_places`).
 //!
+//! - **Datasets already public** (`public_datasets`, default none): an answer below
+//!   analyst every located record of which comes from a dataset the admin marked as
+//!   published at street level by its publisher (police.uk, STATS19; never partner
+//!   extracts) is published exactly, as the analyst sees it, with
+//!   [`exact_metadata`] saying so ([`DisclosureSettings::exempt`]; the store knows each
+//!   type's datasets, `AnalysisStore::types_only_from`). One record of another dataset in
+//!   the answer keeps it controlled. Not exempted: the heatmap, `/map/api/types`, street
+//!   counts.
+//!
 //! Not covered (documented limits): a total published by *another* output (a parent
 //! cell's count in the coarser grid, a district's) is suppressed by that output's own
 //! mask, not raised by [`exposed_groups`] of the finer grid, so a parent whose children
@@ -89,6 +98,7 @@ pub mod ckp;
 
 use serde::Deserialize;
 
+use crate::coverage::Dataset;
 use crate::model::{CrimeType, TypeSet};
 
 /// `[disclosure]` in the config file.
@@ -104,6 +114,10 @@ pub struct DisclosureSettings {
     /// The seed of the perturbation table's cell-key permutation (`ckp`): keep it secret
     /// and fixed (changing it changes every published count).
     pub ckp_seed: u64,
+    /// Datasets already public at street level (`police.uk`, `stats19`): an answer every
+    /// record of which comes from one of them is published exactly below analyst too
+    /// ([`DisclosureSettings::exempt`]). Default: none; every dataset is protected.
+    pub public_datasets: Vec<String>,
 }
 
 impl Default for DisclosureSettings {
@@ -117,6 +131,7 @@ impl Default for DisclosureSettings {
             ],
             heatmap_min_bandwidth_m: 1_000.0,
             ckp_seed: DEFAULT_CKP_SEED,
+            public_datasets: Vec::new(),
         }
     }
 }
@@ -142,6 +157,21 @@ impl DisclosureSettings {
             CrimeType::parse_lenient(s)
                 .ok_or_else(|| format!("disclosure.sensitive: unknown category '{s}'"))?;
         }
+        for name in &self.public_datasets {
+            match Dataset::parse(name) {
+                Some(Dataset::PoliceUk | Dataset::Stats19) => {}
+                Some(Dataset::Generic) => {
+                    return Err("disclosure.public_datasets: 'generic' is every partner's \
+                        extract together, not one published dataset; it stays protected"
+                        .into());
+                }
+                None => {
+                    return Err(format!(
+                        "disclosure.public_datasets: unknown dataset '{name}' (police.uk or stats19)"
+                    ));
+                }
+            }
+        }
         let b = self.heatmap_min_bandwidth_m;
         if !(50.0..=20_000.0).contains(&b) {
             return Err(format!(
@@ -149,6 +179,24 @@ impl DisclosureSettings {
             ));
         }
         Ok(())
+    }
+
+    /// The datasets marked already public (unknown names were refused by `validate`).
+    pub fn public(&self) -> Vec<Dataset> {
+        self.public_datasets
+            .iter()
+            .filter_map(|n| Dataset::parse(n))
+            .filter(|d| *d != Dataset::Generic)
+            .collect()
+    }
+
+    /// Whether an answer over `types` from `store` is published exactly below analyst:
+    /// some dataset is marked public and every located record of those types in the
+    /// store comes from a public one (a store that does not know its records' datasets
+    /// exempts nothing).
+    pub fn exempt(&self, store: &crate::analysis::AnalysisStore, types: TypeSet) -> bool {
+        let public = self.public();
+        !public.is_empty() && types.bits() & !store.types_only_from(&public).bits() == 0
     }
 
     /// The sensitive categories as a set (unknown names were refused by `validate`).
@@ -179,6 +227,37 @@ pub fn metadata(k: u64) -> serde_json::Value {
             the perturbed counts (each unit-month from its own records), not the true ones; \
             exact z-scores and p-values are withheld",
     })
+}
+
+/// The `disclosure` member of an answer below analyst that is published exactly because
+/// every record it counts is from a dataset marked already public.
+pub fn exact_metadata(s: &DisclosureSettings) -> serde_json::Value {
+    let names: Vec<&str> = s.public().iter().map(|d| d.name()).collect();
+    serde_json::json!({
+        "perturbed": false,
+        "exact": true,
+        "public_datasets": names,
+        "reason": format!("every record counted here is from {}, already published at \
+            street level by its publisher and marked public by this server's administrator \
+            (disclosure.public_datasets): counts and statistics are exact, with nothing \
+            withheld", names.join(" or ")),
+    })
+}
+
+/// `body`, a JSON object's text, with `"disclosure": exact_metadata(s)` as its first
+/// member (for answers cached as text and shared with the analyst's view).
+pub fn with_exact_member(body: &str, s: &DisclosureSettings) -> String {
+    match body.strip_prefix('{') {
+        Some(rest) => {
+            let sep = if rest.trim_start().starts_with('}') {
+                ""
+            } else {
+                ","
+            };
+            format!("{{\"disclosure\":{}{sep}{rest}", exact_metadata(s))
+        }
+        None => body.to_owned(),
+    }
 }
 
 /// Whether `c` is primarily suppressed: from 1 to k - 1.

@@ -934,6 +934,7 @@ mod tests {
             outside_by_month: Default::default(),
             lsoa_vintage: crate::spatial::geography::Vintage::V2011,
             coverage: Default::default(),
+            datasets_by_type: None,
         }
     }
 

@@ -50,6 +50,30 @@ fn controls_for(state: &AppState, p: &Principal) -> Option<Controls> {
         .then(|| Controls::new(&state.settings().disclosure))
 }
 
+/// Below analyst, an answer every record of which is from a dataset marked already public
+/// (`disclosure.public_datasets`) is published exactly: the controls are dropped, the
+/// filter keeps their restriction (sensitive categories), and `true` says to state it.
+///
+/// # Errors
+/// 403 for a sensitive category asked for below district level.
+fn settle(
+    state: &AppState,
+    controls: Option<Controls>,
+    cid: CollectionId,
+    q: &mut ItemsQuery,
+    store: &AnalysisStore,
+) -> Result<(Option<Controls>, bool), AppError> {
+    let Some(c) = controls else {
+        return Ok((None, false));
+    };
+    let f = c.restrict(cid, &q.filter, q.params.contains_key("types"))?;
+    if state.settings().disclosure.exempt(store, f.types) {
+        q.filter = f;
+        return Ok((None, true));
+    }
+    Ok((Some(c), false))
+}
+
 /// Everything one request needs, moved into the blocking task.
 struct Request {
     cid: CollectionId,
@@ -59,6 +83,8 @@ struct Request {
     base: String,
     headers: HeaderMap,
     controls: Option<Controls>,
+    /// Below analyst but published exactly ([`settle`]): the settings, to say so.
+    exact: Option<crate::serve::disclosure::DisclosureSettings>,
 }
 
 /// `GET /collections/{id}/items`.
@@ -73,6 +99,8 @@ pub async fn items(
     let cid = collection(&id)?;
     let store = state.store();
     let mut q = query::parse(uri.query(), &ITEMS_PARAMS, &store)?;
+    let (controls, exact) = settle(&state, controls, cid, &mut q, &store)?;
+    let exact = exact.then(|| state.settings().disclosure.clone());
     // A browser (an Accept naming text/html and no JSON type) gets the page for people.
     if !q.params.contains_key("f") && super::landing::wants_html(&headers, None) {
         q.format = Format::Html;
@@ -106,6 +134,7 @@ pub async fn items(
         base: base_url(&headers, &uri),
         headers,
         controls,
+        exact,
     };
     let kind = (r.cid.id(), 0);
     let size = compute::filter_size(&r.store.geography, &r.q.filter);
@@ -235,10 +264,11 @@ fn page(r: &Request) -> Result<Response, AppError> {
     }
     let links = page_links(r, start, end, matched.len());
     let stamp = cache::time_stamp(&r.store, r.generation);
-    let disclosure = r
-        .controls
-        .as_ref()
-        .map(|c| crate::serve::disclosure::metadata(c.k).to_string());
+    let disclosure = match (&r.controls, &r.exact) {
+        (Some(c), _) => Some(crate::serve::disclosure::metadata(c.k).to_string()),
+        (None, Some(s)) => Some(crate::serve::disclosure::exact_metadata(s).to_string()),
+        (None, None) => None,
+    };
     let body = feature_collection(
         &r.store,
         &items,
@@ -328,6 +358,9 @@ fn html_page(r: &Request, items: &Items, start: usize, end: usize, matched: usiz
             c.k
         );
     }
+    if r.exact.is_some() {
+        s.push_str("<p>Published exactly: every record counted is from a dataset already public at street level.</p>\n");
+    }
     s.push_str("<nav>");
     if start > 0 {
         let _ = write!(
@@ -382,7 +415,8 @@ pub async fn queryables(
     let controls = controls_for(&state, &principal_of(principal));
     let cid = collection(&id)?;
     let store = state.store();
-    let q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    let mut q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    let (controls, _) = settle(&state, controls, cid, &mut q, &store)?;
     if let Some(f) = q.params.get("f").filter(|f| f.as_str() != "json") {
         return Err(AppError::BadRequest(format!(
             "parameter 'f': '{f}' is not offered here (only json)"
@@ -488,7 +522,9 @@ pub async fn item(
     let controls = controls_for(&state, &principal_of(principal));
     let cid = collection(&id)?;
     let store = state.store();
-    let q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    let mut q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    let (controls, exact) = settle(&state, controls, cid, &mut q, &store)?;
+    let exact = exact.then(|| state.settings().disclosure.clone());
     let r = Request {
         cid,
         store,
@@ -497,6 +533,7 @@ pub async fn item(
         base: base_url(&headers, &uri),
         headers,
         controls,
+        exact,
     };
     let kind = (r.cid.id(), 0);
     let size = compute::filter_size(&r.store.geography, &r.q.filter);

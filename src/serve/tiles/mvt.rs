@@ -102,6 +102,8 @@ async fn cells_tile(
     } else {
         filter
     };
+    // Every record from a dataset marked already public: exact, as the analyst's tile.
+    let controlled = controlled && !d.exempt(&store, filter.types);
     let generation = state.generation();
     let kind = ("tiles/cells", u8::from(cells::resolution(t.z)));
     let size = compute::filter_size(&store.geography, &filter);

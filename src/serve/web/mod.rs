@@ -107,16 +107,19 @@ async fn meta_json(
 }
 
 /// Below analyst: the filter without the sensitive categories (403 if the request named
-/// one) and the threshold k; `None` for analysts and admins.
+/// one) and the threshold k; `None` for analysts and admins, and below analyst for an
+/// answer every record of which is from a dataset marked already public
+/// (`disclosure.public_datasets`), which the third value says (it is stated in the
+/// answer).
 fn controls(
     state: &AppState,
     principal: Option<axum::Extension<Principal>>,
     p: &std::collections::BTreeMap<String, String>,
     filter: crate::analysis::Filter,
     district_level: bool,
-) -> Result<(crate::analysis::Filter, Option<u64>), AppError> {
+) -> Result<(crate::analysis::Filter, Option<u64>, bool), AppError> {
     if !principal_of(principal).role.disclosure_controlled() {
-        return Ok((filter, None));
+        return Ok((filter, None, false));
     }
     let d = &state.settings().disclosure;
     let filter = if district_level {
@@ -125,7 +128,10 @@ fn controls(
         disclosure::without_sensitive(&filter, d.sensitive_types(), p.contains_key("types"))
             .map_err(AppError::Forbidden)?
     };
-    Ok((filter, Some(d.k)))
+    if d.exempt(&state.store(), filter.types) {
+        return Ok((filter, None, true));
+    }
+    Ok((filter, Some(d.k), false))
 }
 
 async fn cells_geojson(
@@ -137,7 +143,7 @@ async fn cells_geojson(
     let p = params::parse(query.as_deref(), &with_filter(&["res", "method", "fdr"]))?;
     let store = state.store();
     let filter = params::filter(&p, &store)?;
-    let (filter, k) = controls(&state, principal, &p, filter, false)?;
+    let (filter, k, exact) = controls(&state, principal, &p, filter, false)?;
     let bad = |name: &str, e: String| AppError::BadRequest(format!("parameter '{name}': {e}"));
     let q = CellQuery {
         res: cells::parse_res(p.get("res")).map_err(|e| bad("res", e))?,
@@ -165,9 +171,14 @@ async fn cells_geojson(
             cells::geojson(&store, generation, &filter, q)
         })
         .await?;
+    let body = if exact {
+        disclosure::with_exact_member(&body, &state.settings().disclosure)
+    } else {
+        body.as_str().to_owned()
+    };
     Ok(cached(
         &headers,
-        body.as_bytes().to_vec(),
+        body.into_bytes(),
         "application/geo+json",
         false,
         MAX_AGE,
@@ -191,7 +202,7 @@ async fn details_json(
     let fdr = cells::parse_flag(p.get("fdr"), true)
         .map_err(|e| AppError::BadRequest(format!("parameter 'fdr': {e}")))?;
     let district_level = matches!(unit, details::Unit::District(_));
-    let (filter, k) = controls(&state, principal, &p, filter, district_level)?;
+    let (filter, k, exact) = controls(&state, principal, &p, filter, district_level)?;
     let generation = state.generation();
     let settings = state.settings().disclosure.clone();
     let names = (k, settings.sensitive_types());
@@ -214,6 +225,10 @@ async fn details_json(
             },
         )
         .await??;
+    let mut doc = doc;
+    if exact {
+        doc["disclosure"] = disclosure::exact_metadata(&state.settings().disclosure);
+    }
     json_body(&doc, &headers)
 }
 
@@ -293,7 +308,7 @@ async fn change_geojson(
     let store = state.store();
     let filter = params::filter(&p, &store)?;
     // The same restriction as the cells (sensitive categories left out below district level).
-    let (filter, k) = controls(&state, principal, &p, filter, false)?;
+    let (filter, k, exact) = controls(&state, principal, &p, filter, false)?;
     let bad = |name: &str, e: String| AppError::BadRequest(format!("parameter '{name}': {e}"));
     let q = change::ChangeQuery {
         res: cells::parse_res(p.get("res")).map_err(|e| bad("res", e))?,
@@ -317,7 +332,11 @@ async fn change_geojson(
     match body.as_ref() {
         Ok(text) => Ok(cached(
             &headers,
-            text.as_bytes().to_vec(),
+            if exact {
+                disclosure::with_exact_member(text, &state.settings().disclosure).into_bytes()
+            } else {
+                text.as_bytes().to_vec()
+            },
             "application/geo+json",
             false,
             MAX_AGE,

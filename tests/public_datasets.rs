@@ -1,0 +1,197 @@
+//! A dataset already public at street level (`disclosure.public_datasets`): an answer
+//! below analyst every record of which comes from it is published exactly, and says so;
+//! every other answer stays perturbed and suppressed, and with the setting empty (the
+//! default) nothing is exempt.
+//!
+//! The store is the bundled sample (police.uk street files and a STATS19 extract) plus a
+//! partner's extract (a generic CSV) holding burglaries: so robbery is police.uk's only,
+//! burglary is police.uk's and the partner's, road collisions are STATS19's.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use hotspot::analysis::AnalysisStore;
+use hotspot::coverage::Dataset;
+use hotspot::model::CrimeType;
+use hotspot::serve::auth::{ApiKey, Role, hash_key};
+use hotspot::serve::disclosure::DisclosureSettings;
+use hotspot::serve::{AppState, Settings, load_or_seed, router};
+use serde_json::Value;
+use tower::ServiceExt as _;
+
+/// Burglaries of a partner's extract, in the sample's months and area.
+const PARTNER: &str = "Month,Crime type,Lon,Lat,Location\n\
+    2021-03,Burglary,-2.700000,53.760000,Fishergate\n\
+    2021-03,Burglary,-2.701000,53.761000,Friargate\n\
+    2021-04,Burglary,-2.480000,53.748000,High Street\n";
+
+static STORE: LazyLock<(std::path::PathBuf, Arc<AnalysisStore>)> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    drop(load_or_seed(&dir).expect("the bundled sample loads"));
+    let mut store = hotspot::store::Store::open(&dir).expect("store");
+    store
+        .ingest_bytes("partner-burglary.csv", PARTNER.as_bytes(), None)
+        .expect("the partner's extract goes in");
+    drop(store);
+    let geography = Arc::new(hotspot::spatial::Geography::bundled().expect("geography"));
+    let analysis = hotspot::analysis::from_store(&dir, geography).expect("reload");
+    (dir, Arc::new(analysis))
+});
+
+fn state(public: &[&str]) -> AppState {
+    let (dir, store) = &*STORE;
+    let key = |name: &str, role| ApiKey {
+        name: name.into(),
+        role,
+        sha256: hash_key(&format!("{name}-key")),
+    };
+    let settings = Settings {
+        data: dir.clone(),
+        request_timeout_secs: 900.0,
+        keys: vec![key("kiosk", Role::Public), key("analyst", Role::Analyst)],
+        disclosure: DisclosureSettings {
+            public_datasets: public.iter().map(|s| (*s).to_owned()).collect(),
+            ..DisclosureSettings::default()
+        },
+        ..Settings::default()
+    };
+    settings.disclosure.validate().expect("valid settings");
+    AppState::new((**store).clone(), settings)
+}
+
+static POLICE_PUBLIC: LazyLock<AppState> = LazyLock::new(|| state(&["police.uk"]));
+static NONE_PUBLIC: LazyLock<AppState> = LazyLock::new(|| state(&[]));
+
+async fn json(state: &AppState, uri: &str, key: Option<&str>) -> Value {
+    let mut req = Request::builder()
+        .uri(uri)
+        .header(header::HOST, "public.test");
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let resp = router(state.clone())
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    let status = resp.status();
+    let body = to_bytes(resp.into_body(), usize::MAX).await.expect("body");
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{uri}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).expect("JSON")
+}
+
+/// (id, count) of every feature, sorted; a withheld count is None.
+fn counts(fc: &Value) -> Vec<(String, Option<u64>)> {
+    let mut v: Vec<(String, Option<u64>)> = fc["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .map(|f| {
+            let id = f["id"]
+                .as_str()
+                .map_or_else(|| f["id"].to_string(), str::to_owned);
+            (id, f["properties"]["count"].as_u64())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn small(c: &[(String, Option<u64>)]) -> usize {
+    c.iter().filter(|(_, n)| matches!(n, Some(1..=4))).count()
+}
+
+#[test]
+fn the_store_knows_which_datasets_each_type_comes_from() {
+    let store = &STORE.1;
+    let only_police = store.types_only_from(&[Dataset::PoliceUk]);
+    assert!(only_police.contains(CrimeType::Robbery));
+    assert!(
+        !only_police.contains(CrimeType::Burglary),
+        "the partner has burglaries"
+    );
+    assert!(
+        !only_police.contains(CrimeType::RoadCollision),
+        "collisions are STATS19's"
+    );
+    let both = store.types_only_from(&[Dataset::PoliceUk, Dataset::Stats19]);
+    assert!(both.contains(CrimeType::RoadCollision));
+    assert!(!both.contains(CrimeType::Burglary));
+    assert!(!store.types_only_from(&[]).contains(CrimeType::Robbery));
+}
+
+#[test]
+fn only_police_uk_and_stats19_can_be_marked_public() {
+    let with = |names: &[&str]| DisclosureSettings {
+        public_datasets: names.iter().map(|s| (*s).to_owned()).collect(),
+        ..DisclosureSettings::default()
+    };
+    assert!(with(&["police.uk", "stats19"]).validate().is_ok());
+    let e = with(&["generic"]).validate().expect_err("generic refused");
+    assert!(e.contains("partner"), "{e}");
+    let e = with(&["police"]).validate().expect_err("unknown refused");
+    assert!(e.contains("unknown dataset 'police'"), "{e}");
+}
+
+#[tokio::test]
+async fn a_public_datasets_counts_are_published_exactly_and_the_answer_says_so() {
+    for uri in [
+        "/map/api/cells?res=9&method=counts&types=robbery",
+        "/collections/h3-9/items?types=robbery&limit=10000",
+        "/collections/lsoas/items?types=robbery&limit=10000",
+    ] {
+        let public = json(&POLICE_PUBLIC, uri, None).await;
+        let analyst = json(&POLICE_PUBLIC, uri, Some("analyst-key")).await;
+        let (p, a) = (counts(&public), counts(&analyst));
+        assert_eq!(p, a, "{uri}: the public answer is not the exact one");
+        assert!(
+            small(&p) > 0,
+            "{uri}: no small count to show nothing is withheld"
+        );
+        assert_eq!(
+            public["disclosure"]["exact"], true,
+            "{uri}: {}",
+            public["disclosure"]
+        );
+        assert_eq!(public["disclosure"]["public_datasets"][0], "police.uk");
+        // The default settings protect the same answer.
+        let protected = json(&NONE_PUBLIC, uri, None).await;
+        assert_eq!(protected["disclosure"]["perturbed"], true, "{uri}");
+        assert_eq!(
+            small(&counts(&protected)),
+            0,
+            "{uri}: a small count published"
+        );
+        assert_ne!(counts(&protected), a, "{uri}");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_with_any_record_of_a_protected_dataset_stays_perturbed() {
+    // Burglary: police.uk's and the partner's; road collisions: STATS19's (not marked);
+    // no type filter: every type, road collisions among them.
+    for uri in [
+        "/map/api/cells?res=9&method=counts&types=burglary",
+        "/map/api/cells?res=9&method=counts&types=robbery,burglary",
+        "/map/api/cells?res=9&method=counts&types=road-collision",
+        "/map/api/cells?res=9&method=counts",
+        "/collections/h3-9/items?types=burglary&limit=10000",
+    ] {
+        let public = json(&POLICE_PUBLIC, uri, None).await;
+        let analyst = json(&POLICE_PUBLIC, uri, Some("analyst-key")).await;
+        assert_eq!(public["disclosure"]["perturbed"], true, "{uri}");
+        assert_ne!(public["disclosure"]["exact"], true, "{uri}");
+        let p = counts(&public);
+        assert_eq!(small(&p), 0, "{uri}: a small count published");
+        assert_ne!(
+            p,
+            counts(&analyst),
+            "{uri}: the exact counts were published"
+        );
+    }
+}
