@@ -1,5 +1,10 @@
 //! `GET /api`: the OpenAPI 3.0 definition of this service (the `oas30` conformance
-//! class), written by hand: the paths, their parameters and their responses.
+//! class), written by hand: the paths (OGC API - Features and the tiles), their
+//! parameters, their responses and the schemas of those responses (OGC API - Features
+//! Part 1's landing page, conformance, collections, GeoJSON feature collection and
+//! feature, exception; JSON Schema queryables; TileJSON 3.0.0). `web/tests/openapi.test.mjs`
+//! validates the document with a real OpenAPI validator and every answer of the server
+//! it lists against its declared schema.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
@@ -29,18 +34,27 @@ fn param(name: &str) -> Value {
     json!({ "$ref": format!("#/components/parameters/{name}") })
 }
 
-/// A GET operation answering `ok` with the given media types, plus the error responses.
-fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[&str]) -> Value {
+/// The schema of `name` in `components/schemas`.
+fn schema(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// A text body (CSV, HTML).
+fn text() -> Value {
+    json!({ "type": "string" })
+}
+
+/// A binary body (PNG, MVT).
+fn binary() -> Value {
+    json!({ "type": "string", "format": "binary" })
+}
+
+/// A GET operation answering `ok` with the given media types and their schemas, plus the
+/// error responses.
+fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[(&str, Value)]) -> Value {
     let content: serde_json::Map<String, Value> = types
         .iter()
-        .map(|&t| {
-            let kind = if t == CSV || t == HTML {
-                "string"
-            } else {
-                "object"
-            };
-            (t.to_owned(), json!({ "schema": { "type": kind } }))
-        })
+        .map(|(t, s)| ((*t).to_owned(), json!({ "schema": s })))
         .collect();
     json!({
         "get": {
@@ -95,7 +109,11 @@ fn items_of(c: CollectionId) -> Value {
             "itemsFormat",
         ],
         "A FeatureCollection (or a CSV table with f=csv, an HTML table with f=html or a browser's Accept). A property parameter keeps the features whose property equals its value.",
-        &[GEOJSON, CSV, HTML],
+        &[
+            (GEOJSON, schema("featureCollectionGeoJSON")),
+            (CSV, text()),
+            (HTML, text()),
+        ],
     );
     if let Some(ps) = op["get"]["parameters"].as_array_mut() {
         for (name, kind) in c.filter_properties() {
@@ -115,37 +133,239 @@ fn paths() -> Value {
         for c in CollectionId::ALL {
             o.insert(format!("/collections/{}/items", c.id()), items_of(c));
         }
+        if let Some(t) = tile_paths().as_object() {
+            o.extend(t.clone());
+        }
     }
     p
 }
 
+/// The tiles: the heatmap (PNG), the H3 cells and the boundaries (Mapbox Vector Tiles),
+/// each with its TileJSON, and the heatmap's legend.
+fn tile_paths() -> Value {
+    const FILTER: [&str; 5] = ["types", "severity", "from", "to", "district"];
+    let with = |extra: &[&'static str]| -> Vec<&'static str> {
+        let mut v = extra.to_vec();
+        v.extend(FILTER);
+        v
+    };
+    let heat = with(&["z", "x", "y", "bandwidth", "ramp", "max"]);
+    let heat_doc = with(&["bandwidth", "ramp", "max"]);
+    let cells = with(&["z", "x", "y"]);
+    json!({
+        "/tiles/heatmap/{z}/{x}/{y}.png": get("getHeatmapTile", "A heatmap tile", &heat,
+            "A 256 px RGBA PNG in Web Mercator (XYZ): the kernel density of the filter's incidents (below analyst, of the perturbed counts of a 500 m grid).",
+            &[("image/png", binary())]),
+        "/tiles/heatmap.json": get("getHeatmapTileJSON", "The heatmap's TileJSON", &heat_doc,
+            "TileJSON 3.0.0, the query carried into its tiles URL.", &[(JSON, schema("tileJSON"))]),
+        "/tiles/heatmap/legend": get("getHeatmapLegend", "The heatmap's colour scale", &heat_doc,
+            "The ramp's stops and the density (per km2) each means.", &[(JSON, json!({ "type": "object" }))]),
+        "/tiles/cells/{z}/{x}/{y}.mvt": get("getCellTile", "An H3 cell tile", &cells,
+            "A Mapbox Vector Tile (layer `cells`: count, Gi* bin, emerging category) at the H3 resolution of the zoom.",
+            &[("application/vnd.mapbox-vector-tile", binary())]),
+        "/tiles/cells.json": get("getCellTileJSON", "The cell tiles' TileJSON", &FILTER,
+            "TileJSON 3.0.0 with the vector layer's fields.", &[(JSON, schema("tileJSON"))]),
+        "/tiles/boundaries/{z}/{x}/{y}.mvt": get("getBoundaryTile", "A boundary tile", &["z", "x", "y"],
+            "A Mapbox Vector Tile of the districts and LSOAs.",
+            &[("application/vnd.mapbox-vector-tile", binary())]),
+        "/tiles/boundaries.json": get("getBoundaryTileJSON", "The boundary tiles' TileJSON", &[],
+            "TileJSON 3.0.0 with the vector layers' fields.", &[(JSON, schema("tileJSON"))]),
+    })
+}
+
+/// The response schemas: OGC API - Features Part 1 (`landingPage`, `confClasses`,
+/// `collections`, `collection`, `link`, `extent`, `featureCollectionGeoJSON`,
+/// `featureGeoJSON`, `geometryGeoJSON`, `exception`), queryables and TileJSON.
+fn schemas() -> Value {
+    let links = json!({ "type": "array", "items": schema("link") });
+    json!({
+        "exception": {
+            "type": "object",
+            "required": ["code"],
+            "properties": {
+                "code": { "type": "string" },
+                "description": { "type": "string" },
+            },
+        },
+        "link": {
+            "type": "object",
+            "required": ["href", "rel"],
+            "properties": {
+                "href": { "type": "string" },
+                "rel": { "type": "string" },
+                "type": { "type": "string" },
+                "title": { "type": "string" },
+                "hreflang": { "type": "string" },
+                "templated": { "type": "boolean" },
+            },
+        },
+        "landingPage": {
+            "type": "object",
+            "required": ["links"],
+            "properties": {
+                "title": { "type": "string" },
+                "description": { "type": "string" },
+                "links": links,
+            },
+        },
+        "confClasses": {
+            "type": "object",
+            "required": ["conformsTo"],
+            "properties": {
+                "conformsTo": { "type": "array", "items": { "type": "string" } },
+            },
+        },
+        "extent": {
+            "type": "object",
+            "properties": {
+                "spatial": {
+                    "type": "object",
+                    "properties": {
+                        "bbox": {
+                            "type": "array", "minItems": 1,
+                            "items": { "type": "array", "minItems": 4, "maxItems": 6, "items": { "type": "number" } },
+                        },
+                        "crs": { "type": "string" },
+                    },
+                },
+                "temporal": {
+                    "type": "object",
+                    "properties": {
+                        "interval": {
+                            "type": "array", "minItems": 1,
+                            "items": {
+                                "type": "array", "minItems": 2, "maxItems": 2,
+                                "items": { "type": "string", "format": "date-time", "nullable": true },
+                            },
+                        },
+                        "trs": { "type": "string" },
+                    },
+                },
+            },
+        },
+        "collection": {
+            "type": "object",
+            "required": ["id", "links"],
+            "properties": {
+                "id": { "type": "string" },
+                "title": { "type": "string" },
+                "description": { "type": "string" },
+                "links": links,
+                "extent": schema("extent"),
+                "itemType": { "type": "string" },
+                "crs": { "type": "array", "items": { "type": "string" } },
+            },
+        },
+        "collections": {
+            "type": "object",
+            "required": ["links", "collections"],
+            "properties": {
+                "links": links,
+                "collections": { "type": "array", "items": schema("collection") },
+            },
+        },
+        "geometryGeoJSON": {
+            "type": "object",
+            "nullable": true,
+            "required": ["type", "coordinates"],
+            "properties": {
+                "type": { "type": "string", "enum": ["Point", "MultiPoint", "LineString", "MultiLineString", "Polygon", "MultiPolygon"] },
+                "coordinates": { "type": "array", "minItems": 1 },
+            },
+        },
+        "featureGeoJSON": {
+            "type": "object",
+            "required": ["type", "geometry", "properties"],
+            "properties": {
+                "type": { "type": "string", "enum": ["Feature"] },
+                "geometry": schema("geometryGeoJSON"),
+                "properties": { "type": "object", "nullable": true },
+                "id": { "oneOf": [{ "type": "string" }, { "type": "integer" }] },
+                "links": links,
+            },
+        },
+        "featureCollectionGeoJSON": {
+            "type": "object",
+            "required": ["type", "features"],
+            "properties": {
+                "type": { "type": "string", "enum": ["FeatureCollection"] },
+                "features": { "type": "array", "items": schema("featureGeoJSON") },
+                "links": links,
+                "timeStamp": { "type": "string", "format": "date-time" },
+                "numberMatched": { "type": "integer", "minimum": 0 },
+                "numberReturned": { "type": "integer", "minimum": 0 },
+                "disclosure": {
+                    "type": "object",
+                    "description": "Below the analyst role: what was withheld and perturbed (or why the counts are exact).",
+                },
+            },
+        },
+        "queryables": {
+            "type": "object",
+            "required": ["type", "properties"],
+            "properties": {
+                "$schema": { "type": "string" },
+                "$id": { "type": "string" },
+                "title": { "type": "string" },
+                "type": { "type": "string", "enum": ["object"] },
+                "properties": { "type": "object", "additionalProperties": { "type": "object" } },
+            },
+        },
+        "tileJSON": {
+            "type": "object",
+            "required": ["tilejson", "tiles"],
+            "properties": {
+                "tilejson": { "type": "string", "enum": ["3.0.0"] },
+                "tiles": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                "name": { "type": "string" },
+                "attribution": { "type": "string" },
+                "minzoom": { "type": "integer", "minimum": 0, "maximum": 30 },
+                "maxzoom": { "type": "integer", "minimum": 0, "maximum": 30 },
+                "bounds": { "type": "array", "minItems": 4, "maxItems": 4, "items": { "type": "number" } },
+                "center": { "type": "array", "minItems": 2, "maxItems": 3, "items": { "type": "number" } },
+                "vector_layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "fields"],
+                        "properties": {
+                            "id": { "type": "string" },
+                            "fields": { "type": "object", "additionalProperties": { "type": "string" } },
+                        },
+                    },
+                },
+            },
+        },
+    })
+}
+
 fn fixed_paths() -> Value {
     json!({
-        "/": get("getLandingPage", "Landing page", &["datetime", "types", "severity", "district", "f"], "Links to the API, conformance and data.", &[JSON]),
-        "/conformance": get("getConformanceDeclaration", "Conformance classes", &["datetime", "types", "severity", "district", "f"], "The conformance classes implemented.", &[JSON]),
-        "/api": get("getAPI", "This API definition", &["datetime", "types", "severity", "district", "f"], "The OpenAPI 3.0 document.", &[OPENAPI]),
-        "/collections": get("getCollections", "The collections", &["datetime", "types", "severity", "district", "f"], "Every collection with its extent and links.", &[JSON]),
-        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "datetime", "types", "severity", "district", "f"], "The collection's description.", &[JSON]),
+        "/": get("getLandingPage", "Landing page", &["datetime", "types", "severity", "district", "f"], "Links to the API, conformance and data.", &[(JSON, schema("landingPage"))]),
+        "/conformance": get("getConformanceDeclaration", "Conformance classes", &["datetime", "types", "severity", "district", "f"], "The conformance classes implemented.", &[(JSON, schema("confClasses"))]),
+        "/api": get("getAPI", "This API definition", &["datetime", "types", "severity", "district", "f"], "The OpenAPI 3.0 document.", &[(OPENAPI, json!({ "type": "object" }))]),
+        "/collections": get("getCollections", "The collections", &["datetime", "types", "severity", "district", "f"], "Every collection with its extent and links.", &[(JSON, schema("collections"))]),
+        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "datetime", "types", "severity", "district", "f"], "The collection's description.", &[(JSON, schema("collection"))]),
         "/collections/{collectionId}/items": get(
             "getFeatures",
             "A page of a collection's features",
             &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "sortby", "properties", "skipGeometry", "pageFormat"],
             "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links. Any other parameter named after a property of the collection (its queryables) keeps the features whose property equals the value (name=Preston); a name that is no property is a 400.",
-            &[GEOJSON, CSV, HTML],
+            &[(GEOJSON, schema("featureCollectionGeoJSON")), (CSV, text()), (HTML, text())],
         ),
         "/collections/{collectionId}/queryables": get(
             "getQueryables",
             "The properties items can be filtered and sorted by",
             &["collectionId", "datetime", "types", "severity", "district", "f"],
             "A JSON Schema (2020-12) of the collection's properties as the caller gets them.",
-            &[SCHEMA_JSON],
+            &[(SCHEMA_JSON, schema("queryables"))],
         ),
         "/collections/{collectionId}/items/{featureId}": get(
             "getFeature",
             "One feature",
             &["collectionId", "featureId", "datetime", "types", "severity", "district", "itemsFormat"],
             "The feature (or a one-row CSV table with f=csv).",
-            &[GEOJSON, CSV],
+            &[(GEOJSON, schema("featureGeoJSON")), (CSV, text())],
         ),
     })
 }
@@ -197,6 +417,46 @@ fn parameters() -> Value {
             "name": "district", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "Districts, comma-separated (codes or names); the study area becomes those districts.",
             "schema": { "type": "string" },
+        },
+        "z": {
+            "name": "z", "in": "path", "required": true,
+            "description": "The tile's zoom level.",
+            "schema": { "type": "integer", "minimum": 0, "maximum": 22 },
+        },
+        "x": {
+            "name": "x", "in": "path", "required": true,
+            "description": "The tile's column (XYZ).",
+            "schema": { "type": "integer", "minimum": 0 },
+        },
+        "y": {
+            "name": "y", "in": "path", "required": true,
+            "description": "The tile's row (XYZ: 0 at the north).",
+            "schema": { "type": "integer", "minimum": 0 },
+        },
+        "from": {
+            "name": "from", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The first month (YYYY-MM).",
+            "schema": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" },
+        },
+        "to": {
+            "name": "to", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The last month (YYYY-MM).",
+            "schema": { "type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$" },
+        },
+        "bandwidth": {
+            "name": "bandwidth", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The kernel's search radius in metres (below analyst at least the disclosure minimum).",
+            "schema": { "type": "number", "minimum": 50, "maximum": 20000 },
+        },
+        "ramp": {
+            "name": "ramp", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The colour ramp.",
+            "schema": { "type": "string", "enum": ["viridis", "cividis", "magma"], "default": "viridis" },
+        },
+        "max": {
+            "name": "max", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The density (incidents per km2) at the top of the ramp.",
+            "schema": { "type": "number", "exclusiveMinimum": true, "minimum": 0 },
         },
         "sortby": {
             "name": "sortby", "in": "query", "required": false, "style": "form", "explode": false,
@@ -252,16 +512,7 @@ pub fn document(base: &str) -> Value {
         "paths": paths(),
         "components": {
             "parameters": parameters(),
-            "schemas": {
-                "exception": {
-                    "type": "object",
-                    "required": ["code"],
-                    "properties": {
-                        "code": { "type": "string" },
-                        "description": { "type": "string" },
-                    },
-                },
-            },
+            "schemas": schemas(),
             "responses": {
                 "BadRequest": exception("A parameter is unknown, repeated or has a bad value."),
                 "Unauthorized": exception("The key sent is not valid, or a key is needed: send it as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key as the password."),
@@ -313,7 +564,7 @@ mod tests {
         for (path, item) in doc["paths"].as_object().unwrap() {
             let params = item["get"]["parameters"].as_array().unwrap();
             for seg in path.split('/').filter(|s| s.starts_with('{')) {
-                let name = seg.trim_matches(['{', '}']);
+                let name = seg[1..].split('}').next().unwrap();
                 assert!(
                     params
                         .iter()
