@@ -456,7 +456,7 @@ fn parameters() -> Value {
         "max": {
             "name": "max", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "The density (incidents per km2) at the top of the ramp.",
-            "schema": { "type": "number", "exclusiveMinimum": true, "minimum": 0 },
+            "schema": { "type": "number", "minimum": 0 },
         },
         "sortby": {
             "name": "sortby", "in": "query", "required": false, "style": "form", "explode": false,
@@ -515,8 +515,8 @@ pub fn document(base: &str) -> Value {
             "schemas": schemas(),
             "responses": {
                 "BadRequest": exception("A parameter is unknown, repeated or has a bad value."),
-                "Unauthorized": exception("The key sent is not valid, or a key is needed: send it as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key as the password."),
-                "Forbidden": exception("The key's role may not see this resource (incident points and the operational collections need analyst or partner), or a sensitive category was asked for below district level."),
+                "Unauthorized": exception("A key is needed: send it as `Authorization: Bearer <key>`, `X-API-Key: <key>`, or HTTP Basic with the key as the password."),
+                "Forbidden": exception("The key sent matches no key, or its role may not see this resource (incident points and the operational collections need analyst or partner), or a sensitive category was asked for below district level."),
                 "NotFound": exception("No such collection or feature."),
                 "UriTooLong": exception("The query string or path is longer than the server accepts."),
                 "TooManyRequests": retry_later("Over the rate limit of the client's address or key (a request past its burst is first held up to the server's delay, then refused)."),
