@@ -70,7 +70,11 @@ use quick_cache::sync::Cache;
 use rayon::prelude::*;
 
 use super::ramp::Ramp;
-use super::render::{Lattice, TILE_PX, empty_png, encode_png};
+use super::render::{Lattice, TILE_PX, empty_png, encode_indexed};
+
+/// Pixel rows per parallel task of a public render (256 tasks of one row cost more in
+/// scheduling than the row's work).
+const ROWS_PER_TASK: usize = 32;
 use super::surface::{BANDWIDTH_RANGE_M, FALLBACK_BANDWIDTH_M, next_id, weighted_percentile};
 use crate::analysis::{AnalysisStore, Filter};
 use crate::serve::AppError;
@@ -208,6 +212,8 @@ pub struct Raster {
     i0: i64,
     j0: i64,
     step: f64,
+    /// `1 / step` (a multiply per sample instead of a divide).
+    inv_step: f64,
     cols: usize,
     rows: usize,
     /// Density per m².
@@ -222,6 +228,7 @@ impl Raster {
             i0: 0,
             j0: 0,
             step,
+            inv_step: 1.0 / step,
             cols: 0,
             rows: 0,
             values: Vec::new(),
@@ -287,6 +294,7 @@ impl Raster {
             i0,
             j0,
             step,
+            inv_step: 1.0 / step,
             cols,
             rows,
             values,
@@ -319,8 +327,8 @@ impl Raster {
     /// outside the raster or at a position that is not a number.
     #[inline]
     pub fn sample(&self, x: f64, y: f64) -> f64 {
-        let fx = x / self.step - self.i0 as f64;
-        let fy = y / self.step - self.j0 as f64;
+        let fx = x * self.inv_step - self.i0 as f64;
+        let fy = y * self.inv_step - self.j0 as f64;
         // Also false for NaN, and before any cast of a huge value.
         let inside = fx >= 0.0
             && fy >= 0.0
@@ -331,9 +339,20 @@ impl Raster {
         }
         let (i, j) = (fx as usize, fy as usize);
         let (u, v) = (fx - i as f64, fy - j as f64);
-        let at = |c: usize, r: usize| f64::from(self.values[r * self.cols + c]);
-        let south = at(i, j) + (at(i + 1, j) - at(i, j)) * u;
-        let north = at(i, j + 1) + (at(i + 1, j + 1) - at(i, j + 1)) * u;
+        let k = j * self.cols + i;
+        // Inside: i + 1 < cols and j + 1 < rows, so the four nodes are in the slice.
+        let (s, n) = (
+            &self.values[k..k + 2],
+            &self.values[k + self.cols..k + self.cols + 2],
+        );
+        let (s0, s1, n0, n1) = (
+            f64::from(s[0]),
+            f64::from(s[1]),
+            f64::from(n[0]),
+            f64::from(n[1]),
+        );
+        let south = s0 + (s1 - s0) * u;
+        let north = n0 + (n1 - n0) * u;
         south + (north - south) * v
     }
 }
@@ -526,21 +545,20 @@ pub fn render(surface: &PublicSurface, tile: TileCoord, ramp: Ramp, max_per_m2: 
         return empty_png().to_vec();
     }
     let inv_max = 1.0 / max_per_m2;
-    let mut rgba = vec![0u8; TILE_PX * TILE_PX * 4];
-    let drawn: usize = rgba
-        .par_chunks_mut(TILE_PX * 4)
+    let mut steps = vec![0u8; TILE_PX * TILE_PX];
+    let drawn: usize = steps
+        .par_chunks_mut(TILE_PX * ROWS_PER_TASK)
         .enumerate()
         .map_init(
             || vec![(0.0, 0.0); TILE_PX],
-            |pos, (py, row)| {
-                lattice.row(py, pos);
+            |pos, (task, rows)| {
                 let mut n = 0;
-                for (px, &(x, y)) in row.chunks_exact_mut(4).zip(pos.iter()) {
-                    let d = raster.sample(x, y);
-                    if d > 0.0 {
-                        let c = ramp.rgba(d * inv_max);
-                        n += usize::from(c[3] > 0);
-                        px.copy_from_slice(&c);
+                for (r, row) in rows.chunks_exact_mut(TILE_PX).enumerate() {
+                    lattice.row(task * ROWS_PER_TASK + r, pos);
+                    for (px, &(x, y)) in row.iter_mut().zip(pos.iter()) {
+                        // Step 0 (also for no density) is the only transparent one.
+                        *px = Ramp::index(raster.sample(x, y) * inv_max);
+                        n += usize::from(*px > 0);
                     }
                 }
                 n
@@ -550,7 +568,7 @@ pub fn render(surface: &PublicSurface, tile: TileCoord, ramp: Ramp, max_per_m2: 
     if drawn == 0 {
         return empty_png().to_vec();
     }
-    encode_png(&rgba)
+    encode_indexed(&steps, ramp)
 }
 
 #[cfg(test)]

@@ -14,6 +14,11 @@
 //! linearly from 0 at zero density to opaque at [`ALPHA_FULL_AT`] of the top, so areas
 //! with no incidents within the bandwidth are fully transparent and the surface fades in
 //! at its rim instead of ending in a hard edge. Map clients set the layer's opacity.
+//!
+//! A ramp is 256 RGBA steps ([`Ramp::palette`]): step `round(255 t)` has the table's
+//! colour and the alpha of its own position (`round(255 min(1, (i / 255) / ALPHA_FULL_AT))`,
+//! 0 only for step 0), so every pixel is one of 256 colours and a tile is an 8-bit indexed
+//! PNG with this palette (a quarter of the bytes to compress, and smaller tiles).
 
 /// `t` from which pixels are fully opaque.
 pub const ALPHA_FULL_AT: f64 = 0.1;
@@ -62,27 +67,42 @@ impl Ramp {
         }
     }
 
-    /// The table index of ramp position `t` (clamped to `[0, 1]`; NaN is 0).
-    pub fn index(t: f64) -> usize {
-        let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
-        (t * 255.0).round() as usize
+    /// The step of ramp position `t`: `round(255 t)`, `t` clamped to `[0, 1]`, NaN 0
+    /// (half-up by adding a half, which for these non-negative values is `f64::round`
+    /// without its library call).
+    #[inline]
+    pub fn index(t: f64) -> u8 {
+        // NaN stays NaN here, and a NaN cast to an integer is 0.
+        let t = t.clamp(0.0, 1.0);
+        (t * 255.0 + 0.5) as u8
     }
 
-    /// Alpha at ramp position `t`: 0 at 0, 255 from [`ALPHA_FULL_AT`] on.
+    /// Alpha of step `i`: 0 for step 0, 255 from [`ALPHA_FULL_AT`] of the top on.
+    pub const fn step_alpha(i: u8) -> u8 {
+        let a = (i as f64 / 255.0) / ALPHA_FULL_AT;
+        let a = if a > 1.0 { 1.0 } else { a };
+        (255.0 * a + 0.5) as u8
+    }
+
+    /// Alpha at ramp position `t`: that of its step ([`Ramp::step_alpha`]).
     pub fn alpha(t: f64) -> u8 {
-        let t = if t.is_nan() { 0.0 } else { t.clamp(0.0, 1.0) };
-        (255.0 * (t / ALPHA_FULL_AT).min(1.0)).round() as u8
+        Self::step_alpha(Self::index(t))
+    }
+
+    /// The 256 RGBA steps: the table's colours with their steps' alpha, all zero where
+    /// the alpha is 0 (step 0).
+    pub fn palette(self) -> &'static [[u8; 4]; 256] {
+        match self {
+            Ramp::Viridis => &VIRIDIS_RGBA,
+            Ramp::Cividis => &CIVIDIS_RGBA,
+            Ramp::Magma => &MAGMA_RGBA,
+        }
     }
 
     /// The RGBA colour of ramp position `t = density / max`; all zero where the alpha
     /// rounds to 0 (fully transparent pixels carry no colour).
     pub fn rgba(self, t: f64) -> [u8; 4] {
-        let a = Self::alpha(t);
-        if a == 0 {
-            return [0; 4];
-        }
-        let [r, g, b] = self.table()[Self::index(t)];
-        [r, g, b, a]
+        self.palette()[usize::from(Self::index(t))]
     }
 
     /// `#rrggbbaa` of ramp position `t`.
@@ -118,9 +138,24 @@ const fn table(hex: &str) -> [[u8; 3]; 256] {
     out
 }
 
+/// The RGBA steps of a table (see the module doc).
+const fn palette(rgb: &[[u8; 3]; 256]) -> [[u8; 4]; 256] {
+    let mut out = [[0u8; 4]; 256];
+    let mut i = 1;
+    while i < 256 {
+        let [r, g, b] = rgb[i];
+        out[i] = [r, g, b, Ramp::step_alpha(i as u8)];
+        i += 1;
+    }
+    out
+}
+
 static VIRIDIS_RGB: [[u8; 3]; 256] = table(VIRIDIS);
 static CIVIDIS_RGB: [[u8; 3]; 256] = table(CIVIDIS);
 static MAGMA_RGB: [[u8; 3]; 256] = table(MAGMA);
+static VIRIDIS_RGBA: [[u8; 4]; 256] = palette(&VIRIDIS_RGB);
+static CIVIDIS_RGBA: [[u8; 4]; 256] = palette(&CIVIDIS_RGB);
+static MAGMA_RGBA: [[u8; 4]; 256] = palette(&MAGMA_RGB);
 
 /// matplotlib's `viridis`, 256 colours as `rrggbb`.
 const VIRIDIS: &str = concat!(
@@ -202,8 +237,22 @@ mod tests {
     #[test]
     fn alpha_ramps_in_and_positions_clamp() {
         assert_eq!(Ramp::alpha(0.0), 0);
-        assert_eq!(Ramp::alpha(ALPHA_FULL_AT / 2.0), 128);
+        // Alpha is that of the step: 0.05 is step 13 of 255, 13 / 25.5 of full.
+        assert_eq!(Ramp::alpha(ALPHA_FULL_AT / 2.0), 130);
         assert_eq!(Ramp::alpha(ALPHA_FULL_AT), 255);
+        assert_eq!(Ramp::step_alpha(1), 10);
+        for r in Ramp::ALL {
+            let p = r.palette();
+            // Only step 0 is transparent (and carries no colour); each step has its
+            // table colour; alpha never falls along the ramp.
+            assert_eq!(p[0], [0; 4]);
+            assert!(p[1..].iter().all(|c| c[3] > 0));
+            assert!(p.windows(2).all(|w| w[0][3] <= w[1][3]));
+            for (i, c) in p.iter().enumerate().skip(1) {
+                assert_eq!(c[..3], r.table()[i], "{r:?} {i}");
+                assert_eq!(r.rgba(i as f64 / 255.0), *c);
+            }
+        }
         assert_eq!(Ramp::alpha(f64::NAN), 0);
         assert_eq!(Ramp::index(2.0), 255);
         assert_eq!(Ramp::index(-1.0), 0);

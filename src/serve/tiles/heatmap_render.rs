@@ -94,6 +94,37 @@ pub fn encode_png(rgba: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Ramp steps (256 x 256, row-major from the north-west; [`Ramp::palette`]) to an 8-bit
+/// indexed PNG with the ramp's palette and alpha (`PLTE`, `tRNS`): a quarter of the bytes
+/// RGBA would compress, so about an eighth of the time, and smaller tiles.
+pub fn encode_indexed(steps: &[u8], ramp: Ramp) -> Vec<u8> {
+    let pal = ramp.palette();
+    let rgb: Vec<u8> = pal.iter().flat_map(|c| [c[0], c[1], c[2]]).collect();
+    let alpha: Vec<u8> = pal.iter().map(|c| c[3]).collect();
+    let mut out = Vec::with_capacity(32 * 1024);
+    let side = TILE_PX as u32;
+    let written = (|| -> Result<(), png::EncodingError> {
+        let mut e = png::Encoder::new(&mut out, side, side);
+        e.set_color(png::ColorType::Indexed);
+        e.set_depth(png::BitDepth::Eight);
+        e.set_palette(rgb);
+        e.set_trns(alpha);
+        e.set_compression(png::Compression::Fast);
+        e.set_filter(png::Filter::Sub);
+        let mut w = e.write_header()?;
+        w.write_image_data(steps)?;
+        w.finish()
+    })();
+    match written {
+        Ok(()) => out,
+        // Only a buffer of the wrong length fails, and every caller passes 256 x 256.
+        Err(e) => {
+            tracing::error!(error = %e, "PNG encoding failed");
+            empty_png().to_vec()
+        }
+    }
+}
+
 /// Web Mercator metres of a point given in tile pixels (continuous, 0..256 from the
 /// north-west corner).
 pub fn pixel_to_mercator(t: TileCoord, px: f64, py: f64) -> (f64, f64) {
@@ -127,7 +158,9 @@ impl Lattice {
     pub fn new(tile: TileCoord) -> Self {
         let step = lattice_step(tile.z);
         let n = TILE_PX / step + 1;
+        // OSTN15 per node is most of a public tile's lattice: both cores.
         let nodes = (0..n * n)
+            .into_par_iter()
             .map(|k| {
                 let (i, j) = (k % n, k / n);
                 pixel_to_bng(tile, (i * step) as f64, (j * step) as f64)
@@ -163,14 +196,27 @@ impl Lattice {
             let (a, b) = (self.nodes[j * n + i], self.nodes[(j + 1) * n + i]);
             *c = a.zip(b).map(|(a, b)| lerp(a, b, fv));
         }
-        for (px, o) in out.iter_mut().enumerate().take(TILE_PX) {
-            let u = (px as f64 + 0.5) / step;
-            let i = (u as usize).min(n - 2);
-            *o = match column[i].zip(column[i + 1]) {
-                Some((a, b)) => lerp(a, b, u - i as f64),
-                None => pixel_to_bng(self.tile, px as f64 + 0.5, py as f64 + 0.5)
-                    .unwrap_or((f64::NAN, f64::NAN)),
-            };
+        // Pixel px lies in segment i = px / step of the row, at (px mod step + 0.5) /
+        // step along it.
+        let s = self.step;
+        let inv = 1.0 / step;
+        for (i, seg) in out[..TILE_PX].chunks_mut(s).enumerate().take(n - 1) {
+            match column[i].zip(column[i + 1]) {
+                Some((a, b)) => {
+                    let d = (b.0 - a.0, b.1 - a.1);
+                    for (k, o) in seg.iter_mut().enumerate() {
+                        let f = (k as f64 + 0.5) * inv;
+                        *o = (a.0 + d.0 * f, a.1 + d.1 * f);
+                    }
+                }
+                None => {
+                    for (k, o) in seg.iter_mut().enumerate() {
+                        let px = (i * s + k) as f64 + 0.5;
+                        *o = pixel_to_bng(self.tile, px, py as f64 + 0.5)
+                            .unwrap_or((f64::NAN, f64::NAN));
+                    }
+                }
+            }
         }
     }
 }
@@ -518,16 +564,12 @@ pub fn render(
     let step = density_step((x1 - x0).max(y1 - y0), surface.bandwidth());
     let density = densities(surface, &lattice, step, min_count);
     let inv_max = 1.0 / max_per_m2;
-    let mut rgba = vec![0u8; TILE_PX * TILE_PX * 4];
-    for (px, &d) in rgba.chunks_exact_mut(4).zip(&density) {
-        if d > 0.0 {
-            px.copy_from_slice(&ramp.rgba(d * inv_max));
-        }
-    }
-    if rgba.chunks_exact(4).all(|p| p[3] == 0) {
+    let steps: Vec<u8> = density.iter().map(|&d| Ramp::index(d * inv_max)).collect();
+    // Step 0 is the only transparent one.
+    if steps.iter().all(|&s| s == 0) {
         return empty_png().to_vec();
     }
-    encode_png(&rgba)
+    encode_indexed(&steps, ramp)
 }
 
 #[cfg(test)]
@@ -626,9 +668,10 @@ mod tests {
                         surface.bandwidth()
                     );
                     assert!(worst_index < 0.5, "z {z} step {step}: {worst_index}");
-                    // The alpha ramp is ten times steeper than the colours (it rises over
-                    // the first tenth), so half a colour step is up to 5 of 255 there.
-                    assert!(worst_alpha <= 5, "z {z} step {step}: alpha {worst_alpha}");
+                    // Alpha is per ramp step and rises over the first tenth, 10 of 255 a
+                    // step there: within half a step of exact, a pixel is at most one step
+                    // off, so at most 10.
+                    assert!(worst_alpha <= 10, "z {z} step {step}: alpha {worst_alpha}");
                 }
             }
         }
