@@ -323,20 +323,26 @@ async fn tile(
 ) -> Result<Response, AppError> {
     let t = TileCoord::from_path(&z, &x, &y, "png")?;
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
-    let png = crate::serve::compute::cancellable(move || -> Result<Arc<[u8]>, AppError> {
-        let s = req.surface(&state)?;
-        let max = req.max_per_km2(&s) / M2_PER_KM2;
-        let key = TileKey {
-            surface: s.id(),
-            ramp: req.ramp,
-            max_bits: max.to_bits(),
-            tile: t,
-        };
-        TILES.get_or_insert_with(&key, || {
-            Ok::<_, AppError>(Arc::from(s.render(t, req.ramp, max)))
+    // A surface that misses its cache takes a slot of the bounded pool (a hit, and the
+    // tile's own render, none).
+    let kind = ("tiles/heatmap", u8::from(req.public.is_some()));
+    let size = crate::serve::compute::filter_size(&state.store().geography, &req.filter);
+    let pool = state.compute().clone();
+    let png = pool
+        .run(kind, size, move || -> Result<Arc<[u8]>, AppError> {
+            let s = req.surface(&state)?;
+            let max = req.max_per_km2(&s) / M2_PER_KM2;
+            let key = TileKey {
+                surface: s.id(),
+                ramp: req.ramp,
+                max_bits: max.to_bits(),
+                tile: t,
+            };
+            TILES.get_or_insert_with(&key, || {
+                Ok::<_, AppError>(Arc::from(s.render(t, req.ramp, max)))
+            })
         })
-    })
-    .await??;
+        .await??;
     Ok(cached(&headers, png.to_vec(), CONTENT_TYPE, false, MAX_AGE))
 }
 
@@ -347,11 +353,15 @@ async fn legend(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
-    let doc = crate::serve::compute::cancellable(move || -> Result<Value, AppError> {
-        let s = req.surface(&state)?;
-        Ok(legend_doc(&req, &s))
-    })
-    .await??;
+    let kind = ("tiles/heatmap", u8::from(req.public.is_some()));
+    let size = crate::serve::compute::filter_size(&state.store().geography, &req.filter);
+    let pool = state.compute().clone();
+    let doc = pool
+        .run(kind, size, move || -> Result<Value, AppError> {
+            let s = req.surface(&state)?;
+            Ok(legend_doc(&req, &s))
+        })
+        .await??;
     json_response(&doc, &headers)
 }
 

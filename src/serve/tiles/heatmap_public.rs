@@ -516,6 +516,8 @@ pub fn surface(
         seed,
     };
     SURFACES.get_or_insert_with(&key, || {
+        // A miss is a layer's computation: one of the bounded pool's slots.
+        let _slot = crate::cancel::admit();
         Ok::<_, AppError>(Arc::new(PublicSurface::build(
             store,
             filter,

@@ -297,6 +297,8 @@ pub fn surface(
         min_bandwidth_bits: min_bandwidth_m.to_bits(),
     };
     SURFACES.get_or_insert_with(&key, || {
+        // A miss is a layer's computation: one of the bounded pool's slots.
+        let _slot = crate::cancel::admit();
         Surface::build(store, filter, bandwidth_m, min_bandwidth_m)
             .map(Arc::new)
             .map_err(|e| AppError::Internal(format!("heatmap surface: {e}")))
