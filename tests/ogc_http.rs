@@ -1276,3 +1276,46 @@ async fn items_are_a_table_for_a_browser() {
     assert!(f.ctype().starts_with("text/html"));
     assert!(String::from_utf8_lossy(&f.body).contains("<th scope=\"col\">gi_z</th>"));
 }
+
+/// A browser gets `/collections` and `/collections/{id}` as pages: a row per collection
+/// the caller may read (as many as its JSON lists), linking its items as a table, GeoJSON and CSV with the filter
+/// carried; JSON clients still get JSON; the answers vary by `Accept`.
+#[tokio::test]
+async fn collections_are_a_page_for_a_browser() {
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let r = get_with("/collections?types=burglary", &[(header::ACCEPT, browser)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
+    assert_eq!(
+        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
+        Some("Accept")
+    );
+    let page = String::from_utf8_lossy(&r.body).into_owned();
+    let listed = ok_json("/collections", "application/json").await["collections"]
+        .as_array()
+        .expect("collections")
+        .len();
+    assert_eq!(page.matches("<tr><td>").count(), listed, "{page:.800}");
+    assert!(
+        page.contains("href=\"/collections/districts/items?f=html&amp;types=burglary\""),
+        "{page:.1500}"
+    );
+    let one = get("/collections/lsoas?f=html").await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert!(one.ctype().starts_with("text/html"));
+    let one = String::from_utf8_lossy(&one.body).into_owned();
+    assert_eq!(one.matches("<tr><td>").count(), 1, "{one}");
+    assert!(one.contains("/collections/lsoas/items?f=csv"), "{one}");
+    for accept in ["application/json", "*/*"] {
+        let r = get_with("/collections", &[(header::ACCEPT, accept)]).await;
+        assert!(
+            r.ctype().starts_with("application/json"),
+            "{accept}: {}",
+            r.ctype()
+        );
+    }
+    // Another format is still a 400 naming what is offered.
+    let r = get("/collections?f=csv").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(String::from_utf8_lossy(&r.body).contains("only json, html"));
+}

@@ -71,7 +71,7 @@ fn serde_urlencoded_pairs(raw: &str) -> Result<Vec<(String, String)>, AppError> 
         .collect()
 }
 
-fn decode(s: &str) -> Result<String, AppError> {
+pub(crate) fn decode(s: &str) -> Result<String, AppError> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

@@ -88,6 +88,8 @@ test('every answer matches the schema the definition declares for it', async () 
   await check('/conformance');
   await check('/api');
   await check('/collections');
+  await check('/collections?f=html');
+  await check('/collections/lsoas?f=html');
   const collections = await check('/collections', { headers: analyst });
   for (const c of collections.collections) {
     const partnerOnly = ['patrol', 'emerging', 'incidents'].includes(c.id);

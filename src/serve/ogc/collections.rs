@@ -1,5 +1,8 @@
 //! `GET /collections` and `GET /collections/{id}`: what each collection holds, its
-//! extent in space (CRS84) and time (the data's months), and links to its items.
+//! extent in space (CRS84) and time (the data's months), and links to its items. A
+//! browser (`Accept` naming `text/html` and no JSON type, or `f=html`) gets the same as a
+//! page: a table of the collections with links to their items as a table, GeoJSON and
+//! CSV; GDAL's, OWSLib's and `*/*` Accepts get JSON.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Uri};
@@ -7,7 +10,10 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::catalog::{CollectionId, spatial_extent, temporal_extent};
-use super::{CRS84, CSV, GEOJSON, JSON, base_url, json_only, json_response, link, with_query};
+use super::{
+    CRS84, CSV, GEOJSON, HTML, JSON, MAX_AGE, base_url, carried_filter, esc, html_head,
+    json_response, link, vary, with_query,
+};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState};
@@ -51,7 +57,7 @@ pub async fn list(
     uri: Uri,
 ) -> Result<Response, AppError> {
     let store = state.store();
-    let qs = json_only(uri.query(), &store)?;
+    let qs = carried_filter(uri.query(), &store, &["json", "html"])?;
     let base = base_url(&headers, &uri);
     // Only the collections this caller may read.
     let role = principal_of(principal).role;
@@ -69,7 +75,60 @@ pub async fn list(
         )],
         "collections": collections,
     });
-    Ok(json_response(&headers, &doc, JSON))
+    if super::landing::wants_html(&headers, uri.query()) {
+        let body = page("Collections", &collections, &qs);
+        return Ok(vary(crate::serve::cached(
+            &headers,
+            body.into_bytes(),
+            HTML,
+            false,
+            MAX_AGE,
+        )));
+    }
+    Ok(vary(json_response(&headers, &doc, JSON)))
+}
+
+/// The page for people of `collections` (their JSON descriptions): one row each, with
+/// its description, extent and links to its items as a table, GeoJSON and CSV.
+fn page(title: &str, collections: &[Value], qs: &str) -> String {
+    use std::fmt::Write as _;
+    let mut s = html_head(title);
+    s.push_str(
+        "<table><tr><th>Collection</th><th>Description</th><th>Extent</th><th>Features</th></tr>\n",
+    );
+    for c in collections {
+        let text = |k: &str| esc(c[k].as_str().unwrap_or(""));
+        let id = c["id"].as_str().unwrap_or("");
+        let items = with_query(&format!("/collections/{id}/items?f=html"), qs);
+        let bbox: Vec<String> = c["extent"]["spatial"]["bbox"][0]
+            .as_array()
+            .map(|b| {
+                b.iter()
+                    .map(|v| format!("{:.3}", v.as_f64().unwrap_or(0.0)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let months: Vec<&str> = c["extent"]["temporal"]["interval"][0]
+            .as_array()
+            .map(|i| i.iter().map(|v| v.as_str().unwrap_or("..")).collect())
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "<tr><td><a href=\"{}\">{}</a> ({})</td><td>{}</td><td>{} (lon, lat)<br>{}</td>\
+             <td><a href=\"{}\">table</a> <a href=\"{}\">GeoJSON</a> <a href=\"{}\">CSV</a></td></tr>",
+            esc(&with_query(&format!("/collections/{id}?f=html"), qs)),
+            text("title"),
+            esc(id),
+            text("description"),
+            esc(&bbox.join(", ")),
+            esc(&months.join(" to ")),
+            esc(&items),
+            esc(&with_query(&format!("/collections/{id}/items?f=json"), qs)),
+            esc(&with_query(&format!("/collections/{id}/items?f=csv"), qs)),
+        );
+    }
+    s.push_str("</table>\n<p><a href=\"/map/\">The web map</a> · <a href=\"/api\">API definition</a></p>\n</body></html>\n");
+    s
 }
 
 /// `GET /collections/{id}`.
@@ -82,8 +141,18 @@ pub async fn one(
     let c = CollectionId::parse(&id)
         .ok_or_else(|| AppError::NotFound(format!("no collection '{id}'")))?;
     let store = state.store();
-    let qs = json_only(uri.query(), &store)?;
+    let qs = carried_filter(uri.query(), &store, &["json", "html"])?;
     let base = base_url(&headers, &uri);
     let doc = describe(c, &store, &base, &qs);
-    Ok(json_response(&headers, &doc, JSON))
+    if super::landing::wants_html(&headers, uri.query()) {
+        let body = page(&c.title(), std::slice::from_ref(&doc), &qs);
+        return Ok(vary(crate::serve::cached(
+            &headers,
+            body.into_bytes(),
+            HTML,
+            false,
+            MAX_AGE,
+        )));
+    }
+    Ok(vary(json_response(&headers, &doc, JSON)))
 }

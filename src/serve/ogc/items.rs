@@ -16,7 +16,9 @@ use super::catalog::{Bounds, CollectionId, spatial_extent};
 use super::disclose::{self, Controls};
 use super::encode::{Page, csv, feature_collection, intersects, push_feature, value_text};
 use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
-use super::{CSV, GEOJSON, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, link};
+use super::{
+    CSV, GEOJSON, HTML, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, esc, html_head, link, vary,
+};
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState, cached, compute, limits};
@@ -291,33 +293,6 @@ fn page(r: &Request) -> Result<Response, AppError> {
     )))
 }
 
-const HTML: &str = "text/html; charset=utf-8";
-
-/// Items answer by `Accept` too (HTML for a browser): caches must key on it.
-fn vary(mut res: Response) -> Response {
-    res.headers_mut().insert(
-        axum::http::header::VARY,
-        axum::http::HeaderValue::from_static("Accept"),
-    );
-    res
-}
-
-/// Text for HTML: `& < > " '` escaped.
-fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// The page of items as an HTML table for people: what the collection is, how many
 /// features match, previous / next pages, the same page as GeoJSON and CSV, and one row
 /// per feature (its id and properties; null as a dash). Below analyst it says what
@@ -335,16 +310,8 @@ fn html_page(r: &Request, items: &Items, start: usize, end: usize, matched: usiz
         )
     };
     let title = format!("{} ({})", r.cid.title(), r.cid.id());
-    let mut s = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{t}</title><style>body{{font-family:sans-serif;margin:1.5rem;color:#1a1a1a}}\
-         table{{border-collapse:collapse}}th,td{{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}}\
-         th{{background:#eef0f2}}nav a{{margin-right:1rem}}</style></head><body>\n\
-         <h1>{t}</h1>\n<p>{d}</p>\n",
-        t = esc(&title),
-        d = esc(&r.cid.description()),
-    );
+    let mut s = html_head(&title);
+    let _ = writeln!(s, "<p>{}</p>", esc(&r.cid.description()));
     let _ = writeln!(
         s,
         "<p>Features {} to {} of {matched}.</p>",

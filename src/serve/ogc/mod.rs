@@ -146,18 +146,85 @@ fn json_response(headers: &HeaderMap, doc: &serde_json::Value, ctype: &'static s
 /// `OAPIF:` URL on every request, the landing page and the collections included).
 /// Anything else is a 400.
 fn json_only(raw: Option<&str>, store: &AnalysisStore) -> Result<String, AppError> {
-    let q = query::parse(raw, &query::ITEM_PARAMS, store)?;
-    match q.params.get("f").map(String::as_str) {
-        None | Some("json") => {}
-        Some(other) => {
+    carried_filter(raw, store, &["json"])
+}
+
+/// As [`json_only`], with `f` one of `formats`.
+fn carried_filter(
+    raw: Option<&str>,
+    store: &AnalysisStore,
+    formats: &[&str],
+) -> Result<String, AppError> {
+    // `f` is checked here (the items' parse knows only the items' formats), the rest as
+    // on items; a repeated `f` goes to the parse, which refuses repeats.
+    let (fs, rest): (Vec<&str>, Vec<&str>) = raw
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .partition(|kv| kv.split('=').next() == Some("f"));
+    if let [f] = fs.as_slice() {
+        let v = crate::serve::params::decode(f.split_once('=').map_or("", |(_, v)| v))?;
+        if !formats.contains(&v.as_str()) {
             return Err(AppError::BadRequest(format!(
-                "parameter 'f': '{other}' is not offered here (only json)"
+                "parameter 'f': '{v}' is not offered here (only {})",
+                formats.join(", ")
             )));
         }
     }
+    let rest = if fs.len() > 1 {
+        raw.unwrap_or("").to_owned()
+    } else {
+        rest.join("&")
+    };
+    let q = query::parse(
+        Some(rest.as_str()).filter(|s| !s.is_empty()),
+        &query::ITEM_PARAMS,
+        store,
+    )?;
     let mut carried = q.params;
     carried.remove("f");
     Ok(query::with_offset(&carried, 0))
+}
+
+/// The pages for people (`f=html`, or a browser's `Accept`).
+const HTML: &str = "text/html; charset=utf-8";
+
+/// An answer that depends on `Accept` too (HTML for a browser): caches must key on it.
+fn vary(mut res: Response) -> Response {
+    res.headers_mut().insert(
+        axum::http::header::VARY,
+        axum::http::HeaderValue::from_static("Accept"),
+    );
+    res
+}
+
+/// Text for HTML: `& < > " '` escaped.
+fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The head of a page for people, titled `title`, with the items pages' style.
+fn html_head(title: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{t}</title><style>body{{font-family:sans-serif;margin:1.5rem;color:#1a1a1a}}\
+         table{{border-collapse:collapse}}th,td{{border:1px solid #bbb;padding:.25rem .5rem;text-align:left}}\
+         th{{background:#eef0f2}}nav a{{margin-right:1rem}}</style></head><body>\n\
+         <h1>{t}</h1>\n",
+        t = esc(title),
+    )
 }
 
 /// `href` with the carried filter `qs` appended (`?` or `&` as needed).

@@ -13,11 +13,8 @@ use serde_json::{Value, json};
 
 use super::catalog::CollectionId;
 use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
-use super::{CSV, GEOJSON, JSON, OPENAPI, SCHEMA_JSON, base_url, json_only, json_response};
+use super::{CSV, GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON, base_url, json_only, json_response};
 use crate::serve::{AppError, AppState};
-
-/// The items page for people.
-const HTML: &str = "text/html; charset=utf-8";
 
 /// `GET /api`.
 pub async fn api(
@@ -344,8 +341,8 @@ fn fixed_paths() -> Value {
         "/": get("getLandingPage", "Landing page", &["datetime", "types", "severity", "district", "f"], "Links to the API, conformance and data.", &[(JSON, schema("landingPage"))]),
         "/conformance": get("getConformanceDeclaration", "Conformance classes", &["datetime", "types", "severity", "district", "f"], "The conformance classes implemented.", &[(JSON, schema("confClasses"))]),
         "/api": get("getAPI", "This API definition", &["datetime", "types", "severity", "district", "f"], "The OpenAPI 3.0 document.", &[(OPENAPI, json!({ "type": "object" }))]),
-        "/collections": get("getCollections", "The collections", &["datetime", "types", "severity", "district", "f"], "Every collection with its extent and links.", &[(JSON, schema("collections"))]),
-        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "datetime", "types", "severity", "district", "f"], "The collection's description.", &[(JSON, schema("collection"))]),
+        "/collections": get("getCollections", "The collections", &["datetime", "types", "severity", "district", "htmlFormat"], "Every collection with its extent and links (a table with f=html or a browser's Accept).", &[(JSON, schema("collections")), (HTML, text())]),
+        "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "datetime", "types", "severity", "district", "htmlFormat"], "The collection's description (a page with f=html or a browser's Accept).", &[(JSON, schema("collection")), (HTML, text())]),
         "/collections/{collectionId}/items": get(
             "getFeatures",
             "A page of a collection's features",
@@ -482,6 +479,11 @@ fn parameters() -> Value {
             "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "Output format: GeoJSON, a CSV table (id, lon, lat, properties), or an HTML table for people (also what a browser's Accept gets).",
             "schema": { "type": "string", "enum": ["json", "csv", "html"], "default": "json" },
+        },
+        "htmlFormat": {
+            "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Output format: JSON, or a page for people (also what a browser's Accept gets).",
+            "schema": { "type": "string", "enum": ["json", "html"], "default": "json" },
         },
         "itemsFormat": {
             "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
