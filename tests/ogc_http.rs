@@ -1319,3 +1319,51 @@ async fn collections_are_a_page_for_a_browser() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert!(String::from_utf8_lossy(&r.body).contains("only json, html"));
 }
+
+/// A browser gets one feature as a page: every property of its JSON, with its value, in
+/// a two-column table; GeoJSON clients still get GeoJSON.
+#[tokio::test]
+async fn a_feature_is_a_page_for_a_browser() {
+    let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let fc = ok_json(
+        "/collections/districts/items?limit=1",
+        "application/geo+json",
+    )
+    .await;
+    let f = &fc["features"][0];
+    let id = f["id"].as_str().expect("an id").to_owned();
+    let path = format!("/collections/districts/items/{id}");
+    let r = get_with(&path, &[(header::ACCEPT, browser)]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
+    assert_eq!(
+        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
+        Some("Accept")
+    );
+    let page = String::from_utf8_lossy(&r.body).into_owned();
+    let props = f["properties"].as_object().expect("properties");
+    // One row per property, and the id's.
+    assert_eq!(
+        page.matches("<tr><th scope=\"row\">").count(),
+        props.len() + 1,
+        "{page}"
+    );
+    for (name, v) in props {
+        let shown = match v {
+            Value::String(s) => s.clone(),
+            Value::Null => "-".into(),
+            other => other.to_string(),
+        };
+        assert!(
+            page.contains(&format!("<th scope=\"row\">{name}</th><td>{shown}</td>")),
+            "{name} = {shown} not in {page}"
+        );
+    }
+    assert_eq!(get(&format!("{path}?f=html")).await.body, r.body);
+    let r = get_with(&path, &[(header::ACCEPT, "application/geo+json")]).await;
+    assert!(
+        r.ctype().starts_with("application/geo+json"),
+        "{}",
+        r.ctype()
+    );
+}

@@ -101,6 +101,7 @@ test('every answer matches the schema the definition declares for it', async () 
     if (page.features.length > 0) {
       const id = encodeURIComponent(String(page.features[0].id));
       await check(`/collections/${c.id}/items/${id}`, { headers: analyst });
+      await check(`/collections/${c.id}/items/${id}?f=html`, { headers: analyst });
     }
     if (!partnerOnly) {
       // The public's answers: withheld counts are null, a disclosure member says why.

@@ -490,6 +490,10 @@ pub async fn item(
     let cid = collection(&id)?;
     let store = state.store();
     let mut q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    // A browser gets the feature as a page, as it gets the items.
+    if !q.params.contains_key("f") && super::landing::wants_html(&headers, None) {
+        q.format = Format::Html;
+    }
     let (controls, exact) = settle(&state, controls, cid, &mut q, &store)?;
     let exact = exact.then(|| state.settings().disclosure.clone());
     let r = Request {
@@ -517,7 +521,11 @@ fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
     })?;
     if r.q.format == Format::Csv {
         let body = csv(&r.store, &items, &[row]).into_bytes();
-        return Ok(cached(&r.headers, body, CSV, false, MAX_AGE));
+        return Ok(vary(cached(&r.headers, body, CSV, false, MAX_AGE)));
+    }
+    if r.q.format == Format::Html {
+        let body = feature_page(r, &items, row, fid).into_bytes();
+        return Ok(vary(cached(&r.headers, body, HTML, false, MAX_AGE)));
     }
     let qs = query::with_offset(&r.q.params, 0);
     let sep = if qs.is_empty() { "" } else { "?" };
@@ -535,13 +543,66 @@ fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
     let mut body = String::new();
     push_feature(&mut body, &r.store, &items, row, Some(&links));
     body.push('\n');
-    Ok(cached(
+    Ok(vary(cached(
         &r.headers,
         body.into_bytes(),
         GEOJSON,
         false,
         MAX_AGE,
-    ))
+    )))
+}
+
+/// One feature for people: its properties as a two-column table (a withheld value as a
+/// dash), with links to it as GeoJSON and CSV, its collection's items and the map.
+fn feature_page(r: &Request, items: &Items, row: usize, fid: &str) -> String {
+    use std::fmt::Write as _;
+    let mut p = r.q.params.clone();
+    let href = |p: &mut std::collections::BTreeMap<String, String>, f: &str, path: &str| {
+        p.insert("f".into(), f.into());
+        format!("{}{path}?{}", r.base, query::with_offset(p, 0))
+    };
+    let collection = format!("/collections/{}", r.cid.id());
+    let me = format!("{collection}/items/{}", query::encode(fid));
+    let mut s = html_head(&format!(
+        "{} in {}",
+        items.ids[row].as_text(),
+        r.cid.title()
+    ));
+    if let Some(c) = &r.controls {
+        let _ = writeln!(
+            s,
+            "<p>Disclosure control: counts below {} are withheld (shown as a dash) and published counts are perturbed.</p>",
+            c.k
+        );
+    }
+    if r.exact.is_some() {
+        s.push_str("<p>Published exactly: every record counted is from a dataset already public at street level.</p>\n");
+    }
+    let _ = writeln!(
+        s,
+        "<nav><a href=\"{}\">GeoJSON</a><a href=\"{}\">CSV</a><a href=\"{}\">All features</a><a href=\"{}/map/\">Web map</a></nav>",
+        esc(&href(&mut p, "json", &me)),
+        esc(&href(&mut p, "csv", &me)),
+        esc(&href(&mut p, "html", &format!("{collection}/items"))),
+        r.base
+    );
+    s.push_str("<table>\n<thead><tr><th scope=\"col\">property</th><th scope=\"col\">value</th></tr></thead>\n<tbody>\n");
+    let _ = writeln!(
+        s,
+        "<tr><th scope=\"row\">id</th><td>{}</td></tr>",
+        esc(&items.ids[row].as_text())
+    );
+    for (name, c) in &items.columns {
+        let v = value_text(c, row).unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            s,
+            "<tr><th scope=\"row\">{}</th><td>{}</td></tr>",
+            esc(name),
+            esc(&v)
+        );
+    }
+    s.push_str("</tbody></table>\n</body></html>\n");
+    s
 }
 
 #[cfg(test)]

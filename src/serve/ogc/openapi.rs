@@ -361,8 +361,8 @@ fn fixed_paths() -> Value {
             "getFeature",
             "One feature",
             &["collectionId", "featureId", "datetime", "types", "severity", "district", "itemsFormat"],
-            "The feature (or a one-row CSV table with f=csv).",
-            &[(GEOJSON, schema("featureGeoJSON")), (CSV, text())],
+            "The feature (or a one-row CSV table with f=csv, a page for people with f=html or a browser's Accept).",
+            &[(GEOJSON, schema("featureGeoJSON")), (CSV, text()), (HTML, text())],
         ),
     })
 }
@@ -487,8 +487,8 @@ fn parameters() -> Value {
         },
         "itemsFormat": {
             "name": "f", "in": "query", "required": false, "style": "form", "explode": false,
-            "description": "Output format: GeoJSON or a CSV table (id, lon, lat, properties).",
-            "schema": { "type": "string", "enum": ["json", "csv"], "default": "json" },
+            "description": "Output format: GeoJSON, a CSV table (id, lon, lat, properties), or a page for people (also what a browser's Accept gets).",
+            "schema": { "type": "string", "enum": ["json", "csv", "html"], "default": "json" },
         },
     })
 }

@@ -139,7 +139,7 @@ pub fn parse(
     let format = match params.get("f").map(|f| f.trim()) {
         None | Some("json" | "geojson") => Format::GeoJson,
         Some("csv") => Format::Csv,
-        Some("html") if allowed.contains(&"properties") => Format::Html,
+        Some("html") => Format::Html,
         Some(other) => return Err(bad("f", format!("'{other}' is not json, csv or html"))),
     };
     let filter = filter(&params, store)?;
