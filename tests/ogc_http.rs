@@ -1210,6 +1210,16 @@ async fn queryables_property_filters_sortby_and_properties() {
     }
 }
 
+/// The answer is a 200 page for people, varying by `Accept`.
+fn assert_is_a_page(r: &Reply) {
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
+    assert_eq!(
+        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
+        Some("Accept")
+    );
+}
+
 /// A browser gets items as an HTML table (its `Accept`, or `f=html`); GDAL's and OWSLib's
 /// `Accept` still get GeoJSON; the answer varies by `Accept`; the page's next link keeps
 /// the filter and stays HTML; text is escaped.
@@ -1221,12 +1231,7 @@ async fn items_are_a_table_for_a_browser() {
         &[(header::ACCEPT, browser)],
     )
     .await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
-    assert_eq!(
-        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
-        Some("Accept")
-    );
+    assert_is_a_page(&r);
     let page = String::from_utf8_lossy(&r.body).into_owned();
     assert_eq!(page.matches("<tr><td>").count(), 5, "{page:.500}");
     assert!(page.contains("<th scope=\"col\">name</th>"), "{page:.800}");
@@ -1284,12 +1289,7 @@ async fn items_are_a_table_for_a_browser() {
 async fn collections_are_a_page_for_a_browser() {
     let browser = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
     let r = get_with("/collections?types=burglary", &[(header::ACCEPT, browser)]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
-    assert_eq!(
-        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
-        Some("Accept")
-    );
+    assert_is_a_page(&r);
     let page = String::from_utf8_lossy(&r.body).into_owned();
     let listed = ok_json("/collections", "application/json").await["collections"]
         .as_array()
@@ -1334,12 +1334,7 @@ async fn a_feature_is_a_page_for_a_browser() {
     let id = f["id"].as_str().expect("an id").to_owned();
     let path = format!("/collections/districts/items/{id}");
     let r = get_with(&path, &[(header::ACCEPT, browser)]).await;
-    assert_eq!(r.status, StatusCode::OK);
-    assert!(r.ctype().starts_with("text/html"), "{}", r.ctype());
-    assert_eq!(
-        r.headers.get(header::VARY).and_then(|v| v.to_str().ok()),
-        Some("Accept")
-    );
+    assert_is_a_page(&r);
     let page = String::from_utf8_lossy(&r.body).into_owned();
     let props = f["properties"].as_object().expect("properties");
     // One row per property, and the id's.

@@ -2,10 +2,11 @@
 //! is gone.
 //!
 //! The routes that compute layers (the web map's cells, details and change map; OGC
-//! items; vector cell tiles) run their work through [`Pool::run`]:
+//! items; vector cell tiles; heatmap tiles and legend, whose surface is the layer) run
+//! their work through [`Pool::run`]:
 //!
 //! - **Only computations are bounded, never cached answers.** A cache that misses
-//!   (`crate::lru`, the OGC cache) takes a slot (`crate::cancel::admit`) just for its
+//!   (`crate::lru`, the OGC cache, the heatmap's surface caches) takes a slot (`crate::cancel::admit`) just for its
 //!   computation; a hit takes none, so a map's cached cells and a client paging cached
 //!   items are never queued or refused, however busy the pool is.
 //! - **Bounded.** At most `compute_slots` computations run at once (default: the cores);
@@ -323,26 +324,6 @@ struct CancelOnDrop(Token);
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         self.0.cancel();
-    }
-}
-
-/// Runs `f` on the blocking pool, outside the bounds, stopping it at its next
-/// checkpoint once this future is dropped: for heatmap tiles, whose surfaces and
-/// tiles are cached by `quick_cache` (no slot is taken there).
-///
-/// # Errors
-/// [`AppError::Internal`] when the task failed.
-pub async fn cancellable<T: Send + 'static>(
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AppError> {
-    let guard = CancelOnDrop(Token::new());
-    let token = guard.0.clone();
-    let joined = tokio::task::spawn_blocking(move || cancel::run(token, f)).await;
-    drop(guard);
-    match joined {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(cancel::Cancelled)) => Err(AppError::Internal("computation cancelled".into())),
-        Err(e) => Err(AppError::Internal(format!("worker task failed: {e}"))),
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::catalog::{CollectionId, spatial_extent, temporal_extent};
 use super::{
-    CRS84, CSV, GEOJSON, HTML, JSON, MAX_AGE, base_url, carried_filter, esc, html_head,
+    CRS84, CSV, GEOJSON, JSON, base_url, carried_filter, esc, html_head, html_response,
     json_response, link, vary, with_query,
 };
 use crate::analysis::AnalysisStore;
@@ -76,14 +76,10 @@ pub async fn list(
         "collections": collections,
     });
     if super::landing::wants_html(&headers, uri.query()) {
-        let body = page("Collections", &collections, &qs);
-        return Ok(vary(crate::serve::cached(
+        return Ok(html_response(
             &headers,
-            body.into_bytes(),
-            HTML,
-            false,
-            MAX_AGE,
-        )));
+            page("Collections", &collections, &qs),
+        ));
     }
     Ok(vary(json_response(&headers, &doc, JSON)))
 }
@@ -146,13 +142,7 @@ pub async fn one(
     let doc = describe(c, &store, &base, &qs);
     if super::landing::wants_html(&headers, uri.query()) {
         let body = page(&c.title(), std::slice::from_ref(&doc), &qs);
-        return Ok(vary(crate::serve::cached(
-            &headers,
-            body.into_bytes(),
-            HTML,
-            false,
-            MAX_AGE,
-        )));
+        return Ok(html_response(&headers, body));
     }
     Ok(vary(json_response(&headers, &doc, JSON)))
 }

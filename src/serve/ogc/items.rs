@@ -17,7 +17,8 @@ use super::disclose::{self, Controls};
 use super::encode::{Page, csv, feature_collection, intersects, push_feature, value_text};
 use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
 use super::{
-    CSV, GEOJSON, HTML, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, esc, html_head, link, vary,
+    CSV, GEOJSON, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, esc, html_head, html_response, link,
+    vary,
 };
 use crate::analysis::AnalysisStore;
 use crate::serve::auth::{Principal, principal_of};
@@ -261,8 +262,8 @@ fn page(r: &Request) -> Result<Response, AppError> {
         return Ok(vary(cached(&r.headers, body, CSV, false, MAX_AGE)));
     }
     if r.q.format == Format::Html {
-        let body = html_page(r, &items, start, end, matched.len()).into_bytes();
-        return Ok(vary(cached(&r.headers, body, HTML, false, MAX_AGE)));
+        let body = html_page(r, &items, start, end, matched.len());
+        return Ok(html_response(&r.headers, body));
     }
     let links = page_links(r, start, end, matched.len());
     let stamp = cache::time_stamp(&r.store, r.generation);
@@ -297,6 +298,18 @@ fn page(r: &Request) -> Result<Response, AppError> {
 /// features match, previous / next pages, the same page as GeoJSON and CSV, and one row
 /// per feature (its id and properties; null as a dash). Below analyst it says what
 /// disclosure control withheld.
+/// What a page for people says of its disclosure control (nothing from analyst up).
+fn disclosure_note(r: &Request) -> String {
+    match (&r.controls, &r.exact) {
+        (Some(c), _) => format!(
+            "<p>Disclosure control: counts below {} are withheld (shown as a dash) and published counts are perturbed.</p>\n",
+            c.k
+        ),
+        (None, Some(_)) => "<p>Published exactly: every record counted is from a dataset already public at street level.</p>\n".into(),
+        (None, None) => String::new(),
+    }
+}
+
 fn html_page(r: &Request, items: &Items, start: usize, end: usize, matched: usize) -> String {
     use std::fmt::Write as _;
     let href = |offset: usize, f: &str| {
@@ -318,16 +331,7 @@ fn html_page(r: &Request, items: &Items, start: usize, end: usize, matched: usiz
         if end > start { start + 1 } else { 0 },
         end
     );
-    if let Some(c) = &r.controls {
-        let _ = writeln!(
-            s,
-            "<p>Disclosure control: counts below {} are withheld (shown as a dash) and published counts are perturbed.</p>",
-            c.k
-        );
-    }
-    if r.exact.is_some() {
-        s.push_str("<p>Published exactly: every record counted is from a dataset already public at street level.</p>\n");
-    }
+    s.push_str(&disclosure_note(r));
     s.push_str("<nav>");
     if start > 0 {
         let _ = write!(
@@ -524,8 +528,7 @@ fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
         return Ok(vary(cached(&r.headers, body, CSV, false, MAX_AGE)));
     }
     if r.q.format == Format::Html {
-        let body = feature_page(r, &items, row, fid).into_bytes();
-        return Ok(vary(cached(&r.headers, body, HTML, false, MAX_AGE)));
+        return Ok(html_response(&r.headers, feature_page(r, &items, row, fid)));
     }
     let qs = query::with_offset(&r.q.params, 0);
     let sep = if qs.is_empty() { "" } else { "?" };
@@ -568,16 +571,7 @@ fn feature_page(r: &Request, items: &Items, row: usize, fid: &str) -> String {
         items.ids[row].as_text(),
         r.cid.title()
     ));
-    if let Some(c) = &r.controls {
-        let _ = writeln!(
-            s,
-            "<p>Disclosure control: counts below {} are withheld (shown as a dash) and published counts are perturbed.</p>",
-            c.k
-        );
-    }
-    if r.exact.is_some() {
-        s.push_str("<p>Published exactly: every record counted is from a dataset already public at street level.</p>\n");
-    }
+    s.push_str(&disclosure_note(r));
     let _ = writeln!(
         s,
         "<nav><a href=\"{}\">GeoJSON</a><a href=\"{}\">CSV</a><a href=\"{}\">All features</a><a href=\"{}/map/\">Web map</a></nav>",

@@ -198,6 +198,11 @@ fn vary(mut res: Response) -> Response {
     res
 }
 
+/// A page for people as the answer (cached like every answer, varying by `Accept`).
+fn html_response(headers: &HeaderMap, body: String) -> Response {
+    vary(cached(headers, body.into_bytes(), HTML, false, MAX_AGE))
+}
+
 /// Text for HTML: `& < > " '` escaped.
 fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());

@@ -302,6 +302,14 @@ impl Request {
         }
     }
 
+    /// The bounded pool's layer kind (the analyst's or the public surface) and size of
+    /// this request's surface.
+    fn cost(&self, state: &AppState) -> (crate::serve::compute::Kind, f64) {
+        let kind = ("tiles/heatmap", u8::from(self.public.is_some()));
+        let size = crate::serve::compute::filter_size(&state.store().geography, &self.filter);
+        (kind, size)
+    }
+
     /// The top of the ramp in incidents per km².
     fn max_per_km2(&self, s: &Drawn) -> f64 {
         match self.max {
@@ -325,8 +333,7 @@ async fn tile(
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
     // A surface that misses its cache takes a slot of the bounded pool (a hit, and the
     // tile's own render, none).
-    let kind = ("tiles/heatmap", u8::from(req.public.is_some()));
-    let size = crate::serve::compute::filter_size(&state.store().geography, &req.filter);
+    let (kind, size) = req.cost(&state);
     let pool = state.compute().clone();
     let png = pool
         .run(kind, size, move || -> Result<Arc<[u8]>, AppError> {
@@ -353,8 +360,7 @@ async fn legend(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
-    let kind = ("tiles/heatmap", u8::from(req.public.is_some()));
-    let size = crate::serve::compute::filter_size(&state.store().geography, &req.filter);
+    let (kind, size) = req.cost(&state);
     let pool = state.compute().clone();
     let doc = pool
         .run(kind, size, move || -> Result<Value, AppError> {
