@@ -96,18 +96,20 @@ impl Builder {
         Self::default()
     }
 
-    /// A builder with room for `incidents` incidents (and, as in police.uk month files,
-    /// about half as many distinct locations).
+    /// A builder with room for `incidents` incidents (and, as in a police.uk month file,
+    /// about half as many distinct locations, up to the 65,536 that a force's snap points
+    /// stay under; more grow as needed).
     pub fn with_capacity(incidents: usize) -> Self {
         let mut b = Self::default();
         b.incidents.loc.reserve(incidents);
         b.incidents.month.reserve(incidents);
         b.incidents.ctype.reserve(incidents);
         b.incidents.severity.reserve(incidents);
-        b.by_point.reserve(incidents / 2);
-        b.lon_e7.reserve(incidents / 2);
-        b.lat_e7.reserve(incidents / 2);
-        b.code.reserve(incidents / 2);
+        let locations = (incidents / 2).min(1 << 16);
+        b.by_point.reserve(locations);
+        b.lon_e7.reserve(locations);
+        b.lat_e7.reserve(locations);
+        b.code.reserve(locations);
         b
     }
 
@@ -179,23 +181,27 @@ impl Builder {
         self.coverage = c;
     }
 
-    /// The dataset of the file this builder reads (its records' coverage), as the store
-    /// records it.
-    pub fn for_dataset(mut self, d: Option<crate::coverage::Dataset>) -> Self {
+    /// Starts reading the next file, of dataset `d`: the span of the last file's
+    /// unbatched records goes into the coverage first.
+    pub fn start_file(&mut self, d: Option<crate::coverage::Dataset>) {
+        self.fold_span();
         self.dataset = d;
-        self
+    }
+
+    /// Folds the span of the current file's unbatched records into the coverage.
+    fn fold_span(&mut self) {
+        use crate::coverage::Dataset;
+        if let (Some(d @ (Dataset::Stats19 | Dataset::Generic)), Some((lo, hi))) =
+            (self.dataset, self.span.take())
+        {
+            self.coverage.add_span(d, "", lo, hi);
+        }
     }
 
     /// The coverage gathered, with the span of unbatched records folded in.
     fn take_coverage(&mut self) -> crate::coverage::Coverage {
-        use crate::coverage::Dataset;
-        let mut c = std::mem::take(&mut self.coverage);
-        if let (Some(d @ (Dataset::Stats19 | Dataset::Generic)), Some((lo, hi))) =
-            (self.dataset, self.span.take())
-        {
-            c.add_span(d, "", lo, hi);
-        }
-        c
+        self.fold_span();
+        std::mem::take(&mut self.coverage)
     }
 
     /// Counts `n` incidents of type code `ctype` without a location.

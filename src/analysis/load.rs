@@ -196,7 +196,8 @@ fn id_ranges(batches: &[i64], n: usize) -> Vec<(i64, i64)> {
     out
 }
 
-/// Parses CSV (and other) files straight into an analysis store, one file per task.
+/// Parses CSV (and other) files straight into an analysis store, runs of consecutive
+/// files in parallel.
 /// Returns the store and the per-file statistics.
 ///
 /// # Errors
@@ -206,35 +207,92 @@ pub fn from_csv_paths(
     geography: Arc<Geography>,
 ) -> Result<(AnalysisStore, Vec<FileStats>), LoadError> {
     let sources = ingest::discover(paths)?;
-    // One read buffer per worker, reused across files.
-    let parts: Vec<Result<(Builder, FileStats), IngestError>> = sources
+    // Runs of consecutive files, a builder each, read in parallel and merged in order:
+    // locations get their ids in order of first appearance, as one sequential read would
+    // give them, and a builder meets each of its locations once, not once per file
+    // (police.uk snap points repeat month after month).
+    let groups = runs(&sources, rayon::current_num_threads() * 2);
+    let parts: Vec<Result<(Builder, Vec<FileStats>), IngestError>> = groups
         .par_iter()
-        .map_init(Vec::new, |buf, src| {
-            src.with_bytes(buf, |bytes| {
-                // police.uk rows run about 200 bytes; reserving avoids regrowing the columns.
-                let name = src.name();
-                let format = ingest::detect_format(&name, bytes).ok();
-                let dataset = format.and_then(crate::coverage::Dataset::of_format);
-                let mut b = Builder::with_capacity(bytes.len() / 160).for_dataset(dataset);
-                let stats = ingest::parse_bytes(&name, bytes, format, &mut b)?;
-                Ok((b, stats))
-            })
+        .map(|run| {
+            let files = &sources[run.clone()];
+            let bytes: u64 = files.iter().map(size_hint).sum();
+            // police.uk rows run about 200 bytes; reserving avoids regrowing the columns.
+            let mut b = Builder::with_capacity(usize::try_from(bytes / 160).unwrap_or(0));
+            let mut stats = Vec::with_capacity(files.len());
+            let mut buf = Vec::new();
+            for src in files {
+                let s = src.with_bytes(&mut buf, |bytes| {
+                    let name = src.name();
+                    let format = ingest::detect_format(&name, bytes).ok();
+                    b.start_file(format.and_then(crate::coverage::Dataset::of_format));
+                    ingest::parse_bytes(&name, bytes, format, &mut b)
+                })?;
+                stats.push(s);
+            }
+            Ok((b, stats))
         })
         .collect();
-    let mut builder = Builder::new();
-    let mut stats = Vec::new();
+    let mut builder: Option<Builder> = None;
+    let mut stats = Vec::with_capacity(sources.len());
     for p in parts {
         let (b, s) = p?;
-        builder.merge(b);
-        stats.push(s);
+        match &mut builder {
+            None => builder = Some(b),
+            Some(base) => base.merge(b),
+        }
+        stats.extend(s);
     }
-    let _: &[Source] = &sources;
-    Ok((builder.finish(geography), stats))
+    Ok((builder.unwrap_or_default().finish(geography), stats))
+}
+
+/// A source's size in bytes where it is cheap to know (a plain file), else a guess.
+fn size_hint(src: &Source) -> u64 {
+    match src {
+        Source::File(p) => std::fs::metadata(p).map_or(1 << 20, |m| m.len()),
+        Source::ZipEntry { .. } => 1 << 20,
+    }
+}
+
+/// Up to `n` runs of consecutive sources of about equal size, covering them all in order.
+fn runs(sources: &[Source], n: usize) -> Vec<std::ops::Range<usize>> {
+    let sizes: Vec<u64> = sources.iter().map(size_hint).collect();
+    let total: u64 = sizes.iter().sum();
+    let per = total.div_ceil(n.max(1) as u64).max(1);
+    let mut out = Vec::new();
+    let (mut start, mut acc) = (0, 0);
+    for (i, &s) in sizes.iter().enumerate() {
+        acc += s;
+        if acc >= per {
+            out.push(start..i + 1);
+            (start, acc) = (i + 1, 0);
+        }
+    }
+    if start < sources.len() {
+        out.push(start..sources.len());
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::id_ranges;
+    use super::{Source, id_ranges, runs};
+
+    #[test]
+    fn runs_cover_the_sources_in_order() {
+        for len in 0..12 {
+            let sources: Vec<Source> = (0..len)
+                .map(|i| Source::File(format!("no-such-file-{i}.csv").into()))
+                .collect();
+            for n in 1..6 {
+                let r = runs(&sources, n);
+                assert!(r.len() <= n, "{len} sources, {n} runs: {r:?}");
+                let flat: Vec<usize> = r.iter().flat_map(Clone::clone).collect();
+                assert_eq!(flat, (0..len).collect::<Vec<_>>(), "{r:?}");
+                assert!(r.iter().all(|x| !x.is_empty()));
+            }
+        }
+    }
 
     #[test]
     fn id_ranges_cover_everything_without_overlap() {
