@@ -4,7 +4,9 @@
 //! * store write (CSV -> SQLite, one transaction per file), rows/s;
 //! * start-up: SQLite store -> analysis store, seconds;
 //! * aggregation to H3 res 9 x month, median ms once the cells are known (warm);
-//! * end to end: CSV -> store plus the first, cold aggregation (H3 cells computed);
+//! * end to end: CSV -> store plus the first, cold aggregation (H3 cells computed), on
+//!   the exact path `hotspot aggregate` runs (no record keys), and on the keyed path a
+//!   perturbed answer needs (the record keys computed too);
 //! * memory per incident in the analysis store;
 //! * the named peer (benches/peers: polars + polars-h3) doing CSV -> H3 res 9 x month
 //!   counts on the same files in the same run, and the ratio.
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use h3o::Resolution;
-use hotspot::analysis::aggregate::aggregate;
+use hotspot::analysis::aggregate::{aggregate, aggregate_exact};
 use hotspot::analysis::{self, Filter, Query, TimeBin, Unit};
 use hotspot::generate::{GenerateOptions, generate};
 use hotspot::model::Month;
@@ -130,8 +132,8 @@ fn main() {
     let geography = Arc::new(Geography::bundled().expect("bundled boundaries"));
     let threads = rayon::current_num_threads();
     let mut report = vec![format!("threads: {threads}"), String::new()];
-    report.push("| rows | CSV->analysis store | store write | start-up from store | aggregate h3:9 x month (warm) | bytes/incident | end-to-end CSV->h3:9 counts | peer | ratio |".into());
-    report.push("|---|---|---|---|---|---|---|---|---|".into());
+    report.push("| rows | CSV->analysis store | store write | start-up from store | aggregate h3:9 x month (warm) | bytes/incident | end-to-end CSV->h3:9 counts | peer | ratio | end-to-end with record keys | ratio |".into());
+    report.push("|---|---|---|---|---|---|---|---|---|---|---|".into());
     for &n in &o.sizes {
         let dir = dataset(n);
         let q = Query {
@@ -142,20 +144,29 @@ fn main() {
         };
         // End to end: the CSV load and the first (cold) aggregation, which computes the
         // H3 cell of every distinct location; the peer's time includes its H3 step too.
+        // Exact (as `hotspot aggregate`), then keyed (the record keys computed as well).
         let runs = if n > 2_000_000 { 2 } else { 3 };
         let mut t_csv = f64::INFINITY;
         let mut end_to_end = f64::INFINITY;
+        let mut keyed = f64::INFINITY;
         let mut kept = None;
         for _ in 0..runs {
-            let t = Instant::now();
-            let (store, _) =
-                analysis::from_csv_paths(std::slice::from_ref(&dir), geography.clone())
-                    .expect("csv");
-            let loaded = t.elapsed().as_secs_f64();
-            std::hint::black_box(aggregate(&store, &q));
-            end_to_end = end_to_end.min(t.elapsed().as_secs_f64());
-            t_csv = t_csv.min(loaded);
-            kept = Some(store);
+            for with_keys in [false, true] {
+                let t = Instant::now();
+                let (store, _) =
+                    analysis::from_csv_paths(std::slice::from_ref(&dir), geography.clone())
+                        .expect("csv");
+                let loaded = t.elapsed().as_secs_f64();
+                if with_keys {
+                    std::hint::black_box(aggregate(&store, &q));
+                    keyed = keyed.min(t.elapsed().as_secs_f64());
+                } else {
+                    std::hint::black_box(aggregate_exact(&store, &q));
+                    end_to_end = end_to_end.min(t.elapsed().as_secs_f64());
+                }
+                t_csv = t_csv.min(loaded);
+                kept = Some(store);
+            }
         }
         let store = kept.expect("runs >= 1");
         let rows = store.incidents.len() as f64 + store.unlocated as f64;
@@ -191,7 +202,7 @@ fn main() {
             ("-".into(), "-".into())
         };
 
-        let (peer_name, ratio) = match o.peer.then(|| peer(&dir)).flatten() {
+        let (peer_name, ratio, ratio_keyed) = match o.peer.then(|| peer(&dir)).flatten() {
             Some((name, secs, peer_rows)) => {
                 assert_eq!(
                     peer_rows,
@@ -199,14 +210,15 @@ fn main() {
                     "peer and hotspot disagree on located rows"
                 );
                 (
-                    format!("{name} {secs:.2} s"),
+                    format!("{name} {secs:.3} s"),
                     format!("{:.2}x", secs / end_to_end),
+                    format!("{:.2}x", secs / keyed),
                 )
             }
-            None => ("-".into(), "-".into()),
+            None => ("-".into(), "-".into(), "-".into()),
         };
         report.push(format!(
-            "| {n} | {:.2} s ({:.2}M rows/s) | {store_write} | {startup} | {:.1} ms | {bytes:.1} | {end_to_end:.2} s | {peer_name} | {ratio} |",
+            "| {n} | {:.2} s ({:.2}M rows/s) | {store_write} | {startup} | {:.1} ms | {bytes:.1} | {end_to_end:.3} s | {peer_name} | {ratio} | {keyed:.3} s | {ratio_keyed} |",
             t_csv,
             rows / t_csv / 1e6,
             t_agg * 1e3,

@@ -12,7 +12,8 @@ use std::sync::{Arc, LazyLock};
 
 use h3o::{CellIndex, LatLng, Resolution};
 use hotspot::analysis::{
-    AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey, aggregate::aggregate, from_csv_paths,
+    AnalysisStore, Filter, Query, TimeBin, Unit, UnitKey, aggregate::aggregate,
+    aggregate::aggregate_exact, from_csv_paths,
 };
 use hotspot::spatial::Geography;
 use hotspot::spatial::geography::Vintage;
@@ -244,4 +245,49 @@ fn the_summary_reports_unlocated_and_outside_rows_of_the_real_year() {
     assert_eq!(total_of("No location"), unlocated, "{summary}");
     assert_eq!(total_of("Outside area"), outside, "{summary}");
     assert_eq!(total_of("Total"), inside().count() as u64, "{summary}");
+}
+
+/// The exact path (`hotspot aggregate`) gives the keyed path's counts, marked as not
+/// keyed, without computing the record keys of a store just loaded.
+#[test]
+fn exact_aggregation_counts_as_the_keyed_one_without_the_keys() {
+    let (fresh, _) = from_csv_paths(&[zip_path()], GEO.clone()).expect("the real year loads");
+    for (i, unit) in [Unit::H3(Resolution::Nine), Unit::District]
+        .into_iter()
+        .enumerate()
+    {
+        let q = Query {
+            unit,
+            time: TimeBin::Month,
+            by_type: true,
+            filter: Filter::default(),
+        };
+        let exact = aggregate_exact(&fresh, &q);
+        assert!(!exact.keyed);
+        if i == 0 {
+            assert!(
+                fresh.incidents.key.get().is_none(),
+                "the exact path computed the record keys"
+            );
+        }
+        assert!(exact.counts.iter().all(|c| c.key_sum == 0));
+        let keyed = aggregate(&fresh, &q);
+        assert!(keyed.keyed);
+        assert!(keyed.counts.iter().any(|c| c.key_sum != 0));
+        let strip = |a: &hotspot::analysis::aggregate::Aggregation| -> Vec<_> {
+            a.counts
+                .iter()
+                .map(|c| (c.unit, c.month, c.ctype, c.count))
+                .collect()
+        };
+        assert_eq!(strip(&exact), strip(&keyed));
+        assert!(!exact.counts.is_empty());
+        // Keys computed by the keyed run stay unused by the exact one.
+        assert!(
+            aggregate_exact(&fresh, &q)
+                .counts
+                .iter()
+                .all(|c| c.key_sum == 0)
+        );
+    }
 }

@@ -221,6 +221,9 @@ pub struct Aggregation {
     /// The month range actually covered.
     pub from: Option<Month>,
     pub to: Option<Month>,
+    /// Whether the counts carry their key sums ([`aggregate`]) or not
+    /// ([`aggregate_exact`]): only a keyed aggregation may be perturbed.
+    pub keyed: bool,
 }
 
 impl Aggregation {
@@ -293,8 +296,8 @@ fn units_of_locations(
 /// `key << 32 | 1` to `add`.
 struct Scan<'a> {
     inc: &'a super::Incidents,
-    /// The store's record keys.
-    keys: &'a [u8],
+    /// The store's record keys; `None` for exact counts only (key sums of zero).
+    keys: Option<&'a [u8]>,
     base: &'a [usize],
     lo: u16,
     span: u16,
@@ -307,13 +310,27 @@ struct Scan<'a> {
 
 impl Scan<'_> {
     #[inline]
-    fn run(&self, s: usize, e: usize, mut add: impl FnMut(usize, u64)) {
+    fn run(&self, s: usize, e: usize, add: impl FnMut(usize, u64)) {
+        match self.keys {
+            Some(keys) => self.run_with(s, e, keys[s..e].iter().copied(), add),
+            None => self.run_with(s, e, std::iter::repeat(0), add),
+        }
+    }
+
+    #[inline(always)]
+    fn run_with(
+        &self,
+        s: usize,
+        e: usize,
+        keys: impl Iterator<Item = u8>,
+        mut add: impl FnMut(usize, u64),
+    ) {
         let inc = self.inc;
         let cols = inc.loc[s..e]
             .iter()
             .zip(&inc.month[s..e])
             .zip(&inc.ctype[s..e])
-            .zip(&self.keys[s..e]);
+            .zip(keys);
         let one = |key: u8| (u64::from(key) << 32) | 1;
         let slot = |b: usize, dm: u16, c: u8| {
             b + usize::from(dm) * self.t_mul + usize::from(c) * self.y_mul
@@ -321,7 +338,7 @@ impl Scan<'_> {
         match &self.by_severity {
             // The usual case reads four columns, not five.
             None => {
-                for (((&l, &m), &c), &key) in cols {
+                for (((&l, &m), &c), key) in cols {
                     let b = self.base[l as usize];
                     let dm = m.wrapping_sub(self.lo);
                     if b != usize::MAX && dm <= self.span && self.types.contains_code(c) {
@@ -330,7 +347,7 @@ impl Scan<'_> {
                 }
             }
             Some(types) => {
-                for ((((&l, &m), &c), &key), &v) in cols.zip(&inc.severity[s..e]) {
+                for ((((&l, &m), &c), key), &v) in cols.zip(&inc.severity[s..e]) {
                     let b = self.base[l as usize];
                     let dm = m.wrapping_sub(self.lo);
                     // Codes above 3 read as unknown (0), as `Severity::from_code` has it.
@@ -344,8 +361,21 @@ impl Scan<'_> {
     }
 }
 
-/// Runs an aggregation.
+/// Runs an aggregation, with each count's key sum for cell-key perturbation (the
+/// store's record keys are computed on first use).
 pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
+    run(store, q, true)
+}
+
+/// Runs an aggregation for exact answers only: the record keys are neither computed nor
+/// read, every `key_sum` is 0 and `keyed` is false. For callers that never perturb
+/// (`hotspot aggregate` and `summary`, an analyst's exact counts): they need not wait for
+/// the keys of a store just loaded.
+pub fn aggregate_exact(store: &AnalysisStore, q: &Query) -> Aggregation {
+    run(store, q, false)
+}
+
+fn run(store: &AnalysisStore, q: &Query, keyed: bool) -> Aggregation {
     let (loc_unit, keys) = units_of_locations(store, &q.unit, &q.filter);
     let inc = &store.incidents;
     let data_range = store.month_range();
@@ -357,6 +387,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
             counts: vec![],
             from,
             to,
+            keyed,
         };
     };
     if from > to || keys.is_empty() {
@@ -365,6 +396,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
             counts: vec![],
             from: Some(from),
             to: Some(to),
+            keyed,
         };
     }
     let (lo, hi) = (from.index(), to.index());
@@ -390,10 +422,9 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         .collect();
     let span = hi - lo;
     let (t_mul, y_mul) = (usize::from(n_t > 1) * n_y, usize::from(n_y > 1));
-    let record_keys = store.record_keys();
     let scan = Scan {
         inc,
-        keys: record_keys,
+        keys: keyed.then(|| store.record_keys()),
         base: &base,
         lo,
         span,
@@ -486,6 +517,7 @@ pub fn aggregate(store: &AnalysisStore, q: &Query) -> Aggregation {
         counts,
         from: Some(from),
         to: Some(to),
+        keyed,
     }
 }
 

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 
 use super::DataDir;
-use crate::analysis::aggregate::aggregate;
+use crate::analysis::aggregate::aggregate_exact;
 use crate::analysis::{self, AnalysisStore, Filter, Query, TimeBin, Unit, UserBoundary, output};
 use crate::model::{CrimeType, Month, Severity, SeveritySet, TypeSet};
 use crate::spatial::{BoundarySet, Geography};
@@ -158,7 +158,7 @@ pub fn run(a: &AggregateArgs) -> anyhow::Result<()> {
         by_type: a.by_type,
         filter: filter(&store, &a.filter)?,
     };
-    let agg = aggregate(&store, &q);
+    let agg = aggregate_exact(&store, &q);
     let text = match a.format {
         OutFormat::Csv => output::to_csv(&store, &agg),
         OutFormat::Geojson => output::to_geojson(&store, &agg),
@@ -174,5 +174,8 @@ pub fn summary(a: &SummaryArgs) -> anyhow::Result<()> {
         by_type: true,
         filter: filter(&store, &a.filter)?,
     };
-    super::emit(&output::summary_table(&store, &aggregate(&store, &q)), None)
+    super::emit(
+        &output::summary_table(&store, &aggregate_exact(&store, &q)),
+        None,
+    )
 }
