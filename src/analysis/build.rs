@@ -43,10 +43,10 @@ const TYPE_SLOTS: usize = 256;
 /// Collects incidents before their locations are resolved.
 #[derive(Debug)]
 pub struct Builder {
-    /// The first location at each coordinate: most coordinates carry one LSOA code, so a
-    /// row usually finds its location with one integer lookup and one comparison of its
-    /// code, without interning the code.
-    by_point: FxHashMap<u64, u32>,
+    /// The first location at each coordinate, with its code's [`code_number`]: most
+    /// coordinates carry one LSOA code, so a row usually finds its location with one
+    /// integer lookup and one integer comparison, without interning or reading its code.
+    by_point: FxHashMap<u64, (u32, u32)>,
     /// The further locations at a coordinate already in `by_point`, by (coordinate,
     /// code id): the rare coordinates that carry two codes.
     others: FxHashMap<(u64, u16), u32>,
@@ -105,7 +105,7 @@ impl Builder {
         b.incidents.month.reserve(incidents);
         b.incidents.ctype.reserve(incidents);
         b.incidents.severity.reserve(incidents);
-        let locations = (incidents / 2).min(1 << 16);
+        let locations = (incidents / 2).min(1 << 14);
         b.by_point.reserve(locations);
         b.lon_e7.reserve(locations);
         b.lat_e7.reserve(locations);
@@ -124,13 +124,16 @@ impl Builder {
         let next = self.lon_e7.len() as u32;
         let id = match self.by_point.entry(p) {
             Entry::Occupied(e) => {
-                let first = *e.get();
+                let first = e.get().0;
                 if self.code[first as usize] == code {
                     return first;
                 }
                 *self.others.entry((p, code)).or_insert(next)
             }
-            Entry::Vacant(e) => *e.insert(next),
+            Entry::Vacant(e) => {
+                e.insert((next, code_number(self.codes.text(code).as_bytes())));
+                next
+            }
         };
         if id == next {
             self.lon_e7.push((p >> 32) as u32 as i32);
@@ -158,10 +161,15 @@ impl Builder {
     ) -> u32 {
         let p = pack(lon_e7, lat_e7);
         let code_bytes = lsoa_code.as_bytes().trim_ascii();
-        if let Some(&id) = self.by_point.get(&p)
-            && self.codes.text(self.code[id as usize]).as_bytes() == code_bytes
-        {
-            return id;
+        if let Some(&(id, number)) = self.by_point.get(&p) {
+            let same = match code_number(code_bytes) {
+                // Another form: compare the text.
+                NOT_A_NUMBER => self.codes.text(self.code[id as usize]).as_bytes() == code_bytes,
+                n => n == number,
+            };
+            if same {
+                return id;
+            }
         }
         let code = self.codes.intern(code_bytes);
         self.location_id(p, code, || street.decode())
@@ -354,6 +362,33 @@ impl Builder {
             coverage,
             datasets_by_type: None,
         }
+    }
+}
+
+/// [`code_number`] of a code that is not a letter and eight digits.
+const NOT_A_NUMBER: u32 = u32::MAX;
+/// [`code_number`] of no code.
+const BLANK_CODE: u32 = u32::MAX - 1;
+
+/// An LSOA code of the ONS form (a capital letter and eight digits: `E01012345`) as a
+/// number, one to one: the letter's place times 10^8 plus the digits (under 2.6 * 10^9).
+/// Blank is [`BLANK_CODE`], any other form [`NOT_A_NUMBER`] (its text must be compared).
+#[inline]
+fn code_number(code: &[u8]) -> u32 {
+    match code {
+        [] => BLANK_CODE,
+        [letter @ b'A'..=b'Z', digits @ ..] if digits.len() == 8 => {
+            let mut n = 0u32;
+            for &c in digits {
+                let d = c.wrapping_sub(b'0');
+                if d > 9 {
+                    return NOT_A_NUMBER;
+                }
+                n = n * 10 + u32::from(d);
+            }
+            u32::from(letter - b'A') * 100_000_000 + n
+        }
+        _ => NOT_A_NUMBER,
     }
 }
 
@@ -578,5 +613,59 @@ mod key_tests {
         // Duplicates get different keys (their ordinals differ), most of the time.
         let distinct: std::collections::HashSet<u8> = a.iter().map(|x| x.1).collect();
         assert!(distinct.len() > 100, "{} distinct keys", distinct.len());
+    }
+}
+
+#[cfg(test)]
+mod location_tests {
+    use super::*;
+
+    #[test]
+    fn code_numbers_are_one_to_one_on_the_ons_form() {
+        let codes = [
+            "E01012345",
+            "E01012346",
+            "W01000001",
+            "E02000001",
+            "Z99999999",
+            "A00000000",
+        ];
+        let numbers: std::collections::HashSet<u32> =
+            codes.iter().map(|c| code_number(c.as_bytes())).collect();
+        assert_eq!(numbers.len(), codes.len());
+        assert!(numbers.iter().all(|&n| n < BLANK_CODE));
+        assert_eq!(code_number(b""), BLANK_CODE);
+        for other in [
+            "e01012345",
+            "E0101234",
+            "E010123456",
+            "E0101234x",
+            "EE1012345",
+            "-",
+        ] {
+            assert_eq!(code_number(other.as_bytes()), NOT_A_NUMBER, "{other}");
+        }
+    }
+
+    /// One coordinate with several codes, of the ONS form, another form and blank: a
+    /// location each, found again by any row that carries the same code.
+    #[test]
+    fn a_coordinate_keeps_a_location_per_code() {
+        let mut b = Builder::new();
+        let text = |s: &'static str| Text::raw(s.as_bytes());
+        let codes = ["E01012345", "odd code", "", "E01012346", "odd code 2"];
+        let ids: Vec<u32> = codes
+            .iter()
+            .map(|c| b.location_text(1, 2, &text(c), &text("street")))
+            .collect();
+        let distinct: std::collections::HashSet<u32> = ids.iter().copied().collect();
+        assert_eq!(distinct.len(), codes.len(), "{ids:?}");
+        for (c, id) in codes.iter().zip(&ids) {
+            let padded = format!(" {c} ");
+            let again = b.location_text(1, 2, &Text::raw(padded.as_bytes()), &text("x"));
+            assert_eq!(again, *id, "{c:?}");
+            assert_eq!(b.location(1, 2, c, "y"), *id, "{c:?}");
+        }
+        assert_eq!(b.lon_e7.len(), codes.len());
     }
 }

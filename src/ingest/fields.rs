@@ -58,18 +58,32 @@ fn fast_decimal(t: &[u8]) -> Option<f64> {
     if digits.is_empty() || digits.len() > 16 {
         return None;
     }
-    let (mut mantissa, mut count, mut scale, mut dot) = (0u64, 0usize, 0usize, false);
-    for &c in digits {
-        match c {
-            b'0'..=b'9' => {
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                count += 1;
-                scale += usize::from(dot);
-            }
-            b'.' if !dot => dot = true,
-            _ => return None,
+    // The integer digits, then (after one '.') the fraction's: two tight loops.
+    let mut mantissa = 0u64;
+    let mut i = 0;
+    while i < digits.len() {
+        let d = digits[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
         }
+        mantissa = mantissa * 10 + u64::from(d);
+        i += 1;
     }
+    let mut scale = 0;
+    if i < digits.len() {
+        if digits[i] != b'.' {
+            return None;
+        }
+        for &c in &digits[i + 1..] {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            mantissa = mantissa * 10 + u64::from(d);
+        }
+        scale = digits.len() - i - 1;
+    }
+    let count = i + scale;
     if count == 0 || count > 15 {
         return None;
     }
