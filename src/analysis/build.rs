@@ -611,14 +611,15 @@ mod key_tests {
         let inc = &b.incidents;
         let keys = record_keys(&b.lon_e7, &b.lat_e7, inc);
         let mut seen = std::collections::HashMap::new();
-        for r in 0..inc.len() {
+        for (r, &key) in keys.iter().enumerate() {
             let l = inc.loc[r] as usize;
             let id = (l, inc.month[r], inc.ctype[r], inc.severity[r]);
             let ordinal = seen.entry(id).or_insert(0u32);
             let want = record_key(b.lon_e7[l], b.lat_e7[l], id.1, id.2, id.3, *ordinal);
-            assert_eq!(keys[r], want, "row {r}");
+            assert_eq!(key, want, "row {r}");
             *ordinal += 1;
         }
+        assert_eq!(keys.len(), inc.len());
     }
 
     /// The same records loaded in two orders: each record (with its duplicates) gets the
