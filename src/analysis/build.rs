@@ -98,8 +98,8 @@ impl Builder {
     }
 
     /// A builder with room for `incidents` incidents (and, as in a police.uk month file,
-    /// about half as many distinct locations, up to the 65,536 that a force's snap points
-    /// stay under; more grow as needed).
+    /// about half as many distinct locations, up to 16,384: a larger table misses the
+    /// cache on every row; more grow as needed).
     pub fn with_capacity(incidents: usize) -> Self {
         let mut b = Self::default();
         b.incidents.loc.reserve(incidents);

@@ -211,12 +211,13 @@ pub fn from_csv_paths(
     // locations get their ids in order of first appearance, as one sequential read would
     // give them, and a builder meets each of its locations once, not once per file
     // (police.uk snap points repeat month after month).
-    let groups = runs(&sources, rayon::current_num_threads() * 2);
+    let sizes: Vec<u64> = sources.iter().map(size_hint).collect();
+    let groups = runs(&sizes, rayon::current_num_threads() * 2);
     let parts: Vec<Result<(Builder, Vec<FileStats>), IngestError>> = groups
         .par_iter()
         .map(|run| {
             let files = &sources[run.clone()];
-            let bytes: u64 = files.iter().map(size_hint).sum();
+            let bytes: u64 = sizes[run.clone()].iter().sum();
             // police.uk rows run about 200 bytes; reserving avoids regrowing the columns.
             let mut b = Builder::with_capacity(usize::try_from(bytes / 160).unwrap_or(0));
             let mut stats = Vec::with_capacity(files.len());
@@ -254,9 +255,9 @@ fn size_hint(src: &Source) -> u64 {
     }
 }
 
-/// Up to `n` runs of consecutive sources of about equal size, covering them all in order.
-fn runs(sources: &[Source], n: usize) -> Vec<std::ops::Range<usize>> {
-    let sizes: Vec<u64> = sources.iter().map(size_hint).collect();
+/// Up to `n` runs of consecutive sources of about equal total size (`sizes`, one per
+/// source), covering them all in order.
+fn runs(sizes: &[u64], n: usize) -> Vec<std::ops::Range<usize>> {
     let total: u64 = sizes.iter().sum();
     let per = total.div_ceil(n.max(1) as u64).max(1);
     let mut out = Vec::new();
@@ -268,15 +269,15 @@ fn runs(sources: &[Source], n: usize) -> Vec<std::ops::Range<usize>> {
             (start, acc) = (i + 1, 0);
         }
     }
-    if start < sources.len() {
-        out.push(start..sources.len());
+    if start < sizes.len() {
+        out.push(start..sizes.len());
     }
     out
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Source, id_ranges, runs};
+    use super::{Source, id_ranges, runs, size_hint};
 
     #[test]
     fn runs_cover_the_sources_in_order() {
@@ -284,8 +285,9 @@ mod tests {
             let sources: Vec<Source> = (0..len)
                 .map(|i| Source::File(format!("no-such-file-{i}.csv").into()))
                 .collect();
+            let sizes: Vec<u64> = sources.iter().map(size_hint).collect();
             for n in 1..6 {
-                let r = runs(&sources, n);
+                let r = runs(&sizes, n);
                 assert!(r.len() <= n, "{len} sources, {n} runs: {r:?}");
                 let flat: Vec<usize> = r.iter().flat_map(Clone::clone).collect();
                 assert_eq!(flat, (0..len).collect::<Vec<_>>(), "{r:?}");
