@@ -31,7 +31,7 @@ fn signed_area(ring: &LineString<f64>) -> f64 {
         / 2.0
 }
 
-fn push_ring(out: &mut String, ring: &LineString<f64>, ccw: bool) {
+fn push_ring(out: &mut String, ring: &LineString<f64>, ccw: bool, decimals: usize) {
     let reverse = (signed_area(ring) > 0.0) != ccw;
     out.push('[');
     let n = ring.0.len();
@@ -45,36 +45,49 @@ fn push_ring(out: &mut String, ring: &LineString<f64>, ccw: bool) {
             out.push(',');
         }
         out.push('[');
-        push_num(out, c.x, 7);
+        push_num(out, c.x, decimals);
         out.push(',');
-        push_num(out, c.y, 7);
+        push_num(out, c.y, decimals);
         out.push(']');
     }
     out.push(']');
 }
 
-fn push_polygon_rings(out: &mut String, p: &Polygon<f64>) {
+fn push_polygon_rings(out: &mut String, p: &Polygon<f64>, decimals: usize, ccw: bool) {
     out.push('[');
-    push_ring(out, p.exterior(), true);
+    push_ring(out, p.exterior(), ccw, decimals);
     for hole in p.interiors() {
         out.push(',');
-        push_ring(out, hole, false);
+        push_ring(out, hole, !ccw, decimals);
     }
     out.push(']');
 }
 
 /// Appends a GeoJSON geometry object for a (multi)polygon, RFC 7946 winding.
 pub fn push_multipolygon(out: &mut String, mp: &MultiPolygon<f64>) {
+    push_multipolygon_with(out, mp, 7, true);
+}
+
+/// [`push_multipolygon`] with `decimals` decimals, for coordinates of another CRS:
+/// exteriors counter-clockwise in the coordinates written when `ccw`, clockwise when not
+/// (axes written latitude first, so that the rings still run counter-clockwise on the
+/// ground, as RFC 7946 asks).
+pub fn push_multipolygon_with(
+    out: &mut String,
+    mp: &MultiPolygon<f64>,
+    decimals: usize,
+    ccw: bool,
+) {
     if mp.0.len() == 1 {
         out.push_str(r#"{"type":"Polygon","coordinates":"#);
-        push_polygon_rings(out, &mp.0[0]);
+        push_polygon_rings(out, &mp.0[0], decimals, ccw);
     } else {
         out.push_str(r#"{"type":"MultiPolygon","coordinates":["#);
         for (i, p) in mp.0.iter().enumerate() {
             if i > 0 {
                 out.push(',');
             }
-            push_polygon_rings(out, p);
+            push_polygon_rings(out, p, decimals, ccw);
         }
         out.push(']');
     }

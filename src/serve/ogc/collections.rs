@@ -10,6 +10,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::catalog::{CollectionId, spatial_extent, temporal_extent};
+use super::query::Crs;
 use super::{
     CRS84, CSV, GEOJSON, JSON, base_url, carried_filter, esc, html_head, html_response,
     json_response, link, vary, with_query,
@@ -45,7 +46,10 @@ fn describe(c: CollectionId, store: &AnalysisStore, base: &str, qs: &str) -> Val
             },
         },
         "itemType": "feature",
-        "crs": [CRS84],
+        // OGC API - Features Part 2: the CRSs `crs` and `bbox-crs` take, and the one
+        // the data is held in (the geometries are kept in WGS84).
+        "crs": Crs::ALL.map(Crs::uri),
+        "storageCrs": CRS84,
     })
 }
 

@@ -1,16 +1,20 @@
 //! Writing features: RFC 7946 GeoJSON (WGS84, counter-clockwise exterior rings, at most
-//! 7 decimals, no `crs`) and CSV (id, a representative lon/lat, then the properties);
-//! and the bbox test, on the real geometry.
+//! 7 decimals, no `crs`) and CSV (id, a representative lon/lat, then the properties),
+//! or either in the CRS `crs` asks for (OGC API - Features Part 2: EPSG:4326 in its
+//! latitude, longitude order, British National Grid in metres); and the bbox test, on
+//! the real geometry.
 
 use std::fmt::Write as _;
 
-use geo::{InteriorPoint, Intersects, LineString, MultiPolygon, Polygon, Rect, coord};
+use geo::{
+    BoundingRect, InteriorPoint, Intersects, LineString, MultiPolygon, Point, Polygon, Rect, coord,
+};
 
 use super::build::{Column, FeatureId, Geom, Items, Style};
-use super::query::Bbox;
+use super::query::{Area, Crs};
 use crate::analysis::AnalysisStore;
 use crate::model::Month;
-use crate::spatial::geojson_out::{push_multipolygon, push_num, push_str_lit};
+use crate::spatial::geojson_out::{push_multipolygon_with, push_num, push_str_lit};
 
 /// The polygon of a grid cell or boundary.
 fn polygon(store: &AnalysisStore, g: Geom) -> Option<MultiPolygon<f64>> {
@@ -29,38 +33,80 @@ fn polygon(store: &AnalysisStore, g: Geom) -> Option<MultiPolygon<f64>> {
     }
 }
 
-/// Whether the feature's geometry intersects the box (boundary included).
-pub fn intersects(store: &AnalysisStore, g: Geom, b: &Bbox) -> bool {
-    if let Geom::Point(x, y) = g {
-        let (x, y) = (f64::from(x) / 1e7, f64::from(y) / 1e7);
-        return (b.west..=b.east).contains(&x) && (b.south..=b.north).contains(&y);
-    }
+/// Whether the feature's geometry intersects the box (boundary included): its WGS84
+/// envelope, and the grid rectangle itself when the box was given in British National
+/// Grid.
+pub fn intersects(store: &AnalysisStore, g: Geom, a: &Area) -> bool {
+    let b = &a.envelope;
     let rect = Rect::new(
         coord! { x: b.west, y: b.south },
         coord! { x: b.east, y: b.north },
     );
-    polygon(store, g).is_some_and(|p| p.intersects(&rect))
+    if let Geom::Point(x, y) = g {
+        let p = Point::new(f64::from(x) / 1e7, f64::from(y) / 1e7);
+        return p.intersects(&rect) && a.exact.as_ref().is_none_or(|e| p.intersects(e));
+    }
+    polygon(store, g).is_some_and(|p| {
+        p.bounding_rect().is_some_and(|r| r.intersects(&rect))
+            && p.intersects(&rect)
+            && a.exact.as_ref().is_none_or(|e| p.intersects(e))
+    })
 }
 
-fn push_geometry(out: &mut String, store: &AnalysisStore, g: Geom) {
+/// The polygon in the CRS's coordinates, or None when a point of it is outside the
+/// CRS's reach (the OSTN15 grid).
+fn polygon_in(p: &MultiPolygon<f64>, crs: Crs) -> Option<MultiPolygon<f64>> {
+    let ring = |r: &LineString<f64>| -> Option<LineString<f64>> {
+        r.0.iter()
+            .map(|c| crs.from_wgs84(c.x, c.y).map(|(x, y)| coord! { x: x, y: y }))
+            .collect::<Option<Vec<_>>>()
+            .map(LineString)
+    };
+    p.0.iter()
+        .map(|poly| {
+            Some(Polygon::new(
+                ring(poly.exterior())?,
+                poly.interiors().iter().map(ring).collect::<Option<_>>()?,
+            ))
+        })
+        .collect::<Option<Vec<_>>>()
+        .map(MultiPolygon)
+}
+
+fn push_multipolygon_in(out: &mut String, p: &MultiPolygon<f64>, crs: Crs) {
+    match crs {
+        Crs::Crs84 => push_multipolygon_with(out, p, 7, true),
+        _ => match polygon_in(p, crs) {
+            // Latitude first mirrors the rings: clockwise as written is counter-clockwise
+            // on the ground, the winding of the CRS84 answer.
+            Some(q) => push_multipolygon_with(out, &q, crs.decimals(), crs != Crs::Epsg4326),
+            None => out.push_str("null"),
+        },
+    }
+}
+
+fn push_geometry(out: &mut String, store: &AnalysisStore, g: Geom, crs: Crs) {
     match (g, polygon(store, g)) {
-        (Geom::Point(x, y), _) => {
-            out.push_str(r#"{"type":"Point","coordinates":["#);
-            push_num(out, f64::from(x) / 1e7, 7);
-            out.push(',');
-            push_num(out, f64::from(y) / 1e7, 7);
-            out.push_str("]}");
-        }
-        (Geom::Cell(_), Some(p)) => push_multipolygon(out, &p),
-        (_, Some(p)) if !p.0.is_empty() => push_always_multi(out, &p),
+        (Geom::Point(x, y), _) => match crs.from_wgs84(f64::from(x) / 1e7, f64::from(y) / 1e7) {
+            Some((x, y)) => {
+                out.push_str(r#"{"type":"Point","coordinates":["#);
+                push_num(out, x, crs.decimals());
+                out.push(',');
+                push_num(out, y, crs.decimals());
+                out.push_str("]}");
+            }
+            None => out.push_str("null"),
+        },
+        (Geom::Cell(_), Some(p)) => push_multipolygon_in(out, &p, crs),
+        (_, Some(p)) if !p.0.is_empty() => push_always_multi(out, &p, crs),
         _ => out.push_str("null"),
     }
 }
 
 /// Boundaries are always MultiPolygons, so a layer has one geometry type.
-fn push_always_multi(out: &mut String, p: &MultiPolygon<f64>) {
+fn push_always_multi(out: &mut String, p: &MultiPolygon<f64>, crs: Crs) {
     let mut g = String::new();
-    push_multipolygon(&mut g, p);
+    push_multipolygon_in(&mut g, p, crs);
     match g
         .strip_prefix(r#"{"type":"Polygon","coordinates":"#)
         .and_then(|rest| rest.strip_suffix('}'))
@@ -121,15 +167,17 @@ fn push_value(out: &mut String, c: &Column, row: usize) {
     }
 }
 
-/// One feature object (`links` are written into it when given, already as JSON).
+/// One feature object, its geometry in `crs` (`links` are written into it when given,
+/// already as JSON).
 pub fn push_feature(
     out: &mut String,
     store: &AnalysisStore,
     items: &Items,
     row: usize,
     links: Option<&str>,
+    crs: Crs,
 ) {
-    push_feature_with(out, Some(store), items, row, links);
+    push_feature_with(out, Some(store), items, row, links, crs);
 }
 
 /// [`push_feature`], with a null geometry when `store` is None (`skipGeometry=true`).
@@ -139,12 +187,13 @@ fn push_feature_with(
     items: &Items,
     row: usize,
     links: Option<&str>,
+    crs: Crs,
 ) {
     out.push_str(r#"{"type":"Feature","id":"#);
     push_id(out, &items.ids[row]);
     out.push_str(r#","geometry":"#);
     match store {
-        Some(store) => push_geometry(out, store, items.geoms[row]),
+        Some(store) => push_geometry(out, store, items.geoms[row], crs),
         None => out.push_str("null"),
     }
     out.push_str(r#","properties":{"#);
@@ -194,6 +243,8 @@ pub struct Page<'a> {
     pub disclosure: Option<&'a str>,
     /// `skipGeometry=true`: every feature's geometry is null.
     pub skip_geometry: bool,
+    /// The CRS of the geometries.
+    pub crs: Crs,
 }
 
 /// A FeatureCollection of the given rows.
@@ -226,7 +277,7 @@ pub fn feature_collection(store: &AnalysisStore, items: &Items, page: &Page<'_>)
     for (k, &row) in page.rows.iter().enumerate() {
         out.push_str(if k > 0 { ",\n" } else { "\n" });
         let store = (!page.skip_geometry).then_some(store);
-        push_feature_with(&mut out, store, items, row, None);
+        push_feature_with(&mut out, store, items, row, None, page.crs);
     }
     out.push_str("\n]}\n");
     out
@@ -256,9 +307,11 @@ fn representative(store: &AnalysisStore, g: Geom) -> Option<(f64, f64)> {
     }
 }
 
-/// `id,lon,lat,<properties>` for the given rows.
-pub fn csv(store: &AnalysisStore, items: &Items, rows: &[usize]) -> String {
-    let mut out = String::from("id,lon,lat");
+/// `id,lon,lat,<properties>` for the given rows, or the representative point in `crs`
+/// (`id,lat,lon` for EPSG:4326, `id,easting,northing` for British National Grid).
+pub fn csv(store: &AnalysisStore, items: &Items, rows: &[usize], crs: Crs) -> String {
+    let [a, b] = crs.axes();
+    let mut out = format!("id,{a},{b}");
     for (name, _) in &items.columns {
         out.push(',');
         out.push_str(name);
@@ -267,10 +320,11 @@ pub fn csv(store: &AnalysisStore, items: &Items, rows: &[usize]) -> String {
     for &row in rows {
         csv_field(&mut out, &items.ids[row].as_text());
         out.push(',');
-        if let Some((x, y)) = representative(store, items.geoms[row]) {
-            push_num(&mut out, x, 7);
+        let point = representative(store, items.geoms[row]).and_then(|(x, y)| crs.from_wgs84(x, y));
+        if let Some((x, y)) = point {
+            push_num(&mut out, x, crs.decimals());
             out.push(',');
-            push_num(&mut out, y, 7);
+            push_num(&mut out, y, crs.decimals());
         } else {
             out.push(',');
         }

@@ -15,7 +15,7 @@ use super::build::Items;
 use super::catalog::{Bounds, CollectionId, spatial_extent};
 use super::disclose::{self, Controls};
 use super::encode::{Page, csv, feature_collection, intersects, push_feature, value_text};
-use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery};
+use super::query::{self, Format, ITEM_PARAMS, ITEMS_PARAMS, ItemsQuery, QUERYABLES_PARAMS};
 use super::{
     CSV, GEOJSON, JSON, MAX_AGE, SCHEMA_JSON, base_url, cache, esc, html_head, html_response, link,
     vary,
@@ -113,15 +113,16 @@ pub async fn items(
     // does, not refused: what lies outside has no data. The cap is there for cost (the
     // work grows with the area asked for), and a clamped box is no larger than the data's
     // extent, so the cost stays bounded; the clamped box is still checked against the cap.
-    if let Some(b) = q.bbox {
+    // A box in British National Grid is checked by its WGS84 envelope.
+    if let Some(b) = q.bbox.as_mut() {
         let max = state.settings().limits.max_bbox_area_deg2;
-        if limits::check_bbox_area(&b, max).is_err() {
-            match clamp_to_extent(b, spatial_extent(cid, &store)) {
+        if limits::check_bbox_area(&b.envelope, max).is_err() {
+            match clamp_to_extent(b.envelope, spatial_extent(cid, &store)) {
                 Some(c) => {
                     limits::check_bbox_area(&c, max)?;
                     q.notes
                         .push("bbox clamped to the extent of the data".into());
-                    q.bbox = Some(c);
+                    b.envelope = c;
                 }
                 // Disjoint from the data: kept as asked, so nothing intersects it and
                 // the answer is an empty collection (costing no more than any bbox).
@@ -258,8 +259,11 @@ fn page(r: &Request) -> Result<Response, AppError> {
     let rows = &rows[..];
     let items = page_items;
     if r.q.format == Format::Csv {
-        let body = csv(&r.store, &items, rows).into_bytes();
-        return Ok(vary(cached(&r.headers, body, CSV, false, MAX_AGE)));
+        let body = csv(&r.store, &items, rows, r.q.crs).into_bytes();
+        return Ok(content_crs(
+            vary(cached(&r.headers, body, CSV, false, MAX_AGE)),
+            r.q.crs,
+        ));
     }
     if r.q.format == Format::Html {
         let body = html_page(r, &items, start, end, matched.len());
@@ -283,15 +287,27 @@ fn page(r: &Request) -> Result<Response, AppError> {
             notes: &r.q.notes,
             disclosure: disclosure.as_deref(),
             skip_geometry: r.q.skip_geometry,
+            crs: r.q.crs,
         },
     );
-    Ok(vary(cached(
-        &r.headers,
-        body.into_bytes(),
-        GEOJSON,
-        false,
-        MAX_AGE,
-    )))
+    Ok(content_crs(
+        vary(cached(
+            &r.headers,
+            body.into_bytes(),
+            GEOJSON,
+            false,
+            MAX_AGE,
+        )),
+        r.q.crs,
+    ))
+}
+
+/// `Content-Crs: <uri>` (OGC API - Features Part 2): the CRS of the geometries.
+fn content_crs(mut res: Response, crs: query::Crs) -> Response {
+    if let Ok(v) = axum::http::HeaderValue::from_str(&format!("<{}>", crs.uri())) {
+        res.headers_mut().insert("content-crs", v);
+    }
+    res
 }
 
 /// The page of items as an HTML table for people: what the collection is, how many
@@ -386,7 +402,7 @@ pub async fn queryables(
     let controls = controls_for(&state, &principal_of(principal));
     let cid = collection(&id)?;
     let store = state.store();
-    let mut q = query::parse(uri.query(), &ITEM_PARAMS, &store)?;
+    let mut q = query::parse(uri.query(), &QUERYABLES_PARAMS, &store)?;
     let (controls, _) = settle(&state, controls, cid, &mut q, &store)?;
     if let Some(f) = q.params.get("f").filter(|f| f.as_str() != "json") {
         return Err(AppError::BadRequest(format!(
@@ -524,8 +540,11 @@ fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
         AppError::NotFound(format!("no feature '{fid}' in collection '{}'", r.cid.id()))
     })?;
     if r.q.format == Format::Csv {
-        let body = csv(&r.store, &items, &[row]).into_bytes();
-        return Ok(vary(cached(&r.headers, body, CSV, false, MAX_AGE)));
+        let body = csv(&r.store, &items, &[row], r.q.crs).into_bytes();
+        return Ok(content_crs(
+            vary(cached(&r.headers, body, CSV, false, MAX_AGE)),
+            r.q.crs,
+        ));
     }
     if r.q.format == Format::Html {
         return Ok(html_response(&r.headers, feature_page(r, &items, row, fid)));
@@ -544,15 +563,18 @@ fn one(r: &Request, fid: &str) -> Result<Response, AppError> {
     ])
     .to_string();
     let mut body = String::new();
-    push_feature(&mut body, &r.store, &items, row, Some(&links));
+    push_feature(&mut body, &r.store, &items, row, Some(&links), r.q.crs);
     body.push('\n');
-    Ok(vary(cached(
-        &r.headers,
-        body.into_bytes(),
-        GEOJSON,
-        false,
-        MAX_AGE,
-    )))
+    Ok(content_crs(
+        vary(cached(
+            &r.headers,
+            body.into_bytes(),
+            GEOJSON,
+            false,
+            MAX_AGE,
+        )),
+        r.q.crs,
+    ))
 }
 
 /// One feature for people: its properties as a two-column table (a withheld value as a

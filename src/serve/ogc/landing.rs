@@ -13,10 +13,11 @@ use super::{JSON, OPENAPI, base_url, json_only, json_response, link, with_query}
 use crate::serve::{AppError, AppState};
 
 /// The conformance classes implemented.
-pub const CONFORMS_TO: [&str; 3] = [
+pub const CONFORMS_TO: [&str; 4] = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+    "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
 ];
 
 /// Whether the caller wants a page for people: `f=html`, or an `Accept` naming

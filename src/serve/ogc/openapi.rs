@@ -12,8 +12,10 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::catalog::CollectionId;
-use super::query::{DEFAULT_LIMIT, MAX_LIMIT};
-use super::{CSV, GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON, base_url, json_only, json_response};
+use super::query::{Crs, DEFAULT_LIMIT, MAX_LIMIT};
+use super::{
+    CRS84, CSV, GEOJSON, HTML, JSON, OPENAPI, SCHEMA_JSON, base_url, json_only, json_response,
+};
 use crate::serve::{AppError, AppState};
 
 /// `GET /api`.
@@ -74,6 +76,17 @@ fn get(id: &str, summary: &str, params: &[&str], ok: &str, types: &[(&str, Value
     })
 }
 
+/// The operation's 200 answer with its `Content-Crs` header (OGC API - Features Part 2).
+fn with_content_crs(mut op: Value) -> Value {
+    op["get"]["responses"]["200"]["headers"] = json!({
+        "Content-Crs": {
+            "description": "The CRS of the geometries, as a URI in angle brackets.",
+            "schema": { "type": "string" },
+        },
+    });
+    op
+}
+
 /// An error response that says when to try again (`Retry-After`, whole seconds).
 fn retry_later(description: &str) -> Value {
     let mut r = exception(description);
@@ -96,6 +109,8 @@ fn items_of(c: CollectionId) -> Value {
             "limit",
             "offset",
             "bbox",
+            "bbox-crs",
+            "crs",
             "datetime",
             "types",
             "severity",
@@ -112,6 +127,7 @@ fn items_of(c: CollectionId) -> Value {
             (HTML, text()),
         ],
     );
+    op = with_content_crs(op);
     if let Some(ps) = op["get"]["parameters"].as_array_mut() {
         for (name, kind) in c.filter_properties() {
             ps.push(json!({
@@ -251,6 +267,7 @@ fn schemas() -> Value {
                 "extent": schema("extent"),
                 "itemType": { "type": "string" },
                 "crs": { "type": "array", "items": { "type": "string" } },
+                "storageCrs": { "type": "string" },
             },
         },
         "collections": {
@@ -343,13 +360,13 @@ fn fixed_paths() -> Value {
         "/api": get("getAPI", "This API definition", &["datetime", "types", "severity", "district", "f"], "The OpenAPI 3.0 document.", &[(OPENAPI, json!({ "type": "object" }))]),
         "/collections": get("getCollections", "The collections", &["datetime", "types", "severity", "district", "htmlFormat"], "Every collection with its extent and links (a table with f=html or a browser's Accept).", &[(JSON, schema("collections")), (HTML, text())]),
         "/collections/{collectionId}": get("describeCollection", "One collection", &["collectionId", "datetime", "types", "severity", "district", "htmlFormat"], "The collection's description (a page with f=html or a browser's Accept).", &[(JSON, schema("collection")), (HTML, text())]),
-        "/collections/{collectionId}/items": get(
+        "/collections/{collectionId}/items": with_content_crs(get(
             "getFeatures",
             "A page of a collection's features",
-            &["collectionId", "limit", "offset", "bbox", "datetime", "types", "severity", "district", "sortby", "properties", "skipGeometry", "pageFormat"],
+            &["collectionId", "limit", "offset", "bbox", "bbox-crs", "crs", "datetime", "types", "severity", "district", "sortby", "properties", "skipGeometry", "pageFormat"],
             "A FeatureCollection (or a CSV table with f=csv), with numberMatched, numberReturned, timeStamp and next/prev links. Any other parameter named after a property of the collection (its queryables) keeps the features whose property equals the value (name=Preston); a name that is no property is a 400.",
             &[(GEOJSON, schema("featureCollectionGeoJSON")), (CSV, text()), (HTML, text())],
-        ),
+        )),
         "/collections/{collectionId}/queryables": get(
             "getQueryables",
             "The properties items can be filtered and sorted by",
@@ -357,18 +374,19 @@ fn fixed_paths() -> Value {
             "A JSON Schema (2020-12) of the collection's properties as the caller gets them.",
             &[(SCHEMA_JSON, schema("queryables"))],
         ),
-        "/collections/{collectionId}/items/{featureId}": get(
+        "/collections/{collectionId}/items/{featureId}": with_content_crs(get(
             "getFeature",
             "One feature",
-            &["collectionId", "featureId", "datetime", "types", "severity", "district", "itemsFormat"],
+            &["collectionId", "featureId", "crs", "datetime", "types", "severity", "district", "itemsFormat"],
             "The feature (or a one-row CSV table with f=csv, a page for people with f=html or a browser's Accept).",
             &[(GEOJSON, schema("featureGeoJSON")), (CSV, text()), (HTML, text())],
-        ),
+        )),
     })
 }
 
 fn parameters() -> Value {
     let ids: Vec<&str> = CollectionId::ALL.iter().map(|c| c.id()).collect();
+    let crs_uris = Crs::ALL.map(Crs::uri);
     json!({
         "collectionId": {
             "name": "collectionId", "in": "path", "required": true,
@@ -392,8 +410,18 @@ fn parameters() -> Value {
         },
         "bbox": {
             "name": "bbox", "in": "query", "required": false, "style": "form", "explode": false,
-            "description": "minLon,minLat,maxLon,maxLat in WGS84 degrees (CRS84): features whose geometry intersects the box.",
-            "schema": { "type": "array", "minItems": 4, "maxItems": 4, "items": { "type": "number" } },
+            "description": "minLon,minLat,maxLon,maxLat in WGS84 degrees (CRS84), or in the CRS bbox-crs names (EPSG:4326: minLat,minLon,maxLat,maxLon; EPSG:27700: minEasting,minNorthing,maxEasting,maxNorthing in metres); six numbers with heights are taken, the heights ignored: features whose geometry intersects the box.",
+            "schema": { "type": "array", "minItems": 4, "maxItems": 6, "items": { "type": "number" } },
+        },
+        "bbox-crs": {
+            "name": "bbox-crs", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The CRS of bbox (OGC API - Features Part 2).",
+            "schema": { "type": "string", "format": "uri", "enum": crs_uris, "default": CRS84 },
+        },
+        "crs": {
+            "name": "crs", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The CRS of the geometries (OGC API - Features Part 2; the answer's Content-Crs header names it): CRS84 (longitude, latitude), EPSG:4326 (latitude, longitude) or British National Grid EPSG:27700 (easting, northing in metres, through OSTN15). CSV names its coordinate columns after the axes.",
+            "schema": { "type": "string", "format": "uri", "enum": crs_uris, "default": CRS84 },
         },
         "datetime": {
             "name": "datetime", "in": "query", "required": false, "style": "form", "explode": false,

@@ -9,10 +9,12 @@ use crate::serve::AppError;
 use crate::serve::params;
 
 /// Parameters of `/items`.
-pub const ITEMS_PARAMS: [&str; 11] = [
+pub const ITEMS_PARAMS: [&str; 13] = [
     "limit",
     "offset",
     "bbox",
+    "bbox-crs",
+    "crs",
     "datetime",
     "types",
     "severity",
@@ -23,7 +25,9 @@ pub const ITEMS_PARAMS: [&str; 11] = [
     "skipGeometry",
 ];
 /// Parameters of `/items/{fid}`.
-pub const ITEM_PARAMS: [&str; 5] = ["datetime", "types", "severity", "district", "f"];
+pub const ITEM_PARAMS: [&str; 6] = ["datetime", "types", "severity", "district", "f", "crs"];
+/// Parameters of `/queryables` (no geometry, so no `crs`).
+pub const QUERYABLES_PARAMS: [&str; 5] = ["datetime", "types", "severity", "district", "f"];
 
 /// Features per page unless `limit` says otherwise.
 pub const DEFAULT_LIMIT: usize = 10;
@@ -48,12 +52,121 @@ pub struct Bbox {
     pub north: f64,
 }
 
+/// A coordinate reference system of OGC API - Features Part 2: what `crs` asks the
+/// geometries in and `bbox-crs` the box in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crs {
+    /// WGS84 longitude, latitude (the default, GeoJSON's own).
+    Crs84,
+    /// WGS84 with EPSG's axis order: latitude, longitude.
+    Epsg4326,
+    /// British National Grid (OSGB36, OSTN15): easting, northing in metres.
+    Bng,
+}
+
+impl Crs {
+    /// Every CRS offered, the default first (the collections' `crs` list).
+    pub const ALL: [Crs; 3] = [Crs::Crs84, Crs::Epsg4326, Crs::Bng];
+
+    /// The CRS's URI (as `crs`, `bbox-crs`, `storageCrs` and `Content-Crs` name it).
+    pub fn uri(self) -> &'static str {
+        match self {
+            Crs::Crs84 => super::CRS84,
+            Crs::Epsg4326 => "http://www.opengis.net/def/crs/EPSG/0/4326",
+            Crs::Bng => "http://www.opengis.net/def/crs/EPSG/0/27700",
+        }
+    }
+
+    /// A CRS from its URI (http or https, as Part 2 allows) or the short `EPSG:27700` /
+    /// `[EPSG:27700]` forms some clients send.
+    ///
+    /// # Errors
+    /// A message listing the URIs offered.
+    pub fn parse(v: &str) -> Result<Crs, String> {
+        let t = v.trim();
+        let t = t
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(t);
+        let path = t
+            .strip_prefix("http://www.opengis.net/def/crs/")
+            .or_else(|| t.strip_prefix("https://www.opengis.net/def/crs/"));
+        let code = match path {
+            Some(p) => p.to_ascii_uppercase(),
+            None => t.to_ascii_uppercase().replace("EPSG:", "EPSG/0/"),
+        };
+        match code.as_str() {
+            "OGC/1.3/CRS84" | "OGC/0/CRS84" | "OGC:CRS84" => Ok(Crs::Crs84),
+            "EPSG/0/4326" => Ok(Crs::Epsg4326),
+            "EPSG/0/27700" => Ok(Crs::Bng),
+            _ => Err(format!(
+                "'{t}' is not a CRS offered here ({})",
+                Crs::ALL.map(Crs::uri).join(", ")
+            )),
+        }
+    }
+
+    /// WGS84 longitude, latitude to this CRS's coordinates, in its axis order; None
+    /// outside the OSTN15 grid (British National Grid).
+    pub fn from_wgs84(self, lon: f64, lat: f64) -> Option<(f64, f64)> {
+        match self {
+            Crs::Crs84 => Some((lon, lat)),
+            Crs::Epsg4326 => Some((lat, lon)),
+            Crs::Bng => crate::spatial::bng::wgs84_to_bng(lon, lat).ok(),
+        }
+    }
+
+    /// This CRS's coordinates, in its axis order, to WGS84 longitude, latitude.
+    pub fn to_wgs84(self, x: f64, y: f64) -> Option<(f64, f64)> {
+        match self {
+            Crs::Crs84 => Some((x, y)),
+            Crs::Epsg4326 => Some((y, x)),
+            Crs::Bng => crate::spatial::bng::bng_to_wgs84(x, y).ok(),
+        }
+    }
+
+    /// Decimals written: 7 of a degree (about 1 cm), 2 of a metre.
+    pub fn decimals(self) -> usize {
+        match self {
+            Crs::Crs84 | Crs::Epsg4326 => 7,
+            Crs::Bng => 2,
+        }
+    }
+
+    /// The names of the two coordinate columns of a CSV, in axis order.
+    pub fn axes(self) -> [&'static str; 2] {
+        match self {
+            Crs::Crs84 => ["lon", "lat"],
+            Crs::Epsg4326 => ["lat", "lon"],
+            Crs::Bng => ["easting", "northing"],
+        }
+    }
+}
+
+/// A bbox as asked: its WGS84 envelope, and when it was given in British National Grid
+/// (`bbox-crs`), the grid rectangle itself as a WGS84 polygon (its edges densified), for
+/// the exact test: a feature is in when it intersects the rectangle, not its envelope.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Area {
+    pub envelope: Bbox,
+    pub exact: Option<geo::Polygon<f64>>,
+    /// The box was cut to the part the transformation reaches (said in the answer).
+    pub clamped: bool,
+}
+
+/// The part of the British National Grid a box in it is cut to: the OSTN15 grid
+/// (eastings 0-700 km, northings 0-1,250 km) less 1 km of sea at each edge, where the
+/// inverse transformation does not converge. No data lies there.
+const BNG_REACH: [f64; 4] = [1_000.0, 1_000.0, 699_000.0, 1_249_000.0];
+
 /// A parsed items query.
 #[derive(Debug, Clone)]
 pub struct ItemsQuery {
     pub limit: usize,
     pub offset: usize,
-    pub bbox: Option<Bbox>,
+    pub bbox: Option<Area>,
+    /// `crs`: the CRS of the geometries written (CRS84 unless asked).
+    pub crs: Crs,
     pub format: Format,
     pub filter: Filter,
     /// The decoded parameters, for building paging links.
@@ -132,10 +245,20 @@ pub fn parse(
             .map_err(|_| bad("offset", format!("'{v}' is not a whole number from 0")))?
             as usize,
     };
+    let crs_of = |p: &str| {
+        params
+            .get(p)
+            .map_or(Ok(Crs::Crs84), |v| Crs::parse(v).map_err(|e| bad(p, e)))
+    };
+    let crs = crs_of("crs")?;
+    let bbox_crs = crs_of("bbox-crs")?;
     let bbox = params
         .get("bbox")
-        .map(|v| parse_bbox(v).map_err(|e| bad("bbox", e)))
+        .map(|v| parse_area(v, bbox_crs).map_err(|e| bad("bbox", e)))
         .transpose()?;
+    if bbox.as_ref().is_some_and(|a| a.clamped) {
+        notes.push("bbox cut to the OSTN15 grid of Great Britain".into());
+    }
     let format = match params.get("f").map(|f| f.trim()) {
         None | Some("json" | "geojson") => Format::GeoJson,
         Some("csv") => Format::Csv,
@@ -149,6 +272,7 @@ pub fn parse(
         limit,
         offset,
         bbox,
+        crs,
         format,
         filter,
         params,
@@ -180,6 +304,94 @@ fn parse_limit(v: &str) -> Result<(usize, bool), String> {
 /// # Errors
 /// A message for anything but four or six finite numbers in range with min <= max.
 pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
+    let (west, south, east, north) = four_numbers(v, "minLon,minLat,maxLon,maxLat")?;
+    degrees(west, south, east, north)
+}
+
+/// A bbox in the CRS `bbox-crs` names: CRS84 as [`parse_bbox`]; EPSG:4326 in its own
+/// axis order (`minLat,minLon,maxLat,maxLon`); British National Grid as
+/// `minEasting,minNorthing,maxEasting,maxNorthing` in metres, inside the OSTN15 grid.
+///
+/// # Errors
+/// A message for anything but four (or six) finite numbers in range with min <= max.
+pub fn parse_area(v: &str, crs: Crs) -> Result<Area, String> {
+    match crs {
+        Crs::Crs84 => parse_bbox(v).map(|envelope| Area {
+            envelope,
+            exact: None,
+            clamped: false,
+        }),
+        Crs::Epsg4326 => {
+            let (south, west, north, east) = four_numbers(v, "minLat,minLon,maxLat,maxLon")?;
+            degrees(west, south, east, north).map(|envelope| Area {
+                envelope,
+                exact: None,
+                clamped: false,
+            })
+        }
+        Crs::Bng => {
+            let (w, s, e, n) = four_numbers(v, "minEasting,minNorthing,maxEasting,maxNorthing")?;
+            if w > e || s > n {
+                return Err("the minimum is above the maximum".into());
+            }
+            // A client zoomed right out (QGIS) sends boxes beyond the grid: cut to it,
+            // as a CRS84 box larger than the cap is cut to the data.
+            let [rw, rs, re, rn] = BNG_REACH;
+            let c = (w.max(rw), s.max(rs), e.min(re), n.min(rn));
+            if c.0 > c.2 || c.1 > c.3 {
+                return Err(format!(
+                    "the box lies outside the OSTN15 grid of Great Britain (eastings {rw}-{re}, northings {rs}-{rn} metres)"
+                ));
+            }
+            let mut a = bng_area(c.0, c.1, c.2, c.3)?;
+            a.clamped = c != (w, s, e, n);
+            Ok(a)
+        }
+    }
+}
+
+/// The British National Grid rectangle as a WGS84 polygon: each edge cut into pieces of
+/// at most 1 km (at most 64 per edge), so the polygon follows the grid's lines to well
+/// under a metre, and its envelope.
+fn bng_area(w: f64, s: f64, e: f64, n: f64) -> Result<Area, String> {
+    let corners = [(w, s), (e, s), (e, n), (w, n), (w, s)];
+    let mut ring: Vec<(f64, f64)> = Vec::new();
+    for pair in corners.windows(2) {
+        let ((x0, y0), (x1, y1)) = (pair[0], pair[1]);
+        let len = (x1 - x0).abs().max((y1 - y0).abs());
+        let pieces = ((len / 1000.0).ceil() as usize).clamp(1, 64);
+        for k in 0..pieces {
+            let t = k as f64 / pieces as f64;
+            let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
+            let p = Crs::Bng.to_wgs84(x, y).ok_or_else(|| {
+                format!("easting {x}, northing {y} is outside the OSTN15 grid of Great Britain")
+            })?;
+            ring.push(p);
+        }
+    }
+    let (mut west, mut south) = (f64::INFINITY, f64::INFINITY);
+    let (mut east, mut north) = (f64::NEG_INFINITY, f64::NEG_INFINITY);
+    for &(x, y) in &ring {
+        west = west.min(x);
+        east = east.max(x);
+        south = south.min(y);
+        north = north.max(y);
+    }
+    ring.push(ring[0]);
+    Ok(Area {
+        envelope: Bbox {
+            west,
+            south,
+            east,
+            north,
+        },
+        exact: Some(geo::Polygon::new(geo::LineString::from(ring), vec![])),
+        clamped: false,
+    })
+}
+
+/// Four numbers (or six, the third and sixth heights, ignored), in the order given.
+fn four_numbers(v: &str, order: &str) -> Result<(f64, f64, f64, f64), String> {
     let nums: Vec<f64> = v
         .split(',')
         .map(|p| {
@@ -190,16 +402,17 @@ pub fn parse_bbox(v: &str) -> Result<Bbox, String> {
                 .ok_or_else(|| format!("'{}' is not a number", p.trim()))
         })
         .collect::<Result<_, _>>()?;
-    let (west, south, east, north) = match nums[..] {
-        [w, s, e, n] => (w, s, e, n),
-        [w, s, _, e, n, _] => (w, s, e, n),
-        _ => {
-            return Err(format!(
-                "expected 4 numbers minLon,minLat,maxLon,maxLat (or 6 with heights), got {}",
-                nums.len()
-            ));
-        }
-    };
+    match nums[..] {
+        [w, s, e, n] | [w, s, _, e, n, _] => Ok((w, s, e, n)),
+        _ => Err(format!(
+            "expected 4 numbers {order} (or 6 with heights), got {}",
+            nums.len()
+        )),
+    }
+}
+
+/// A box in degrees, checked: longitudes in -180..180, latitudes in -90..90, min <= max.
+fn degrees(west: f64, south: f64, east: f64, north: f64) -> Result<Bbox, String> {
     for lon in [west, east] {
         if !(-180.0..=180.0).contains(&lon) {
             return Err(format!("longitude {lon} is outside -180..180"));
@@ -305,6 +518,94 @@ mod tests {
         for bad in ["0", "-1", "x", "1.5", ""] {
             assert!(parse_limit(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn crs_uris_and_short_forms() {
+        for (v, c) in [
+            ("http://www.opengis.net/def/crs/OGC/1.3/CRS84", Crs::Crs84),
+            ("https://www.opengis.net/def/crs/EPSG/0/27700", Crs::Bng),
+            ("EPSG:27700", Crs::Bng),
+            ("[EPSG:4326]", Crs::Epsg4326),
+            ("http://www.opengis.net/def/crs/EPSG/0/4326", Crs::Epsg4326),
+        ] {
+            assert_eq!(Crs::parse(v), Ok(c), "{v}");
+        }
+        for bad in [
+            "",
+            "EPSG:3857",
+            "http://www.opengis.net/def/crs/EPSG/0/277",
+            "27700",
+        ] {
+            assert!(Crs::parse(bad).is_err(), "{bad}");
+        }
+        for c in Crs::ALL {
+            assert_eq!(Crs::parse(c.uri()), Ok(c));
+        }
+    }
+
+    #[test]
+    fn bbox_in_each_crs() {
+        let plain = parse_area("-3,53.5,-2,54", Crs::Crs84).unwrap();
+        // EPSG:4326 is latitude first.
+        let swapped = parse_area("53.5,-3,54,-2", Crs::Epsg4326).unwrap();
+        assert_eq!(plain, swapped);
+        assert_ne!(parse_area("-3,53.5,-2,54", Crs::Epsg4326).unwrap(), plain);
+        // Latitude 100 in the latitude place.
+        assert!(parse_area("53.5,-3,100,-2", Crs::Epsg4326).is_err());
+        // A grid box around Preston: its polygon holds the grid points inside it and not
+        // those just outside, whatever its WGS84 envelope holds.
+        let a = parse_area("350000,425000,360000,435000", Crs::Bng).unwrap();
+        assert!(!a.clamped);
+        let exact = a.exact.as_ref().unwrap();
+        let inside = |e: f64, n: f64| {
+            let (lon, lat) = Crs::Bng.to_wgs84(e, n).unwrap();
+            geo::Intersects::intersects(exact, &geo::Point::new(lon, lat))
+        };
+        for (e, n, want) in [
+            (355_000.0, 430_000.0, true),
+            (350_005.0, 425_005.0, true),
+            (359_995.0, 434_995.0, true),
+            (349_995.0, 430_000.0, false),
+            (360_005.0, 430_000.0, false),
+            (355_000.0, 424_995.0, false),
+            (355_000.0, 435_005.0, false),
+        ] {
+            assert_eq!(inside(e, n), want, "{e},{n}");
+        }
+        // The grid's lines are not meridians and parallels: a corner of the WGS84
+        // envelope lies off the grid box, and the polygon leaves it out.
+        let env = a.envelope;
+        let off: Vec<(f64, f64)> = [
+            (env.west, env.south),
+            (env.east, env.south),
+            (env.east, env.north),
+            (env.west, env.north),
+        ]
+        .into_iter()
+        .filter(|&(lon, lat)| {
+            let (e, n) = Crs::Bng.from_wgs84(lon, lat).unwrap();
+            !((350_000.0..=360_000.0).contains(&e) && (425_000.0..=435_000.0).contains(&n))
+        })
+        .collect();
+        assert!(!off.is_empty());
+        for (lon, lat) in off {
+            assert!(!geo::Intersects::intersects(
+                exact,
+                &geo::Point::new(lon, lat)
+            ));
+        }
+        // Beyond the grid: cut to it, said; wholly outside: refused.
+        let big = parse_area("-100000,-100000,900000,1400000", Crs::Bng).unwrap();
+        assert!(big.clamped);
+        assert!(
+            big.envelope.west < -7.0 && big.envelope.north > 60.0,
+            "{:?}",
+            big.envelope
+        );
+        assert!(parse_area("-9000,0,-1000,10", Crs::Bng).is_err());
+        assert!(parse_area("360000,425000,350000,435000", Crs::Bng).is_err());
+        assert!(parse_area("1,2,3", Crs::Bng).is_err());
     }
 
     #[test]
