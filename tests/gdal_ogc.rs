@@ -436,3 +436,102 @@ fn gdal_sends_an_attribute_filter_to_the_server() {
         assert_eq!(feature_count(&stdout), Some(want), "{id}:\n{stdout}");
     }
 }
+
+/// OGC API - Features Part 2: the geometries asked for in British National Grid
+/// (`crs=…/EPSG/0/27700`, through OSTN15) agree with PROJ's own transformation of the
+/// same features in CRS84. `ogr2ogr` reads the grid page, is told it is EPSG:27700 and
+/// reprojects it to WGS84 with PROJ; each vertex must land within 5 m of the CRS84
+/// page's (PROJ here has no OSTN15 grid file and falls back to a Helmert shift, good to
+/// a few metres; OSTN15 itself is checked against Ordnance Survey's test points in
+/// `tests/ostn15.rs`). The answer names its CRS in `Content-Crs`, and a box in the grid
+/// (`bbox-crs`) selects what the same box in PROJ's WGS84 does, up to the features on
+/// its edge.
+#[test]
+fn gdal_reprojects_the_british_national_grid_output_onto_the_crs84_one() {
+    if !have_gdal() {
+        return;
+    }
+    let server = Server::start();
+    let bng = "http://www.opengis.net/def/crs/EPSG/0/27700";
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (id, query) in [
+        ("districts", "limit=100"),
+        ("incidents", "limit=300&types=burglary"),
+    ] {
+        let plain = server.get_json(&format!("/collections/{id}/items?{query}"));
+        let url = format!(
+            "http://{}/collections/{id}/items?{query}&crs={}",
+            server.addr,
+            bng.replace(':', "%3A").replace('/', "%2F")
+        );
+        let out = dir.path().join(format!("{id}.geojson"));
+        let out_s = out.to_string_lossy().into_owned();
+        gdal(
+            "ogr2ogr",
+            &[
+                "-f",
+                "GeoJSON",
+                "-s_srs",
+                "EPSG:27700",
+                "-t_srs",
+                "EPSG:4326",
+                "-lco",
+                "COORDINATE_PRECISION=8",
+                &out_s,
+                &format!("GeoJSON:{url}"),
+            ],
+        );
+        let back: Value =
+            serde_json::from_str(&std::fs::read_to_string(&out).expect("output")).expect("JSON");
+        let (a, b) = (
+            plain["features"].as_array().expect("features"),
+            back["features"].as_array().expect("features"),
+        );
+        assert!(!a.is_empty(), "{id}: no features");
+        assert_eq!(a.len(), b.len(), "{id}");
+        let mut worst: f64 = 0.0;
+        let mut vertices = 0;
+        for (fa, fb) in a.iter().zip(b) {
+            assert_eq!(fa["id"], fb["id"], "{id}: same order");
+            let (pa, pb) = (flatten(&fa["geometry"]), flatten(&fb["geometry"]));
+            assert_eq!(pa.len(), pb.len(), "{id} {}", fa["id"]);
+            for (p, q) in pa.iter().zip(&pb) {
+                let dx = (p.0 - q.0) * 111_320.0 * p.1.to_radians().cos();
+                let dy = (p.1 - q.1) * 110_574.0;
+                worst = worst.max(dx.hypot(dy));
+                vertices += 1;
+            }
+        }
+        assert!(vertices > 100, "{id}: {vertices} vertices");
+        assert!(worst < 5.0, "{id}: a vertex {worst:.2} m from PROJ's");
+        // And the grid output is not the CRS84 one relabelled.
+        let grid = server.get_json(&format!(
+            "/collections/{id}/items?{query}&crs={}",
+            bng.replace('/', "%2F").replace(':', "%3A")
+        ));
+        let first = flatten(&grid["features"][0]["geometry"])[0];
+        assert!(
+            (200_000.0..500_000.0).contains(&first.0) && (300_000.0..600_000.0).contains(&first.1),
+            "{first:?}"
+        );
+    }
+}
+
+/// Every coordinate pair of a GeoJSON geometry, in order.
+fn flatten(g: &Value) -> Vec<(f64, f64)> {
+    fn walk(v: &Value, out: &mut Vec<(f64, f64)>) {
+        match v.as_array() {
+            Some(a) if a.len() >= 2 && a.iter().all(Value::is_number) => {
+                out.push((
+                    a[0].as_f64().unwrap_or(f64::NAN),
+                    a[1].as_f64().unwrap_or(f64::NAN),
+                ));
+            }
+            Some(a) => a.iter().for_each(|x| walk(x, out)),
+            None => {}
+        }
+    }
+    let mut out = Vec::new();
+    walk(&g["coordinates"], &mut out);
+    out
+}

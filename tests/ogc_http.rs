@@ -1362,3 +1362,122 @@ async fn a_feature_is_a_page_for_a_browser() {
         r.ctype()
     );
 }
+
+const BNG: &str = "http://www.opengis.net/def/crs/EPSG/0/27700";
+const EPSG4326: &str = "http://www.opengis.net/def/crs/EPSG/0/4326";
+
+fn content_crs(r: &Reply) -> &str {
+    r.headers
+        .get("content-crs")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Every vertex of a GeoJSON geometry, in order.
+fn vertices(g: &Value, out: &mut Vec<(f64, f64)>) {
+    match g {
+        Value::Array(a) if a.len() >= 2 && a[0].is_number() => {
+            out.push((a[0].as_f64().expect("x"), a[1].as_f64().expect("y")));
+        }
+        Value::Array(a) => a.iter().for_each(|v| vertices(v, out)),
+        Value::Object(o) => {
+            if let Some(c) = o.get("coordinates") {
+                vertices(c, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// OGC API - Features Part 2: `crs` picks the output CRS (said in `Content-Crs`), EPSG:4326
+/// is latitude first, British National Grid is metres that convert back onto the CRS84
+/// answer; `bbox-crs` reads a box in any of the three, and a BNG box keeps exactly the
+/// features whose BNG geometry meets it.
+#[tokio::test]
+async fn output_and_box_crs() {
+    let url = "/collections/districts/items?limit=100";
+    let plain = get(url).await;
+    assert_eq!(content_crs(&plain), format!("<{CRS84}>"));
+    let plain = plain.json();
+
+    let lat_first = get(&format!("{url}&crs={EPSG4326}")).await;
+    assert_eq!(content_crs(&lat_first), format!("<{EPSG4326}>"));
+    let bng = get(&format!("{url}&crs={BNG}")).await;
+    assert_eq!(bng.status, StatusCode::OK);
+    assert_eq!(content_crs(&bng), format!("<{BNG}>"));
+    assert!(href(&bng.json(), "next").is_none_or(|h| h.contains("crs=")));
+    let (lat_first, bng) = (lat_first.json(), bng.json());
+
+    let features = |d: &Value| d["features"].as_array().expect("features").clone();
+    let (a, b, c) = (features(&plain), features(&lat_first), features(&bng));
+    assert!(a.len() >= 14 && a.len() == b.len() && a.len() == c.len());
+    let mut far = 0.0f64;
+    for ((fa, fb), fc) in a.iter().zip(&b).zip(&c) {
+        assert_eq!(fa["id"], fb["id"]);
+        assert_eq!(fa["id"], fc["id"]);
+        let (mut va, mut vb, mut vc) = (vec![], vec![], vec![]);
+        vertices(&fa["geometry"], &mut va);
+        vertices(&fb["geometry"], &mut vb);
+        vertices(&fc["geometry"], &mut vc);
+        assert_eq!(va.len(), vb.len());
+        assert_eq!(va.len(), vc.len());
+        for ((&(lon, lat), &(y, x)), &(e, n)) in va.iter().zip(&vb).zip(&vc) {
+            assert_eq!((lon, lat), (x, y), "4326 swaps the axes");
+            assert!(
+                (300_000.0..420_000.0).contains(&e) && (380_000.0..500_000.0).contains(&n),
+                "{e},{n}"
+            );
+            let (lon2, lat2) = lonlat_bng::convert_osgb36_to_ll(e, n).expect("in the grid");
+            let (dx, dy) = (
+                (lon2 - lon) * 111_320.0 * lat.to_radians().cos(),
+                (lat2 - lat) * 110_574.0,
+            );
+            far = far.max(dx.hypot(dy));
+        }
+    }
+    // OSTN15 both ways and 2-decimal metres: centimetres apart.
+    assert!(far < 0.1, "a vertex {far:.3} m from its CRS84 place");
+
+    // One box, three ways: lon-first CRS84, lat-first 4326, and in BNG metres.
+    let (w, s, e, n) = (-2.75, 53.74, -2.65, 53.79);
+    for id in ["lsoas", "h3-8"] {
+        let base = format!("/collections/{id}/items?limit=10000");
+        let (_, by_crs84) = all_features(&format!("{base}&bbox={w},{s},{e},{n}")).await;
+        let (_, by_4326) =
+            all_features(&format!("{base}&bbox={s},{w},{n},{e}&bbox-crs={EPSG4326}")).await;
+        let got =
+            |f: &[Value]| -> HashSet<String> { f.iter().map(|f| f["id"].to_string()).collect() };
+        assert!(!by_crs84.is_empty());
+        assert_eq!(got(&by_crs84), got(&by_4326), "{id}");
+
+        // A BNG box: the brute-force answer is every feature whose BNG geometry meets it.
+        let (x0, y0, x1, y1) = (352_000.0, 425_000.0, 358_000.0, 431_000.0);
+        let rect = Rect::new(coord! { x: x0, y: y0 }, coord! { x: x1, y: y1 });
+        let (_, every) = all_features(&format!("{base}&crs={BNG}")).await;
+        let inside: HashSet<String> = every
+            .iter()
+            .filter(|f| geometry(&f["geometry"]).intersects(&rect))
+            .map(|f| f["id"].to_string())
+            .collect();
+        let (doc, by_bng) =
+            all_features(&format!("{base}&bbox={x0},{y0},{x1},{y1}&bbox-crs={BNG}")).await;
+        check_collection(&doc);
+        let by_bng = got(&by_bng);
+        let extra: Vec<&String> = by_bng.difference(&inside).take(5).collect();
+        let missing: Vec<&String> = inside.difference(&by_bng).take(5).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty() && !by_bng.is_empty(),
+            "{id}: extra {extra:?}, missing {missing:?}"
+        );
+    }
+
+    for bad in [
+        "crs=EPSG:3857",
+        "crs=http://www.opengis.net/def/crs/EPSG/0/3857",
+        "bbox=1,2,3&bbox-crs=EPSG:27700",
+        "bbox=-3,53,-2,54&bbox-crs=http://example.com/crs",
+    ] {
+        let r = get(&format!("/collections/districts/items?{bad}")).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+    }
+}

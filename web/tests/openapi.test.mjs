@@ -98,6 +98,19 @@ test('every answer matches the schema the definition declares for it', async () 
     const page = await check(`/collections/${c.id}/items?limit=5`, { headers: analyst });
     await check(`/collections/${c.id}/items?limit=5&f=csv`, { headers: analyst });
     await check(`/collections/${c.id}/items?limit=5&f=html`, { headers: analyst });
+    // OGC API - Features Part 2: a box and the output in British National Grid, the CRS
+    // said in a Content-Crs header that the definition declares.
+    const bng = 'http://www.opengis.net/def/crs/EPSG/0/27700';
+    const inBng = `/collections/${c.id}/items?limit=5&crs=${encodeURIComponent(bng)}`
+      + `&bbox-crs=${encodeURIComponent(bng)}&bbox=330000,400000,400000,480000`;
+    await check(inBng, { headers: analyst });
+    const sent = await fetch(`${server.origin}${inBng}`, { headers: analyst });
+    assert.equal(sent.headers.get('content-crs'), `<${bng}>`, inBng);
+    for (const t of templates(api.paths, `/collections/${c.id}/items`)) {
+      assert.ok(api.paths[t].get.responses['200'].headers?.['Content-Crs'], `${t}: Content-Crs not declared`);
+      const crs = api.paths[t].get.parameters.find((p) => p.name === 'crs');
+      assert.ok(crs?.schema?.enum?.includes(bng), `${t}: crs does not list ${bng}`);
+    }
     if (page.features.length > 0) {
       const id = encodeURIComponent(String(page.features[0].id));
       await check(`/collections/${c.id}/items/${id}`, { headers: analyst });
@@ -116,6 +129,7 @@ test('every answer matches the schema the definition declares for it', async () 
   await check('/collections/districts/items/nothing', { status: 404 });
   await check('/collections/h3-8/items?limit=abc', { status: 400 });
   await check('/collections/h3-8/items?colour=red', { status: 400 });
+  await check('/collections/h3-8/items?crs=EPSG:3857', { status: 400 });
   await check('/collections/incidents/items', { headers: { Authorization: 'Bearer wrong-key' }, status: 403 });
   // The tiles and their documents.
   await check('/tiles/heatmap.json');
