@@ -5,8 +5,13 @@
 //! rate limit GDAL is slowed to it, never refused, and default downloads of the largest
 //! collections (incidents, h3-10) complete at the default limits.
 //!
+//! QGIS too (`qgis_loads_and_renders_every_kind_of_layer`): OGC API - Features with a
+//! Basic auth configuration, the vector tiles and the XYZ heatmap, rendered headless.
+//!
 //! Needs `ogrinfo` and `ogr2ogr` (Debian/Ubuntu: `apt-get install gdal-bin`). Without
-//! them the test fails, unless `HOTSPOT_SKIP_GDAL=1` says to skip it.
+//! them the test fails, unless `HOTSPOT_SKIP_GDAL=1` says to skip it. The QGIS test needs
+//! PyQGIS (`apt-get install --no-install-recommends qgis python3-qgis`) or
+//! `HOTSPOT_SKIP_QGIS=1`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpStream;
@@ -111,14 +116,19 @@ impl Server {
         format!("OAPIF:http://{}", self.addr)
     }
 
-    /// A plain HTTP/1.1 GET of a JSON document.
+    /// A plain HTTP/1.1 GET of a JSON document, with the analyst key.
     fn get_json(&self, path: &str) -> Value {
+        self.get_json_as(path, KEY)
+    }
+
+    /// [`Server::get_json`] with another key.
+    fn get_json_as(&self, path: &str, key: &str) -> Value {
         let mut s = TcpStream::connect(&self.addr).expect("connect");
         s.set_read_timeout(Some(Duration::from_secs(900)))
             .expect("timeout");
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nAuthorization: Bearer {KEY}\r\nConnection: close\r\n\r\n",
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: application/json\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n",
             self.addr
         )
         .expect("write");
@@ -534,4 +544,116 @@ fn flatten(g: &Value) -> Vec<(f64, f64)> {
     let mut out = Vec::new();
     walk(&g["coordinates"], &mut out);
     out
+}
+
+/// A partner's key for the QGIS test: patrol lists, no incident points.
+const PARTNER_KEY: &str = "qgis-test-partner-key";
+
+/// The Python that has PyQGIS: `HOTSPOT_QGIS_PYTHON`, else Debian's `python3` (a
+/// virtualenv's python3 first on the PATH would not see `python3-qgis`).
+fn qgis_python() -> Option<String> {
+    let python = std::env::var("HOTSPOT_QGIS_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+    let found = Command::new(&python)
+        .args(["-c", "import qgis.core"])
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(python);
+    }
+    if std::env::var("HOTSPOT_SKIP_QGIS").as_deref() == Ok("1") {
+        eprintln!("PyQGIS not found: QGIS test skipped because HOTSPOT_SKIP_QGIS=1");
+        return None;
+    }
+    panic!(
+        "{python} cannot import qgis.core: install QGIS (apt-get install -y \
+         --no-install-recommends qgis python3-qgis), point HOTSPOT_QGIS_PYTHON at a Python \
+         that has it, or set HOTSPOT_SKIP_QGIS=1 to skip this test"
+    );
+}
+
+/// QGIS 3 itself (PyQGIS, headless), as a partner's desktop uses the server: an OGC API -
+/// Features layer of the partner-only patrol list through an HTTP Basic auth
+/// configuration (any user name, the key as the password), the public districts, the
+/// boundary and cell vector tiles and the XYZ heatmap, each rendered alone to a PNG over
+/// Lancashire and over central London (`tests/qgis/load_and_render.py` renders and
+/// reports; the checks are here). QGIS's features must be the server's, no key or a
+/// wrong one must give none, and the pixels must land on the county: the boundary tiles
+/// cover what QGIS drew of the districts from OGC API - Features, the heatmap and cells
+/// lie on it, and nothing is painted over London.
+#[test]
+fn qgis_loads_and_renders_every_kind_of_layer() {
+    let Some(python) = qgis_python() else {
+        return;
+    };
+    let server = Server::start_with(&format!(
+        "[[keys]]\nname = \"qgis\"\nrole = \"partner\"\nsha256 = \"{}\"\n",
+        hotspot::serve::auth::hash_key(PARTNER_KEY)
+    ));
+    let out_dir = tempfile::tempdir().expect("temp dir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/qgis/load_and_render.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(PARTNER_KEY)
+        .arg(out_dir.path())
+        .env("QT_QPA_PLATFORM", "offscreen")
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "QGIS script failed:\n{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{stderr}"));
+    eprintln!("QGIS {}", report["qgis"]);
+    let num = |v: &Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+
+    // Features: QGIS pages the partner's patrol list through Basic auth to the end.
+    let patrol =
+        server.get_json_as("/collections/patrol/items?limit=1", PARTNER_KEY)["numberMatched"]
+            .as_u64()
+            .expect("numberMatched");
+    assert!(patrol > 0);
+    let basic = &report["patrol_basic_auth"];
+    assert_eq!(basic["valid"], true, "{report}");
+    assert_eq!(basic["features"].as_u64(), Some(patrol), "{report}");
+    assert_eq!(basic["in_lancashire"].as_u64(), Some(patrol), "{report}");
+    for refused in ["patrol_no_key", "patrol_wrong_key"] {
+        assert_eq!(report[refused]["features"], 0, "{refused}: {report}");
+    }
+    let districts = server.number_matched("districts");
+    assert_eq!(report["districts"]["features"].as_u64(), Some(districts));
+    assert_eq!(
+        report["districts"]["in_lancashire"].as_u64(),
+        Some(districts)
+    );
+
+    // Pixels: every layer paints over Lancashire, without errors, and nothing over London.
+    let county = num(&report["districts_render"]["lancashire"]["painted"]);
+    let sampled = num(&report["districts_render"]["lancashire"]["sampled"]);
+    assert!(county > 0.2 * sampled, "{report}");
+    for (layer, least_on, least_iou, least_painted) in [
+        ("boundaries_tiles", 0.98, 0.97, 0.9),
+        ("cells_tiles", 0.75, 0.6, 0.5),
+        ("heatmap", 0.85, 0.1, 0.1),
+    ] {
+        let l = &report[layer];
+        assert_eq!(l["valid"], true, "{layer}: {report}");
+        let lancs = &l["lancashire"];
+        assert_eq!(lancs["errors"], serde_json::json!([]), "{layer}: {report}");
+        assert!(
+            num(&lancs["painted"]) > least_painted * county,
+            "{layer}: {report}"
+        );
+        assert!(num(&lancs["on_districts"]) >= least_on, "{layer}: {report}");
+        assert!(
+            num(&lancs["iou_districts"]) >= least_iou,
+            "{layer}: {report}"
+        );
+        assert_eq!(l["london"]["painted"], 0, "{layer} over London: {report}");
+    }
+    assert_eq!(report["districts_render"]["london"]["painted"], 0);
 }
