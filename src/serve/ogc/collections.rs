@@ -20,24 +20,38 @@ use crate::serve::auth::{Principal, principal_of};
 use crate::serve::{AppError, AppState};
 
 /// The description of one collection; `qs` is the caller's filter, carried into its links.
+/// Its tilesets' links (OGC API - Tiles) do not carry `qs`: the tiles take their own
+/// filter (`from`/`to` for `datetime`), given on the tileset URL.
 fn describe(c: CollectionId, store: &AnalysisStore, base: &str, qs: &str) -> Value {
     let href = format!("{base}/collections/{}", c.id());
     let carry = |h: String| with_query(&h, qs);
+    let mut links = vec![
+        link(carry(href.clone()), "self", JSON, "this collection"),
+        link(
+            carry(format!("{href}/items")),
+            "items",
+            GEOJSON,
+            "the features",
+        ),
+        link(
+            carry(format!("{href}/items?f=csv")),
+            "items",
+            CSV,
+            "the features as CSV",
+        ),
+        link(
+            carry(format!("{href}/queryables")),
+            "http://www.opengis.net/def/rel/ogc/1.0/queryables",
+            super::SCHEMA_JSON,
+            "the properties to filter and sort by",
+        ),
+    ];
+    links.extend(super::tilesets::collection_links(c, base));
     json!({
         "id": c.id(),
         "title": c.title(),
         "description": c.description(),
-        "links": [
-            link(carry(href.clone()), "self", JSON, "this collection"),
-            link(carry(format!("{href}/items")), "items", GEOJSON, "the features"),
-            link(carry(format!("{href}/items?f=csv")), "items", CSV, "the features as CSV"),
-            link(
-                carry(format!("{href}/queryables")),
-                "http://www.opengis.net/def/rel/ogc/1.0/queryables",
-                super::SCHEMA_JSON,
-                "the properties to filter and sort by",
-            ),
-        ],
+        "links": links,
         "extent": {
             "spatial": { "bbox": [spatial_extent(c, store)], "crs": CRS84 },
             "temporal": {

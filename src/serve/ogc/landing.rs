@@ -13,11 +13,18 @@ use super::{JSON, OPENAPI, base_url, json_only, json_response, link, with_query}
 use crate::serve::{AppError, AppState};
 
 /// The conformance classes implemented.
-pub const CONFORMS_TO: [&str; 4] = [
+pub const CONFORMS_TO: [&str; 11] = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/crs",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tileset",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/tilesets-list",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/geodata-tilesets",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/mvt",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/png",
+    "http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/oas30",
 ];
 
 /// Whether the caller wants a page for people: `f=html`, or an `Accept` naming
@@ -57,12 +64,19 @@ pub async fn landing(
         "title": "hotspot",
         "description": "Crime and road collision hot spots for community safety analysts: \
                         boundaries with counts, H3 grids with Getis-Ord Gi*, emerging hot \
-                        spots and incidents, as OGC API - Features.",
+                        spots and incidents, as OGC API - Features, and their tiles as \
+                        OGC API - Tiles.",
         "links": [
             link(href("/"), "self", JSON, "this document"),
             link(href("/api"), "service-desc", OPENAPI, "the API definition"),
             link(href("/conformance"), "conformance", JSON, "conformance classes"),
             link(href("/collections"), "data", JSON, "the collections"),
+            link(
+                format!("{base}/tileMatrixSets"),
+                super::tilesets::REL_TILING_SCHEMES,
+                JSON,
+                "the tiling schemes of the tiles (OGC API - Tiles)",
+            ),
             link(format!("{base}/map/"), "alternate", "text/html", "the web map"),
         ],
     });

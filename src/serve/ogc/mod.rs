@@ -5,6 +5,8 @@
 //! - `landing.rs`: `/` and `/conformance`; `openapi.rs`: `/api`.
 //! - `catalog.rs`: which collections exist, their titles and extents.
 //! - `collections.rs`: `/collections` and `/collections/{id}`.
+//! - `tilesets.rs`: OGC API - Tiles: `/tileMatrixSets[/{id}]` and
+//!   `/collections/{id}[/map]/tiles[/{tms}]`, tileset metadata over `serve::tiles`.
 //! - `items.rs`: `/collections/{id}/items[/{fid}]`, with `query.rs` (limit, offset, bbox,
 //!   datetime via `datetime.rs`, the incident filter, `f`), `build.rs` (the features of a
 //!   collection under a filter, computed from the store), `encode.rs` (GeoJSON and CSV)
@@ -26,6 +28,7 @@ mod items;
 mod landing;
 mod openapi;
 pub mod query;
+mod tilesets;
 
 pub use catalog::CollectionId;
 
@@ -79,6 +82,30 @@ pub fn routes() -> Routes {
             "/collections/{id}/items/{fid}",
             collection,
             get(items::item),
+        )
+        // OGC API - Tiles: the tiling scheme and the tilesets of the collections that
+        // have tiles (`tilesets.rs`); the tiles themselves are `serve::tiles`'.
+        .route("/tileMatrixSets", public, get(tilesets::matrix_sets))
+        .route("/tileMatrixSets/{tms}", public, get(tilesets::matrix_set))
+        .route(
+            "/collections/{id}/tiles",
+            collection,
+            get(tilesets::vector_list),
+        )
+        .route(
+            "/collections/{id}/tiles/{tms}",
+            collection,
+            get(tilesets::vector_one),
+        )
+        .route(
+            "/collections/{id}/map/tiles",
+            collection,
+            get(tilesets::map_list),
+        )
+        .route(
+            "/collections/{id}/map/tiles/{tms}",
+            collection,
+            get(tilesets::map_one),
         )
 }
 

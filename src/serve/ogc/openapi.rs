@@ -2,7 +2,8 @@
 //! class), written by hand: the paths (OGC API - Features and the tiles), their
 //! parameters, their responses and the schemas of those responses (OGC API - Features
 //! Part 1's landing page, conformance, collections, GeoJSON feature collection and
-//! feature, exception; JSON Schema queryables; TileJSON 3.0.0). `web/tests/openapi.test.mjs`
+//! feature, exception; JSON Schema queryables; TileJSON 3.0.0; OGC API - Tiles' tile
+//! matrix sets and tilesets). `web/tests/openapi.test.mjs`
 //! validates the document with a real OpenAPI validator and every answer of the server
 //! it lists against its declared schema.
 
@@ -164,7 +165,8 @@ fn tile_paths() -> Value {
     };
     let heat = with(&["z", "x", "y", "bandwidth", "ramp", "max"]);
     let heat_doc = with(&["bandwidth", "ramp", "max"]);
-    let cells = with(&["z", "x", "y"]);
+    let cells = with(&["z", "x", "y", "res"]);
+    let cells_doc = with(&["res"]);
     json!({
         "/tiles/heatmap/{z}/{x}/{y}.png": get("getHeatmapTile", "A heatmap tile", &heat,
             "A 256 px RGBA PNG in Web Mercator (XYZ): the kernel density of the filter's incidents (below analyst, of the perturbed counts of a 500 m grid).",
@@ -174,15 +176,28 @@ fn tile_paths() -> Value {
         "/tiles/heatmap/legend": get("getHeatmapLegend", "The heatmap's colour scale", &heat_doc,
             "The ramp's stops and the density (per km2) each means.", &[(JSON, json!({ "type": "object" }))]),
         "/tiles/cells/{z}/{x}/{y}.mvt": get("getCellTile", "An H3 cell tile", &cells,
-            "A Mapbox Vector Tile (layer `cells`: count, Gi* bin, emerging category) at the H3 resolution of the zoom.",
+            "A Mapbox Vector Tile (layer `cells`: count, Gi* bin, emerging category) at the H3 resolution of the zoom, or at `res`.",
             &[("application/vnd.mapbox-vector-tile", binary())]),
-        "/tiles/cells.json": get("getCellTileJSON", "The cell tiles' TileJSON", &FILTER,
+        "/tiles/cells.json": get("getCellTileJSON", "The cell tiles' TileJSON", &cells_doc,
             "TileJSON 3.0.0 with the vector layer's fields.", &[(JSON, schema("tileJSON"))]),
-        "/tiles/boundaries/{z}/{x}/{y}.mvt": get("getBoundaryTile", "A boundary tile", &["z", "x", "y"],
-            "A Mapbox Vector Tile of the districts and LSOAs.",
+        "/tiles/boundaries/{z}/{x}/{y}.mvt": get("getBoundaryTile", "A boundary tile", &["z", "x", "y", "layer"],
+            "A Mapbox Vector Tile of the districts and (from z10) the LSOAs, or of the one layer asked.",
             &[("application/vnd.mapbox-vector-tile", binary())]),
         "/tiles/boundaries.json": get("getBoundaryTileJSON", "The boundary tiles' TileJSON", &[],
             "TileJSON 3.0.0 with the vector layers' fields.", &[(JSON, schema("tileJSON"))]),
+        // OGC API - Tiles: the tiling scheme and the tilesets over the tiles above.
+        "/tileMatrixSets": get("getTileMatrixSetsList", "The tiling schemes", &["f"],
+            "The tile matrix sets of the tiles (only WebMercatorQuad).", &[(JSON, schema("tileMatrixSets"))]),
+        "/tileMatrixSets/{tileMatrixSetId}": get("getTileMatrixSet", "A tiling scheme", &["tileMatrixSetId", "f"],
+            "Its definition (OGC 17-083r4 TMS 2.0 JSON).", &[(JSON, schema("tileMatrixSet"))]),
+        "/collections/{collectionId}/tiles": get("getCollectionVectorTileSetsList", "A collection's vector tilesets", &with(&["collectionId"]),
+            "The vector tilesets of districts, lsoas and hotspots (the filter applies to hotspots' cells; 404 for a collection without tiles).", &[(JSON, schema("tileSets"))]),
+        "/collections/{collectionId}/tiles/{tileMatrixSetId}": get("getCollectionVectorTileSet", "A collection's vector tileset", &with(&["collectionId", "tileMatrixSetId"]),
+            "The tileset: its limits per zoom, layers and the templated item link onto the MVT tiles, the filter carried into it.", &[(JSON, schema("tileSet"))]),
+        "/collections/{collectionId}/map/tiles": get("getCollectionMapTileSetsList", "A collection's map tilesets", &with(&["collectionId", "bandwidth", "ramp", "max"]),
+            "The map tileset of hotspots: the heatmap (404 for another collection).", &[(JSON, schema("tileSets"))]),
+        "/collections/{collectionId}/map/tiles/{tileMatrixSetId}": get("getCollectionMapTileSet", "A collection's map tileset", &with(&["collectionId", "tileMatrixSetId", "bandwidth", "ramp", "max"]),
+            "The heatmap tileset: limits per zoom and the templated item link onto the PNG tiles, the query carried into it.", &[(JSON, schema("tileSet"))]),
     })
 }
 
@@ -190,6 +205,14 @@ fn tile_paths() -> Value {
 /// `collections`, `collection`, `link`, `extent`, `featureCollectionGeoJSON`,
 /// `featureGeoJSON`, `geometryGeoJSON`, `exception`), queryables and TileJSON.
 fn schemas() -> Value {
+    let mut all = feature_schemas();
+    if let (Some(a), Value::Object(t)) = (all.as_object_mut(), tile_schemas()) {
+        a.extend(t);
+    }
+    all
+}
+
+fn feature_schemas() -> Value {
     let links = json!({ "type": "array", "items": schema("link") });
     json!({
         "exception": {
@@ -353,6 +376,124 @@ fn schemas() -> Value {
     })
 }
 
+/// OGC API - Tiles 1.0 (20-057) and TMS 2.0 (17-083r4): the parts of their schemas these
+/// answers use, with what each requires.
+fn tile_schemas() -> Value {
+    let links = json!({ "type": "array", "items": schema("link") });
+    json!({
+        "tileMatrixSets": {
+            "type": "object",
+            "required": ["tileMatrixSets"],
+            "properties": {
+                "links": links,
+                "tileMatrixSets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["links"],
+                        "properties": {
+                            "id": { "type": "string" },
+                            "title": { "type": "string" },
+                            "uri": { "type": "string", "format": "uri" },
+                            "crs": { "type": "string" },
+                            "links": { "type": "array", "minItems": 1, "items": schema("link") },
+                        },
+                    },
+                },
+            },
+        },
+        "tileMatrixSet": {
+            "type": "object",
+            "required": ["crs", "tileMatrices"],
+            "properties": {
+                "id": { "type": "string" },
+                "title": { "type": "string" },
+                "uri": { "type": "string", "format": "uri" },
+                "crs": { "type": "string" },
+                "orderedAxes": { "type": "array", "minItems": 1, "items": { "type": "string" } },
+                "wellKnownScaleSet": { "type": "string", "format": "uri" },
+                "tileMatrices": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "scaleDenominator", "cellSize", "pointOfOrigin", "tileWidth", "tileHeight", "matrixWidth", "matrixHeight"],
+                        "properties": {
+                            "id": { "type": "string" },
+                            "scaleDenominator": { "type": "number" },
+                            "cellSize": { "type": "number" },
+                            "cornerOfOrigin": { "type": "string", "enum": ["topLeft", "bottomLeft"] },
+                            "pointOfOrigin": { "type": "array", "minItems": 2, "maxItems": 2, "items": { "type": "number" } },
+                            "tileWidth": { "type": "integer", "minimum": 1 },
+                            "tileHeight": { "type": "integer", "minimum": 1 },
+                            "matrixWidth": { "type": "integer", "minimum": 1 },
+                            "matrixHeight": { "type": "integer", "minimum": 1 },
+                        },
+                    },
+                },
+            },
+        },
+        "tileSets": {
+            "type": "object",
+            "required": ["tilesets"],
+            "properties": {
+                "links": links,
+                "tilesets": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["dataType", "crs", "links"],
+                        "properties": {
+                            "title": { "type": "string" },
+                            "dataType": { "type": "string", "enum": ["map", "vector", "coverage"] },
+                            "crs": { "type": "string" },
+                            "tileMatrixSetURI": { "type": "string", "format": "uri" },
+                            "links": { "type": "array", "minItems": 1, "items": schema("link") },
+                        },
+                    },
+                },
+            },
+        },
+        "tileSet": {
+            "type": "object",
+            "required": ["dataType", "crs", "links"],
+            "properties": {
+                "title": { "type": "string" },
+                "dataType": { "type": "string", "enum": ["map", "vector", "coverage"] },
+                "crs": { "type": "string" },
+                "tileMatrixSetURI": { "type": "string", "format": "uri" },
+                "tileMatrixSetLimits": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["tileMatrix", "minTileRow", "maxTileRow", "minTileCol", "maxTileCol"],
+                        "properties": {
+                            "tileMatrix": { "type": "string" },
+                            "minTileRow": { "type": "integer", "minimum": 0 },
+                            "maxTileRow": { "type": "integer", "minimum": 0 },
+                            "minTileCol": { "type": "integer", "minimum": 0 },
+                            "maxTileCol": { "type": "integer", "minimum": 0 },
+                        },
+                    },
+                },
+                "layers": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["id", "dataType"],
+                        "properties": {
+                            "id": { "type": "string" },
+                            "dataType": { "type": "string", "enum": ["map", "vector", "coverage"] },
+                            "geometryDimension": { "type": "integer", "minimum": 0, "maximum": 3 },
+                        },
+                    },
+                },
+                "links": { "type": "array", "minItems": 1, "items": schema("link") },
+            },
+        },
+    })
+}
+
 fn fixed_paths() -> Value {
     json!({
         "/": get("getLandingPage", "Landing page", &["datetime", "types", "severity", "district", "f"], "Links to the API, conformance and data.", &[(JSON, schema("landingPage"))]),
@@ -442,6 +583,21 @@ fn parameters() -> Value {
             "name": "district", "in": "query", "required": false, "style": "form", "explode": false,
             "description": "Districts, comma-separated (codes or names); the study area becomes those districts.",
             "schema": { "type": "string" },
+        },
+        "tileMatrixSetId": {
+            "name": "tileMatrixSetId", "in": "path", "required": true,
+            "description": "The tiling scheme.",
+            "schema": { "type": "string", "enum": ["WebMercatorQuad"] },
+        },
+        "res": {
+            "name": "res", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "The H3 resolution of the cells instead of the zoom's own (7 from z7, 8 from z8, 9 from z10, 10 from z11; 6 at every zoom).",
+            "schema": { "type": "integer", "minimum": 6, "maximum": 10 },
+        },
+        "layer": {
+            "name": "layer", "in": "query", "required": false, "style": "form", "explode": false,
+            "description": "Only this layer.",
+            "schema": { "type": "string", "enum": ["districts", "lsoas"] },
         },
         "z": {
             "name": "z", "in": "path", "required": true,
@@ -535,7 +691,7 @@ pub fn document(base: &str) -> Value {
         "info": {
             "title": "hotspot",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "OGC API - Features (Part 1: Core, GeoJSON, OpenAPI 3.0) for crime and road collision hot spots.",
+            "description": "OGC API - Features (Part 1: Core, GeoJSON, OpenAPI 3.0; Part 2: CRS) and OGC API - Tiles (vector and map tilesets) for crime and road collision hot spots.",
             "license": { "name": "MIT OR Apache-2.0" },
         },
         "servers": [{ "url": base }],

@@ -198,7 +198,30 @@ impl Drawn {
     }
 }
 
+/// The heatmap's query (filter, bandwidth, ramp, max) checked as the tiles check it for
+/// this caller, as the query string to carry into a tile URL (empty for none).
+///
+/// # Errors
+/// 400 for an unknown parameter or a bad value; 403 for a sensitive category below
+/// analyst.
+pub fn carried_query(
+    state: &AppState,
+    query: Option<&str>,
+    p: &Principal,
+) -> Result<String, AppError> {
+    Ok(Request::parse(state, query, p)?.carried())
+}
+
 impl Request {
+    /// The parameters as a query string.
+    fn carried(&self) -> String {
+        self.params
+            .iter()
+            .map(|(k, v)| format!("{k}={}", encode_component(v)))
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
     fn parse(state: &AppState, query: Option<&str>, p: &Principal) -> Result<Self, AppError> {
         let params = params::parse(query, &PARAMS)?;
         let filter = params::filter(&params, &state.store())?;
@@ -472,12 +495,7 @@ async fn tilejson(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let req = Request::parse(&state, query.as_deref(), &principal_of(principal))?;
-    let suffix: String = req
-        .params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode_component(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let suffix = req.carried();
     let sep = if suffix.is_empty() { "" } else { "?" };
     let base = base_url(&state, &uri, &headers);
     let store = state.store();

@@ -4,14 +4,16 @@
 //!
 //! | path | what |
 //! |---|---|
-//! | `/tiles/cells/{z}/{x}/{y}.mvt?types=&from=&to=&district=` | layer `cells`: H3 cells with `cell`, `count`, `per_km2`, `gi_z`, `gi_bin`, `category` (below analyst: no `gi_z`, and `suppressed`, with no `count` or `per_km2` where it is true) |
+//! | `/tiles/cells/{z}/{x}/{y}.mvt?types=&from=&to=&district=&res=` | layer `cells`: H3 cells with `cell`, `count`, `per_km2`, `gi_z`, `gi_bin`, `category` (below analyst: no `gi_z`, and `suppressed`, with no `count` or `per_km2` where it is true) |
 //! | `/tiles/boundaries/{z}/{x}/{y}.mvt` | layers `districts` (`code`, `name`) and, from z 10, `lsoas` (`code`, `name`, `district`) |
 //! | `/tiles/cells.json?types=&from=&to=&district=` | TileJSON for the cells, the filter carried into its `tiles` URL |
 //! | `/tiles/boundaries.json` | TileJSON for the boundaries |
 //!
 //! The cell resolution follows the zoom (`mvt_cells::resolution`): z <= 8 resolution 6,
 //! z 9-10 resolution 7, z 11 resolution 8, z 12-13 resolution 9, z >= 14 resolution 10,
-//! so a cell stays roughly 10 to 60 pixels across. Gi* (k = 1 ring, binary weights,
+//! so a cell stays roughly 10 to 60 pixels across; `res=7..10` fixes it instead (from
+//! [`res_min_zoom`]), which is what each `h3-N` collection's OGC API - Tiles tileset
+//! asks for. Gi* (k = 1 ring, binary weights,
 //! Benjamini-Hochberg FDR, as the OGC `hotspots` collection) is computed over the whole
 //! study area at that resolution; `category` (Esri's emerging hot spot pattern) only at
 //! resolutions 7 to 9 (z 9 to 13): see `mvt_cells::has_category`.
@@ -34,6 +36,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::get;
 use geo::BoundingRect;
+use h3o::Resolution;
 use serde_json::{Value, json};
 
 pub use bounds::LSOA_MIN_ZOOM;
@@ -55,9 +58,13 @@ pub const CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 const MAX_AGE: u32 = 300;
 
 /// Zooms advertised in the TileJSON documents (tiles are served at every zoom).
-const MIN_ZOOM: u8 = 6;
-const CELLS_MAX_ZOOM: u8 = 16;
-const BOUNDARIES_MAX_ZOOM: u8 = 14;
+pub const MIN_ZOOM: u8 = 6;
+pub const CELLS_MAX_ZOOM: u8 = 16;
+pub const BOUNDARIES_MAX_ZOOM: u8 = 14;
+
+/// The boundary tiles' layers, each alone with `layer=` (GDAL's OGC API - Tiles reader
+/// takes only a tile's first layer, so the `lsoas` tileset asks for that layer alone).
+pub const BOUNDARY_LAYERS: [&str; 2] = ["districts", "lsoas"];
 
 const ATTRIBUTION: &str = "Incidents: police.uk and DfT STATS19, Open Government Licence v3.0. \
     Boundaries: Source: Office for National Statistics licensed under the Open Government \
@@ -77,6 +84,58 @@ pub fn routes() -> Routes {
         .route("/tiles/boundaries.json", public, get(boundaries_tilejson))
 }
 
+/// The cell tiles' parameters: the incident filter and `res`.
+const CELL_PARAMS: [&str; 6] = [
+    FILTER_PARAMS[0],
+    FILTER_PARAMS[1],
+    FILTER_PARAMS[2],
+    FILTER_PARAMS[3],
+    FILTER_PARAMS[4],
+    "res",
+];
+
+/// The first zoom a tile of H3 resolution `res` (7 to 10) may be asked at with `res=`
+/// (below it a tile would hold tens of thousands of cells too small to see); resolution 6
+/// at every zoom.
+pub fn res_min_zoom(res: Resolution) -> u8 {
+    match res {
+        Resolution::Seven => 7,
+        Resolution::Eight => 8,
+        Resolution::Nine => 10,
+        Resolution::Ten => 11,
+        _ => 0,
+    }
+}
+
+/// The resolution of a cell tile at zoom `z`: `res` when given (6 to 10, from its
+/// [`res_min_zoom`]), else the zoom's own ([`resolution`]).
+///
+/// # Errors
+/// 400 for a `res` that is no whole number from 6 to 10, or asked below its first zoom.
+fn cell_resolution(params: &params::Params, z: u8) -> Result<Resolution, AppError> {
+    let Some(v) = params.get("res") else {
+        return Ok(cells::resolution(z));
+    };
+    let res = v
+        .trim()
+        .parse::<u8>()
+        .ok()
+        .filter(|r| (6..=10).contains(r))
+        .and_then(|r| Resolution::try_from(r).ok())
+        .ok_or_else(|| {
+            AppError::BadRequest(format!(
+                "parameter 'res': '{v}' is not an H3 resolution from 6 to 10"
+            ))
+        })?;
+    if z < res_min_zoom(res) {
+        return Err(AppError::BadRequest(format!(
+            "parameter 'res': resolution {res} tiles start at zoom {} (asked {z})",
+            res_min_zoom(res)
+        )));
+    }
+    Ok(res)
+}
+
 fn join_error(e: tokio::task::JoinError) -> AppError {
     AppError::Internal(format!("vector tile task: {e}"))
 }
@@ -89,7 +148,8 @@ async fn cells_tile(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let t = TileCoord::from_path(&z, &x, &y, "mvt")?;
-    let params = params::parse(query.as_deref(), &FILTER_PARAMS)?;
+    let params = params::parse(query.as_deref(), &CELL_PARAMS)?;
+    let res = cell_resolution(&params, t.z)?;
     let store = state.store();
     let filter = params::filter(&params, &store)?;
     let controlled = principal_of(principal).role.disclosure_controlled();
@@ -105,7 +165,7 @@ async fn cells_tile(
     // Every record from a dataset marked already public: exact, as the analyst's tile.
     let controlled = controlled && !d.exempt(&store, filter.types);
     let generation = state.generation();
-    let kind = ("tiles/cells", u8::from(cells::resolution(t.z)));
+    let kind = ("tiles/cells", u8::from(res));
     let size = compute::filter_size(&store.geography, &filter);
     let body = state
         .compute()
@@ -115,15 +175,7 @@ async fn cells_tile(
             if !geom::Frame::new(t).touches(&shapes.extent()) {
                 return Ok(Vec::new());
             }
-            cells::layer(
-                &store,
-                generation,
-                cells::resolution(t.z),
-                &filter,
-                (k, ckp_seed),
-                controlled,
-            )
-            .tile(t)
+            cells::layer(&store, generation, res, &filter, (k, ckp_seed), controlled).tile(t)
         })
         .await??;
     Ok(cached(&headers, body, CONTENT_TYPE, false, MAX_AGE))
@@ -136,11 +188,23 @@ async fn boundaries_tile(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let t = TileCoord::from_path(&z, &x, &y, "mvt")?;
-    params::parse(query.as_deref(), &[])?;
+    let params = params::parse(query.as_deref(), &["layer"])?;
+    let only = match params.get("layer") {
+        None => None,
+        Some(l) if BOUNDARY_LAYERS.contains(&l.as_str()) => Some(l.clone()),
+        Some(l) => {
+            return Err(AppError::BadRequest(format!(
+                "parameter 'layer': '{l}' is not one of {}",
+                BOUNDARY_LAYERS.join(", ")
+            )));
+        }
+    };
     let g = state.store().geography.clone();
-    let body = tokio::task::spawn_blocking(move || bounds::tile(&g, &bounds::shapes(&g), t))
-        .await
-        .map_err(join_error)??;
+    let body = tokio::task::spawn_blocking(move || {
+        bounds::tile(&g, &bounds::shapes(&g), t, only.as_deref())
+    })
+    .await
+    .map_err(join_error)??;
     Ok(cached(&headers, body, CONTENT_TYPE, false, MAX_AGE))
 }
 
@@ -150,13 +214,14 @@ async fn cells_tilejson(
     uri: Uri,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let params = params::parse(query.as_deref(), &FILTER_PARAMS)?;
-    params::filter(&params, &state.store())?;
-    let suffix: String = params
-        .iter()
-        .map(|(k, v)| format!("{k}={}", encode_component(v)))
-        .collect::<Vec<_>>()
-        .join("&");
+    let suffix = cells_query(&state, query.as_deref())?;
+    // With `res`, the tiles start at that resolution's first zoom.
+    let parsed = params::parse(query.as_deref(), &CELL_PARAMS)?;
+    let min_zoom = if parsed.contains_key("res") {
+        res_min_zoom(cell_resolution(&parsed, CELLS_MAX_ZOOM)?).max(MIN_ZOOM)
+    } else {
+        MIN_ZOOM
+    };
     let fields = json!({
         "cell": "String", "count": "Number", "per_km2": "Number",
         "gi_z": "Number", "gi_bin": "Number", "category": "String",
@@ -171,13 +236,14 @@ async fn cells_tilejson(
             (resolutions 7-9 only, z9-13). Below the analyst role: no gi_z, and suppressed \
             (true: count and per_km2 withheld under disclosure control).",
         "fields": fields,
-        "minzoom": MIN_ZOOM,
+        "minzoom": min_zoom,
         "maxzoom": CELLS_MAX_ZOOM,
     }]);
     let doc = Doc {
         name: "hotspot cells",
         path: "/tiles/cells/{z}/{x}/{y}.mvt",
         query: &suffix,
+        min_zoom,
         max_zoom: CELLS_MAX_ZOOM,
         layers,
     };
@@ -211,10 +277,43 @@ async fn boundaries_tilejson(
         name: "hotspot boundaries",
         path: "/tiles/boundaries/{z}/{x}/{y}.mvt",
         query: "",
+        min_zoom: MIN_ZOOM,
         max_zoom: BOUNDARIES_MAX_ZOOM,
         layers,
     };
     json_response(&doc.render(&state, &uri, &headers), &headers)
+}
+
+/// The cell tiles' query (the filter and `res`) in `query`, checked as the tiles check
+/// it, as the query string to carry into a tile URL (empty for none).
+///
+/// # Errors
+/// 400 for an unknown parameter or a bad value.
+pub fn cells_query(state: &AppState, query: Option<&str>) -> Result<String, AppError> {
+    checked_query(state, query, &CELL_PARAMS)
+}
+
+/// As [`cells_query`] without `res` (a tileset fixes its own).
+///
+/// # Errors
+/// 400 for an unknown parameter (`res` among them) or a bad filter.
+pub fn cells_filter_query(state: &AppState, query: Option<&str>) -> Result<String, AppError> {
+    checked_query(state, query, &FILTER_PARAMS)
+}
+
+fn checked_query(
+    state: &AppState,
+    query: Option<&str>,
+    allowed: &[&str],
+) -> Result<String, AppError> {
+    let params = params::parse(query, allowed)?;
+    cell_resolution(&params, CELLS_MAX_ZOOM)?;
+    params::filter(&params, &state.store())?;
+    Ok(params
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&"))
 }
 
 fn json_response(doc: &Value, headers: &HeaderMap) -> Result<Response, AppError> {
@@ -228,6 +327,7 @@ struct Doc<'a> {
     name: &'static str,
     path: &'static str,
     query: &'a str,
+    min_zoom: u8,
     max_zoom: u8,
     layers: Value,
 }
@@ -256,7 +356,7 @@ impl Doc<'_> {
             "version": "1.0.0",
             "scheme": "xyz",
             "tiles": [url],
-            "minzoom": MIN_ZOOM,
+            "minzoom": self.min_zoom,
             "maxzoom": self.max_zoom,
             "bounds": b.map(round),
             "center": [round((b[0] + b[2]) / 2.0), round((b[1] + b[3]) / 2.0), 9],

@@ -135,11 +135,18 @@ fn add_features<'a>(
     Ok(layer)
 }
 
-/// The encoded boundaries tile (zero bytes when nothing touches it).
+/// The encoded boundaries tile (zero bytes when nothing touches it); with `only`, just
+/// that layer (`districts` or `lsoas`).
 ///
 /// # Errors
 /// Internal only: the encoder refusing what this module built.
-pub fn tile(g: &Geography, shapes: &Shapes, t: TileCoord) -> Result<Vec<u8>, AppError> {
+pub fn tile(
+    g: &Geography,
+    shapes: &Shapes,
+    t: TileCoord,
+    only: Option<&str>,
+) -> Result<Vec<u8>, AppError> {
+    let wants = |layer: &str| only.is_none_or(|o| o == layer);
     let frame = Frame::new(t);
     let simplify = if t.z < SIMPLIFY_BELOW {
         SIMPLIFY_UNITS
@@ -148,22 +155,24 @@ pub fn tile(g: &Geography, shapes: &Shapes, t: TileCoord) -> Result<Vec<u8>, App
     };
     let mut tile = Tile::new(EXTENT);
     let enc = |e: ::mvt::Error| AppError::Internal(format!("vector tile encoding: {e}"));
-    let districts = add_features(
-        tile.create_layer("districts"),
-        &frame,
-        simplify,
-        &shapes.districts,
-        |i| {
-            vec![
-                ("code", g.districts.codes[i].as_str()),
-                ("name", g.districts.names[i].as_str()),
-            ]
-        },
-    )?;
-    if districts.num_features() > 0 {
-        tile.add_layer(districts).map_err(enc)?;
+    if wants("districts") {
+        let districts = add_features(
+            tile.create_layer("districts"),
+            &frame,
+            simplify,
+            &shapes.districts,
+            |i| {
+                vec![
+                    ("code", g.districts.codes[i].as_str()),
+                    ("name", g.districts.names[i].as_str()),
+                ]
+            },
+        )?;
+        if districts.num_features() > 0 {
+            tile.add_layer(districts).map_err(enc)?;
+        }
     }
-    if t.z >= LSOA_MIN_ZOOM {
+    if wants("lsoas") && t.z >= LSOA_MIN_ZOOM {
         let district = |i: usize| {
             let d = usize::from(g.lsoa_district[i]);
             g.districts.names.get(d).map_or("", String::as_str)
