@@ -244,6 +244,34 @@ fn cases() -> Vec<Case> {
             "/tiles/boundaries.json",
             Role::Public,
         ),
+        // OGC API - Tiles: the tiling scheme is everyone's; a collection's tilesets need
+        // the collection's role (the partner-only ones have none, 404 once allowed).
+        c("/tileMatrixSets", "/tileMatrixSets", Role::Public),
+        c(
+            "/tileMatrixSets/{tms}",
+            "/tileMatrixSets/WebMercatorQuad",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/tiles",
+            "/collections/districts/tiles",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/tiles/{tms}",
+            "/collections/h3-8/tiles/WebMercatorQuad?types=burglary",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/map/tiles",
+            "/collections/hotspots/map/tiles",
+            Role::Public,
+        ),
+        c(
+            "/collections/{id}/map/tiles/{tms}",
+            "/collections/hotspots/map/tiles/WebMercatorQuad",
+            Role::Public,
+        ),
         // The self-hosted basemap: no incident data, everyone's.
         c(
             "/basemap/{z}/{x}/{y}",

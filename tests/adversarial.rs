@@ -327,6 +327,16 @@ fn examples() -> Vec<(Method, &'static str, String)> {
             "/tiles/boundaries/9/252/165.mvt",
         ),
         g("/tiles/boundaries.json", "/tiles/boundaries.json"),
+        g("/tileMatrixSets", "/tileMatrixSets"),
+        g("/tileMatrixSets/{tms}", "/tileMatrixSets/WebMercatorQuad"),
+        g(
+            "/collections/{id}/map/tiles",
+            "/collections/hotspots/map/tiles",
+        ),
+        g(
+            "/collections/{id}/map/tiles/{tms}",
+            "/collections/hotspots/map/tiles/WebMercatorQuad",
+        ),
         g("/basemap/{z}/{x}/{y}", "/basemap/9/252/165.png"),
         g("/basemap.json", "/basemap.json"),
         g("/map", "/map"),
@@ -372,6 +382,11 @@ fn examples() -> Vec<(Method, &'static str, String)> {
         v.push(g(
             "/collections/{id}/queryables",
             &format!("{c}/queryables"),
+        ));
+        v.push(g("/collections/{id}/tiles", &format!("{c}/tiles")));
+        v.push(g(
+            "/collections/{id}/tiles/{tms}",
+            &format!("{c}/tiles/WebMercatorQuad"),
         ));
     }
     v.push(g(

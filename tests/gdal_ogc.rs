@@ -657,3 +657,185 @@ fn qgis_loads_and_renders_every_kind_of_layer() {
     }
     assert_eq!(report["districts_render"]["london"]["painted"], 0);
 }
+
+/// The Python with pyogrio (whose wheel carries GDAL 3.12): `HOTSPOT_TILES_PYTHON`, else
+/// the virtualenv `scripts/test` makes (`target/interop-venv`). Debian 12's GDAL 3.6 cannot
+/// be the client here: it reads a map tileset's `tileMatrixSetLimits` into a raster of the
+/// wrong height and opens a collection with both kinds of tileset as neither.
+fn tiles_python() -> Option<String> {
+    let python = std::env::var("HOTSPOT_TILES_PYTHON").unwrap_or_else(|_| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("target/interop-venv/bin/python")
+            .display()
+            .to_string()
+    });
+    let found = Command::new(&python)
+        .args(["-c", "import pyogrio"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if found {
+        return Some(python);
+    }
+    if std::env::var("HOTSPOT_SKIP_OGCAPI_TILES").as_deref() == Ok("1") {
+        eprintln!(
+            "pyogrio not found: OGC API - Tiles test skipped because HOTSPOT_SKIP_OGCAPI_TILES=1"
+        );
+        return None;
+    }
+    panic!(
+        "{python} cannot import pyogrio: run the tests with `bash scripts/test` (it makes \
+         target/interop-venv), point HOTSPOT_TILES_PYTHON at a Python that has pyogrio, or \
+         set HOTSPOT_SKIP_OGCAPI_TILES=1 to skip this test"
+    );
+}
+
+/// Web Mercator metres of a longitude and latitude.
+fn mercator(lon: f64, lat: f64) -> (f64, f64) {
+    const R: f64 = 6_378_137.0;
+    (
+        lon.to_radians() * R,
+        R * (std::f64::consts::FRAC_PI_4 + lat.to_radians() / 2.0)
+            .tan()
+            .ln(),
+    )
+}
+
+/// Every feature of a collection (analyst), paged to the end.
+fn all_features(server: &Server, id: &str, query: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    loop {
+        let page = server.get_json(&format!(
+            "/collections/{id}/items?limit=10000&offset={}&{query}",
+            out.len()
+        ));
+        let got = page["features"].as_array().cloned().unwrap_or_default();
+        let matched = page["numberMatched"].as_u64().expect("numberMatched") as usize;
+        let empty = got.is_empty();
+        out.extend(got);
+        if out.len() >= matched || empty {
+            return out;
+        }
+    }
+}
+
+/// OGC API - Tiles with GDAL's own client (the `OGCAPI:` driver of GDAL 3.12, through
+/// pyogrio's wheel; `tests/ogcapi_tiles/read.py` opens and reports, the checks are here).
+/// GDAL finds every tile from a collection alone: the tilesets link, the tileset, its
+/// tiling scheme and the templated tile URL. What it reads must be the server's data in
+/// the right place: the districts it assembles from the z8 tiles are the 14 districts,
+/// each within 250 m of its OGC API - Features outline's extent (a row read as a column,
+/// or a wrong tile matrix, puts them kilometres away); the z10 LSOA tiles hold every LSOA;
+/// the h3-8 tiles hold every cell with incidents and its exact count (analyst key); and
+/// the heatmap tile GDAL assembles from the map tileset is the server's PNG pixel for
+/// pixel.
+#[test]
+fn gdal_discovers_and_reads_the_ogc_api_tiles() {
+    let Some(python) = tiles_python() else {
+        return;
+    };
+    let server = Server::start();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ogcapi_tiles/read.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .arg(format!("http://{}", server.addr))
+        .arg(KEY)
+        .output()
+        .expect("python runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "GDAL script failed:\n{stdout}\n{stderr}"
+    );
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{stderr}"));
+    eprintln!("GDAL {}", report["gdal"]);
+
+    // The zoom levels GDAL offers are the tileset's.
+    for (id, first, last) in [("districts", 6, 14), ("lsoas", 10, 14), ("h3-8", 8, 16)] {
+        let want: Vec<String> = (first..=last).map(|z| format!("Zoom level {z}")).collect();
+        let got: Vec<String> = report[id]["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|v| v.as_str().unwrap_or_default().to_owned())
+            .collect();
+        assert_eq!(got, want, "{id}");
+    }
+
+    // Districts: the 14, each where OGC API - Features puts it.
+    let districts = all_features(&server, "districts", "");
+    let env = report["districts"]["envelopes"]
+        .as_object()
+        .expect("envelopes");
+    assert_eq!(env.len(), districts.len(), "{:?}", env.keys());
+    let mut worst = 0.0f64;
+    for f in &districts {
+        let code = f["properties"]["code"].as_str().expect("code");
+        let e = env
+            .get(code)
+            .unwrap_or_else(|| panic!("{code} not in the tiles"));
+        let pts: Vec<(f64, f64)> = flatten(&f["geometry"])
+            .into_iter()
+            .map(|(x, y)| mercator(x, y))
+            .collect();
+        let want = [
+            pts.iter().map(|p| p.0).fold(f64::INFINITY, f64::min),
+            pts.iter().map(|p| p.1).fold(f64::INFINITY, f64::min),
+            pts.iter().map(|p| p.0).fold(f64::NEG_INFINITY, f64::max),
+            pts.iter().map(|p| p.1).fold(f64::NEG_INFINITY, f64::max),
+        ];
+        for (i, w) in want.iter().enumerate() {
+            worst = worst.max((e[i].as_f64().expect("number") - w).abs());
+        }
+    }
+    eprintln!("districts from z8 tiles: extents within {worst:.0} m of OGC API - Features");
+    assert!(worst < 250.0, "a district's extent is {worst:.0} m off");
+
+    // LSOAs: every one is in the z10 tiles.
+    let lsoas = all_features(&server, "lsoas", "skipGeometry=true&properties=code");
+    let env = report["lsoas"]["envelopes"].as_object().expect("envelopes");
+    let missing: Vec<&str> = lsoas
+        .iter()
+        .filter_map(|f| f["properties"]["code"].as_str())
+        .filter(|c| !env.contains_key(*c))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} LSOAs not in the tiles: {missing:?}",
+        missing.len()
+    );
+    assert_eq!(env.len(), lsoas.len());
+
+    // h3-8: the tiles' cells and counts are the collection's (exact, analyst).
+    let cells = all_features(&server, "h3-8", "skipGeometry=true&properties=cell,count");
+    let counts = report["h3-8"]["counts"].as_object().expect("counts");
+    let mut with_incidents = 0;
+    for f in &cells {
+        let cell = f["properties"]["cell"].as_str().expect("cell");
+        let n = f["properties"]["count"].as_u64().expect("count");
+        if n > 0 {
+            with_incidents += 1;
+            assert_eq!(counts.get(cell).and_then(Value::as_u64), Some(n), "{cell}");
+        } else if let Some(c) = counts.get(cell) {
+            assert_eq!(c.as_u64(), Some(0), "{cell}");
+        }
+    }
+    assert!(with_incidents > 100, "{with_incidents}");
+    let known: std::collections::HashSet<&str> = cells
+        .iter()
+        .filter_map(|f| f["properties"]["cell"].as_str())
+        .collect();
+    assert!(counts.keys().all(|c| known.contains(c.as_str())));
+
+    // The heatmap: the map tileset's z9 tile as GDAL reads it is the server's PNG.
+    let h = &report["heatmap"];
+    assert_eq!(h["differing"], 0, "{h}");
+    assert_eq!(h["values"], 256 * 256 * 4, "{h}");
+    assert!(h["painted"].as_u64().expect("painted") > 1000, "{h}");
+    let px = h["pixel_m"][0].as_f64().expect("pixel size");
+    assert!(
+        (px - 40_075_016.685_578_5 / 512.0 / 256.0).abs() < 1e-6,
+        "{h}"
+    );
+}

@@ -1481,3 +1481,229 @@ async fn output_and_box_crs() {
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
     }
 }
+
+/// The first link of `doc` with `rel` (and `ctype`, when given).
+fn link_of<'a>(doc: &'a Value, rel: &str, ctype: Option<&str>) -> &'a Value {
+    doc["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["rel"] == rel && ctype.is_none_or(|t| l["type"] == t))
+        .unwrap_or_else(|| panic!("no {rel} link in {doc}"))
+}
+
+/// OGC API - Tiles, followed link by link as a client does: the landing page names the
+/// tiling schemes, WebMercatorQuad's matrices are the XYZ grid, each collection with
+/// tiles links its tilesets, a tileset's limits hold every tile its collection's features
+/// touch and nothing beyond the county, and its templated item link, filled in, answers
+/// the very bytes of the XYZ tile it stands for (with the filter carried). Collections
+/// without tiles, another tiling scheme and a bad `res` are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tiles_are_found_from_the_collections() {
+    let landing = ok_json("/", "application/json").await;
+    let schemes = link_of(
+        &landing,
+        "http://www.opengis.net/def/rel/ogc/1.0/tiling-schemes",
+        None,
+    );
+    let list = ok_json(schemes["href"].as_str().expect("href"), "application/json").await;
+    let tms_href = list["tileMatrixSets"][0]["links"][0]["href"]
+        .as_str()
+        .expect("href")
+        .to_owned();
+    let tms = ok_json(&tms_href, "application/json").await;
+    assert_eq!(tms["crs"], "http://www.opengis.net/def/crs/EPSG/0/3857");
+    let matrices = tms["tileMatrices"].as_array().expect("tileMatrices");
+    for (z, m) in matrices.iter().enumerate() {
+        assert_eq!(m["id"], z.to_string());
+        assert_eq!(m["matrixWidth"].as_u64(), Some(1 << z));
+        // A tile of zoom z spans cellSize * 256 m: the whole world over 2^z tiles.
+        let cell = m["cellSize"].as_f64().expect("cellSize");
+        assert!((cell * 256.0 * (1u64 << z) as f64 - 40_075_016.685_578_5).abs() < 1e-3);
+    }
+
+    let conf = ok_json("/conformance", "application/json").await;
+    for c in [
+        "core",
+        "tileset",
+        "tilesets-list",
+        "geodata-tilesets",
+        "mvt",
+        "png",
+    ] {
+        let uri = format!("http://www.opengis.net/spec/ogcapi-tiles-1/1.0/conf/{c}");
+        assert!(
+            conf["conformsTo"]
+                .as_array()
+                .expect("conformsTo")
+                .contains(&Value::String(uri.clone())),
+            "{uri}"
+        );
+    }
+
+    let vector_rel = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-vector";
+    let map_rel = "http://www.opengis.net/def/rel/ogc/1.0/tilesets-map";
+    for (id, rel, ctype) in [
+        (
+            "districts",
+            vector_rel,
+            "application/vnd.mapbox-vector-tile",
+        ),
+        ("lsoas", vector_rel, "application/vnd.mapbox-vector-tile"),
+        ("h3-7", vector_rel, "application/vnd.mapbox-vector-tile"),
+        ("h3-10", vector_rel, "application/vnd.mapbox-vector-tile"),
+        ("hotspots", map_rel, "image/png"),
+    ] {
+        let c = ok_json(&format!("/collections/{id}"), "application/json").await;
+        // One kind of tileset per collection (GDAL 3.6 opens one with both as neither).
+        let kinds = [vector_rel, map_rel]
+            .iter()
+            .filter(|r| {
+                c["links"]
+                    .as_array()
+                    .expect("links")
+                    .iter()
+                    .any(|l| l["rel"] == **r)
+            })
+            .count();
+        assert_eq!(kinds, 1, "{id}");
+        let sets = ok_json(
+            link_of(&c, rel, None)["href"].as_str().expect("href"),
+            "application/json",
+        )
+        .await;
+        let set_link = link_of(&sets["tilesets"][0], "self", Some("application/json"));
+        let set = ok_json(set_link["href"].as_str().expect("href"), "application/json").await;
+        assert_eq!(set["crs"], "http://www.opengis.net/def/crs/EPSG/0/3857");
+        assert_eq!(
+            link_of(
+                &set,
+                "http://www.opengis.net/def/rel/ogc/1.0/tiling-scheme",
+                None
+            )["href"],
+            tms_href.as_str()
+        );
+        let item = link_of(&set, "item", Some(ctype));
+        assert_eq!(item["templated"], true);
+        let template = item["href"].as_str().expect("href").to_owned();
+
+        // Every tile the collection's features touch, at the tileset's first zoom, is
+        // within the limits; the limits stop at the county's tiles.
+        let limits = set["tileMatrixSetLimits"].as_array().expect("limits");
+        let first = &limits[0];
+        let z: u8 = first["tileMatrix"]
+            .as_str()
+            .expect("id")
+            .parse()
+            .expect("zoom");
+        let items = ok_json(
+            &format!("/collections/{id}/items?limit=2000"),
+            "application/geo+json",
+        )
+        .await;
+        let (mut min_col, mut max_col) = (u64::MAX, 0);
+        for f in items["features"].as_array().expect("features") {
+            let mut pts = Vec::new();
+            collect_points(&f["geometry"]["coordinates"], &mut pts);
+            for (lon, lat) in pts {
+                let t = hotspot::serve::tile::TileCoord::containing(lon, lat, z).expect("tile");
+                let (col, row) = (u64::from(t.x), u64::from(t.y));
+                assert!(
+                    first["minTileCol"].as_u64() <= Some(col)
+                        && Some(col) <= first["maxTileCol"].as_u64(),
+                    "{id} z{z}: column {col} outside {first}"
+                );
+                assert!(
+                    first["minTileRow"].as_u64() <= Some(row)
+                        && Some(row) <= first["maxTileRow"].as_u64(),
+                    "{id} z{z}: row {row} outside {first}"
+                );
+                min_col = min_col.min(col);
+                max_col = max_col.max(col);
+            }
+        }
+        if id == "districts" {
+            let width = first["maxTileCol"].as_u64().expect("max")
+                - first["minTileCol"].as_u64().expect("min");
+            assert!(
+                width <= max_col - min_col + 1,
+                "{id}: limits wider than the county"
+            );
+        }
+
+        // The template filled in is the XYZ tile itself.
+        let t = hotspot::serve::tile::TileCoord::containing(-2.7, 53.76, 12).expect("Preston");
+        let filled = template
+            .replace("{tileMatrix}", "12")
+            .replace("{tileRow}", &t.y.to_string())
+            .replace("{tileCol}", &t.x.to_string());
+        let via = get(&filled).await;
+        assert_eq!(via.status, StatusCode::OK, "{filled}");
+        assert!(!via.body.is_empty(), "{filled}: empty tile over Preston");
+        let (kind, query) = match id {
+            "districts" => ("boundaries", "?layer=districts".to_owned()),
+            "lsoas" => ("boundaries", "?layer=lsoas".to_owned()),
+            "hotspots" => ("heatmap", String::new()),
+            h3 => ("cells", format!("?res={}", &h3[3..])),
+        };
+        let ext = if kind == "heatmap" { "png" } else { "mvt" };
+        let direct = get(&format!("/tiles/{kind}/12/{}/{}.{ext}{query}", t.x, t.y)).await;
+        assert_eq!(via.body, direct.body, "{filled}");
+    }
+
+    // A filter on the tileset is carried into its tiles.
+    let set = ok_json(
+        "/collections/h3-8/tiles/WebMercatorQuad?types=burglary&from=2024-01",
+        "application/json",
+    )
+    .await;
+    let item = link_of(&set, "item", None)["href"]
+        .as_str()
+        .expect("href")
+        .to_owned();
+    assert!(
+        item.contains("types=burglary") && item.contains("from=2024-01") && item.contains("res=8"),
+        "{item}"
+    );
+
+    for (uri, status) in [
+        ("/collections/emerging/tiles", StatusCode::NOT_FOUND),
+        ("/collections/districts/map/tiles", StatusCode::NOT_FOUND),
+        ("/collections/hotspots/tiles", StatusCode::NOT_FOUND),
+        (
+            "/collections/districts/tiles/WorldCRS84Quad",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/tileMatrixSets/WorldCRS84Quad", StatusCode::NOT_FOUND),
+        (
+            "/collections/h3-8/tiles/WebMercatorQuad?res=9",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/collections/districts/tiles/WebMercatorQuad?types=burglary",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("/tiles/cells/9/252/165.mvt?res=10", StatusCode::BAD_REQUEST),
+        (
+            "/tiles/cells/12/2020/1320.mvt?res=11",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/tiles/boundaries/9/252/165.mvt?layer=roads",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        assert_eq!(get(uri).await.status, status, "{uri}");
+    }
+}
+
+/// Every (lon, lat) of GeoJSON coordinates.
+fn collect_points(v: &Value, out: &mut Vec<(f64, f64)>) {
+    match v.as_array() {
+        Some(a) if a.len() >= 2 && a.iter().all(Value::is_number) => {
+            out.push((a[0].as_f64().unwrap_or(0.0), a[1].as_f64().unwrap_or(0.0)));
+        }
+        Some(a) => a.iter().for_each(|x| collect_points(x, out)),
+        None => {}
+    }
+}

@@ -139,6 +139,22 @@ test('every answer matches the schema the definition declares for it', async () 
   await check('/tiles/heatmap/8/126/83.png');
   await check('/tiles/cells/9/252/166.mvt');
   await check('/tiles/boundaries/9/252/166.mvt');
+  await check('/tiles/boundaries/10/504/332.mvt?layer=lsoas');
+  await check('/tiles/cells/11/1008/664.mvt?res=10');
+  await check('/tiles/cells.json?res=9');
+  // OGC API - Tiles: the tiling scheme and every collection's tilesets.
+  await check('/tileMatrixSets');
+  await check('/tileMatrixSets/WebMercatorQuad');
+  await check('/tileMatrixSets/WorldCRS84Quad', { status: 404 });
+  for (const id of ['districts', 'lsoas', 'h3-7', 'h3-8', 'h3-9', 'h3-10']) {
+    await check(`/collections/${id}/tiles`);
+    await check(`/collections/${id}/tiles/WebMercatorQuad`);
+  }
+  await check('/collections/h3-9/tiles/WebMercatorQuad?types=burglary&from=2024-01');
+  await check('/collections/hotspots/map/tiles');
+  await check('/collections/hotspots/map/tiles/WebMercatorQuad?bandwidth=1500');
+  await check('/collections/hotspots/tiles', { status: 404 });
+  await check('/collections/h3-8/tiles/WebMercatorQuad?res=9', { status: 400 });
 
   // Every path of the definition was asked.
   const missed = Object.keys(api.paths).filter((p) => !used.has(p));
