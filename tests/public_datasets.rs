@@ -195,3 +195,71 @@ async fn an_answer_with_any_record_of_a_protected_dataset_stays_perturbed() {
         );
     }
 }
+
+/// The body of a GET that must answer 200.
+async fn bytes(state: &AppState, uri: &str, key: Option<&str>) -> Vec<u8> {
+    let mut req = Request::builder()
+        .uri(uri)
+        .header(header::HOST, "public.test");
+    if let Some(k) = key {
+        req = req.header("x-api-key", k);
+    }
+    let resp = router(state.clone())
+        .oneshot(req.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(resp.status(), StatusCode::OK, "{uri}");
+    to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .expect("body")
+        .to_vec()
+}
+
+/// The heatmap of a marked dataset's records alone is the analyst's, tile for tile, and
+/// its legend says it is exact (with the incident count, public anyway); one record of a
+/// protected dataset, or the default settings, keep it drawn from the perturbed grid.
+#[tokio::test]
+async fn a_public_datasets_heatmap_is_the_exact_one() {
+    // Preston at z12, where the bandwidths and the grid differ visibly, and at z9.
+    let tiles = [
+        "/tiles/heatmap/12/2017/1322.png",
+        "/tiles/heatmap/9/252/165.png",
+    ];
+    for t in tiles {
+        let uri = format!("{t}?types=robbery");
+        let public = bytes(&POLICE_PUBLIC, &uri, None).await;
+        let analyst = bytes(&POLICE_PUBLIC, &uri, Some("analyst-key")).await;
+        assert_eq!(
+            public, analyst,
+            "{uri}: the public tile is not the exact one"
+        );
+        let protected = bytes(&NONE_PUBLIC, &uri, None).await;
+        assert_ne!(
+            protected, analyst,
+            "{uri}: the default settings drew the exact tile"
+        );
+        let uri = format!("{t}?types=burglary");
+        let public = bytes(&POLICE_PUBLIC, &uri, None).await;
+        let analyst = bytes(&POLICE_PUBLIC, &uri, Some("analyst-key")).await;
+        assert_ne!(
+            public, analyst,
+            "{uri}: a partner's burglaries drawn exactly"
+        );
+    }
+    let legend = json(&POLICE_PUBLIC, "/tiles/heatmap/legend?types=robbery", None).await;
+    assert_eq!(legend["disclosure"]["exact"], true, "{legend}");
+    let exact = json(
+        &POLICE_PUBLIC,
+        "/tiles/heatmap/legend?types=robbery",
+        Some("analyst-key"),
+    )
+    .await;
+    assert_eq!(legend["incidents"], exact["incidents"]);
+    assert!(
+        legend["incidents"].as_u64().is_some_and(|n| n > 0),
+        "{legend}"
+    );
+    let legend = json(&POLICE_PUBLIC, "/tiles/heatmap/legend?types=burglary", None).await;
+    assert!(legend["incidents"].is_null(), "{legend}");
+    assert_ne!(legend["disclosure"]["exact"], true, "{legend}");
+}

@@ -33,7 +33,10 @@
 //! `disclosure.heatmap_min_bandwidth_m` and two grid cells (1000 m; a smaller `bandwidth`
 //! is raised to it), the default bandwidth and top of the ramp come from the published
 //! cells, sensitive categories are left out, and the legend states the scale (never a
-//! count) and the grid. The analyst's path (exact points, below) is unchanged.
+//! count) and the grid. The analyst's path (exact points, below) is unchanged. A filter
+//! every record of which is from a dataset marked already public (`public_datasets`:
+//! police.uk publishes each of its points) gets the analyst's exact surface, and its
+//! legend the exact `incidents` and a `disclosure` member saying why.
 //!
 //! Caching: surfaces in small bounded caches (`surface`, `public`); rendered PNGs in one of about
 //! 64 MB keyed by surface, ramp, top of the ramp and tile (`quick_cache`: LRU-like
@@ -152,6 +155,9 @@ struct Request {
     public: Option<(u64, u64)>,
     /// Smallest bandwidth (0 from analyst up).
     min_bandwidth: f64,
+    /// Below analyst, when every record of the filter is from a dataset marked already
+    /// public: the `disclosure` member saying the surface is the exact one.
+    exempt: Option<Value>,
 }
 
 /// The surface a request draws: the analyst's exact one, or the public grid's.
@@ -237,7 +243,11 @@ impl Request {
         } else {
             filter
         };
-        let (min_bandwidth, public) = if controlled {
+        // Every record from a dataset marked already public (police.uk's street-level
+        // points): the analyst's exact surface, and the legend says so.
+        let exempt = (controlled && d.exempt(&state.store(), filter.types))
+            .then(|| disclosure::exact_metadata(d));
+        let (min_bandwidth, public) = if controlled && exempt.is_none() {
             (
                 d.heatmap_min_bandwidth_m.max(public::MIN_BANDWIDTH_M),
                 Some((d.k, d.ckp_seed)),
@@ -296,6 +306,7 @@ impl Request {
             max,
             public,
             min_bandwidth,
+            exempt,
         })
     }
 
@@ -413,7 +424,7 @@ fn legend_doc(req: &Request, s: &Drawn) -> Value {
                 "99.5th percentile of the density at the incident locations (weighted by incidents)",
             ),
             json!(e.incidents().round() as u64),
-            Value::Null,
+            req.exempt.clone().unwrap_or(Value::Null),
         ),
         // The number of incidents under the filter is an exact count: analysts only
         // (below analyst it gave back every withheld district x type x month count).
