@@ -449,6 +449,8 @@ fn backtest_plots_the_pai_curves() {
     let table = text(&out);
     assert!(table.contains("PAI curve"), "{table}");
     assert!(table.contains("0.5%") && table.contains("10.0%"), "{table}");
+    assert!(table.contains("\netas "), "{table}");
+    assert!(table.contains("ETAS fit per fold: theta"), "{table}");
     let check = Command::new("python3")
         .args([
             "-c",
@@ -468,6 +470,6 @@ fn backtest_plots_the_pai_curves() {
         "{}",
         String::from_utf8_lossy(&check.stderr)
     );
-    // Six methods besides random, 11 coverages each, one random line.
-    assert_eq!(got.trim(), "6 [11] 1");
+    // Seven methods besides random, 11 coverages each, one random line.
+    assert_eq!(got.trim(), "7 [11] 1");
 }

@@ -51,7 +51,7 @@ pub struct PatrolArgs {
     pub fdr: bool,
     /// Ranking: auto (the method that backtests best for this filter and geography),
     /// naive (count), recent (risk-weighted recent counts), naive-last (last month),
-    /// gistar, prospective or kde.
+    /// gistar, prospective, kde or etas (a self-exciting point process).
     #[arg(long, default_value = "auto")]
     pub method: String,
     #[arg(long, value_enum, default_value = "table")]
@@ -179,7 +179,7 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
         "auto" => None,
         m => Some(backtest::Method::parse(m).ok_or_else(|| {
             anyhow::anyhow!(
-                "--method must be auto, naive, recent, naive-last, gistar, prospective or kde, got {m:?}"
+                "--method must be auto, naive, recent, naive-last, gistar, prospective, kde or etas, got {m:?}"
             )
         })?),
     };
@@ -716,13 +716,32 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
     }
     let radii = b.folds.iter().map(|f| f.bandwidth_m);
     let (lo, hi) = radii.fold((f64::INFINITY, 0.0f64), |(l, h), r| (l.min(r), h.max(r)));
+    let range = |v: Vec<f64>| {
+        let (l, h) = v
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| {
+                (l.min(*x), h.max(*x))
+            });
+        if l.is_finite() {
+            format!("{l:.4} to {h:.4}")
+        } else {
+            "n/a".into()
+        }
+    };
+    let fits: Vec<(f64, f64)> = b.folds.iter().filter_map(|f| f.etas).collect();
+    let etas_line = format!(
+        "\nETAS fit per fold: theta (incidents each incident triggers) {}, beta (risk left \
+         after a further month) {}.",
+        range(fits.iter().map(|f| f.0).collect()),
+        range(fits.iter().map(|f| f.1).collect()),
+    );
     let _ = writeln!(
         out,
         "\nrandom: the expected score of places chosen at random for the same area.\n\
          PAI = hit rate / area share (1 = chance); PEI = hits / most hits possible in that \
          area (1 = perfect); RRI = the places' test / training incidents over the whole \
          area's (Levine 2008; 1 = they kept their share).\nKDE radius {lo:.0} to {hi:.0} m (ArcGIS default per fold, {} m \
-         where undefined).",
+         where undefined).{etas_line}",
         backtest::KDE_FALLBACK_M
     );
     out

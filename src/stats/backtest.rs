@@ -41,6 +41,10 @@
 //! - `naive-last`: the counts of the last training month only.
 //! - `recent`: risk-weighted recent counts, each training month's count weighted by
 //!   `0.5^(age / 3)`, age in months before the last training month.
+//! - `etas`: a self-exciting point process (Mohler et al. 2011, 2015) fitted by EM on
+//!   the training months: each unit's background rate plus the risk its own incidents
+//!   leave, decaying month by month (`etas`); the score is its expected incidents next
+//!   month. What `recent` weights by a fixed half-life, it fits.
 //! - `random`: not a method but the expected score of places chosen at random for the
 //!   same area budget: hit rate = coverage, PAI = 1, PEI = N coverage / n*, RRI = 1.
 //!
@@ -60,6 +64,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 use thiserror::Error;
 
+use super::etas;
 use super::gi_star::gi_star;
 use super::kde::{self, KdeError, KernelDensity, WeightedPoint};
 use super::pai::{self, Accuracy};
@@ -90,29 +95,33 @@ pub enum Method {
     /// Risk-weighted recent counts: each month's count weighted by
     /// 0.5^(age / [`RECENT_HALF_LIFE_MONTHS`]).
     Recent,
+    /// A self-exciting point process (Mohler et al. 2015) fitted on the training months.
+    Etas,
     /// The expected score of a random choice of the same area.
     Random,
 }
 
 impl Method {
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 8] = [
         Method::Gistar,
         Method::Kde,
         Method::Prospective,
         Method::Naive,
         Method::NaiveLast,
         Method::Recent,
+        Method::Etas,
         Method::Random,
     ];
 
     /// The methods that rank places (all but `Random`), in the order ties are broken.
-    pub const RANKING: [Method; 6] = [
+    pub const RANKING: [Method; 7] = [
         Method::Naive,
         Method::Recent,
         Method::NaiveLast,
         Method::Gistar,
         Method::Prospective,
         Method::Kde,
+        Method::Etas,
     ];
 
     /// The method of a label.
@@ -128,6 +137,7 @@ impl Method {
             Method::Naive => "naive",
             Method::NaiveLast => "naive-last",
             Method::Recent => "recent",
+            Method::Etas => "etas",
             Method::Random => "random",
         }
     }
@@ -184,6 +194,8 @@ pub struct Fold {
     pub test_incidents: f64,
     /// The KDE search radius used, metres.
     pub bandwidth_m: f64,
+    /// The `etas` fit on the training months: (theta, beta), None with no incidents.
+    pub etas: Option<(f64, f64)>,
     /// Per method in [`Method::ALL`] order; None when the fold had no test incidents or
     /// the method selected nothing.
     pub scores: Vec<(Method, Option<Accuracy>)>,
@@ -443,6 +455,12 @@ impl Context {
             test: (months[test.start], months[test.end - 1]),
             test_incidents: truth.iter().sum(),
             bandwidth_m,
+            etas: etas::fit(
+                &self.unit_months[train.clone()],
+                &self.inc.observed[train.clone()],
+                self.study.len(),
+            )
+            .map(|f| (f.theta, f.beta)),
             scores,
             rri: rris,
             curve: curves,
@@ -508,6 +526,14 @@ impl Context {
                 .into_iter()
                 .map(|s| (0, s))
                 .collect(),
+            Method::Etas => etas::scores(
+                &self.unit_months[train.clone()],
+                &self.inc.observed[train],
+                n,
+            )
+            .into_iter()
+            .map(|s| (0, s))
+            .collect(),
             Method::Random => vec![(0, 0.0); n],
         };
         Ok(rank_by(&key, counts, ties))

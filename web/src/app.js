@@ -1056,6 +1056,7 @@ const RANKING_LABELS = {
   gistar: 'Gi* hot spot z-score',
   prospective: 'prospective hotspotting (recent, nearby incidents)',
   kde: 'kernel density',
+  etas: 'self-exciting point process (background plus repeat risk, fitted)',
 };
 
 /** No patrol list for this caller (the collection needs role partner). */
