@@ -572,6 +572,133 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
     assert_eq!(out, again);
 }
 
+/// Live risk zones from the binary: a partner extract with dated burglaries, a fifth of
+/// them repeated within 60 m and 5 days, gives the nearest bands' window (100 m, 7 days);
+/// the zones on the as-of date are the incidents of its last 7 days (by brute force over
+/// the file written), each a circle of 100 m around its incident with its dates.
+#[test]
+fn near_repeat_draws_live_risk_zones_around_the_latest_incidents() {
+    use hotspot::model::{civil_from_days, days_from_civil};
+    use hotspot::spatial::bng::wgs84_to_bng;
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(21);
+    let start = days_from_civil(2022, 1, 1);
+    // Around Preston, inside the county.
+    let mut rows: Vec<(f64, f64, i32)> = (0..1500)
+        .map(|_| {
+            (
+                350_000.0 + rng.random::<f64>() * 10_000.0,
+                425_000.0 + rng.random::<f64>() * 10_000.0,
+                start + rng.random_range(0..365),
+            )
+        })
+        .collect();
+    for i in 0..300 {
+        let (x, y, d) = rows[i];
+        let a = rng.random::<f64>() * std::f64::consts::TAU;
+        let r = rng.random::<f64>() * 60.0;
+        rows.push((
+            x + r * a.cos(),
+            y + r * a.sin(),
+            (d + rng.random_range(0..=5)).min(start + 364),
+        ));
+    }
+    let date = |d: i32| {
+        let (y, m, dd) = civil_from_days(d);
+        format!("{y:04}-{m:02}-{dd:02}")
+    };
+    let mut csv_text = String::from("id,easting,northing,date,category\n");
+    for (i, (x, y, d)) in rows.iter().enumerate() {
+        csv_text.push_str(&format!("b{i},{x:.1},{y:.1},{},Burglary\n", date(*d)));
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("extract.csv");
+    std::fs::write(&file, csv_text).expect("write");
+    let data = dir.path().join("data");
+    stdout_of(&hotspot(&data, &["ingest", &file.to_string_lossy()]));
+    let as_of = start + 200;
+    let zones = dir.path().join("zones.geojson");
+    let args = [
+        "near-repeat",
+        "--types",
+        "burglary",
+        "--distance",
+        "100,200,300",
+        "--days",
+        "7,14,21",
+        "--permutations",
+        "199",
+        "--as-of",
+        &date(as_of),
+        "--zones",
+        &zones.to_string_lossy(),
+    ];
+    let table = stdout_of(&hotspot(&data, &args));
+    assert!(
+        table.contains("Risk window: raised within 100 m and 7 days"),
+        "{table}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&zones).expect("zones written"))
+            .expect("JSON");
+    assert_eq!(doc["as_of"], date(as_of));
+    assert_eq!(doc["window"]["distance_m"], 100.0);
+    let features = doc["features"].as_array().expect("features");
+    // Brute force over the rows: dated from as_of - 7 to as_of.
+    let mut want: Vec<String> = rows
+        .iter()
+        .filter(|r| (as_of - 7..=as_of).contains(&r.2))
+        .map(|r| date(r.2))
+        .collect();
+    let mut got: Vec<String> = features
+        .iter()
+        .map(|f| f["properties"]["date"].as_str().expect("date").to_owned())
+        .collect();
+    want.sort();
+    got.sort();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    assert!(
+        table.contains(&format!(
+            "Live risk zones on {}: {} incidents",
+            date(as_of),
+            want.len()
+        )),
+        "{table}"
+    );
+    for f in features {
+        let p = &f["properties"];
+        let (d, until) = (p["date"].as_str().unwrap(), p["until"].as_str().unwrap());
+        assert!(d <= date(as_of).as_str() && date(as_of).as_str() <= until);
+        let centre = wgs84_to_bng(
+            p["incident_lon"].as_f64().unwrap(),
+            p["incident_lat"].as_f64().unwrap(),
+        )
+        .expect("in the grid");
+        let ring = f["geometry"]["coordinates"][0].as_array().expect("ring");
+        assert_eq!(ring.first(), ring.last());
+        for v in ring {
+            let (x, y) =
+                wgs84_to_bng(v[0].as_f64().unwrap(), v[1].as_f64().unwrap()).expect("in the grid");
+            let r = (x - centre.0).hypot(y - centre.1);
+            assert!((r - 100.0).abs() < 0.5, "vertex {r} m from its incident");
+        }
+    }
+    // A date that does not exist is refused, naming the form it takes.
+    let bad = hotspot(
+        &data,
+        &[
+            "near-repeat",
+            "--types",
+            "burglary",
+            "--as-of",
+            "2022-02-30",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("YYYY-MM-DD"));
+}
+
 /// The PAI curve cuts each method's ranking at 0.5% to 10% of the area: at 2% it is the
 /// backtest's own PAI at `coverage = 0.02` (the same ranking, the same cut), random's is
 /// its expectation (1), and every point is a PAI (hit rate / area share, so at most

@@ -10,9 +10,11 @@ use clap::{Args, ValueEnum};
 
 use super::DataDir;
 use super::aggregate::{FilterArgs, filter_in};
+use crate::model::{CrimeType, civil_from_days, days_from_civil};
 use crate::spatial::Geography;
-use crate::spatial::bng::wgs84_to_bng;
+use crate::spatial::bng::{bng_to_wgs84, wgs84_to_bng};
 use crate::stats::near_repeat::{DatedPoint, Knox, KnoxOptions, knox};
+use crate::stats::risk_zones::{self, RiskWindow, Zone};
 use crate::store::Store;
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -44,6 +46,17 @@ pub struct NearRepeatArgs {
     pub seed: u64,
     #[arg(long, value_enum, default_value = "table")]
     pub format: NearRepeatFormat,
+    /// Live risk zones on this date (YYYY-MM-DD): the incidents dated within the risk
+    /// window's days before it. Default: the latest date under the filter.
+    #[arg(long, value_name = "DATE", value_parser = parse_date)]
+    pub as_of: Option<i32>,
+    /// Write the live risk zones as a GeoJSON layer (a circle of the window's distance
+    /// around each incident, with its dates) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub zones: Option<PathBuf>,
+    /// Level at which a band counts as raised for the risk window.
+    #[arg(long, default_value_t = 0.05, value_parser = parse_alpha)]
+    pub alpha: f64,
     /// Write to a file instead of standard output.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -64,6 +77,7 @@ pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
         f.to.map_or(u16::MAX, |m| m.index()),
     );
     let mut points = Vec::new();
+    let mut types = Vec::new();
     let mut undated = 0u64;
     store.for_each_located(|ctype, sev, month, day, lon_e7, lat_e7| {
         if month < lo || month > hi || !f.keeps(ctype, sev) {
@@ -77,7 +91,10 @@ pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
             }
         }
         match (day, wgs84_to_bng(lon, lat)) {
-            (Some(day), Ok((x, y))) => points.push(DatedPoint { x, y, day }),
+            (Some(day), Ok((x, y))) => {
+                points.push(DatedPoint { x, y, day });
+                types.push(ctype);
+            }
             (None, _) => undated += 1,
             (Some(_), Err(_)) => {}
         }
@@ -97,15 +114,180 @@ pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
         seed: a.seed,
     };
     let k = knox(&points, &o)?;
+    let as_of = a
+        .as_of
+        .unwrap_or_else(|| points.iter().map(|p| p.day).max().unwrap_or(0));
+    let w = risk_zones::window(&k, a.alpha);
+    let zones = w.map_or_else(Vec::new, |w| risk_zones::live(&points, w, as_of));
+    let live = Live {
+        window: w,
+        zones,
+        as_of,
+        alpha: a.alpha,
+        points: &points,
+        types: &types,
+    };
+    if let Some(path) = &a.zones {
+        let doc = zones_geojson(&live)?;
+        std::fs::write(path, doc)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
     match a.format {
         NearRepeatFormat::Csv => super::emit_csv(
             &csv(&k),
-            &provenance(&k, undated),
+            &provenance(&k, undated, &live),
             a.out.as_deref(),
             a.provenance.as_deref(),
         ),
-        NearRepeatFormat::Table => super::emit(&table(&k, undated), a.out.as_deref()),
+        NearRepeatFormat::Table => {
+            let mut out = table(&k, undated);
+            out.push_str(&zones_table(&live));
+            super::emit(&out, a.out.as_deref())
+        }
     }
+}
+
+/// A date as YYYY-MM-DD, to days since 1970-01-01.
+fn parse_date(s: &str) -> Result<i32, String> {
+    let bad = || format!("expected a date as YYYY-MM-DD, got {s:?}");
+    let mut it = s.splitn(3, '-');
+    let mut part = |len: usize| {
+        it.next()
+            .filter(|p| p.len() == len && p.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|p| p.parse::<u32>().ok())
+            .ok_or_else(bad)
+    };
+    let (y, m, d) = (part(4)?, part(2)?, part(2)?);
+    let day = days_from_civil(y as i32, m, d);
+    // A day that does not exist (2021-02-30) does not come back the same.
+    (civil_from_days(day) == (y as i32, m, d))
+        .then_some(day)
+        .ok_or_else(bad)
+}
+
+fn parse_alpha(s: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|a| *a > 0.0 && *a <= 1.0)
+        .ok_or_else(|| format!("expected a level above 0 and at most 1, got {s:?}"))
+}
+
+fn date(day: i32) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The risk window and the zones live on `as_of`.
+struct Live<'a> {
+    window: Option<RiskWindow>,
+    zones: Vec<Zone>,
+    as_of: i32,
+    alpha: f64,
+    points: &'a [DatedPoint],
+    types: &'a [u8],
+}
+
+impl Live<'_> {
+    fn type_label(&self, z: &Zone) -> &'static str {
+        self.types
+            .get(z.point)
+            .and_then(|c| CrimeType::from_code(*c))
+            .map_or("", CrimeType::label)
+    }
+
+    fn lon_lat(&self, z: &Zone) -> Option<(f64, f64)> {
+        let p = self.points.get(z.point)?;
+        bng_to_wgs84(p.x, p.y).ok()
+    }
+}
+
+fn zones_table(l: &Live) -> String {
+    let mut out = String::new();
+    let Some(w) = l.window else {
+        let _ = writeln!(
+            out,
+            "\nLive risk zones: none. The nearest bands are not raised at p <= {}, so the data show no near repeat to draw zones from.",
+            l.alpha
+        );
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "\nRisk window: raised within {} m and {} days of an incident (the runs of bands at p <= {} from the nearest).\n\
+         Live risk zones on {}: {} incidents dated {} to {}",
+        w.distance_m,
+        w.days,
+        l.alpha,
+        date(l.as_of),
+        l.zones.len(),
+        date(l.as_of - i32::try_from(w.days).unwrap_or(i32::MAX)),
+        date(l.as_of),
+    );
+    if l.zones.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<10}  {:<10}  {:>10}  {:>10}  type",
+        "date", "until", "longitude", "latitude"
+    );
+    for z in &l.zones {
+        let (lon, lat) = l.lon_lat(z).unwrap_or((f64::NAN, f64::NAN));
+        let _ = writeln!(
+            out,
+            "{:<10}  {:<10}  {:>10.5}  {:>10.5}  {}",
+            date(z.day),
+            date(z.until),
+            lon,
+            lat,
+            l.type_label(z)
+        );
+    }
+    out
+}
+
+/// The zones as a GeoJSON FeatureCollection of circles (64 vertices, drawn on the BNG
+/// and taken to WGS84), with the window in a foreign member.
+fn zones_geojson(l: &Live) -> anyhow::Result<String> {
+    let mut features = Vec::new();
+    if let Some(w) = l.window {
+        for z in &l.zones {
+            let p = l.points[z.point];
+            let ring: Vec<[f64; 2]> = risk_zones::circle(p.x, p.y, w.distance_m, 64)
+                .into_iter()
+                .map(|(x, y)| {
+                    bng_to_wgs84(x, y)
+                        .map(|(lon, lat)| [round7(lon), round7(lat)])
+                        .map_err(|e| anyhow::anyhow!("a zone left the British National Grid: {e}"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            let (lon, lat) = l.lon_lat(z).unwrap_or((f64::NAN, f64::NAN));
+            features.push(serde_json::json!({
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {
+                    "date": date(z.day),
+                    "until": date(z.until),
+                    "radius_m": w.distance_m,
+                    "days": w.days,
+                    "type": l.type_label(z),
+                    "incident_lon": round7(lon),
+                    "incident_lat": round7(lat),
+                },
+            }));
+        }
+    }
+    let doc = serde_json::json!({
+        "type": "FeatureCollection",
+        "as_of": date(l.as_of),
+        "window": l.window.map(|w| serde_json::json!({"distance_m": w.distance_m, "days": w.days, "alpha": l.alpha})),
+        "features": features,
+    });
+    Ok(serde_json::to_string(&doc)?)
+}
+
+fn round7(v: f64) -> f64 {
+    (v * 1e7).round() / 1e7
 }
 
 fn distance_label(c: &crate::stats::near_repeat::KnoxCell) -> String {
@@ -124,8 +306,17 @@ fn ratio(r: Option<f64>) -> String {
 }
 
 /// The test's provenance (the CSV's sidecar).
-fn provenance(k: &Knox, undated: u64) -> Vec<(&'static str, String)> {
+fn provenance(k: &Knox, undated: u64, l: &Live) -> Vec<(&'static str, String)> {
     vec![
+        ("as_of", date(l.as_of)),
+        (
+            "risk_window",
+            l.window.map_or_else(
+                || "none".into(),
+                |w| format!("{} m, {} days", w.distance_m, w.days),
+            ),
+        ),
+        ("live_zones", l.zones.len().to_string()),
         ("method", "knox".into()),
         ("dated_incidents", k.points.to_string()),
         ("undated_left_out", undated.to_string()),

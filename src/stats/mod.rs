@@ -18,6 +18,7 @@ pub mod mann_kendall;
 pub mod near_repeat;
 pub mod pai;
 pub mod patrol;
+pub mod risk_zones;
 pub mod study;
 pub mod weights;
 
