@@ -39,8 +39,20 @@ static STORE: LazyLock<(std::path::PathBuf, Arc<AnalysisStore>)> = LazyLock::new
     (dir, Arc::new(analysis))
 });
 
+/// The bundled sample alone: police.uk's and STATS19's records, no partner's.
+static SAMPLE: LazyLock<(std::path::PathBuf, Arc<AnalysisStore>)> = LazyLock::new(|| {
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    drop(load_or_seed(&dir).expect("the bundled sample loads"));
+    let geography = Arc::new(hotspot::spatial::Geography::bundled().expect("geography"));
+    let analysis = hotspot::analysis::from_store(&dir, geography).expect("reload");
+    (dir, Arc::new(analysis))
+});
+
 fn state(public: &[&str]) -> AppState {
-    let (dir, store) = &*STORE;
+    state_of(&STORE, public)
+}
+
+fn state_of((dir, store): &(std::path::PathBuf, Arc<AnalysisStore>), public: &[&str]) -> AppState {
     let key = |name: &str, role| ApiKey {
         name: name.into(),
         role,
@@ -262,4 +274,42 @@ async fn a_public_datasets_heatmap_is_the_exact_one() {
     let legend = json(&POLICE_PUBLIC, "/tiles/heatmap/legend?types=burglary", None).await;
     assert!(legend["incidents"].is_null(), "{legend}");
     assert_ne!(legend["disclosure"]["exact"], true, "{legend}");
+}
+
+/// `/map/api/types` lists every type of the data, so it is exact only when every record
+/// of the store is from a marked dataset: the sample with police.uk and STATS19 marked
+/// gives the public the analyst's counts and says so; with STATS19 unmarked, or with a
+/// partner's burglaries in the store, it stays perturbed.
+#[tokio::test]
+async fn the_type_counts_are_exact_only_when_every_record_is_public() {
+    let uri = "/map/api/types?district=Preston";
+    let both = state_of(&SAMPLE, &["police.uk", "stats19"]);
+    let public = json(&both, uri, None).await;
+    let analyst = json(&both, uri, Some("analyst-key")).await;
+    assert_eq!(public["types"], analyst["types"]);
+    assert_eq!(public["severities"], analyst["severities"]);
+    assert_eq!(
+        public["disclosure"]["exact"], true,
+        "{}",
+        public["disclosure"]
+    );
+    assert!(public["types"].as_array().is_some_and(|t| t.len() > 5));
+    // The same counts over the whole county, where the small ones would be withheld.
+    let uri = "/map/api/types";
+    assert_eq!(
+        json(&both, uri, None).await["types"],
+        json(&both, uri, Some("analyst-key")).await["types"]
+    );
+    for (st, why) in [
+        (state_of(&SAMPLE, &["police.uk"]), "STATS19 unmarked"),
+        (state(&["police.uk", "stats19"]), "a partner's burglaries"),
+    ] {
+        let public = json(&st, "/map/api/types?district=Preston", None).await;
+        let analyst = json(&st, "/map/api/types?district=Preston", Some("analyst-key")).await;
+        assert_eq!(public["disclosure"]["perturbed"], true, "{why}");
+        assert_ne!(
+            public["types"], analyst["types"],
+            "{why}: perturbed counts differ"
+        );
+    }
 }

@@ -80,8 +80,9 @@
 //!   extracts) is published exactly, as the analyst sees it, with
 //!   [`exact_metadata`] saying so ([`DisclosureSettings::exempt`]; the store knows each
 //!   type's datasets, `AnalysisStore::types_only_from`). One record of another dataset in
-//!   the answer keeps it controlled. Not exempted: the heatmap, `/map/api/types`, street
-//!   counts.
+//!   the answer keeps it controlled. The heatmap of such a filter is the exact surface;
+//!   `/map/api/types` (which lists every type) is exact when every record of the store
+//!   is from a marked dataset. Not exempted: street counts in the place search.
 //!
 //! Not covered (documented limits): a total published by *another* output (a parent
 //! cell's count in the coarser grid, a district's) is suppressed by that output's own

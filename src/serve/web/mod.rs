@@ -356,12 +356,17 @@ async fn types_json(
     let p = params::parse(query.as_deref(), &FILTER_PARAMS)?;
     let store = state.store();
     let filter = params::filter(&p, &store)?;
-    let public = principal_of(principal)
-        .role
-        .disclosure_controlled()
-        .then(|| state.settings().disclosure.clone());
+    let d = state.settings().disclosure.clone();
+    let controlled = principal_of(principal).role.disclosure_controlled();
+    // Every type of the data is listed, so the answer is exact only when every record of
+    // the store is from a dataset marked already public.
+    let exempt = controlled && d.exempt(&store, crate::model::TypeSet::all());
+    let public = (controlled && !exempt).then(|| d.clone());
     let generation = state.generation();
-    let doc =
+    let mut doc =
         blocking(move || types::types(&store, generation, &filter, public.as_ref())).await??;
+    if exempt {
+        doc["disclosure"] = disclosure::exact_metadata(&d);
+    }
     json_body(&doc, &headers)
 }

@@ -12,6 +12,10 @@
 //! Sensitive categories are listed: a district or the county is district level, where
 //! they are published.
 //!
+//! When every record of the store is from a dataset marked already public
+//! (`disclosure.public_datasets`), the route serves the analyst's exact document with
+//! `disclosure::exact_metadata`.
+//!
 //! Road collisions are rows per severity there; their type's count (the sum) is published
 //! below analyst perturbed from its own records and only when it gives back no withheld
 //! severity (and, with the other types, no withheld type): `disclosure::total_discloses`.
