@@ -180,6 +180,95 @@ static BACKTEST: LazyLock<Backtest> = LazyLock::new(|| {
     backtest::backtest(STORE.clone(), Units::H3(R8), &f, opts).expect("backtest")
 });
 
+/// Harm weights for every category of the sample: `scale` times each category's code
+/// plus one when `varied`, else `scale` alike.
+fn harm_file(scale: f64, varied: bool) -> hotspot::stats::harm::HarmWeights {
+    use hotspot::model::CrimeType;
+    let mut text = String::from("category,weight,source\n");
+    for t in CrimeType::ALL {
+        let w = if varied {
+            scale * (*t as u8 as f64 + 1.0)
+        } else {
+            scale
+        };
+        text.push_str(&format!("{},{w},test\n", t.label()));
+    }
+    hotspot::stats::harm::HarmWeights::parse("weights.csv", &text).expect("weights")
+}
+
+fn harm_backtest(
+    h: &hotspot::stats::harm::HarmWeights,
+) -> Result<Backtest, backtest::BacktestError> {
+    let f = Filter {
+        from: Some("2023-07".parse().expect("month")),
+        ..Filter::default()
+    };
+    let opts = BacktestOptions {
+        coverage: 0.02,
+        train: 12,
+        test: 1,
+        k: 1,
+    };
+    backtest::backtest_weighted(STORE.clone(), Units::H3(R8), &f, opts, Some(h))
+}
+
+/// Harm: the weighted test window is the brute-force sum of the weights of its
+/// incidents; the same weight for every category scores as the counts do (every method
+/// is scale-free but KDE, whose default radius, as ArcGIS's with a population field,
+/// takes the weights' sum as its n); a category the file misses is refused by name.
+#[test]
+fn harm_weights_are_what_the_backtest_ranks_and_scores() {
+    let f = Filter {
+        from: Some("2023-07".parse().expect("month")),
+        ..Filter::default()
+    };
+    let varied = harm_file(1.0, true);
+    let b = harm_backtest(&varied).expect("harm backtest");
+    let study = Study::new(STORE.clone(), Units::H3(R8), &f);
+    let loc_unit = patrol::location_units(&study, &f);
+    let inc = &STORE.incidents;
+    for fold in &b.folds {
+        let (lo, hi) = (fold.test.0.index(), fold.test.1.index());
+        let want: f64 = (0..inc.len())
+            .filter(|&i| {
+                (lo..=hi).contains(&inc.month[i])
+                    && f.keeps(inc.ctype[i], inc.severity[i])
+                    && loc_unit[inc.loc[i] as usize] != patrol::NO_UNIT
+            })
+            .map(|i| f64::from(inc.ctype[i]) + 1.0)
+            .sum();
+        assert!(
+            (fold.test_incidents - want).abs() < 1e-6 * want,
+            "{} vs {want}",
+            fold.test_incidents
+        );
+    }
+    assert_ne!(b.folds[0].test_incidents, BACKTEST.folds[0].test_incidents);
+    let same = harm_backtest(&harm_file(2.5, false)).expect("scaled backtest");
+    for (s, c) in same.summary.iter().zip(&BACKTEST.summary) {
+        assert_eq!(s.method, c.method);
+        if s.method == Method::Kde {
+            continue;
+        }
+        for (x, y, what) in [
+            (s.hit_rate.mean, c.hit_rate.mean, "hit rate"),
+            (s.pai.mean, c.pai.mean, "PAI"),
+            (s.pei.mean, c.pei.mean, "PEI"),
+        ] {
+            assert!((x - y).abs() < 1e-9, "{:?} {what}: {x} vs {y}", s.method);
+        }
+    }
+    let partial =
+        hotspot::stats::harm::HarmWeights::parse("few.csv", "category,weight\nBurglary,40\n")
+            .expect("weights");
+    let err = harm_backtest(&partial).expect_err("refused").to_string();
+    assert!(
+        err.starts_with("few.csv: no weight for Anti-social behaviour"),
+        "{err}"
+    );
+    assert!(!err.contains("Burglary"), "{err}");
+}
+
 #[test]
 fn backtest_folds_roll_one_month_at_a_time() {
     let b = &*BACKTEST;
@@ -570,6 +659,47 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
     // The same seed gives the same answer.
     let again = stdout_of(&hotspot(DATA.path(), &DATED));
     assert_eq!(out, again);
+}
+
+/// `backtest --harm FILE` from the binary: the table names the measure, the file and
+/// its source; a bad row is refused with the file, line and field.
+#[test]
+fn backtest_harm_from_the_binary_names_its_weights() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let good = dir.path().join("harm.csv");
+    let mut text = String::from("category,weight,source\n");
+    for t in hotspot::model::CrimeType::ALL {
+        text.push_str(&format!("{},{},local mix\n", t.slug(), *t as u8 + 1));
+    }
+    std::fs::write(&good, text).expect("write");
+    let args = ["backtest", "--unit", "h3:8", "--train", "30", "--harm"];
+    let table = stdout_of(&hotspot(
+        DATA.path(),
+        &[&args[..], &[&good.to_string_lossy()]].concat(),
+    ));
+    assert!(
+        table.contains(&format!(
+            "measure: harm (weights of {} categories from {}; source: local mix)",
+            hotspot::model::CrimeType::ALL.len(),
+            good.display()
+        )),
+        "{table}"
+    );
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "category,weight\nburglary,-3\n").expect("write");
+    let out = hotspot(
+        DATA.path(),
+        &[&args[..], &[&bad.to_string_lossy()]].concat(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!(
+            "{} line 2, field weight: \"-3\" is not a number above 0",
+            bad.display()
+        )),
+        "{err}"
+    );
 }
 
 /// Live risk zones from the binary: a partner extract with dated burglaries, a fifth of

@@ -101,6 +101,11 @@ pub struct BacktestArgs {
     /// SVG image to this file.
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<PathBuf>,
+    /// Score harm instead of counts: a CSV of `category,weight[,source]` (police.uk's
+    /// label or the short name; a weight above 0 for every category under the filter).
+    /// Each incident counts as its category's weight, in the rankings and the scores.
+    #[arg(long, value_name = "FILE.csv")]
+    pub harm: Option<PathBuf>,
 }
 
 fn study_units(unit: &str, store: &AnalysisStore) -> anyhow::Result<Units> {
@@ -468,8 +473,14 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
     let g = store.geography.clone();
     let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
-    let b = backtest::backtest(store, units, &f, opts)?;
+    let harm = a
+        .harm
+        .as_deref()
+        .map(crate::stats::harm::HarmWeights::read)
+        .transpose()?;
+    let b = backtest::backtest_weighted(store, units, &f, opts, harm.as_ref())?;
     let mut prov = vec![("method", "backtest".to_owned()), ("unit", a.unit.clone())];
+    prov.push(("measure", measure(harm.as_ref())));
     prov.extend(filter_provenance(&g, &f, &b.months, &missing));
     prov.extend([
         ("coverage", a.coverage.to_string()),
@@ -641,6 +652,24 @@ fn backtest_csv(b: &backtest::Backtest) -> String {
     out
 }
 
+/// What the backtest counts: incidents, or their harm with the file and its sources.
+fn measure(harm: Option<&crate::stats::harm::HarmWeights>) -> String {
+    harm.map_or_else(
+        || "count".to_owned(),
+        |h| {
+            let source = match h.sources.as_slice() {
+                [] => "no source given".to_owned(),
+                s => format!("source: {}", s.join("; ")),
+            };
+            format!(
+                "harm (weights of {} categories from {}; {source})",
+                h.len(),
+                h.file
+            )
+        },
+    )
+}
+
 fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, String)]) -> String {
     let tested = match (b.folds.first(), b.folds.last()) {
         (Some(first), Some(last)) => format!("{} to {}", first.test.0, last.test.1),
@@ -648,7 +677,8 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
     };
     let mut out = format!(
         "Backtest: {} units ({}), {} folds of {} training and {} test month(s), tested {}\n\
-         each method chooses up to {:.1}% of {:.1} km2; scored on the test window\n\n",
+         each method chooses up to {:.1}% of {:.1} km2; scored on the test window\n\
+         measure: {}\n\n",
         a.unit,
         b.units,
         b.folds.len(),
@@ -657,6 +687,9 @@ fn backtest_table(b: &backtest::Backtest, a: &BacktestArgs, prov: &[(&str, Strin
         tested,
         100.0 * a.coverage,
         b.study_area_km2,
+        prov.iter()
+            .find(|p| p.0 == "measure")
+            .map_or("count", |p| p.1.as_str()),
     );
     if !b.skipped.is_empty() {
         let _ = writeln!(

@@ -164,6 +164,8 @@ pub enum BacktestError {
     NoCompleteWindow { window: usize, missing: String },
     #[error(transparent)]
     Kde(#[from] KdeError),
+    #[error(transparent)]
+    Harm(#[from] super::harm::HarmError),
 }
 
 /// Backtest settings.
@@ -295,6 +297,23 @@ pub fn backtest(
     filter: &Filter,
     opts: BacktestOptions,
 ) -> Result<Backtest, BacktestError> {
+    backtest_weighted(store, units, filter, opts, None)
+}
+
+/// As [`backtest`], with each incident counted as its category's weight in `harm` when
+/// given: every method ranks by harm and every score is of the harm captured (hit rate:
+/// the share of the test window's harm in the chosen places; PEI: of the most harm that
+/// area could hold).
+///
+/// # Errors
+/// As [`backtest`], and [`BacktestError::Harm`] for a category the weights miss.
+pub fn backtest_weighted(
+    store: std::sync::Arc<AnalysisStore>,
+    units: Units,
+    filter: &Filter,
+    opts: BacktestOptions,
+    harm: Option<&super::harm::HarmWeights>,
+) -> Result<Backtest, BacktestError> {
     if !(opts.coverage > 0.0 && opts.coverage <= 1.0) {
         return Err(BacktestError::Coverage(opts.coverage));
     }
@@ -305,7 +324,10 @@ pub fn backtest(
     if study.len() < 3 {
         return Err(BacktestError::TooFewUnits(study.len()));
     }
-    let inc = UnitIncidents::new(&study, filter);
+    let inc = match harm {
+        Some(h) => UnitIncidents::weighted(&study, filter, h)?,
+        None => UnitIncidents::new(&study, filter),
+    };
     let m = inc.months.len();
     if m < opts.train + opts.test {
         return Err(BacktestError::TooFewMonths {
@@ -562,7 +584,7 @@ impl Context {
     fn kde(&self, train: std::ops::Range<usize>) -> Result<(Vec<f64>, f64), KdeError> {
         let mut w: FxHashMap<u32, f64> = FxHashMap::default();
         for &(l, c) in self.inc.by_month[train].iter().flatten() {
-            *w.entry(l).or_default() += f64::from(c);
+            *w.entry(l).or_default() += c;
         }
         let mut points: Vec<WeightedPoint> = w
             .into_iter()

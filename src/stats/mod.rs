@@ -12,6 +12,7 @@ pub mod etas;
 pub mod fdr;
 pub mod gi_star;
 pub mod grid;
+pub mod harm;
 pub mod kde;
 pub mod local_moran;
 pub mod mann_kendall;

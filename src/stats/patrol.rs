@@ -46,10 +46,11 @@ use thiserror::Error;
 use super::backtest::{self, Backtest, BacktestError, BacktestOptions, Context, Method};
 use super::emerging::{self, Category, EmergingError};
 use super::gi_star::gi_star;
+use super::harm::{HarmError, HarmWeights};
 use super::pai;
 use super::study::{Contiguity, Study, Units};
 use crate::analysis::{AnalysisStore, Filter};
-use crate::model::Month;
+use crate::model::{Month, TypeSet};
 use crate::spatial::geography::{NO_DISTRICT, NO_LSOA};
 
 /// Marks a location outside every study unit.
@@ -85,8 +86,10 @@ pub struct UnitIncidents {
     pub observed: Vec<bool>,
     /// The study unit of each store location, or [`NO_UNIT`].
     pub loc_unit: Vec<u32>,
-    /// Per month, `(location, incidents)` sorted by location, zero counts left out.
-    pub by_month: Vec<Vec<(u32, u32)>>,
+    /// Per month, `(location, incidents)` sorted by location, zero counts left out; with
+    /// harm weights ([`UnitIncidents::weighted`]) each incident counts as its category's
+    /// weight.
+    pub by_month: Vec<Vec<(u32, f64)>>,
     /// Number of study units.
     pub units: usize,
 }
@@ -94,6 +97,23 @@ pub struct UnitIncidents {
 impl UnitIncidents {
     /// Places every location in `study` and counts the incidents passing `filter`.
     pub fn new(study: &Study, filter: &Filter) -> Self {
+        Self::build(study, filter, None).unwrap_or_else(|_| unreachable!("no weights, no error"))
+    }
+
+    /// As [`UnitIncidents::new`], each incident counted as its category's weight in `harm`.
+    ///
+    /// # Errors
+    /// [`HarmError::Missing`] naming the categories under the filter the file does not
+    /// weigh.
+    pub fn weighted(study: &Study, filter: &Filter, harm: &HarmWeights) -> Result<Self, HarmError> {
+        Self::build(study, filter, Some(harm))
+    }
+
+    fn build(
+        study: &Study,
+        filter: &Filter,
+        harm: Option<&HarmWeights>,
+    ) -> Result<Self, HarmError> {
         let loc_unit = location_units(study, filter);
         let store = &study.store;
         let months = store.series_months(filter);
@@ -105,6 +125,9 @@ impl UnitIncidents {
         let mut by_month = vec![Vec::new(); months.len()];
         let inc = &store.incidents;
         let span = hi.wrapping_sub(lo);
+        // (month, location) keys, one per incident, sorted so that a run is a count;
+        // with harm weights the category too, (month, location, category).
+        let weighted = harm.is_some();
         let mut keys: Vec<u64> = inc
             .loc
             .par_iter()
@@ -115,22 +138,47 @@ impl UnitIncidents {
             .filter_map(|(((&l, &m), &c), &v)| {
                 let dm = m.wrapping_sub(lo);
                 let unit = loc_unit.get(l as usize).copied().unwrap_or(NO_UNIT);
-                (hi >= lo && dm <= span && unit != NO_UNIT && filter.keeps(c, v))
-                    .then_some((u64::from(dm) << 32) | u64::from(l))
+                (hi >= lo && dm <= span && unit != NO_UNIT && filter.keeps(c, v)).then_some(
+                    match weighted {
+                        true => (u64::from(dm) << 40) | (u64::from(l) << 8) | u64::from(c),
+                        false => (u64::from(dm) << 32) | u64::from(l),
+                    },
+                )
             })
             .collect();
         keys.par_sort_unstable();
+        let mut missing = TypeSet::empty();
         for run in keys.chunk_by(|a, b| a == b) {
-            let t = (run[0] >> 32) as usize;
-            by_month[t].push((run[0] as u32, run.len() as u32));
+            let k = run[0];
+            let n = run.len() as f64;
+            let (t, l, add) = match harm {
+                None => ((k >> 32) as usize, k as u32, n),
+                Some(h) => {
+                    let c = k as u8;
+                    let Some(w) = h.get(c) else {
+                        if let Some(ct) = crate::model::CrimeType::from_code(c) {
+                            missing = missing.with(ct);
+                        }
+                        continue;
+                    };
+                    ((k >> 40) as usize, (k >> 8) as u32, w * n)
+                }
+            };
+            match by_month[t].last_mut() {
+                Some((last, x)) if *last == l => *x += add,
+                _ => by_month[t].push((l, add)),
+            }
         }
-        UnitIncidents {
+        if let Some(h) = harm.filter(|_| missing.bits() != 0) {
+            return Err(h.missing(missing));
+        }
+        Ok(UnitIncidents {
             months,
             observed,
             loc_unit,
             by_month,
             units: study.len(),
-        }
+        })
     }
 
     /// Incidents per unit over the months `range` (indices into `months`).
@@ -138,7 +186,7 @@ impl UnitIncidents {
         let mut out = vec![0.0; self.units];
         for month in self.by_month.get(range).unwrap_or_default() {
             for &(l, c) in month {
-                out[self.loc_unit[l as usize] as usize] += f64::from(c);
+                out[self.loc_unit[l as usize] as usize] += c;
             }
         }
         out
@@ -158,7 +206,7 @@ impl UnitIncidents {
             .map(|month| {
                 let mut acc: FxHashMap<u32, f64> = FxHashMap::default();
                 for &(l, c) in month {
-                    *acc.entry(self.loc_unit[l as usize]).or_default() += f64::from(c);
+                    *acc.entry(self.loc_unit[l as usize]).or_default() += c;
                 }
                 let mut v: Vec<(u32, f64)> = acc.into_iter().collect();
                 v.sort_unstable_by_key(|e| e.0);
@@ -167,9 +215,9 @@ impl UnitIncidents {
             .collect()
     }
 
-    /// Incidents per store location over every month.
-    pub fn location_totals(&self) -> Vec<u32> {
-        let mut out = vec![0u32; self.loc_unit.len()];
+    /// Incidents (or their harm) per store location over every month.
+    pub fn location_totals(&self) -> Vec<f64> {
+        let mut out = vec![0.0; self.loc_unit.len()];
         for &(l, c) in self.by_month.iter().flatten() {
             out[l as usize] += c;
         }
@@ -506,6 +554,8 @@ fn place_names(study: &Study, inc: &UnitIncidents, order: &[usize]) -> Vec<Names
         .collect();
     let mut tallies: Vec<Tally> = (0..order.len()).map(|_| Tally::default()).collect();
     for (loc, total) in inc.location_totals().into_iter().enumerate() {
+        // The patrol list counts incidents (no harm weights): whole numbers.
+        let total = total.round() as u32;
         if let Some(&k) = slot.get(&inc.loc_unit[loc]).filter(|_| total > 0) {
             let t = &mut tallies[k];
             *t.lsoa.entry(l.lsoa[loc]).or_default() += total;
