@@ -173,7 +173,9 @@ fn parse_alpha(s: &str) -> Result<f64, String> {
 }
 
 fn date(day: i32) -> String {
-    let (y, m, d) = civil_from_days(day);
+    // Far enough from i32's ends that the civil arithmetic cannot overflow (a --days
+    // band of billions of days would otherwise reach them).
+    let (y, m, d) = civil_from_days(day.clamp(-2_000_000_000, 2_000_000_000));
     format!("{y:04}-{m:02}-{d:02}")
 }
 
@@ -220,7 +222,10 @@ fn zones_table(l: &Live) -> String {
         l.alpha,
         date(l.as_of),
         l.zones.len(),
-        date(l.as_of - i32::try_from(w.days).unwrap_or(i32::MAX)),
+        date(
+            l.as_of
+                .saturating_sub(i32::try_from(w.days).unwrap_or(i32::MAX))
+        ),
         date(l.as_of),
     );
     if l.zones.is_empty() {
