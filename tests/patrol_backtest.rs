@@ -165,20 +165,29 @@ fn unit_incidents_agree_with_the_study_counts() {
     assert!(lsoa.counts.iter().sum::<f64>() > 1000.0);
 }
 
-/// 18 months (2023-07 to 2024-12) at h3:8: 6 folds of 12 training months and 1 test.
-static BACKTEST: LazyLock<Backtest> = LazyLock::new(|| {
-    let f = Filter {
+/// The backtest's filter: 18 months, 2023-07 to 2024-12.
+fn backtest_filter() -> Filter {
+    Filter {
         from: Some("2023-07".parse().expect("month")),
         ..Filter::default()
-    };
+    }
+}
+
+/// The backtest at h3:8, with harm weights when given: 6 folds of 12 training months and
+/// 1 test.
+fn run_backtest(
+    harm: Option<&hotspot::stats::harm::HarmWeights>,
+) -> Result<Backtest, backtest::BacktestError> {
     let opts = BacktestOptions {
         coverage: 0.02,
         train: 12,
         test: 1,
         k: 1,
     };
-    backtest::backtest(STORE.clone(), Units::H3(R8), &f, opts).expect("backtest")
-});
+    backtest::backtest_weighted(STORE.clone(), Units::H3(R8), &backtest_filter(), opts, harm)
+}
+
+static BACKTEST: LazyLock<Backtest> = LazyLock::new(|| run_backtest(None).expect("backtest"));
 
 /// Harm weights for every category of the sample: `scale` times each category's code
 /// plus one when `varied`, else `scale` alike.
@@ -196,34 +205,15 @@ fn harm_file(scale: f64, varied: bool) -> hotspot::stats::harm::HarmWeights {
     hotspot::stats::harm::HarmWeights::parse("weights.csv", &text).expect("weights")
 }
 
-fn harm_backtest(
-    h: &hotspot::stats::harm::HarmWeights,
-) -> Result<Backtest, backtest::BacktestError> {
-    let f = Filter {
-        from: Some("2023-07".parse().expect("month")),
-        ..Filter::default()
-    };
-    let opts = BacktestOptions {
-        coverage: 0.02,
-        train: 12,
-        test: 1,
-        k: 1,
-    };
-    backtest::backtest_weighted(STORE.clone(), Units::H3(R8), &f, opts, Some(h))
-}
-
 /// Harm: the weighted test window is the brute-force sum of the weights of its
 /// incidents; the same weight for every category scores as the counts do (every method
 /// is scale-free but KDE, whose default radius, as ArcGIS's with a population field,
 /// takes the weights' sum as its n); a category the file misses is refused by name.
 #[test]
 fn harm_weights_are_what_the_backtest_ranks_and_scores() {
-    let f = Filter {
-        from: Some("2023-07".parse().expect("month")),
-        ..Filter::default()
-    };
+    let f = backtest_filter();
     let varied = harm_file(1.0, true);
-    let b = harm_backtest(&varied).expect("harm backtest");
+    let b = run_backtest(Some(&varied)).expect("harm backtest");
     let study = Study::new(STORE.clone(), Units::H3(R8), &f);
     let loc_unit = patrol::location_units(&study, &f);
     let inc = &STORE.incidents;
@@ -244,7 +234,7 @@ fn harm_weights_are_what_the_backtest_ranks_and_scores() {
         );
     }
     assert_ne!(b.folds[0].test_incidents, BACKTEST.folds[0].test_incidents);
-    let same = harm_backtest(&harm_file(2.5, false)).expect("scaled backtest");
+    let same = run_backtest(Some(&harm_file(2.5, false))).expect("scaled backtest");
     for (s, c) in same.summary.iter().zip(&BACKTEST.summary) {
         assert_eq!(s.method, c.method);
         if s.method == Method::Kde {
@@ -261,7 +251,9 @@ fn harm_weights_are_what_the_backtest_ranks_and_scores() {
     let partial =
         hotspot::stats::harm::HarmWeights::parse("few.csv", "category,weight\nBurglary,40\n")
             .expect("weights");
-    let err = harm_backtest(&partial).expect_err("refused").to_string();
+    let err = run_backtest(Some(&partial))
+        .expect_err("refused")
+        .to_string();
     assert!(
         err.starts_with("few.csv: no weight for Anti-social behaviour"),
         "{err}"

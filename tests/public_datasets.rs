@@ -75,7 +75,8 @@ fn state_of((dir, store): &(std::path::PathBuf, Arc<AnalysisStore>), public: &[&
 static POLICE_PUBLIC: LazyLock<AppState> = LazyLock::new(|| state(&["police.uk"]));
 static NONE_PUBLIC: LazyLock<AppState> = LazyLock::new(|| state(&[]));
 
-async fn json(state: &AppState, uri: &str, key: Option<&str>) -> Value {
+/// The body of a GET that must answer 200.
+async fn bytes(state: &AppState, uri: &str, key: Option<&str>) -> Vec<u8> {
     let mut req = Request::builder()
         .uri(uri)
         .header(header::HOST, "public.test");
@@ -94,7 +95,11 @@ async fn json(state: &AppState, uri: &str, key: Option<&str>) -> Value {
         "{uri}: {}",
         String::from_utf8_lossy(&body)
     );
-    serde_json::from_slice(&body).expect("JSON")
+    body.to_vec()
+}
+
+async fn json(state: &AppState, uri: &str, key: Option<&str>) -> Value {
+    serde_json::from_slice(&bytes(state, uri, key).await).expect("JSON")
 }
 
 /// (id, count) of every feature, sorted; a withheld count is None.
@@ -206,25 +211,6 @@ async fn an_answer_with_any_record_of_a_protected_dataset_stays_perturbed() {
             "{uri}: the exact counts were published"
         );
     }
-}
-
-/// The body of a GET that must answer 200.
-async fn bytes(state: &AppState, uri: &str, key: Option<&str>) -> Vec<u8> {
-    let mut req = Request::builder()
-        .uri(uri)
-        .header(header::HOST, "public.test");
-    if let Some(k) = key {
-        req = req.header("x-api-key", k);
-    }
-    let resp = router(state.clone())
-        .oneshot(req.body(Body::empty()).expect("request"))
-        .await
-        .expect("infallible");
-    assert_eq!(resp.status(), StatusCode::OK, "{uri}");
-    to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .expect("body")
-        .to_vec()
 }
 
 /// The heatmap of a marked dataset's records alone is the analyst's, tile for tile, and

@@ -439,6 +439,9 @@ impl Context {
         let truth = self.counts(test.clone());
         let area = &self.study.area_km2;
         let (density, bandwidth_m) = self.kde(train.clone())?;
+        // The ETAS fit once per fold: its parameters are reported, its forecast ranks.
+        let etas_fit = self.etas_fit(train.clone());
+        let etas_scores = self.etas_scores(etas_fit.as_ref(), train.clone());
         let total_km2: f64 = area.iter().sum();
         type Scored = (Option<Accuracy>, Option<f64>, Vec<Option<f64>>);
         let score = |m: Method| -> Result<Scored, BacktestError> {
@@ -447,7 +450,11 @@ impl Context {
                 let curve = vec![acc.map(|_| 1.0); CURVE.len()];
                 return Ok((acc, acc.map(|_| 1.0), curve));
             }
-            let ranked = self.ranked_with(m, train.clone(), &counts, &[&counts], &density, true)?;
+            let scores = match m {
+                Method::Etas => &etas_scores,
+                _ => &density,
+            };
+            let ranked = self.ranked_with(m, train.clone(), &counts, &[&counts], scores, true)?;
             let chosen = self.within_budget(&ranked);
             // The same ranking cut at each coverage of the curve.
             let curve = CURVE
@@ -477,12 +484,7 @@ impl Context {
             test: (months[test.start], months[test.end - 1]),
             test_incidents: truth.iter().sum(),
             bandwidth_m,
-            etas: etas::fit(
-                &self.unit_months[train.clone()],
-                &self.inc.observed[train.clone()],
-                self.study.len(),
-            )
-            .map(|f| (f.theta, f.beta)),
+            etas: etas_fit.map(|f| (f.theta, f.beta)),
             scores,
             rri: rris,
             curve: curves,
@@ -505,20 +507,26 @@ impl Context {
         fdr: bool,
     ) -> Result<Vec<usize>, BacktestError> {
         let counts = self.counts(train.clone());
-        let density = match m {
+        let scores = match m {
             Method::Kde => self.kde(train.clone())?.0,
+            Method::Etas => {
+                let fit = self.etas_fit(train.clone());
+                self.etas_scores(fit.as_ref(), train.clone())
+            }
             _ => Vec::new(),
         };
-        self.ranked_with(m, train, &counts, ties, &density, fdr)
+        self.ranked_with(m, train, &counts, ties, &scores, fdr)
     }
 
+    /// [`Context::ranked`] with the window's counts given, and for `kde` and `etas` their
+    /// scores (computed once per fold by the backtest, which reports their parameters).
     fn ranked_with(
         &self,
         m: Method,
         train: std::ops::Range<usize>,
         counts: &[f64],
         ties: &[&[f64]],
-        density: &[f64],
+        precomputed: &[f64],
         fdr: bool,
     ) -> Result<Vec<usize>, BacktestError> {
         let n = self.study.len();
@@ -533,7 +541,7 @@ impl Context {
                     })
                     .collect()
             }
-            Method::Kde => density.iter().map(|&d| (0, d)).collect(),
+            Method::Kde | Method::Etas => precomputed.iter().map(|&d| (0, d)).collect(),
             Method::Prospective => prospective(&self.unit_months, &self.near, train)
                 .into_iter()
                 .map(|s| (0, s))
@@ -548,14 +556,6 @@ impl Context {
                 .into_iter()
                 .map(|s| (0, s))
                 .collect(),
-            Method::Etas => etas::scores(
-                &self.unit_months[train.clone()],
-                &self.inc.observed[train],
-                n,
-            )
-            .into_iter()
-            .map(|s| (0, s))
-            .collect(),
             Method::Random => vec![(0, 0.0); n],
         };
         Ok(rank_by(&key, counts, ties))
@@ -578,6 +578,23 @@ impl Context {
             pei: (total * share / best).min(1.0),
             area_share: share,
         })
+    }
+
+    /// The `etas` model fitted on the months `train` (None without incidents).
+    fn etas_fit(&self, train: std::ops::Range<usize>) -> Option<etas::EtasFit> {
+        etas::fit(
+            &self.unit_months[train.clone()],
+            &self.inc.observed[train],
+            self.study.len(),
+        )
+    }
+
+    /// Each unit's `etas` forecast for the month after `train` (zeros without a fit).
+    fn etas_scores(&self, fit: Option<&etas::EtasFit>, train: std::ops::Range<usize>) -> Vec<f64> {
+        fit.map_or_else(
+            || vec![0.0; self.study.len()],
+            |f| etas::forecast(f, &self.unit_months[train]),
+        )
     }
 
     /// Kernel density at each unit centre from the training incidents, with the radius.
