@@ -261,6 +261,131 @@ fn harm_weights_are_what_the_backtest_ranks_and_scores() {
     assert!(!err.contains("Burglary"), "{err}");
 }
 
+/// The harm of every study unit under `f` by brute force over the store's incidents:
+/// each incident in the filter's months and types adds its category's weight in `harm`.
+fn brute_harm(study: &Study, f: &Filter, weight: impl Fn(u8) -> f64) -> Vec<f64> {
+    let loc_unit = patrol::location_units(study, f);
+    let inc = &STORE.incidents;
+    let lo = f.from.map_or(0, |m| m.index());
+    let hi = f.to.map_or(u16::MAX, |m| m.index());
+    let mut out = vec![0.0; study.len()];
+    for i in 0..inc.len() {
+        let u = loc_unit[inc.loc[i] as usize];
+        if u != patrol::NO_UNIT
+            && (lo..=hi).contains(&inc.month[i])
+            && f.keeps(inc.ctype[i], inc.severity[i])
+        {
+            out[u as usize] += weight(inc.ctype[i]);
+        }
+    }
+    out
+}
+
+/// The patrol list by harm. One weight for every category gives the count list (order,
+/// shares, z), each harm the weight times the count. Varied weights: each place's harm
+/// is the brute-force sum of its incidents' weights, the count ranking orders by harm
+/// (ties by last month's harm), shares are of harm, and the order is not the counts';
+/// the method is chosen by a backtest of harm (its folds' test harm by brute force), not
+/// the cached backtest of counts; a category the file misses is refused by name.
+#[test]
+fn patrol_by_harm_ranks_and_shares_harm() {
+    let f = backtest_filter();
+    let run = |harm: Option<&hotspot::stats::harm::HarmWeights>, method| {
+        let opts = PatrolOptions {
+            top: 15,
+            k: 1,
+            fdr: true,
+            method,
+        };
+        patrol::patrol_weighted(STORE.clone(), Units::H3(R8), &f, opts, harm)
+    };
+    let flat = harm_file(2.5, false);
+    for method in [
+        Method::Naive,
+        Method::Gistar,
+        Method::Recent,
+        Method::NaiveLast,
+    ] {
+        let counts = run(None, Some(method)).expect("patrol");
+        let same = run(Some(&flat), Some(method)).expect("flat harm");
+        assert_eq!(counts.harm, None);
+        let codes = |l: &PatrolList| l.places.iter().map(|p| p.code.clone()).collect::<Vec<_>>();
+        assert_eq!(codes(&counts), codes(&same), "{method:?}");
+        for (c, s) in counts.places.iter().zip(&same.places) {
+            assert_eq!(c.harm, None);
+            assert_eq!(s.harm, Some(2.5 * c.count));
+            assert!((c.share - s.share).abs() < 1e-12 && (c.z - s.z).abs() < 1e-9);
+            assert_eq!(c.location, s.location);
+        }
+    }
+    let varied = harm_file(1.0, true);
+    let list = run(Some(&varied), Some(Method::Naive)).expect("varied harm");
+    let want = brute_harm(&list.study, &f, |t| f64::from(t) + 1.0);
+    let total: f64 = want.iter().sum();
+    assert!((list.harm.expect("harm") - total).abs() < 1e-6 * total);
+    let mut captured = 0.0;
+    for p in &list.places {
+        let h = p.harm.expect("harm");
+        assert!(
+            (h - want[p.unit]).abs() < 1e-9 * want[p.unit],
+            "{} vs {}",
+            h,
+            want[p.unit]
+        );
+        assert_eq!(p.count, list.study.counts[p.unit]);
+        captured += h;
+        assert!((p.share - captured / total).abs() < 1e-9);
+    }
+    for w in list.places.windows(2) {
+        let (a, b) = (w[0].harm.expect("harm"), w[1].harm.expect("harm"));
+        assert!(
+            a > b || (a == b && w[0].recent >= w[1].recent),
+            "{a} before {b}"
+        );
+    }
+    let by_count = run(None, Some(Method::Naive)).expect("patrol");
+    let order = |l: &PatrolList| l.places.iter().map(|p| p.unit).collect::<Vec<_>>();
+    assert_ne!(
+        order(&list),
+        order(&by_count),
+        "the weights changed nothing"
+    );
+
+    // The auto choice: count first (so a cache keyed without the weights would hand the
+    // harm list the counts' backtest), then harm.
+    let counted = run(None, None).expect("auto");
+    let weighed = run(Some(&varied), None).expect("auto harm");
+    let (cb, wb) = (
+        counted.choice.backtest.as_ref().expect("backtest"),
+        weighed.choice.backtest.as_ref().expect("harm backtest"),
+    );
+    assert_eq!(cb.folds.len(), wb.folds.len());
+    let all = Filter::default();
+    let study = Study::new(STORE.clone(), Units::H3(R8), &all);
+    for fold in &wb.folds {
+        let month = Filter {
+            from: Some(fold.test.0),
+            to: Some(fold.test.1),
+            ..Filter::default()
+        };
+        let want: f64 = brute_harm(&study, &month, |t| f64::from(t) + 1.0)
+            .iter()
+            .sum();
+        assert!(
+            (fold.test_incidents - want).abs() < 1e-6 * want,
+            "{} vs {want}",
+            fold.test_incidents
+        );
+    }
+    assert_ne!(cb.folds[0].test_incidents, wb.folds[0].test_incidents);
+
+    let partial =
+        hotspot::stats::harm::HarmWeights::parse("few.csv", "category,weight\nBurglary,40\n")
+            .expect("weights");
+    let err = run(Some(&partial), None).expect_err("refused").to_string();
+    assert!(err.starts_with("few.csv: no weight for"), "{err}");
+}
+
 #[test]
 fn backtest_folds_roll_one_month_at_a_time() {
     let b = &*BACKTEST;
@@ -415,7 +540,12 @@ fn patrol_csv_and_geojson_from_the_binary_parse() {
     for c in persistent_cells() {
         assert!(codes.contains(&c.to_string()), "{c} not in {codes:?}");
     }
-    let shares: Vec<f64> = rows.iter().map(|r| r[13].parse().expect("share")).collect();
+    assert_eq!((&header[7], &header[14]), ("harm", "captured_share"));
+    let shares: Vec<f64> = rows.iter().map(|r| r[14].parse().expect("share")).collect();
+    assert!(
+        rows.iter().all(|r| r[7].is_empty()),
+        "no harm without weights"
+    );
     assert!(shares.windows(2).all(|w| w[0] < w[1]) && shares[9] <= 1.0);
     // With --out, the provenance goes beside it as OUT.json; --provenance names the file.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -517,7 +647,7 @@ proptest::proptest! {
     /// Never an empty place while a place with incidents is left out; every place with
     /// incidents lies in the district filter; `--top` is honoured when there are enough
     /// places with incidents; under the count ranking, equal counts are ordered by last
-    /// month's count.
+    /// month's count (with harm weights, by harm and last month's harm).
     #[test]
     fn patrol_invariants_hold_on_random_filters(
         types in proptest::collection::vec(0usize..14, 1..4),
@@ -527,6 +657,7 @@ proptest::proptest! {
         top in 1usize..25,
         lsoa in proptest::bool::ANY,
         method in proptest::sample::select(vec![None, Some(Method::Naive), Some(Method::Gistar), Some(Method::Kde), Some(Method::Prospective), Some(Method::Recent)]),
+        harm in proptest::bool::ANY,
     ) {
         let store = STORE.clone();
         let g = store.geography.clone();
@@ -543,7 +674,8 @@ proptest::proptest! {
         };
         let units = if lsoa { Units::Lsoa(store.lsoa_vintage) } else { Units::H3(R8) };
         let opts = PatrolOptions { top, k: 1, fdr: true, method };
-        let list = match patrol::patrol(store.clone(), units, &f, opts) {
+        let weights = harm.then(|| harm_file(1.0, true));
+        let list = match patrol::patrol_weighted(store.clone(), units, &f, opts, weights.as_ref()) {
             Ok(l) => l,
             Err(patrol::PatrolError::TooFewUnits(_)) => return Ok(()),
             Err(e) => panic!("{e}"),
@@ -572,10 +704,13 @@ proptest::proptest! {
             proptest::prop_assert_eq!(p.count, list.study.counts[p.unit]);
         }
         if list.choice.method == Method::Naive {
+            // By count, or with weights by harm.
+            let m = |p: &patrol::Place| p.harm.unwrap_or(p.count);
             for w in list.places.windows(2).filter(|w| w[1].count > 0.0) {
-                proptest::prop_assert!(w[0].count > w[1].count || (w[0].count == w[1].count && w[0].recent >= w[1].recent));
+                proptest::prop_assert!(m(&w[0]) > m(&w[1]) || (m(&w[0]) == m(&w[1]) && w[0].recent >= w[1].recent));
             }
         }
+        proptest::prop_assert_eq!(list.harm.is_some(), harm);
         if method.is_some() {
             proptest::prop_assert_eq!(Some(list.choice.method), method);
         }
@@ -653,8 +788,9 @@ fn near_repeat_refuses_month_only_records_and_tables_dated_ones() {
     assert_eq!(out, again);
 }
 
-/// `backtest --harm FILE` from the binary: the table names the measure, the file and
-/// its source; a bad row is refused with the file, line and field.
+/// `backtest --harm FILE` and `patrol --harm FILE` from the binary: the table names the
+/// measure, the file and its source, the patrol CSV has its harm column and provenance;
+/// a bad row is refused with the file, line and field.
 #[test]
 fn backtest_harm_from_the_binary_names_its_weights() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -677,6 +813,45 @@ fn backtest_harm_from_the_binary_names_its_weights() {
         )),
         "{table}"
     );
+    // The patrol list with the same file: a harm column, the measure in the provenance.
+    let out = dir.path().join("patrol.csv");
+    let patrol = [
+        "patrol",
+        "--unit",
+        "h3:8",
+        "--format",
+        "csv",
+        "--out",
+        &out.to_string_lossy(),
+        "--harm",
+        &good.to_string_lossy(),
+    ];
+    stdout_of(&hotspot(DATA.path(), &patrol));
+    let text = std::fs::read_to_string(&out).expect("the CSV");
+    let mut rdr = csv::ReaderBuilder::new().from_reader(text.as_bytes());
+    assert_eq!(&rdr.headers().expect("header")[7], "harm");
+    let rows: Vec<csv::StringRecord> = rdr.records().collect::<Result<_, _>>().expect("rows");
+    assert_eq!(rows.len(), 10);
+    for r in &rows {
+        let (count, harm): (f64, f64) = (r[6].parse().expect("count"), r[7].parse().expect("harm"));
+        // Weights 1..=codes: at least the count, at most the largest weight per incident.
+        assert!(harm >= count && harm <= count * hotspot::model::CrimeType::ALL.len() as f64 + 1.0);
+    }
+    let prov: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("patrol.csv.json")).expect("the sidecar"),
+    )
+    .expect("JSON");
+    let measure = prov["measure"].as_str().expect("measure");
+    assert!(measure.starts_with("harm (weights of"), "{measure}");
+    assert!(
+        prov["harm"]
+            .as_str()
+            .expect("harm")
+            .parse::<f64>()
+            .expect("a number")
+            > 0.0
+    );
+
     let bad = dir.path().join("bad.csv");
     std::fs::write(&bad, "category,weight\nburglary,-3\n").expect("write");
     let out = hotspot(

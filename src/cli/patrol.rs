@@ -64,6 +64,11 @@ pub struct PatrolArgs {
     /// itself is plain: a header row first.
     #[arg(long, value_name = "FILE")]
     pub provenance: Option<PathBuf>,
+    /// Rank by harm instead of counts: a CSV of `category,weight[,source]` as for
+    /// `backtest --harm`. The method is chosen by the harm it would have captured, and
+    /// the list gains a harm column beside the count.
+    #[arg(long, value_name = "FILE.csv")]
+    pub harm: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -196,8 +201,14 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
     };
     let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
-    let list = patrol::patrol(store, units, &f, opts)?;
+    let harm = a
+        .harm
+        .as_deref()
+        .map(crate::stats::harm::HarmWeights::read)
+        .transpose()?;
+    let list = patrol::patrol_weighted(store, units, &f, opts, harm.as_ref())?;
     let mut prov = vec![("method", "patrol".to_owned()), ("unit", a.unit.clone())];
+    prov.push(("measure", measure(harm.as_ref())));
     prov.push(("ranking", list.choice.method.label().to_owned()));
     prov.push(("ranking_chosen_by", chosen_by(&list)));
     prov.push(("k", a.k.to_string()));
@@ -224,6 +235,9 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
             list.units_with_incidents.to_string(),
         ),
     ]);
+    if let Some(h) = list.harm {
+        prov.push(("harm", fixed(Some(h), 2)));
+    }
     if let Some(w) = &list.sparse {
         prov.push(("warning", w.clone()));
     }
@@ -278,7 +292,7 @@ fn fixed(v: Option<f64>, decimals: usize) -> String {
         .map_or_else(String::new, |x| format!("{x:.decimals$}"))
 }
 
-const CSV_HEADER: [&str; 15] = [
+const CSV_HEADER: [&str; 16] = [
     "rank",
     "unit",
     "district",
@@ -286,6 +300,7 @@ const CSV_HEADER: [&str; 15] = [
     "lsoa_name",
     "location",
     "count",
+    "harm",
     "gi_z",
     "gi_p",
     "gi_bin",
@@ -308,6 +323,7 @@ fn patrol_csv(list: &PatrolList) -> anyhow::Result<String> {
             p.lsoa_name.clone(),
             p.location.clone(),
             p.count.to_string(),
+            fixed(p.harm, 4),
             fixed(Some(p.z), 4),
             format!("{:.3e}", p.p),
             p.bin.to_string(),
@@ -325,11 +341,12 @@ const TABLE_HEAD: [&str; 11] = [
     "rank", "unit", "district", "LSOA", "location", "count", "z", "bin", "trend", "captured", "PAI",
 ];
 
+/// The table's rows; with harm weights a harm column after the count (index 6).
 fn table_rows(list: &PatrolList) -> Vec<Vec<String>> {
     list.places
         .iter()
         .map(|p| {
-            vec![
+            let mut row = vec![
                 format!("{}{}", p.rank, if p.significant { "" } else { "*" }),
                 p.code.clone(),
                 p.district.clone(),
@@ -341,7 +358,11 @@ fn table_rows(list: &PatrolList) -> Vec<Vec<String>> {
                 trend_label(p).to_owned(),
                 format!("{:.1}%", 100.0 * p.share),
                 fixed(p.pai, 1),
-            ]
+            ];
+            if list.harm.is_some() {
+                row.insert(6, fixed(p.harm, 1));
+            }
+            row
         })
         .collect()
 }
@@ -398,20 +419,38 @@ fn patrol_table(list: &PatrolList, prov: &[(&str, String)]) -> String {
         let _ = writeln!(out, "warning: {w}");
     }
     out.push('\n');
-    out.push_str(&fixed_width(
-        &TABLE_HEAD,
-        &table_rows(list),
-        &[0, 5, 6, 7, 9, 10],
-    ));
+    let (head, numeric) = match list.harm {
+        Some(_) => {
+            let mut head = TABLE_HEAD.to_vec();
+            head.insert(6, "harm");
+            (head, vec![0, 5, 6, 7, 8, 10, 11])
+        }
+        None => (TABLE_HEAD.to_vec(), vec![0, 5, 6, 7, 9, 10]),
+    };
+    out.push_str(&fixed_width(&head, &table_rows(list), &numeric));
     if list.places.iter().any(|p| !p.significant) {
         out.push_str("\n* not a significant Gi* hot spot\n");
     }
     out.push_str(&missing_note(prov));
-    let _ = writeln!(
-        out,
-        "captured: share of all incidents in places 1..rank; PAI: that share over their \
-         share of the area (1 = no better than chance)"
-    );
+    match list.harm {
+        Some(h) => {
+            let _ = writeln!(
+                out,
+                "measure: {}\nharm: the place's incidents weighted by category, {h:.1} in all; \
+                 ranked, z, trend and captured are of harm\n\
+                 captured: share of all harm in places 1..rank; PAI: that share over their \
+                 share of the area (1 = no better than chance)",
+                get("measure")
+            );
+        }
+        None => {
+            let _ = writeln!(
+                out,
+                "captured: share of all incidents in places 1..rank; PAI: that share over \
+                 their share of the area (1 = no better than chance)"
+            );
+        }
+    }
     out
 }
 
@@ -426,7 +465,7 @@ fn patrol_geojson(list: &PatrolList, prov: &[(&str, String)]) -> String {
     );
     let s = &list.study;
     for (n, p) in list.places.iter().enumerate() {
-        let props: [Value; 15] = [
+        let props: [Value; 16] = [
             json!(p.rank),
             json!(p.code),
             json!(p.district),
@@ -434,6 +473,7 @@ fn patrol_geojson(list: &PatrolList, prov: &[(&str, String)]) -> String {
             json!(p.lsoa_name),
             json!(p.location),
             json!(p.count.round() as u64),
+            json!(p.harm),
             json!(p.z),
             json!(p.p),
             json!(p.bin),

@@ -153,6 +153,17 @@ impl HarmWeights {
         }
     }
 
+    /// The weights as text, one per category code (for cache keys).
+    pub fn key(&self) -> String {
+        let mut k = String::new();
+        for (code, w) in self.weights.iter().enumerate() {
+            if let Some(w) = w {
+                k.push_str(&format!("{code}:{:x};", w.to_bits()));
+            }
+        }
+        k
+    }
+
     /// How many categories the file weighs.
     pub fn len(&self) -> usize {
         self.weights.iter().flatten().count()

@@ -33,6 +33,12 @@
 //! incidents the list captures down to it with the list's PAI so far (`pai`, Chainey,
 //! Tompson and Uhlig 2008).
 //!
+//! # Harm
+//! With harm weights ([`patrol_weighted`], `hotspot patrol --harm FILE`) each incident
+//! counts as its category's weight: the choosing backtest scores the harm each method
+//! would have captured, the places are ranked by harm and their Gi*, trend, captured
+//! share and PAI are of harm, and each place carries its harm beside its count.
+//!
 //! # Incidents to units
 //! Each store location is placed in a study unit once ([`UnitIncidents`]): for H3 the
 //! parent of its base-resolution cell at the study resolution, as `aggregate` does; for
@@ -74,6 +80,8 @@ pub enum PatrolError {
     Rank(#[from] BacktestError),
     #[error(transparent)]
     Emerging(#[from] EmergingError),
+    #[error(transparent)]
+    Harm(#[from] HarmError),
 }
 
 /// Incidents under a filter, by month and store location, with each location's unit.
@@ -290,17 +298,20 @@ pub struct Place {
     /// The commonest police.uk `Location` text among its incidents ("" without any).
     pub location: String,
     pub count: f64,
+    /// With harm weights: the place's harm (its incidents' weights summed), which then
+    /// ranks it and is what `z`, `recent`, `trend`, `share` and `pai` are of.
+    pub harm: Option<f64>,
     pub z: f64,
     pub p: f64,
     pub bin: i8,
     /// A significant Gi* hot spot (bin > 0).
     pub significant: bool,
-    /// Incidents in the last month of the period with data.
+    /// Incidents (or their harm) in the last month of the period with data.
     pub recent: f64,
     /// Emerging hot spot category (None with fewer than 3 months with data).
     pub trend: Option<Category>,
     pub area_km2: f64,
-    /// Share of all the study's incidents captured by places 1..=rank.
+    /// Share of all the study's incidents (or harm) captured by places 1..=rank.
     pub share: f64,
     /// PAI of places 1..=rank.
     pub pai: Option<f64>,
@@ -317,6 +328,8 @@ pub struct PatrolList {
     pub units_with_incidents: usize,
     /// A warning when too few units have incidents for Gi*'s normal approximation.
     pub sparse: Option<String>,
+    /// With harm weights: the study's harm over the period.
+    pub harm: Option<f64>,
 }
 
 /// The sparse-data warning for `nonzero` units with incidents (None at 30 or more).
@@ -340,6 +353,23 @@ pub fn patrol(
     filter: &Filter,
     opts: PatrolOptions,
 ) -> Result<PatrolList, PatrolError> {
+    patrol_weighted(store, units, filter, opts, None)
+}
+
+/// As [`patrol`], with each incident counted as its category's weight in `harm` when
+/// given: the method is chosen by the harm its places would have captured (the
+/// backtest with the same weights), places are ranked by harm, and Gi*, the trend, the
+/// last month, the captured share and PAI are of harm; `count` stays the incidents.
+///
+/// # Errors
+/// As [`patrol`], and [`PatrolError::Harm`] for a category the weights miss.
+pub fn patrol_weighted(
+    store: std::sync::Arc<AnalysisStore>,
+    units: Units,
+    filter: &Filter,
+    opts: PatrolOptions,
+    harm: Option<&HarmWeights>,
+) -> Result<PatrolList, PatrolError> {
     if opts.top == 0 {
         return Err(PatrolError::ZeroTop);
     }
@@ -348,8 +378,17 @@ pub fn patrol(
         return Err(PatrolError::TooFewUnits(study.len()));
     }
     let w = study.weights(opts.k, Contiguity::Queen, true);
-    let gi = gi_star(&study.counts, &w, opts.fdr);
-    let incidents = UnitIncidents::new(&study, filter);
+    let incidents = match harm {
+        Some(h) => UnitIncidents::weighted(&study, filter, h)?,
+        None => UnitIncidents::new(&study, filter),
+    };
+    let months = incidents.months.len();
+    // What ranks the places: the counts, or with weights their harm.
+    let measure = match harm {
+        Some(_) => incidents.unit_counts(0..months),
+        None => study.counts.clone(),
+    };
+    let gi = gi_star(&measure, &w, opts.fdr);
     let trend = trends(&incidents, &w, opts.fdr)?;
     let choice = match opts.method {
         Some(m) if m == Method::Random => {
@@ -363,12 +402,10 @@ pub fn patrol(
             coverage: 0.0,
             note: None,
         },
-        None => choose(&study, filter, &incidents, opts),
+        None => choose(&study, filter, &incidents, opts, harm),
     };
-    let months = incidents.months.len();
     let last = incidents.observed.iter().rposition(|o| *o).unwrap_or(0);
     let recent = incidents.unit_counts(last..last + 1);
-    let counts = study.counts.clone();
     let bt = BacktestOptions {
         coverage: 1.0,
         train: months.max(1),
@@ -376,7 +413,7 @@ pub fn patrol(
         k: opts.k,
     };
     let ctx = Context::new(study, incidents, bt);
-    let mut order = ctx.ranked(choice.method, 0..months, &[&recent, &counts], opts.fdr)?;
+    let mut order = ctx.ranked(choice.method, 0..months, &[&recent, &measure], opts.fdr)?;
     let Context {
         study,
         inc: incidents,
@@ -384,7 +421,7 @@ pub fn patrol(
     } = ctx;
     order.truncate(opts.top);
     let units_with_incidents = study.counts.iter().filter(|c| **c > 0.0).count();
-    let cumulative = pai::cumulative(&study.counts, &study.area_km2, &order);
+    let cumulative = pai::cumulative(&measure, &study.area_km2, &order);
     let names = place_names(&study, &incidents, &order);
     let places = order
         .iter()
@@ -400,6 +437,7 @@ pub fn patrol(
             lsoa_name: names.lsoa_name,
             location: names.location,
             count: study.counts[i],
+            harm: harm.map(|_| measure[i]),
             z: gi.z[i],
             p: gi.p[i],
             bin: gi.bin[i],
@@ -418,17 +456,25 @@ pub fn patrol(
         choice,
         units_with_incidents,
         sparse: sparse_warning(units_with_incidents),
+        harm: harm.map(|_| measure.iter().sum()),
     })
 }
 
-/// Backtests by (filter without period, units, training months, coverage bits, rings).
+/// Backtests by (filter without period and harm weights, units, training months,
+/// coverage bits, rings).
 type BacktestKey = (String, Units, usize, u64, u32);
 static BACKTESTS: crate::lru::Lru<AnalysisStore, BacktestKey, Result<Backtest, String>> =
     crate::lru::Lru::new(32);
 
 /// The method that backtests best for `filter`'s types and districts over every month
 /// of the data (see the module docs), or counts with a note when no backtest can run.
-fn choose(study: &Study, filter: &Filter, inc: &UnitIncidents, opts: PatrolOptions) -> Choice {
+fn choose(
+    study: &Study,
+    filter: &Filter,
+    inc: &UnitIncidents,
+    opts: PatrolOptions,
+    harm: Option<&HarmWeights>,
+) -> Choice {
     let fallback = |note: String| Choice {
         method: Method::Naive,
         backtest: None,
@@ -465,9 +511,17 @@ fn choose(study: &Study, filter: &Filter, inc: &UnitIncidents, opts: PatrolOptio
     // The backtest runs over every month of the data whatever the period, so one period
     // after another (the map's month slider, a changed "to") reuses it: it was most of a
     // period change's 1-2 s.
-    let key = (all.key(), study.units, train, coverage.to_bits(), opts.k);
+    let weights = harm.map_or_else(String::new, HarmWeights::key);
+    let key = (
+        format!("{}|{weights}", all.key()),
+        study.units,
+        train,
+        coverage.to_bits(),
+        opts.k,
+    );
     let cached = BACKTESTS.get(store, key, || {
-        backtest::backtest(store.clone(), study.units, &all, bo).map_err(|e| e.to_string())
+        backtest::backtest_weighted(store.clone(), study.units, &all, bo, harm)
+            .map_err(|e| e.to_string())
     });
     match cached.as_ref().clone() {
         Ok(b) => {
@@ -528,18 +582,18 @@ struct Names {
     location: String,
 }
 
-/// Incident counts of one place by LSOA, district and location text.
+/// Incidents (or their harm) of one place by LSOA, district and location text.
 #[derive(Default)]
 struct Tally<'a> {
-    lsoa: FxHashMap<u16, u32>,
-    district: FxHashMap<u8, u32>,
-    street: FxHashMap<&'a str, u32>,
+    lsoa: FxHashMap<u16, f64>,
+    district: FxHashMap<u8, f64>,
+    street: FxHashMap<&'a str, f64>,
 }
 
-/// The key with the most incidents; ties to the smallest key.
-fn mode<K: Ord + Copy>(m: &FxHashMap<K, u32>) -> Option<K> {
+/// The key with the most incidents (or harm); ties to the smallest key.
+fn mode<K: Ord + Copy>(m: &FxHashMap<K, f64>) -> Option<K> {
     m.iter()
-        .max_by(|a, b| a.1.cmp(b.1).then(b.0.cmp(a.0)))
+        .max_by(|a, b| a.1.total_cmp(b.1).then(b.0.cmp(a.0)))
         .map(|(k, _)| *k)
 }
 
@@ -554,9 +608,7 @@ fn place_names(study: &Study, inc: &UnitIncidents, order: &[usize]) -> Vec<Names
         .collect();
     let mut tallies: Vec<Tally> = (0..order.len()).map(|_| Tally::default()).collect();
     for (loc, total) in inc.location_totals().into_iter().enumerate() {
-        // The patrol list counts incidents (no harm weights): whole numbers.
-        let total = total.round() as u32;
-        if let Some(&k) = slot.get(&inc.loc_unit[loc]).filter(|_| total > 0) {
+        if let Some(&k) = slot.get(&inc.loc_unit[loc]).filter(|_| total > 0.0) {
             let t = &mut tallies[k];
             *t.lsoa.entry(l.lsoa[loc]).or_default() += total;
             *t.district.entry(l.district[loc]).or_default() += total;
@@ -609,8 +661,8 @@ mod tests {
 
     #[test]
     fn modes_break_ties_by_the_smallest_key() {
-        let m: FxHashMap<&str, u32> = [("b", 3), ("a", 3), ("c", 1)].into_iter().collect();
+        let m: FxHashMap<&str, f64> = [("b", 3.0), ("a", 3.0), ("c", 1.0)].into_iter().collect();
         assert_eq!(mode(&m), Some("a"));
-        assert_eq!(mode(&FxHashMap::<u8, u32>::default()), None);
+        assert_eq!(mode(&FxHashMap::<u8, f64>::default()), None);
     }
 }
