@@ -181,7 +181,16 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::serve::tiles::basemap::Basemap::open)
         .transpose()?;
+    let harm = settings
+        .harm
+        .as_deref()
+        .map(crate::stats::harm::HarmWeights::read)
+        .transpose()?;
     let mut state = crate::serve::AppState::new(store, settings);
+    if let Some(h) = harm {
+        println!("harm weights: {} ({} categories)", h.file, h.len());
+        state = state.with_harm(h);
+    }
     if let Some(b) = basemap {
         println!(
             "basemap: {} ({}, zoom {} to {})",

@@ -23,7 +23,7 @@ pub struct ServeArgs {
     /// Lancashire year 2021, the default) or `sample` (the synthetic test fixtures).
     #[arg(long, env = "HOTSPOT_DEMO", value_name = "DATA", num_args = 0..=1, default_missing_value = "real")]
     pub demo: Option<super::state::Demo>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue, basemap; [[keys]] and [disclosure] for access control; [limits]).
+    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue, basemap, harm; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -61,6 +61,10 @@ pub struct ServeArgs {
     /// their own OpenStreetMap extract (served at /basemap.json and /basemap/...).
     #[arg(long, env = "HOTSPOT_BASEMAP", value_name = "FILE.mbtiles")]
     pub basemap: Option<PathBuf>,
+    /// Harm weights by category (a CSV of `category,weight[,source]`, as `backtest
+    /// --harm`): analysts can then colour the map's cells by harm beside count.
+    #[arg(long, env = "HOTSPOT_HARM", value_name = "FILE.csv")]
+    pub harm: Option<PathBuf>,
     /// Rate limits and caps (`[limits]` in the config file).
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -103,6 +107,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// A raster MBTiles basemap (`tiles/basemap.rs`).
     pub basemap: Option<PathBuf>,
+    /// Harm weights by category (`stats::harm`), for the map's harm measure.
+    pub harm: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -124,6 +130,7 @@ impl Default for Settings {
             disclosure: super::disclosure::DisclosureSettings::default(),
             limits: LimitSettings::default(),
             basemap: None,
+            harm: None,
         }
     }
 }
@@ -190,6 +197,9 @@ impl Settings {
         }
         if let Some(v) = &a.basemap {
             s.basemap = Some(v.clone());
+        }
+        if let Some(v) = &a.harm {
+            s.harm = Some(v.clone());
         }
         s.limits.apply(&a.limits)?;
         anyhow::ensure!(

@@ -29,6 +29,8 @@ struct Inner {
     jobs: super::jobs::Jobs,
     /// The self-hosted basemap (`tiles/basemap.rs`), when configured.
     basemap: Option<Arc<super::tiles::basemap::Basemap>>,
+    /// Harm weights by category (`stats::harm`), when configured.
+    harm: Option<Arc<crate::stats::harm::HarmWeights>>,
 }
 
 impl AppState {
@@ -48,6 +50,7 @@ impl AppState {
                 )),
                 jobs: super::jobs::Jobs::default(),
                 basemap: None,
+                harm: None,
                 settings,
             }),
         }
@@ -60,6 +63,20 @@ impl AppState {
             inner.basemap = Some(Arc::new(b));
         }
         self
+    }
+
+    /// This state with harm weights (before it is shared: call on a new state).
+    #[must_use]
+    pub fn with_harm(mut self, h: crate::stats::harm::HarmWeights) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.harm = Some(Arc::new(h));
+        }
+        self
+    }
+
+    /// The harm weights, when configured.
+    pub fn harm(&self) -> Option<Arc<crate::stats::harm::HarmWeights>> {
+        self.inner.harm.clone()
     }
 
     /// The self-hosted basemap, when configured.

@@ -164,6 +164,23 @@ impl HarmWeights {
         k
     }
 
+    /// The weights as JSON for the map: the file's name (not its directory), its
+    /// sources, and each weighed category's slug, label and weight.
+    pub fn describe(&self) -> serde_json::Value {
+        let name = Path::new(&self.file)
+            .file_name()
+            .map_or_else(|| self.file.clone(), |n| n.to_string_lossy().into_owned());
+        let categories: Vec<serde_json::Value> = CrimeType::ALL
+            .iter()
+            .filter_map(|&t| {
+                self.get(t as u8).map(
+                    |w| serde_json::json!({ "slug": t.slug(), "label": t.label(), "weight": w }),
+                )
+            })
+            .collect();
+        serde_json::json!({ "file": name, "sources": self.sources, "categories": categories })
+    }
+
     /// How many categories the file weighs.
     pub fn len(&self) -> usize {
         self.weights.iter().flatten().count()

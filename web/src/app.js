@@ -133,6 +133,9 @@ function buildControls() {
     $('basemap-row').hidden = false;
     $('basemap-name').textContent = `(${app.meta.basemap.name})`;
   }
+  // Harm weights (serve --harm): the measure control, for a key (the server refuses the
+  // public, whose counts are disclosure-controlled).
+  syncMeasure();
   const present = new Map(app.meta.types.map((t) => [t.slug, t]));
   const box = $('types');
   const groups = GROUPS.map(([name, slugs]) => [name, slugs.filter((s) => present.has(s))]);
@@ -287,6 +290,7 @@ function writeControls() {
   $('against-box').hidden = s.method !== 'change';
   $('res').value = String(s.res);
   $('colour').value = s.colour;
+  $('measure').value = s.measure;
   $('fdr').checked = s.fdr;
   $('layer-heat').checked = s.heat;
   $('layer-cells').checked = s.cells;
@@ -355,6 +359,7 @@ function readControls() {
   $('against-box').hidden = s.method !== 'change';
   s.res = Number($('res').value);
   s.colour = $('colour').value;
+  s.measure = $('measure-box').hidden ? 'count' : $('measure').value;
   s.fdr = $('fdr').checked;
   s.heat = $('layer-heat').checked;
   s.cells = $('layer-cells').checked;
@@ -473,8 +478,30 @@ function showKeyState() {
   $('access-forget').disabled = !key;
 }
 
+/** The harm measure is offered when the server has weights and a key is in use. */
+function syncMeasure() {
+  if (!app.meta) return;
+  const offered = Boolean(app.meta.harm) && Boolean(accessKey());
+  $('measure-box').hidden = !offered;
+  if (!offered) app.state.measure = 'count';
+  $('measure').value = app.state.measure;
+}
+
+/** Harm selected (and offered): cells are asked and coloured by harm. */
+function byHarm() {
+  return app.state.measure === 'harm' && Boolean(app.meta?.harm) && app.state.method !== 'change';
+}
+
+/** The legend's words on the harm weights. */
+function harmNote() {
+  const h = app.meta.harm;
+  const src = h.sources.length ? `; source: ${h.sources.join('; ')}` : '';
+  return ` Harm: each incident weighted by its category (${h.file}${src}).`;
+}
+
 /** A new key (or none): the same map, every layer asked again as the new role. */
 function reloadForKey() {
+  syncMeasure();
   if (!app.map) {
     if (!app.meta) main();
     return;
@@ -864,6 +891,7 @@ async function loadCells() {
     url = `api/change?${q}`;
   } else {
     q.set('method', s.method === 'kde' ? 'counts' : s.method);
+    if (byHarm()) q.set('measure', 'harm');
     url = `api/cells?${q}`;
   }
   const n = ++app.seq.cells;
@@ -915,6 +943,8 @@ function styleCells() {
   const publicNote = accessKey() ? '' : ' Public map: significance bins only, exact z and p withheld.';
   // The server warns when too few cells have incidents for Gi*'s and Moran's normal approximation.
   const sparseNote = app.cellsData?.warning ? ` Caution: ${app.cellsData.warning}.` : '';
+  const harm = byHarm() && feats.every((f) => f.properties.harm !== undefined);
+  const ofHarm = harm ? ` Of harm, not counts.${harmNote()}` : '';
   legends.cells = null;
   if (stat === 'change') {
     colour = binColour(CHANGE_CLASSES);
@@ -933,7 +963,7 @@ function styleCells() {
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Hot spots · Getis-Ord Gi* · H3 res ${res}`,
-      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).${publicNote}${sparseNote}`,
+      `Confidence that incidents cluster in a cell and its ring of neighbours (z-score bins${app.state.fdr ? ', false discovery rate controlled' : ''}).${ofHarm}${publicNote}${sparseNote}`,
       GI_CLASSES.map(([b, label]) => [DIVERGING[b], label]),
     );
   } else if (stat === 'moran') {
@@ -941,18 +971,22 @@ function styleCells() {
     opacity = ['case', ['==', ['to-number', ['get', 'bin'], 0], 0], 0.25, 0.75];
     legends.cells = legend(
       `Clusters · local Moran's I · H3 res ${res}`,
-      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}. Empty cells among empty neighbours are never called low-low.${publicNote}${sparseNote}`,
+      `Cells whose count is like (cluster) or unlike (outlier) their neighbours', p < 0.05 by 999 permutations${app.state.fdr ? ', FDR controlled' : ''}. Empty cells among empty neighbours are never called low-low.${ofHarm}${publicNote}${sparseNote}`,
       MORAN_CLASSES.map(([, label, c]) => [c, label]),
     );
   } else {
-    const prop = stat === 'rate' ? 'per_km2' : 'count';
+    const prop = stat === 'rate' ? 'per_km2' : harm ? 'harm' : 'count';
     const br = jenks(feats.map((f) => f.properties[prop]));
     colour = stepColour(prop, br);
-    legends.cells = legend(
-      `${stat === 'rate' ? 'Rate' : 'Count'} · H3 res ${res}`,
-      stat === 'rate' ? 'Incidents per km² in each cell (natural breaks, Jenks).' : 'Incidents in each cell (natural breaks, Jenks).',
-      withheldRows(stepRows(br), anyWithheld),
-    );
+    let title = stat === 'rate' ? 'Rate' : 'Count';
+    let note = stat === 'rate' ? 'Incidents per km² in each cell (natural breaks, Jenks).' : 'Incidents in each cell (natural breaks, Jenks).';
+    if (prop === 'harm') {
+      title = 'Harm';
+      note = `Harm in each cell (natural breaks, Jenks).${harmNote()}`;
+    } else if (harm) {
+      note += ' The rate is of incidents, not harm.';
+    }
+    legends.cells = legend(`${title} · H3 res ${res}`, note, withheldRows(stepRows(br), anyWithheld));
   }
   map.setPaintProperty('cells-fill', 'fill-color', colour);
   map.setPaintProperty('cells-fill', 'fill-opacity', opacity);

@@ -14,6 +14,7 @@ export const DEFAULTS = {
   against: 'previous', // the change map's comparison: 'previous' period or same months a 'year' before
   res: 8,
   colour: 'stat',
+  measure: 'count', // 'harm': incidents weighted by category (analysts, serve --harm)
   fdr: true,
   heat: true,
   cells: true,
@@ -52,6 +53,7 @@ export function fromQuery(search) {
   const res = Number(get('res'));
   if (Number.isInteger(res) && res >= 6 && res <= 10) s.res = res;
   if (['stat', 'count', 'rate'].includes(get('colour'))) s.colour = get('colour');
+  if (['count', 'harm'].includes(get('measure'))) s.measure = get('measure');
   if (['districts', 'lsoas'].includes(get('areas'))) s.areas = get('areas');
   if (['count', 'rate'].includes(get('areastat'))) s.areaStat = get('areastat');
   for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm', 'basemap']) s[k] = flag(get(k), s[k]);
@@ -73,6 +75,7 @@ export function toQuery(s) {
   if (s.method === 'change' && s.against !== DEFAULTS.against) q.set('against', s.against);
   if (s.res !== DEFAULTS.res) q.set('res', String(s.res));
   if (s.colour !== DEFAULTS.colour) q.set('colour', s.colour);
+  if (s.measure !== DEFAULTS.measure) q.set('measure', s.measure);
   if (s.areas) q.set('areas', s.areas);
   if (s.areaStat !== DEFAULTS.areaStat) q.set('areastat', s.areaStat);
   for (const k of ['fdr', 'heat', 'cells', 'emerging', 'patrol', 'osm', 'basemap']) {

@@ -3,7 +3,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -549,6 +549,48 @@ test('a local basemap (serve --basemap, an MBTiles file GDAL wrote) is drawn und
     // Its tiles came from our server; nothing else but the refused OpenStreetMap probe.
     const origin = new URL(own.url).host;
     assert.deepEqual([...hosts].filter((h) => h !== origin && !h.endsWith(OSM_HOST)), []);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  } finally {
+    own.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('harm weights (serve --harm): analysts colour cells by harm, stated in the legend; the public is not offered it', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'hotspot-harm-'));
+  const file = path.join(dir, 'harm.csv');
+  // Burglary weighs 100, everything else 1: the burglary cells lead by harm.
+  const rows = meta.types.map((t) => `${t.slug},${t.slug === 'burglary' ? 100 : 1},browser test`);
+  await writeFile(file, `category,weight,source\n${rows.join('\n')}\n`);
+  const own = await startServer({ args: ['--harm', file], makeDefault: false });
+  try {
+    const pub = await newPage(browser, { key: null });
+    await pub.goto(`${own.url}?method=counts&measure=harm`);
+    await settled(pub, 120_000);
+    assert.ok(!(await pub.locator('#measure-box').isVisible()), 'no harm control for the public');
+    assert.doesNotMatch(await pub.locator('#legends').textContent(), /Harm/);
+    assert.deepEqual(pub.errors, []);
+    await pub.close();
+
+    const page = await newPage(browser, { key: own.key });
+    const asked = [];
+    page.on('request', (r) => { if (r.url().includes('api/cells')) asked.push(r.url()); });
+    await page.goto(`${own.url}?method=counts&heat=0`);
+    await settled(page, 120_000);
+    assert.ok(await page.locator('#measure-box').isVisible(), 'the harm control for a key');
+    assert.match(await page.locator('#legends').textContent(), /Count · H3 res 8/);
+    const before = await pixels(page, await mapShot(page));
+    await change(page, () => page.locator('#measure').selectOption('harm'));
+    assert.ok(asked.at(-1).includes('measure=harm'), asked.at(-1));
+    const legendText = await page.locator('#legends').textContent();
+    assert.match(legendText, /Harm · H3 res 8/);
+    assert.match(legendText, /harm\.csv; source: browser test/);
+    assert.match(page.url(), /measure=harm/);
+    const cells = await page.evaluate(() => window.hotspotApp.cellsData.features.map((f) => f.properties));
+    assert.ok(cells.length > 0 && cells.every((p) => typeof p.harm === 'number' && p.harm >= p.count));
+    const diff = differentPixels(before, await pixels(page, await mapShot(page)));
+    assert.ok(diff > 1000, `harm redrew the cells (${diff} pixels changed)`);
     assert.deepEqual(page.errors, []);
     await page.close();
   } finally {

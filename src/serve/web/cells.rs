@@ -12,6 +12,11 @@
 //!   asked); `value` = I, `bin` 2 high-high, 1 high-low, -1 low-high, -2 low-low, 0 not
 //!   significant (and 0 for an empty cell whose neighbours are all empty: see `compute`).
 //!
+//! With harm weights (`measure=harm`, analysts only: `serve --harm FILE`) each incident
+//! counts as its category's weight: every feature gains `harm`, `counts`' value is the
+//! harm, Gi*, local Moran and the emerging categories are of harm; `count` stays the
+//! incidents.
+//!
 //! Only cells with incidents, a significant bin or an emerging pattern are kept, as in
 //! the tiles. Results are cached per store, generation and query (`CAPACITY`).
 
@@ -25,7 +30,9 @@ use crate::lru::Lru;
 use crate::serve::disclosure::basis::Basis;
 use crate::stats::emerging::{self, Category};
 use crate::stats::gi_star::gi_star;
+use crate::stats::harm::HarmWeights;
 use crate::stats::local_moran::{Quadrant, local_moran};
+use crate::stats::patrol::UnitIncidents;
 use crate::stats::study::{Contiguity, Study, Units};
 
 /// Cached results (each a few MB of GeoJSON at most).
@@ -101,26 +108,36 @@ pub fn parse_flag(v: Option<&String>, default: bool) -> Result<bool, String> {
     }
 }
 
+/// (generation, filter and harm weights, resolution, method, FDR, k, seed).
 type Key = (u64, String, Resolution, Method, bool, Option<u64>, u64);
-static CACHE: Lru<AnalysisStore, Key, String> = Lru::new(CAPACITY);
+static CACHE: Lru<AnalysisStore, Key, Result<String, String>> = Lru::new(CAPACITY);
 
-/// The GeoJSON FeatureCollection for `q` under `filter` (cached).
+/// The GeoJSON FeatureCollection for `q` under `filter` (cached), by harm when `harm`
+/// is given (exact answers only: the caller refuses it below analyst).
+///
+/// # Errors
+/// The weights' message when they miss a category the filter has incidents of.
 pub fn geojson(
     store: &Arc<AnalysisStore>,
     generation: u64,
     filter: &Filter,
     q: CellQuery,
-) -> Arc<String> {
+    harm: Option<&HarmWeights>,
+) -> Arc<Result<String, String>> {
     let key = (
         generation,
-        filter.key(),
+        format!(
+            "{}|{}",
+            filter.key(),
+            harm.map_or_else(String::new, HarmWeights::key)
+        ),
         q.res,
         q.method,
         q.fdr,
         q.withhold_below,
         q.ckp_seed,
     );
-    CACHE.get(store, key, || compute(store.clone(), filter, q))
+    CACHE.get(store, key, || compute(store.clone(), filter, q, harm))
 }
 
 /// One cell's statistic.
@@ -130,8 +147,25 @@ struct Stat {
     bin: i8,
 }
 
-fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
+fn compute(
+    store: Arc<AnalysisStore>,
+    filter: &Filter,
+    q: CellQuery,
+    harm: Option<&HarmWeights>,
+) -> Result<String, String> {
     let study = Study::new(store, Units::H3(q.res), filter);
+    // With weights: each cell's harm, and its months' (never below analyst).
+    let harm = match harm {
+        Some(h) if q.withhold_below.is_none() => {
+            let inc = UnitIncidents::weighted(&study, filter, h).map_err(|e| e.to_string())?;
+            Some((
+                inc.unit_counts(0..inc.months.len()),
+                inc.monthly(),
+                inc.observed,
+            ))
+        }
+        _ => None,
+    };
     let density = study.density();
     // Exact from analyst up; below analyst the perturbed counts (and densities scaled with
     // them), and every statistic computed from them (`disclosure::basis`), so a bin says
@@ -146,7 +180,10 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
     } else {
         density
     };
-    let basis = &shown_counts;
+    let basis: &[f64] = match &harm {
+        Some((totals, ..)) => totals,
+        None => &shown_counts,
+    };
     let w = study.weights(1, Contiguity::Queen, true);
     let stats: Vec<Stat> = match q.method {
         Method::Counts => basis
@@ -194,10 +231,10 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
                 .collect()
         }
     };
-    let categories = if (7..=9).contains(&u8::from(q.res)) {
-        categories(&study, &w, filter, q.fdr, &view)
-    } else {
-        None
+    let categories = match &harm {
+        _ if !(7..=9).contains(&u8::from(q.res)) => None,
+        Some((_, monthly, observed)) => harm_categories(&study, &w, q.fdr, monthly, observed),
+        None => categories(&study, &w, filter, q.fdr, &view),
     };
     let withheld: Vec<bool> = match q.withhold_below {
         Some(k) => {
@@ -254,9 +291,39 @@ fn compute(store: Arc<AnalysisStore>, filter: &Filter, q: CellQuery) -> String {
             q.withhold_below.is_some(),
             category,
         );
+        if let Some((totals, ..)) = &harm {
+            // Before the feature's closing braces.
+            out.truncate(out.len() - 2);
+            let _ = write!(out, r#","harm":{:.4}}}}}"#, finite(totals[i]));
+        }
     }
     out.push_str("]}");
-    out
+    Ok(out)
+}
+
+/// Emerging hot spot categories of the monthly harm `monthly` (None with under 3
+/// observed months, as [`categories`]).
+fn harm_categories(
+    study: &Study,
+    w: &crate::stats::Weights,
+    fdr: bool,
+    monthly: &[Vec<f64>],
+    observed: &[bool],
+) -> Option<Vec<Category>> {
+    if observed.iter().filter(|o| **o).count() < 3 || study.len() < 3 {
+        return None;
+    }
+    emerging::emerging_hot_spots_observed(
+        monthly,
+        observed,
+        w,
+        emerging::ESRI_DEFAULT_WINDOW,
+        fdr,
+        emerging::DEFAULT_TREND_ALPHA,
+    )
+    .map_err(|e| tracing::warn!(error = %e, "emerging hot spots of harm for the web map"))
+    .ok()
+    .map(|e| e.category)
 }
 
 /// The Moran quadrant as a signed bin: hot clusters and outliers positive.

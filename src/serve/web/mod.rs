@@ -102,6 +102,13 @@ async fn meta_json(
                 .basemap()
                 .map_or(serde_json::Value::Null, |b| b.describe()),
         );
+        // The weights the analyst's harm measure uses (analysts only: `api/cells`).
+        o.insert(
+            "harm".into(),
+            state
+                .harm()
+                .map_or(serde_json::Value::Null, |h| h.describe()),
+        );
     }
     json_body(&doc, &headers)
 }
@@ -140,11 +147,33 @@ async fn cells_geojson(
     principal: Option<axum::Extension<Principal>>,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
-    let p = params::parse(query.as_deref(), &with_filter(&["res", "method", "fdr"]))?;
+    let p = params::parse(
+        query.as_deref(),
+        &with_filter(&["res", "method", "fdr", "measure"]),
+    )?;
     let store = state.store();
     let filter = params::filter(&p, &store)?;
+    let analyst = !principal_of(principal.clone()).role.disclosure_controlled();
     let (filter, k, exact) = controls(&state, principal, &p, filter, false)?;
     let bad = |name: &str, e: String| AppError::BadRequest(format!("parameter '{name}': {e}"));
+    let harm = match p.get("measure").map(String::as_str) {
+        None | Some("count") => None,
+        Some("harm") if !analyst => {
+            return Err(AppError::Forbidden(
+                "measure=harm is for analysts: harm weighs each category's exact count, \
+                 which below analyst is disclosure-controlled"
+                    .into(),
+            ));
+        }
+        Some("harm") => Some(state.harm().ok_or_else(|| {
+            bad(
+                "measure",
+                "no harm weights here (the server starts with --harm FILE.csv to offer them)"
+                    .into(),
+            )
+        })?),
+        Some(o) => return Err(bad("measure", format!("'{o}' is not one of count, harm"))),
+    };
     let q = CellQuery {
         res: cells::parse_res(p.get("res")).map_err(|e| bad("res", e))?,
         method: p
@@ -168,13 +197,17 @@ async fn cells_geojson(
     let body = state
         .compute()
         .run(kind, size, move || {
-            cells::geojson(&store, generation, &filter, q)
+            cells::geojson(&store, generation, &filter, q, harm.as_deref())
         })
         .await?;
+    let body = body
+        .as_ref()
+        .as_ref()
+        .map_err(|e| bad("measure", e.clone()))?;
     let body = if exact {
-        disclosure::with_exact_member(&body, &state.settings().disclosure)
+        disclosure::with_exact_member(body, &state.settings().disclosure)
     } else {
-        body.as_str().to_owned()
+        body.clone()
     };
     Ok(cached(
         &headers,
