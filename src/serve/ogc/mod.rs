@@ -31,6 +31,7 @@ pub mod query;
 mod tilesets;
 
 pub use catalog::CollectionId;
+pub(crate) use catalog::{HOTSPOT_RES, PATROL_TOP};
 
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;
