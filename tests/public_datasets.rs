@@ -299,3 +299,46 @@ async fn the_type_counts_are_exact_only_when_every_record_is_public() {
         );
     }
 }
+
+/// Street suggestions and labels: below analyst the k rule leaves out streets with fewer
+/// than k incidents, unless every record of the store is from a marked dataset (police.uk
+/// names every snap point's street on its own map), when the public gets the analyst's
+/// streets; one unmarked dataset or a partner's records keep the rule.
+#[tokio::test]
+async fn streets_follow_the_k_rule_unless_every_record_is_public() {
+    // Suggestions for a common street word, and labels over central Preston at zoom 16.
+    let places = "/map/api/places?q=street&limit=25";
+    let labels = "/map/api/labels?bbox=-2.72,53.75,-2.68,53.77&zoom=16";
+    let names = |doc: &Value, key: &str| -> Vec<String> {
+        doc[key]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .filter(|p| p["kind"] == "street")
+            .map(|p| p["name"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    let both = state_of(&SAMPLE, &["police.uk", "stats19"]);
+    let analyst_labels = names(&json(&both, labels, Some("analyst-key")).await, "labels");
+    assert!(!analyst_labels.is_empty());
+    assert_eq!(
+        names(&json(&both, labels, None).await, "labels"),
+        analyst_labels
+    );
+    assert_eq!(
+        names(&json(&both, places, None).await, "places"),
+        names(&json(&both, places, Some("analyst-key")).await, "places")
+    );
+    let unmarked = state_of(&SAMPLE, &["police.uk"]);
+    let public = names(&json(&unmarked, labels, None).await, "labels");
+    let analyst = names(
+        &json(&unmarked, labels, Some("analyst-key")).await,
+        "labels",
+    );
+    assert!(
+        public.len() < analyst.len(),
+        "STATS19 unmarked: {} public streets of {}",
+        public.len(),
+        analyst.len()
+    );
+}

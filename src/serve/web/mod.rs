@@ -267,15 +267,18 @@ async fn details_json(
 
 /// The streets' k rule of the caller (`streets.rs`): k below analyst (`None` above), and
 /// the sensitive categories its counts leave out.
+///
+/// No rule when every record of the store is from a dataset marked already public
+/// (`disclosure.public_datasets`): police.uk publishes every snap point's street itself,
+/// and the streets are counted over every type.
 fn street_rule(
     state: &AppState,
     principal: Option<axum::Extension<Principal>>,
 ) -> (Option<u64>, crate::model::TypeSet) {
     let d = &state.settings().disclosure;
-    let k = principal_of(principal)
-        .role
-        .disclosure_controlled()
-        .then_some(d.k);
+    let controlled = principal_of(principal).role.disclosure_controlled();
+    let exempt = controlled && d.exempt(&state.store(), crate::model::TypeSet::all());
+    let k = (controlled && !exempt).then_some(d.k);
     (k, d.sensitive_types())
 }
 
