@@ -181,11 +181,7 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(crate::serve::tiles::basemap::Basemap::open)
         .transpose()?;
-    let harm = settings
-        .harm
-        .as_deref()
-        .map(crate::stats::harm::HarmWeights::read)
-        .transpose()?;
+    let harm = patrol::read_harm(settings.harm.as_deref())?;
     let mut state = crate::serve::AppState::new(store, settings);
     if let Some(h) = harm {
         println!("harm weights: {} ({} categories)", h.file, h.len());

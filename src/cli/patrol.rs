@@ -201,11 +201,7 @@ pub fn run(a: &PatrolArgs) -> anyhow::Result<()> {
     };
     let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
-    let harm = a
-        .harm
-        .as_deref()
-        .map(crate::stats::harm::HarmWeights::read)
-        .transpose()?;
+    let harm = read_harm(a.harm.as_deref())?;
     let list = patrol::patrol_weighted(store, units, &f, opts, harm.as_ref())?;
     let mut prov = vec![("method", "patrol".to_owned()), ("unit", a.unit.clone())];
     prov.push(("measure", measure(harm.as_ref())));
@@ -513,11 +509,7 @@ pub fn backtest(a: &BacktestArgs) -> anyhow::Result<()> {
     let g = store.geography.clone();
     let missing = store.missing_months(&f);
     let units = study_units(&a.unit, &store)?;
-    let harm = a
-        .harm
-        .as_deref()
-        .map(crate::stats::harm::HarmWeights::read)
-        .transpose()?;
+    let harm = read_harm(a.harm.as_deref())?;
     let b = backtest::backtest_weighted(store, units, &f, opts, harm.as_ref())?;
     let mut prov = vec![("method", "backtest".to_owned()), ("unit", a.unit.clone())];
     prov.push(("measure", measure(harm.as_ref())));
@@ -690,6 +682,13 @@ fn backtest_csv(b: &backtest::Backtest) -> String {
         );
     }
     out
+}
+
+/// The `--harm` file, read and checked, when given.
+pub(crate) fn read_harm(
+    path: Option<&std::path::Path>,
+) -> Result<Option<crate::stats::harm::HarmWeights>, crate::stats::harm::HarmError> {
+    path.map(crate::stats::harm::HarmWeights::read).transpose()
 }
 
 /// What the backtest counts: incidents, or their harm with the file and its sources.

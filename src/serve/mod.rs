@@ -177,12 +177,7 @@ fn warm_covers(state: &AppState) {
         // was most of the first map view's wait for its patrol list (1.2 s on the real
         // year).
         let started = std::time::Instant::now();
-        let opts = crate::stats::patrol::PatrolOptions {
-            top: ogc::PATROL_TOP,
-            k: 1,
-            fdr: true,
-            method: None,
-        };
+        let opts = ogc::PATROL_OPTIONS;
         let units = crate::stats::study::Units::H3(ogc::HOTSPOT_RES);
         // As analysts ask it, and as partners do (the sensitive categories left out).
         let all = crate::analysis::Filter::default();

@@ -324,10 +324,7 @@ pub fn backtest_weighted(
     if study.len() < 3 {
         return Err(BacktestError::TooFewUnits(study.len()));
     }
-    let inc = match harm {
-        Some(h) => UnitIncidents::weighted(&study, filter, h)?,
-        None => UnitIncidents::new(&study, filter),
-    };
+    let inc = UnitIncidents::of(&study, filter, harm)?;
     let m = inc.months.len();
     if m < opts.train + opts.test {
         return Err(BacktestError::TooFewMonths {

@@ -105,7 +105,7 @@ pub struct UnitIncidents {
 impl UnitIncidents {
     /// Places every location in `study` and counts the incidents passing `filter`.
     pub fn new(study: &Study, filter: &Filter) -> Self {
-        Self::build(study, filter, None).unwrap_or_else(|_| unreachable!("no weights, no error"))
+        Self::of(study, filter, None).unwrap_or_else(|_| unreachable!("no weights, no error"))
     }
 
     /// As [`UnitIncidents::new`], each incident counted as its category's weight in `harm`.
@@ -114,10 +114,14 @@ impl UnitIncidents {
     /// [`HarmError::Missing`] naming the categories under the filter the file does not
     /// weigh.
     pub fn weighted(study: &Study, filter: &Filter, harm: &HarmWeights) -> Result<Self, HarmError> {
-        Self::build(study, filter, Some(harm))
+        Self::of(study, filter, Some(harm))
     }
 
-    fn build(
+    /// [`UnitIncidents::weighted`] with weights, [`UnitIncidents::new`] without.
+    ///
+    /// # Errors
+    /// As [`UnitIncidents::weighted`].
+    pub fn of(
         study: &Study,
         filter: &Filter,
         harm: Option<&HarmWeights>,
@@ -378,10 +382,7 @@ pub fn patrol_weighted(
         return Err(PatrolError::TooFewUnits(study.len()));
     }
     let w = study.weights(opts.k, Contiguity::Queen, true);
-    let incidents = match harm {
-        Some(h) => UnitIncidents::weighted(&study, filter, h)?,
-        None => UnitIncidents::new(&study, filter),
-    };
+    let incidents = UnitIncidents::of(&study, filter, harm)?;
     let months = incidents.months.len();
     // What ranks the places: the counts, or with weights their harm.
     let measure = match harm {

@@ -407,6 +407,15 @@ fn emerging_columns(
     ]
 }
 
+/// How the `patrol` collection makes its list (at [`HOTSPOT_RES`]); the server warms
+/// the default list with the same at start-up.
+pub(crate) const PATROL_OPTIONS: PatrolOptions = PatrolOptions {
+    top: PATROL_TOP,
+    k: 1,
+    fdr: true,
+    method: None,
+};
+
 /// The patrol list at resolution 9, in rank order; its Gi* bin, `significant` and trend
 /// of the counts on `basis`.
 ///
@@ -418,12 +427,7 @@ fn patrol_places(
     filter: &Filter,
     basis: &Basis,
 ) -> Result<Items, AppError> {
-    let opts = PatrolOptions {
-        top: PATROL_TOP,
-        k: 1,
-        fdr: true,
-        method: None,
-    };
+    let opts = PATROL_OPTIONS;
     let mut list = match patrol(store, Units::H3(HOTSPOT_RES), filter, opts) {
         Ok(l) => l,
         Err(PatrolError::TooFewUnits(_)) => return Ok(Items::default()),

@@ -30,8 +30,9 @@ mod openapi;
 pub mod query;
 mod tilesets;
 
+pub(crate) use build::PATROL_OPTIONS;
 pub use catalog::CollectionId;
-pub(crate) use catalog::{HOTSPOT_RES, PATROL_TOP};
+pub(crate) use catalog::HOTSPOT_RES;
 
 use axum::http::{HeaderMap, Uri, header};
 use axum::response::Response;

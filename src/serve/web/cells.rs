@@ -233,7 +233,7 @@ fn compute(
     };
     let categories = match &harm {
         _ if !(7..=9).contains(&u8::from(q.res)) => None,
-        Some((_, monthly, observed)) => harm_categories(&study, &w, q.fdr, monthly, observed),
+        Some((_, monthly, observed)) => emerging_categories(&study, &w, q.fdr, monthly, observed),
         None => categories(&study, &w, filter, q.fdr, &view),
     };
     let withheld: Vec<bool> = match q.withhold_below {
@@ -290,20 +290,16 @@ fn compute(
             s,
             q.withhold_below.is_some(),
             category,
+            harm.as_ref().map(|(totals, ..)| totals[i]),
         );
-        if let Some((totals, ..)) = &harm {
-            // Before the feature's closing braces.
-            out.truncate(out.len() - 2);
-            let _ = write!(out, r#","harm":{:.4}}}}}"#, finite(totals[i]));
-        }
     }
     out.push_str("]}");
     Ok(out)
 }
 
-/// Emerging hot spot categories of the monthly harm `monthly` (None with under 3
-/// observed months, as [`categories`]).
-fn harm_categories(
+/// Emerging hot spot categories of the monthly values `monthly` (counts or harm) over
+/// the months `observed` marks (None with under 3 of them or under 3 units).
+fn emerging_categories(
     study: &Study,
     w: &crate::stats::Weights,
     fdr: bool,
@@ -321,7 +317,7 @@ fn harm_categories(
         fdr,
         emerging::DEFAULT_TREND_ALPHA,
     )
-    .map_err(|e| tracing::warn!(error = %e, "emerging hot spots of harm for the web map"))
+    .map_err(|e| tracing::warn!(error = %e, "emerging hot spots for the web map"))
     .ok()
     .map(|e| e.category)
 }
@@ -346,20 +342,10 @@ pub fn categories(
     basis: &Basis,
 ) -> Option<Vec<Category>> {
     let monthly = study.monthly(filter);
-    if monthly.observed_len() < 3 || study.len() < 3 {
+    if monthly.observed_len() < 3 {
         return None;
     }
-    emerging::emerging_hot_spots_observed(
-        &basis.monthly(&monthly),
-        &monthly.observed,
-        w,
-        emerging::ESRI_DEFAULT_WINDOW,
-        fdr,
-        emerging::DEFAULT_TREND_ALPHA,
-    )
-    .map_err(|e| tracing::warn!(error = %e, "emerging hot spots for the web map"))
-    .ok()
-    .map(|e| e.category)
+    emerging_categories(study, w, fdr, &basis.monthly(&monthly), &monthly.observed)
 }
 
 fn finite(v: f64) -> f64 {
@@ -388,7 +374,7 @@ pub fn push_cell_start(out: &mut String, cell: CellIndex) {
 }
 
 /// One feature; `shown` is the count and density unless withheld; `bin_only` publishes
-/// the statistic as its bin (disclosure control).
+/// the statistic as its bin (disclosure control); `harm` with harm weights.
 fn push_feature(
     out: &mut String,
     cell: CellIndex,
@@ -396,6 +382,7 @@ fn push_feature(
     s: &Stat,
     bin_only: bool,
     category: Option<Category>,
+    harm: Option<f64>,
 ) {
     push_cell_start(out, cell);
     match shown {
@@ -427,6 +414,9 @@ fn push_feature(
             c.label(),
             c.code()
         );
+    }
+    if let Some(h) = harm {
+        let _ = write!(out, r#","harm":{:.4}"#, finite(h));
     }
     out.push_str("}}");
 }
