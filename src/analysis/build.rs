@@ -362,6 +362,7 @@ impl Builder {
             lsoa_vintage,
             coverage,
             datasets_by_type: None,
+            version: 0,
         }
     }
 }

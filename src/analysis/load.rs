@@ -12,7 +12,7 @@ use thiserror::Error;
 use super::{AnalysisStore, Builder};
 use crate::ingest::{self, FileStats, IngestError, Source};
 use crate::spatial::Geography;
-use crate::store::{DB_FILE, StoreError};
+use crate::store::{DB_FILE, StoreAt, StoreError};
 
 /// Why the analysis store could not be filled.
 #[derive(Debug, Error)]
@@ -23,8 +23,7 @@ pub enum LoadError {
     Ingest(#[from] IngestError),
 }
 
-/// Loads every located incident from the store in `dir`, reading id ranges in parallel on
-/// separate read-only connections.
+/// Loads every located incident from the SQLite store in `dir` ([`from_store_at`]).
 ///
 /// # Errors
 /// When the store is missing or unreadable.
@@ -32,115 +31,276 @@ pub fn from_store(
     dir: &std::path::Path,
     geography: Arc<Geography>,
 ) -> Result<AnalysisStore, LoadError> {
-    let path = dir.join(DB_FILE);
+    from_store_at(&StoreAt::Dir(dir.to_owned()), geography)
+}
+
+/// What a load reads before the incidents: the coverage, the locations (id, lon_e7,
+/// lat_e7, LSOA code, street), unlocated counts per type, the batches (id, key, the
+/// format its ingest logged) and the store's version.
+struct Meta {
+    coverage: crate::coverage::Coverage,
+    locations: Vec<(i64, i32, i32, String, String)>,
+    unlocated: Vec<(u8, u64)>,
+    batches: Vec<(i64, String, String)>,
+    version: u64,
+}
+
+const LOCATIONS: &str = "SELECT id, lon_e7, lat_e7, lsoa_code, street FROM locations ORDER BY id";
+const UNLOCATED: &str = "SELECT ctype, count(*) FROM incidents WHERE loc IS NULL GROUP BY ctype";
+const BATCHES: &str = "SELECT b.id, b.key, coalesce(l.format, '') FROM batches b
+     LEFT JOIN ingest_log l ON l.id = b.ingest_id ORDER BY b.id";
+const VERSION: &str = "SELECT coalesce(max(id), 0) FROM ingest_log";
+
+/// Loads every located incident from the store `at` names, reading id ranges in
+/// parallel on separate connections: read-only SQLite connections, or PostgreSQL
+/// connections that all read the snapshot of the first (`pg_export_snapshot`), so an
+/// ingest committing meanwhile is wholly in or wholly out.
+///
+/// # Errors
+/// When the store is missing or unreadable.
+pub fn from_store_at(at: &StoreAt, geography: Arc<Geography>) -> Result<AnalysisStore, LoadError> {
+    match at {
+        StoreAt::Dir(dir) => from_sqlite(&dir.join(DB_FILE), geography),
+        StoreAt::Postgres(url) => from_postgres(url, geography),
+    }
+}
+
+fn from_sqlite(
+    path: &std::path::Path,
+    geography: Arc<Geography>,
+) -> Result<AnalysisStore, LoadError> {
     let open = || -> Result<Connection, StoreError> {
         if !path.exists() {
             return Err(StoreError::Schema {
-                path: path.clone(),
+                path: path.to_owned(),
                 reason: "no store here: run `hotspot ingest` first".into(),
             });
         }
-        crate::store::check_file(&path)?;
+        crate::store::check_file(path)?;
         Connection::open_with_flags(
-            &path,
+            path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(|source| StoreError::Sql {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })
     };
     let sql = |source| StoreError::Sql {
-        path: path.clone(),
+        path: path.to_owned(),
         source,
     };
     let conn = open()?;
-    crate::store::check_ours(&conn, &path)?;
-    let mut builder = Builder::new();
-    builder.set_coverage(crate::store::read_coverage(&conn).map_err(sql)?);
-    // Location ids in the database -> dense ids in the builder.
-    let mut db_to_dense: Vec<u32> = Vec::new();
-    {
+    crate::store::check_ours(&conn, path)?;
+    let all = |q: &str| -> Result<Vec<(i64, String, String)>, StoreError> {
+        let mut q = conn.prepare(q).map_err(sql)?;
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(sql)
+    };
+    let meta = Meta {
+        coverage: crate::store::read_coverage(&conn).map_err(sql)?,
+        locations: {
+            let mut q = conn.prepare(LOCATIONS).map_err(sql)?;
+            q.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .and_then(Iterator::collect)
+            .map_err(sql)?
+        },
+        unlocated: {
+            let mut q = conn.prepare(UNLOCATED).map_err(sql)?;
+            q.query_map([], |r| {
+                Ok((
+                    u8::try_from(r.get::<_, i64>(0)?).unwrap_or(u8::MAX),
+                    r.get::<_, i64>(1)? as u64,
+                ))
+            })
+            .and_then(Iterator::collect)
+            .map_err(sql)?
+        },
+        batches: all(BATCHES)?,
+        version: conn
+            .query_row(VERSION, [], |r| r.get::<_, i64>(0))
+            .map_err(sql)? as u64,
+    };
+    build(meta, geography, |lo, hi, each| {
+        let conn = open()?;
         let mut q = conn
-            .prepare("SELECT id, lon_e7, lat_e7, street, lsoa_code FROM locations ORDER BY id")
-            .map_err(sql)?;
-        let mut rows = q.query([]).map_err(sql)?;
-        while let Some(r) = rows.next().map_err(sql)? {
-            let id: i64 = r.get(0).map_err(sql)?;
-            let street: String = r.get(3).map_err(sql)?;
-            let code: String = r.get(4).map_err(sql)?;
-            let dense = builder.location(
-                r.get(1).map_err(sql)?,
-                r.get(2).map_err(sql)?,
-                &code,
-                &street,
-            );
-            let id = usize::try_from(id).unwrap_or(0);
-            if db_to_dense.len() <= id {
-                db_to_dense.resize(id + 1, u32::MAX);
-            }
-            db_to_dense[id] = dense;
-        }
-    }
-    {
-        let mut q = conn
-            .prepare("SELECT ctype, count(*) FROM incidents WHERE loc IS NULL GROUP BY ctype")
-            .map_err(sql)?;
-        let mut rows = q.query([]).map_err(sql)?;
-        while let Some(r) = rows.next().map_err(sql)? {
-            let (t, n): (i64, i64) = (r.get(0).map_err(sql)?, r.get(1).map_err(sql)?);
-            builder.unlocated(u8::try_from(t).unwrap_or(u8::MAX), n as u64);
-        }
-    }
-    // Each batch's dataset bit (a row's batch is its id >> 32).
-    let (batches, batch_bit): (Vec<i64>, FxHashMap<i64, u8>) = {
-        let mut q = conn
-            .prepare(
-                "SELECT b.id, b.key, coalesce(l.format, '') FROM batches b
-                 LEFT JOIN ingest_log l ON l.id = b.ingest_id ORDER BY b.id",
+            .prepare_cached(
+                "SELECT loc, month, ctype, severity, id FROM incidents WHERE id >= ?1 AND id < ?2 AND loc IS NOT NULL",
             )
             .map_err(sql)?;
-        let rows: Vec<(i64, String, String)> = q
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(sql)?
-            .collect::<Result<_, _>>()
-            .map_err(sql)?;
-        let bits = rows
-            .iter()
-            .map(|(id, key, format)| (*id, batch_dataset_bit(key, format)))
-            .collect();
-        (rows.into_iter().map(|r| r.0).collect(), bits)
+        let mut rows = q.query([lo, hi]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            each(
+                r.get(0).map_err(sql)?,
+                r.get(1).map_err(sql)?,
+                r.get(2).map_err(sql)?,
+                r.get(3).map_err(sql)?,
+                r.get(4).map_err(sql)?,
+            );
+        }
+        Ok(())
+    })
+}
+
+fn from_postgres(url: &str, geography: Arc<Geography>) -> Result<AnalysisStore, LoadError> {
+    use crate::store::pg;
+    use postgres::types::Type;
+    let err = |e: postgres::Error| pg::error(url, e);
+    let mut client = pg::connect(url)?;
+    let mut tx = client
+        .build_transaction()
+        .isolation_level(postgres::IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .map_err(err)?;
+    let snapshot: String = tx
+        .query_one("SELECT pg_export_snapshot()", &[])
+        .map_err(err)?
+        .get(0);
+    let mut coverage = crate::coverage::Coverage::new();
+    for r in tx
+        .query("SELECT dataset, force, month FROM coverage", &[])
+        .map_err(err)?
+    {
+        let (d, f, m): (String, String, i32) = (r.get(0), r.get(1), r.get(2));
+        if let (Some(d), Ok(m)) = (crate::coverage::Dataset::parse(&d), u16::try_from(m)) {
+            coverage.add(d, &f, m);
+        }
+    }
+    let mut locations = Vec::new();
+    pg::copy_rows(
+        &mut tx,
+        LOCATIONS,
+        &[Type::INT8, Type::INT4, Type::INT4, Type::TEXT, Type::TEXT],
+        |r| {
+            locations.push((
+                r.try_get(0)?,
+                r.try_get(1)?,
+                r.try_get(2)?,
+                r.try_get(3)?,
+                r.try_get(4)?,
+            ));
+            Ok(())
+        },
+    )
+    .map_err(err)?;
+    let unlocated = tx
+        .query(UNLOCATED, &[])
+        .map_err(err)?
+        .iter()
+        .map(|r| {
+            (
+                u8::try_from(r.get::<_, i32>(0)).unwrap_or(u8::MAX),
+                r.get::<_, i64>(1) as u64,
+            )
+        })
+        .collect();
+    let batches = tx
+        .query(BATCHES, &[])
+        .map_err(err)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let version = tx.query_one(VERSION, &[]).map_err(err)?.get::<_, i64>(0) as u64;
+    let meta = Meta {
+        coverage,
+        locations,
+        unlocated,
+        batches,
+        version,
     };
+    let store = build(meta, geography, |lo, hi, each| {
+        let mut c = pg::connect_raw(url)?;
+        let mut tx = c
+            .build_transaction()
+            .isolation_level(postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .map_err(err)?;
+        tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+            .map_err(err)?;
+        pg::copy_rows(
+            &mut tx,
+            &format!(
+                "SELECT loc, month, ctype, severity, id FROM incidents
+                 WHERE id >= {lo} AND id < {hi} AND loc IS NOT NULL"
+            ),
+            &[Type::INT8, Type::INT4, Type::INT4, Type::INT4, Type::INT8],
+            |r| {
+                each(
+                    r.try_get(0)?,
+                    u16::try_from(r.try_get::<i32>(1)?).unwrap_or(u16::MAX),
+                    u8::try_from(r.try_get::<i32>(2)?).unwrap_or(u8::MAX),
+                    u8::try_from(r.try_get::<i32>(3)?).unwrap_or(0),
+                    r.try_get(4)?,
+                );
+                Ok(())
+            },
+        )
+        .map_err(err)
+    })?;
+    tx.commit().map_err(err)?;
+    Ok(store)
+}
+
+/// Fills the builder from `meta`, then the incidents of each id range (`read(lo, hi,
+/// each)` calling `each(loc, month, ctype, severity, id)`), ranges in parallel.
+fn build(
+    meta: Meta,
+    geography: Arc<Geography>,
+    read: impl Fn(i64, i64, &mut dyn FnMut(i64, u16, u8, u8, i64)) -> Result<(), StoreError> + Sync,
+) -> Result<AnalysisStore, LoadError> {
+    let mut builder = Builder::new();
+    builder.set_coverage(meta.coverage);
+    // Location ids in the database -> dense ids in the builder.
+    let mut db_to_dense: Vec<u32> = Vec::new();
+    for (id, lon, lat, code, street) in &meta.locations {
+        let dense = builder.location(*lon, *lat, code, street);
+        let id = usize::try_from(*id).unwrap_or(0);
+        if db_to_dense.len() <= id {
+            db_to_dense.resize(id + 1, u32::MAX);
+        }
+        db_to_dense[id] = dense;
+    }
+    drop(meta.locations);
+    for (t, n) in meta.unlocated {
+        builder.unlocated(t, n);
+    }
+    // Each batch's dataset bit (a row's batch is its id >> 32).
+    let batch_bit: FxHashMap<i64, u8> = meta
+        .batches
+        .iter()
+        .map(|(id, key, format)| (*id, batch_dataset_bit(key, format)))
+        .collect();
+    let batches: Vec<i64> = meta.batches.iter().map(|b| b.0).collect();
     let ranges = id_ranges(&batches, rayon::current_num_threads() * 2);
     let parts: Vec<Result<(Builder, [u8; 32]), StoreError>> = ranges
         .par_iter()
         .map(|&(lo, hi)| {
-            let conn = open()?;
             let mut part = Builder::new();
             let mut by_type = [0u8; 32];
-            let mut q = conn
-                .prepare_cached(
-                    "SELECT loc, month, ctype, severity, id FROM incidents WHERE id >= ?1 AND id < ?2 AND loc IS NOT NULL",
-                )
-                .map_err(sql)?;
-            let mut rows = q.query([lo, hi]).map_err(sql)?;
             let mut last = (i64::MIN, GENERIC_BIT);
-            while let Some(r) = rows.next().map_err(sql)? {
-                let loc: i64 = r.get(0).map_err(sql)?;
-                let dense = usize::try_from(loc).ok().and_then(|i| db_to_dense.get(i)).copied().unwrap_or(u32::MAX);
+            read(lo, hi, &mut |loc, month, ctype, severity, id| {
+                let dense = usize::try_from(loc)
+                    .ok()
+                    .and_then(|i| db_to_dense.get(i))
+                    .copied()
+                    .unwrap_or(u32::MAX);
                 if dense == u32::MAX {
-                    continue;
+                    return;
                 }
-                let ctype: u8 = r.get(2).map_err(sql)?;
-                let batch = r.get::<_, i64>(4).map_err(sql)? >> 32;
+                let batch = id >> 32;
                 if batch != last.0 {
                     last = (batch, batch_bit.get(&batch).copied().unwrap_or(GENERIC_BIT));
                 }
                 if let Some(m) = by_type.get_mut(usize::from(ctype)) {
                     *m |= last.1;
                 }
-                part.incident(dense, r.get(1).map_err(sql)?, ctype, r.get(3).map_err(sql)?);
-            }
+                part.incident(dense, month, ctype, severity);
+            })?;
             Ok((part, by_type))
         })
         .collect();
@@ -154,6 +314,7 @@ pub fn from_store(
     }
     let mut store = builder.finish(geography);
     store.datasets_by_type = Some(by_type);
+    store.version = meta.version;
     Ok(store)
 }
 

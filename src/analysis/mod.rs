@@ -26,7 +26,7 @@ pub mod output;
 
 pub use aggregate::{Aggregation, Filter, Query, TimeBin, Unit, UnitKey, UserBoundary};
 pub use build::Builder;
-pub use load::{LoadError, from_csv_paths, from_store};
+pub use load::{LoadError, from_csv_paths, from_store, from_store_at};
 
 use std::sync::{Arc, OnceLock};
 
@@ -144,6 +144,9 @@ pub struct AnalysisStore {
     /// where not known (analyses read from files), and then no type counts as coming
     /// only from public datasets ([`AnalysisStore::types_only_from`]).
     pub datasets_by_type: Option<Vec<u8>>,
+    /// The store of record's version when read from one (its last ingest id, the same in
+    /// every process that read it; 0 for files read directly).
+    pub version: u64,
 }
 
 impl AnalysisStore {

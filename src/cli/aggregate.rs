@@ -82,11 +82,11 @@ pub struct SummaryArgs {
 
 pub(super) fn load(data: &DataDir) -> anyhow::Result<AnalysisStore> {
     let geography = Arc::new(Geography::bundled()?);
-    let store = analysis::from_store(&data.dir, geography)?;
+    let store = analysis::from_store_at(&data.at()?, geography)?;
     anyhow::ensure!(
         !store.incidents.is_empty() || store.unlocated > 0,
-        "the store in {} holds no incidents: run `hotspot ingest` first",
-        data.dir.display()
+        "the store {} holds no incidents: run `hotspot ingest` first",
+        data.at()?.describe()
     );
     Ok(store)
 }

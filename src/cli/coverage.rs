@@ -22,7 +22,7 @@ pub struct CoverageArgs {
 
 pub fn run(a: &CoverageArgs) -> anyhow::Result<()> {
     // Opening writable brings an older store's coverage up to date (schema 3).
-    let store = Store::open(&a.data.dir)?;
+    let store = Store::open_at(&a.data.at()?)?;
     let coverage = store.coverage()?;
     let totals = store.monthly_totals()?;
     drop(store);
@@ -30,7 +30,7 @@ pub fn run(a: &CoverageArgs) -> anyhow::Result<()> {
         Default::default()
     } else {
         let g = Arc::new(Geography::bundled()?);
-        crate::analysis::from_store(&a.data.dir, g)?.outside_by_month
+        crate::analysis::from_store_at(&a.data.at()?, g)?.outside_by_month
     };
     let text = report(&coverage, &totals, &outside);
     super::emit(&text, None)

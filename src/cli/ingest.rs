@@ -50,7 +50,7 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
             jobs::WorkerLock::acquire(&jobs_dir).map_err(lock_err)?
         }
     };
-    let mut store = Store::open(&a.data.dir)?;
+    let mut store = Store::open_at(&a.data.at()?)?;
     let who = std::env::var("USER").unwrap_or_else(|_| "local".into());
     let mut job = jobs::CliJob::start(&a.data.dir, &held, &job_name(&a.paths), &who, sources.len())
         .map_err(|e| anyhow::anyhow!("{}: recording the ingest job: {e}", jobs_dir.display()))?;

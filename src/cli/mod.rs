@@ -33,6 +33,21 @@ pub struct DataDir {
         value_name = "DIR"
     )]
     pub dir: PathBuf,
+    /// The store of record in PostgreSQL instead of the data directory's SQLite file:
+    /// `postgresql://user:password@host:port/database` (the data directory still holds
+    /// the ingest queue and its lock).
+    #[arg(long = "store", env = "HOTSPOT_STORE", value_name = "URL")]
+    pub store: Option<String>,
+}
+
+impl DataDir {
+    /// Where the store of record is.
+    ///
+    /// # Errors
+    /// When `--store` is not a `postgresql://` URL.
+    pub fn at(&self) -> Result<crate::store::StoreAt, crate::store::StoreError> {
+        crate::store::StoreAt::new(&self.dir, self.store.as_deref())
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,7 +186,7 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
         .with_env_filter(filter)
         .json()
         .try_init();
-    let store = crate::serve::load(&settings.data, a.demo)?;
+    let store = crate::serve::load_at(&settings.store_at()?, a.demo)?;
     if store.incidents.is_empty() {
         tracing::warn!(data = %settings.data.display(), "the store holds no incidents: ingest files (hotspot ingest) or start with --demo");
     }
@@ -196,6 +211,13 @@ fn serve(a: &crate::serve::ServeArgs) -> anyhow::Result<()> {
             b.maxzoom
         );
         state = state.with_basemap(b);
+    }
+    if let crate::store::StoreAt::Postgres(url) = state.settings().store_at()? {
+        println!(
+            "store: {} (following its ingests)",
+            crate::store::pg::redact(&url)
+        );
+        crate::serve::follow::start(state.clone(), url)?;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -71,7 +71,7 @@ pub fn run(a: &NearRepeatArgs) -> anyhow::Result<()> {
     // Only the districts' names and polygons are needed, not the analysis store.
     let g = Geography::bundled()?;
     let f = filter_in(&g, &a.filter)?;
-    let store = Store::open_read_only(&a.data.dir)?;
+    let store = Store::open_read_only_at(&a.data.at()?)?;
     let (lo, hi) = (
         f.from.map_or(0, |m| m.index()),
         f.to.map_or(u16::MAX, |m| m.index()),

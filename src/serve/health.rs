@@ -13,5 +13,6 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
         "unlocated": store.unlocated,
         "outside_study_area": store.outside(),
         "generation": state.generation(),
+        "store_version": store.version,
     }))
 }

@@ -13,6 +13,7 @@ mod conn;
 pub mod disclosure;
 mod error;
 mod etag;
+pub mod follow;
 mod health;
 pub(crate) mod jobs;
 pub mod limits;
@@ -40,7 +41,7 @@ use tower_http::trace::TraceLayer;
 pub use error::AppError;
 pub use etag::cached;
 pub use settings::{ServeArgs, Settings};
-pub use state::{AppState, Demo, load, load_or_seed};
+pub use state::{AppState, Demo, load, load_at, load_or_seed};
 
 /// Every route with its declared access (before the layers).
 fn routes() -> auth::Routes {

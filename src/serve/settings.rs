@@ -19,11 +19,16 @@ pub struct ServeArgs {
     /// Data directory holding the store (created when missing).
     #[arg(long, env = "HOTSPOT_DATA")]
     pub data: Option<PathBuf>,
+    /// The store of record in PostgreSQL (`postgresql://user:password@host/db`) instead
+    /// of the data directory's SQLite file; the server then follows other processes'
+    /// ingests (LISTEN/NOTIFY), so any number of servers can share one database.
+    #[arg(long, env = "HOTSPOT_STORE", value_name = "URL")]
+    pub store: Option<String>,
     /// Fill a new data directory with bundled data first: `real` (the police.uk
     /// Lancashire year 2021, the default) or `sample` (the synthetic test fixtures).
     #[arg(long, env = "HOTSPOT_DEMO", value_name = "DATA", num_args = 0..=1, default_missing_value = "real")]
     pub demo: Option<super::state::Demo>,
-    /// A TOML config file (keys: bind, data, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue, basemap, harm; [[keys]] and [disclosure] for access control; [limits]).
+    /// A TOML config file (keys: bind, data, store, cors_origins, request_timeout_secs, body_limit_bytes, header_read_timeout_secs, max_connections, max_connections_per_client, audit_max_bytes, audit_keep, compute_slots, compute_queue, basemap, harm; [[keys]] and [disclosure] for access control; [limits]).
     #[arg(long, env = "HOTSPOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// Origins allowed by CORS, comma-separated.
@@ -76,6 +81,8 @@ pub struct ServeArgs {
 pub struct Settings {
     pub bind: SocketAddr,
     pub data: PathBuf,
+    /// The PostgreSQL store of record, when not the data directory's SQLite file.
+    pub store: Option<String>,
     pub cors_origins: Vec<String>,
     /// Seconds (a decimal is allowed).
     pub request_timeout_secs: f64,
@@ -111,11 +118,22 @@ pub struct Settings {
     pub harm: Option<PathBuf>,
 }
 
+impl Settings {
+    /// Where the store of record is.
+    ///
+    /// # Errors
+    /// When `store` is not a `postgresql://` URL.
+    pub fn store_at(&self) -> Result<crate::store::StoreAt, crate::store::StoreError> {
+        crate::store::StoreAt::new(&self.data, self.store.as_deref())
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data: PathBuf::from("hotspot-data"),
+            store: None,
             cors_origins: Vec::new(),
             request_timeout_secs: 30.0,
             body_limit_bytes: 64 << 20,
@@ -156,6 +174,9 @@ impl Settings {
         }
         if let Some(v) = &a.data {
             s.data.clone_from(v);
+        }
+        if let Some(v) = &a.store {
+            s.store = Some(v.clone());
         }
         if let Some(v) = &a.cors_origins {
             s.cors_origins.clone_from(v);

@@ -184,12 +184,26 @@ pub fn load_or_seed(dir: &Path) -> anyhow::Result<AnalysisStore> {
 /// # Errors
 /// When the store cannot be opened or read, or is refused.
 pub fn load(dir: &Path, demo: Option<Demo>) -> anyhow::Result<AnalysisStore> {
-    let fresh = !dir.join(crate::store::DB_FILE).exists();
-    let mut store = Store::open(dir)?;
+    load_at(&crate::store::StoreAt::Dir(dir.to_owned()), demo)
+}
+
+/// [`load`] from the store `at` names: a PostgreSQL store is new (and filled with the
+/// demo data when asked) while nothing was ever ingested into it.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_at(at: &crate::store::StoreAt, demo: Option<Demo>) -> anyhow::Result<AnalysisStore> {
+    let fresh = match at {
+        crate::store::StoreAt::Dir(dir) => !dir.join(crate::store::DB_FILE).exists(),
+        crate::store::StoreAt::Postgres(_) => false,
+    };
+    let mut store = Store::open_at(at)?;
+    let fresh =
+        fresh || (matches!(at, crate::store::StoreAt::Postgres(_)) && store.version()? == 0);
     if let Some(demo) = demo
         && fresh
     {
-        tracing::info!(dir = %dir.display(), ?demo, "empty data directory: loading the bundled demo data");
+        tracing::info!(store = %at.describe(), ?demo, "new store: loading the bundled demo data");
         let (zip_name, zip_bytes) = match demo {
             Demo::Real => ("lancashire-2021-street.zip", REAL_ZIP),
             Demo::Sample => ("police-lancashire.zip", SAMPLE_ZIP),
@@ -213,5 +227,8 @@ pub fn load(dir: &Path, demo: Option<Demo>) -> anyhow::Result<AnalysisStore> {
         }
     }
     drop(store);
-    Ok(analysis::from_store(dir, Arc::new(Geography::bundled()?))?)
+    Ok(analysis::from_store_at(
+        at,
+        Arc::new(Geography::bundled()?),
+    )?)
 }

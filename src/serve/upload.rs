@@ -227,9 +227,12 @@ pub fn ingest_upload(
     path: &Path,
     progress: &dyn Fn(usize, usize),
 ) -> Result<(StatusCode, Value), AppError> {
-    let dir = state.settings().data.clone();
+    let at = state
+        .settings()
+        .store_at()
+        .map_err(|e| AppError::Internal(format!("the store: {e}")))?;
     let limits = state.settings().limits.zip();
-    let (summaries, errors) = ingest_file(&dir, path, name, &limits, progress)?;
+    let (summaries, errors) = ingest_file(&at, path, name, &limits, progress)?;
     let changed = summaries.iter().any(|s| !s.unchanged);
     if changed {
         reload(state)?;
@@ -273,7 +276,7 @@ pub fn ingest_upload(
 /// Ingests the file (or each entry of the archive) as the CLI does, named after the
 /// upload rather than the temporary path.
 fn ingest_file(
-    dir: &Path,
+    at: &crate::store::StoreAt,
     temp: &Path,
     name: &str,
     limits: &crate::ingest::ZipLimits,
@@ -286,7 +289,7 @@ fn ingest_file(
         Err(e) => return Ok((Vec::new(), vec![public(e.to_string())])),
     };
     let mut store =
-        Store::open(dir).map_err(|e| AppError::Internal(format!("opening the store: {e}")))?;
+        Store::open_at(at).map_err(|e| AppError::Internal(format!("opening the store: {e}")))?;
     let mut summaries = Vec::new();
     let mut errors = Vec::new();
     for (i, src) in sources.iter().enumerate() {
@@ -321,7 +324,11 @@ fn ingest_file(
 /// When the store cannot be read.
 pub fn reload(state: &AppState) -> Result<(), AppError> {
     let geography = state.store().geography.clone();
-    let fresh = crate::analysis::from_store(&state.settings().data, geography)
+    let at = state
+        .settings()
+        .store_at()
+        .map_err(|e| AppError::Internal(format!("the store: {e}")))?;
+    let fresh = crate::analysis::from_store_at(&at, geography)
         .map_err(|e| AppError::Internal(format!("reloading the analysis store: {e}")))?;
     state.replace_store(fresh);
     Ok(())

@@ -935,6 +935,7 @@ mod tests {
             lsoa_vintage: crate::spatial::geography::Vintage::V2011,
             coverage: Default::default(),
             datasets_by_type: None,
+            version: 0,
         }
     }
 

@@ -10,7 +10,10 @@
 //! row ids `batch << 32 | seq`, so replacing a batch is a range delete on the primary key
 //! and needs no secondary index to slow the insert path.
 
+mod backend;
+pub mod pg;
 mod schema;
+mod sqlite_tx;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -38,6 +41,55 @@ pub enum StoreError {
     },
     #[error("{path}: {reason}")]
     Schema { path: PathBuf, reason: String },
+    /// A PostgreSQL store (named without its password).
+    #[error("{store}: {reason}")]
+    Postgres { store: String, reason: String },
+}
+
+/// Where the store of record is: `hotspot.sqlite` in the data directory, or a PostgreSQL
+/// database (`--store postgresql://...`, `HOTSPOT_STORE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreAt {
+    Dir(PathBuf),
+    Postgres(String),
+}
+
+impl StoreAt {
+    /// The PostgreSQL database `store` names, else the SQLite store in `dir`.
+    ///
+    /// # Errors
+    /// When `store` is given but is not a `postgresql://` URL.
+    pub fn new(dir: &Path, store: Option<&str>) -> Result<Self, StoreError> {
+        match store.map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(StoreAt::Dir(dir.to_owned())),
+            Some(url) if pg::is_url(url) => Ok(StoreAt::Postgres(url.to_owned())),
+            Some(other) => Err(StoreError::Postgres {
+                store: pg::redact(other),
+                reason: "--store (HOTSPOT_STORE) takes a postgresql:// URL; without it the \
+                         store is hotspot.sqlite in the data directory"
+                    .into(),
+            }),
+        }
+    }
+
+    /// How messages name it (a URL without its password).
+    pub fn describe(&self) -> String {
+        match self {
+            StoreAt::Dir(d) => d.join(DB_FILE).display().to_string(),
+            StoreAt::Postgres(url) => pg::redact(url),
+        }
+    }
+}
+
+pub(crate) enum Db {
+    Sqlite(Connection),
+    Postgres(Box<std::sync::Mutex<postgres::Client>>),
+}
+
+/// The client, whoever held it last (a panic while holding it leaves no half-done
+/// transaction: the client rolls back what it did not commit).
+fn lock(m: &std::sync::Mutex<postgres::Client>) -> std::sync::MutexGuard<'_, postgres::Client> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// What to do with a store file that is refused: never replace it (it may be the only
@@ -180,7 +232,7 @@ pub struct CasualtyCounts {
 
 /// An open store.
 pub struct Store {
-    pub(crate) conn: Connection,
+    pub(crate) db: Db,
     path: PathBuf,
 }
 
@@ -204,9 +256,39 @@ impl Store {
         if existed {
             check_ours(&conn, &path)?;
         }
-        let store = Store { conn, path };
-        schema::init(&store.conn).map_err(|e| store.err(e))?;
-        Ok(store)
+        schema::init(&conn).map_err(|source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Store {
+            db: Db::Sqlite(conn),
+            path,
+        })
+    }
+
+    /// Opens (creating if needed) the store `at` names.
+    ///
+    /// # Errors
+    /// As [`Store::open`], or the PostgreSQL database cannot be reached or is refused.
+    pub fn open_at(at: &StoreAt) -> Result<Self, StoreError> {
+        match at {
+            StoreAt::Dir(dir) => Store::open(dir),
+            StoreAt::Postgres(url) => Ok(Store {
+                db: Db::Postgres(Box::new(std::sync::Mutex::new(pg::connect(url)?))),
+                path: PathBuf::from(pg::redact(url)),
+            }),
+        }
+    }
+
+    /// Opens an existing store `at` names for reading.
+    ///
+    /// # Errors
+    /// As [`Store::open_read_only`] and [`Store::open_at`].
+    pub fn open_read_only_at(at: &StoreAt) -> Result<Self, StoreError> {
+        match at {
+            StoreAt::Dir(dir) => Store::open_read_only(dir),
+            StoreAt::Postgres(_) => Store::open_at(at),
+        }
     }
 
     /// Opens an existing store read-only (for loading the analysis store).
@@ -231,7 +313,10 @@ impl Store {
             source,
         })?;
         check_ours(&conn, &path)?;
-        Ok(Store { conn, path })
+        Ok(Store {
+            db: Db::Sqlite(conn),
+            path,
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -245,15 +330,47 @@ impl Store {
         }
     }
 
+    fn pg_err(&self, e: postgres::Error) -> StoreError {
+        StoreError::Postgres {
+            store: self.path.display().to_string(),
+            reason: e.to_string(),
+        }
+    }
+
     /// Number of incidents stored (located or not).
     ///
     /// # Errors
     /// On a database failure.
     pub fn incident_count(&self) -> Result<u64, StoreError> {
-        self.conn
-            .query_row("SELECT count(*) FROM incidents", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
-            .map_err(|e| self.err(e))
+        match &self.db {
+            Db::Sqlite(conn) => conn
+                .query_row("SELECT count(*) FROM incidents", [], |r| r.get::<_, i64>(0))
+                .map(|n| n as u64)
+                .map_err(|e| self.err(e)),
+            Db::Postgres(client) => lock(client)
+                .query_one("SELECT count(*) FROM incidents", &[])
+                .map(|r| r.get::<_, i64>(0) as u64)
+                .map_err(|e| self.pg_err(e)),
+        }
+    }
+
+    /// The store's version: its last ingest id (0 when nothing was ingested), the same
+    /// for every process that reads it.
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn version(&self) -> Result<u64, StoreError> {
+        match &self.db {
+            Db::Sqlite(conn) => conn
+                .query_row("SELECT coalesce(max(id), 0) FROM ingest_log", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(|e| self.err(e)),
+            Db::Postgres(client) => pg::version(&mut lock(client))
+                .map(|n| n as u64)
+                .map_err(|e| self.pg_err(e)),
+        }
     }
 
     /// STATS19 casualties by road-user group, as road safety partnerships count them:
@@ -265,8 +382,41 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn casualty_counts(&self) -> Result<Vec<CasualtyCounts>, StoreError> {
-        let mut q = self
-            .conn
+        let group = |code: i64| {
+            u8::try_from(code)
+                .ok()
+                .and_then(crate::model::CrimeType::from_code)
+                .unwrap_or(crate::model::CrimeType::RoadCasualtyOther)
+        };
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(client) => {
+                let mut client = lock(client);
+                let rows = client
+                    .query(
+                        "SELECT road_user::bigint, count(*),
+                                count(*) FILTER (WHERE casualty_severity IN (1, 2)),
+                                coalesce(sum(CASE WHEN casualty_severity = 1 THEN 1.0
+                                         ELSE coalesce(adjusted_serious,
+                                              CASE WHEN casualty_severity = 2 THEN 1.0 ELSE 0.0 END) END), 0)::float8,
+                                count(*) FILTER (WHERE child)
+                         FROM casualties GROUP BY road_user ORDER BY road_user",
+                        &[],
+                    )
+                    .map_err(|e| self.pg_err(e))?;
+                return Ok(rows
+                    .iter()
+                    .map(|r| CasualtyCounts {
+                        group: group(r.get(0)),
+                        casualties: r.get::<_, i64>(1) as u64,
+                        ksi: r.get::<_, i64>(2) as u64,
+                        adjusted_ksi: r.get(3),
+                        children: r.get::<_, i64>(4) as u64,
+                    })
+                    .collect());
+            }
+        };
+        let mut q = conn
             .prepare(
                 "SELECT road_user, count(*),
                         sum(casualty_severity IN (1, 2)),
@@ -275,21 +425,25 @@ impl Store {
                         sum(child IS 1)
                  FROM casualties GROUP BY road_user ORDER BY road_user",
             )
-            .map_err(|e| self.err(e))?;
+            .map_err(|e| StoreError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })?;
         let rows = q
             .query_map([], |r| {
-                let code: u8 = r.get(0)?;
                 Ok(CasualtyCounts {
-                    group: crate::model::CrimeType::from_code(code)
-                        .unwrap_or(crate::model::CrimeType::RoadCasualtyOther),
+                    group: group(r.get(0)?),
                     casualties: r.get::<_, i64>(1)? as u64,
                     ksi: r.get::<_, i64>(2)? as u64,
                     adjusted_ksi: r.get(3)?,
                     children: r.get::<_, i64>(4)? as u64,
                 })
             })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .and_then(Iterator::collect);
+        rows.map_err(|e| StoreError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })
     }
 
     /// Which force-months each dataset covers (`crate::coverage`).
@@ -297,7 +451,10 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn coverage(&self) -> Result<crate::coverage::Coverage, StoreError> {
-        read_coverage(&self.conn).map_err(|e| self.err(e))
+        match &self.db {
+            Db::Sqlite(conn) => read_coverage(conn).map_err(|e| self.err(e)),
+            Db::Postgres(client) => pg_coverage(&mut lock(client)).map_err(|e| self.pg_err(e)),
+        }
     }
 
     /// Incidents per month: (month index, all, without a location), ascending.
@@ -305,22 +462,48 @@ impl Store {
     /// # Errors
     /// On a database failure.
     pub fn monthly_totals(&self) -> Result<Vec<(u16, u64, u64)>, StoreError> {
-        let mut q = self
-            .conn
+        let month = |m: i64| u16::try_from(m).unwrap_or(u16::MAX);
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(client) => {
+                let mut client = lock(client);
+                let rows = client
+                    .query(
+                        "SELECT month::bigint, count(*), count(*) FILTER (WHERE loc IS NULL)
+                         FROM incidents GROUP BY month ORDER BY month",
+                        &[],
+                    )
+                    .map_err(|e| self.pg_err(e))?;
+                return Ok(rows
+                    .iter()
+                    .map(|r| {
+                        (
+                            month(r.get(0)),
+                            r.get::<_, i64>(1) as u64,
+                            r.get::<_, i64>(2) as u64,
+                        )
+                    })
+                    .collect());
+            }
+        };
+        let sql = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let mut q = conn
             .prepare(
                 "SELECT month, count(*), sum(loc IS NULL) FROM incidents GROUP BY month ORDER BY month",
             )
-            .map_err(|e| self.err(e))?;
-        let rows = q
-            .query_map([], |r| {
-                Ok((
-                    u16::try_from(r.get::<_, i64>(0)?).unwrap_or(u16::MAX),
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+            .map_err(sql)?;
+        q.query_map([], |r| {
+            Ok((
+                month(r.get(0)?),
+                r.get::<_, i64>(1)? as u64,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(sql)
     }
 
     /// Calls `f(ctype, severity, month, day, lon_e7, lat_e7)` for every located incident
@@ -332,17 +515,49 @@ impl Store {
         &self,
         mut f: impl FnMut(u8, u8, u16, Option<i32>, i32, i32),
     ) -> Result<(), StoreError> {
-        let mut q = self
-            .conn
-            .prepare(
-                "SELECT i.ctype, i.severity, i.month, i.day, l.lon_e7, l.lat_e7
-                 FROM incidents i JOIN locations l ON l.id = i.loc",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut rows = q.query([]).map_err(|e| self.err(e))?;
-        while let Some(r) = rows.next().map_err(|e| self.err(e))? {
-            let int = |k: usize| r.get::<_, i64>(k).map_err(|e| self.err(e));
-            let day: Option<i64> = r.get(3).map_err(|e| self.err(e))?;
+        const QUERY: &str = "SELECT i.ctype, i.severity, i.month, i.day, l.lon_e7, l.lat_e7
+                 FROM incidents i JOIN locations l ON l.id = i.loc";
+        let small = |v: i32| u8::try_from(v).unwrap_or(u8::MAX);
+        let conn = match &self.db {
+            Db::Sqlite(conn) => conn,
+            Db::Postgres(client) => {
+                let mut client = lock(client);
+                use postgres::types::Type;
+                return pg::copy_rows(
+                    &mut *client,
+                    QUERY,
+                    &[
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT4,
+                        Type::INT4,
+                    ],
+                    |r| {
+                        f(
+                            small(r.try_get(0)?),
+                            u8::try_from(r.try_get::<i32>(1)?).unwrap_or(0),
+                            u16::try_from(r.try_get::<i32>(2)?).unwrap_or(u16::MAX),
+                            r.try_get(3)?,
+                            r.try_get(4)?,
+                            r.try_get(5)?,
+                        );
+                        Ok(())
+                    },
+                )
+                .map_err(|e| self.pg_err(e));
+            }
+        };
+        let sql = |source| StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        };
+        let mut q = conn.prepare(QUERY).map_err(sql)?;
+        let mut rows = q.query([]).map_err(sql)?;
+        while let Some(r) = rows.next().map_err(sql)? {
+            let int = |k: usize| r.get::<_, i64>(k).map_err(sql);
+            let day: Option<i64> = r.get(3).map_err(sql)?;
             f(
                 u8::try_from(int(0)?).unwrap_or(u8::MAX),
                 u8::try_from(int(1)?).unwrap_or(0),
@@ -355,15 +570,52 @@ impl Store {
         Ok(())
     }
 
-    /// SQLite's own consistency check ("ok" when sound).
+    /// The database's own consistency check: "ok" when sound (SQLite's
+    /// `integrity_check`; for PostgreSQL, which checks its pages itself, that every
+    /// incident's batch is recorded and every location it names exists).
     ///
     /// # Errors
     /// On a database failure.
     pub fn integrity_check(&self) -> Result<String, StoreError> {
-        self.conn
-            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
+        match &self.db {
+            Db::Sqlite(conn) => conn
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .map_err(|e| self.err(e)),
+            Db::Postgres(client) => {
+                let mut client = lock(client);
+                let r = client
+                    .query_one(
+                        "SELECT (SELECT count(*) FROM incidents i
+                                 WHERE NOT EXISTS (SELECT 1 FROM batches b WHERE b.id = i.id >> 32)),
+                                (SELECT count(*) FROM incidents i WHERE i.loc IS NOT NULL
+                                 AND NOT EXISTS (SELECT 1 FROM locations l WHERE l.id = i.loc))",
+                        &[],
+                    )
+                    .map_err(|e| self.pg_err(e))?;
+                let (orphans, dangling): (i64, i64) = (r.get(0), r.get(1));
+                Ok(if orphans == 0 && dangling == 0 {
+                    "ok".into()
+                } else {
+                    format!("{orphans} incidents outside a batch, {dangling} naming no location")
+                })
+            }
+        }
     }
+}
+
+/// The coverage table of a PostgreSQL store.
+fn pg_coverage(
+    client: &mut postgres::Client,
+) -> Result<crate::coverage::Coverage, postgres::Error> {
+    use crate::coverage::{Coverage, Dataset};
+    let mut c = Coverage::new();
+    for r in client.query("SELECT dataset, force, month FROM coverage", &[])? {
+        let (d, f, m): (String, String, i32) = (r.get(0), r.get(1), r.get(2));
+        if let (Some(d), Ok(m)) = (Dataset::parse(&d), u16::try_from(m)) {
+            c.add(d, &f, m);
+        }
+    }
+    Ok(c)
 }
 
 /// The coverage table (empty when a store of an older schema, opened read-only, has

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use rusqlite::{CachedStatement, OptionalExtension, Transaction, params};
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
 
 use super::Store;
+use super::backend::{CasualtyRow, DbError, DbResult, IncidentRow, LogRow, SearchRow, WriteTx};
 use crate::ingest::{
     self, Casualty, FileStats, Format, Identity, IngestError, Joined, Outcome, OutcomeMatch,
     Record, Reject, Sink, Source, StopSearch,
@@ -120,89 +120,118 @@ impl Store {
         sha256: String,
         format: Option<Format>,
     ) -> Result<IngestSummary, IngestError> {
-        let sql = |e: rusqlite::Error| IngestError::Store {
+        let sql = |e: &dyn std::fmt::Display| IngestError::Store {
             file: file.to_owned(),
             reason: e.to_string(),
         };
-        // Files that update or join rows of other files (police.uk outcomes, STATS19
-        // casualties) are applied again even when seen: what they match depends on what
-        // was stored since (a casualty file read before its collisions), and applying
-        // them twice changes nothing (latest month wins; upsert by casualty).
-        let seen: bool = self
-            .conn
-            .query_row(
-                "SELECT EXISTS(SELECT 1 FROM ingest_log WHERE sha256 = ?1
-                     AND format NOT IN ('PoliceOutcomes', 'Stats19Casualty'))",
-                [&sha256],
-                |r| r.get(0),
-            )
-            .map_err(sql)?;
-        if seen {
-            return Ok(IngestSummary {
-                file: file.to_owned(),
+        match &mut self.db {
+            super::Db::Sqlite(conn) => {
+                let tx = conn.transaction().map_err(|e| sql(&e))?;
+                let summary = {
+                    let mut t = super::sqlite_tx::SqliteTx::new(&tx).map_err(|e| sql(&e))?;
+                    write_file(&mut t, file, bytes, sha256, format)?
+                };
+                if !summary.unchanged {
+                    tx.commit().map_err(|e| sql(&e))?;
+                }
+                Ok(summary)
+            }
+            super::Db::Postgres(client) => super::pg::ingest(
+                client
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                file,
+                bytes,
                 sha256,
-                unchanged: true,
-                ..Default::default()
-            });
+                format,
+            ),
         }
-        let format = match format {
-            Some(f) => f,
-            None => ingest::detect_format(file, bytes)?,
-        };
-        let started: String = self
-            .conn
-            .query_row("SELECT strftime('%Y-%m-%dT%H:%M:%fZ', 'now')", [], |r| {
-                r.get(0)
-            })
-            .map_err(sql)?;
-        let tx = self.conn.transaction().map_err(sql)?;
-        let dataset = crate::coverage::Dataset::of_format(format);
-        let mut w = TxWriter::new(&tx, file, &sha256, dataset).map_err(sql)?;
-        let stats = ingest::parse_bytes(file, bytes, Some(format), &mut w)?;
-        let replaced = w.finish().map_err(sql)?;
-        let FileStats {
-            rows_read,
-            records,
-            unlocated,
-            rejected,
-            rejected_by_reason,
-            rejects,
-            outcomes_updated,
-            outcomes_older,
-            outcomes_unmatched,
-            searches,
-            casualties,
-            skipped,
-            skipped_reason,
-        } = stats;
-        tx.execute(
-            "INSERT INTO ingest_log (file, sha256, format, started, rows_read, stored, replaced, unlocated, rejected)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![file, sha256, format!("{format:?}"), started, rows_read, records, replaced, unlocated, rejected],
-        )
-        .map_err(sql)?;
-        tx.commit().map_err(sql)?;
-        Ok(IngestSummary {
-            file: file.to_owned(),
-            format: format!("{format:?}"),
-            sha256,
-            unchanged: false,
-            rows_read,
-            stored: records,
-            replaced,
-            unlocated,
-            rejected,
-            rejected_by_reason,
-            rejects,
-            outcomes_updated,
-            outcomes_older,
-            outcomes_unmatched,
-            searches,
-            casualties,
-            skipped,
-            skipped_reason,
-        })
     }
+}
+
+/// Writes one file inside the transaction `db`: nothing when the same bytes were stored
+/// before (`unchanged`), else its rows, batches, coverage and log row.
+pub(crate) fn write_file(
+    db: &mut dyn WriteTx,
+    file: &str,
+    bytes: &[u8],
+    sha256: String,
+    format: Option<Format>,
+) -> Result<IngestSummary, IngestError> {
+    let sql = |e: DbError| IngestError::Store {
+        file: file.to_owned(),
+        reason: e.to_string(),
+    };
+    // Files that update or join rows of other files (police.uk outcomes, STATS19
+    // casualties) are applied again even when seen: what they match depends on what
+    // was stored since (a casualty file read before its collisions), and applying
+    // them twice changes nothing (latest month wins; upsert by casualty).
+    if db.seen(&sha256).map_err(sql)? {
+        return Ok(IngestSummary {
+            file: file.to_owned(),
+            sha256,
+            unchanged: true,
+            ..Default::default()
+        });
+    }
+    let format = match format {
+        Some(f) => f,
+        None => ingest::detect_format(file, bytes)?,
+    };
+    let started = db.now().map_err(sql)?;
+    let dataset = crate::coverage::Dataset::of_format(format);
+    let mut w = TxWriter::new(db, file, &sha256, dataset).map_err(sql)?;
+    let stats = ingest::parse_bytes(file, bytes, Some(format), &mut w)?;
+    let (ingest_id, replaced) = w.finish().map_err(sql)?;
+    let FileStats {
+        rows_read,
+        records,
+        unlocated,
+        rejected,
+        rejected_by_reason,
+        rejects,
+        outcomes_updated,
+        outcomes_older,
+        outcomes_unmatched,
+        searches,
+        casualties,
+        skipped,
+        skipped_reason,
+    } = stats;
+    let format_name = format!("{format:?}");
+    db.log_ingest(&LogRow {
+        id: ingest_id,
+        file,
+        sha256: &sha256,
+        format: &format_name,
+        started: &started,
+        rows_read,
+        stored: records,
+        replaced,
+        unlocated,
+        rejected,
+    })
+    .map_err(sql)?;
+    Ok(IngestSummary {
+        file: file.to_owned(),
+        format: format_name,
+        sha256,
+        unchanged: false,
+        rows_read,
+        stored: records,
+        replaced,
+        unlocated,
+        rejected,
+        rejected_by_reason,
+        rejects,
+        outcomes_updated,
+        outcomes_older,
+        outcomes_unmatched,
+        searches,
+        casualties,
+        skipped,
+        skipped_reason,
+    })
 }
 
 struct OpenBatch {
@@ -212,7 +241,7 @@ struct OpenBatch {
 
 /// The sink that writes records inside the file's transaction.
 struct TxWriter<'t> {
-    tx: &'t Transaction<'t>,
+    db: &'t mut dyn WriteTx,
     file: String,
     sha256: String,
     ingest_id: i64,
@@ -225,71 +254,45 @@ struct TxWriter<'t> {
     replaced: u64,
     /// The stop-and-search batches this file already cleared of an earlier ingest's rows.
     search_batches: Vec<String>,
-    crime_id_index: bool,
     /// The dataset the file's incidents belong to (`crate::coverage`), and the first and
     /// last month of its records that name no police.uk (force, month).
     dataset: Option<crate::coverage::Dataset>,
     span: Option<(u16, u16)>,
-    plain: CachedStatement<'t>,
-    keyed: CachedStatement<'t>,
-    new_location: CachedStatement<'t>,
 }
 
 impl<'t> TxWriter<'t> {
     fn new(
-        tx: &'t Transaction<'t>,
+        db: &'t mut dyn WriteTx,
         file: &str,
         sha256: &str,
         dataset: Option<crate::coverage::Dataset>,
-    ) -> rusqlite::Result<Self> {
-        let mut locations = FxHashMap::default();
-        {
-            let mut q = tx.prepare("SELECT id, lon_e7, lat_e7, lsoa_code FROM locations")?;
-            let mut rows = q.query([])?;
-            while let Some(r) = rows.next()? {
-                let code: String = r.get(3)?;
-                locations
-                    .entry(pack((r.get(1)?, r.get(2)?)))
-                    .or_insert_with(Vec::new)
-                    .push((code.into(), r.get(0)?));
-            }
-        }
-        let max = |t: &str| -> rusqlite::Result<i64> {
-            tx.query_row(&format!("SELECT coalesce(max(id), 0) FROM {t}"), [], |r| {
-                r.get(0)
-            })
-        };
+    ) -> DbResult<Self> {
+        let mut locations: FxHashMap<u64, Vec<(Box<str>, i64)>> = FxHashMap::default();
+        db.locations(&mut |id, lon, lat, code| {
+            locations
+                .entry(pack((lon, lat)))
+                .or_default()
+                .push((code.into(), id));
+        })?;
+        let [ingest_id, next_location, next_batch] = db.next_ids()?;
         Ok(TxWriter {
-            tx,
+            db,
             file: file.to_owned(),
             sha256: sha256.to_owned(),
-            ingest_id: max("ingest_log")? + 1,
-            next_location: max("locations")? + 1,
-            next_batch: max("batches")? + 1,
+            ingest_id,
+            next_location,
+            next_batch,
             locations,
             batches: Vec::new(),
             file_batch: None,
             replaced: 0,
             search_batches: Vec::new(),
-            crime_id_index: false,
             dataset,
             span: None,
-            plain: tx.prepare_cached(
-                "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, day, minute) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            )?,
-            keyed: tx.prepare_cached(
-                "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, source, ext_key, day, minute)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-                 ON CONFLICT (source, ext_key) WHERE ext_key IS NOT NULL DO UPDATE SET
-                 month = excluded.month, ctype = excluded.ctype, severity = excluded.severity,
-                 loc = excluded.loc, crime_id = excluded.crime_id, outcome = excluded.outcome,
-                 day = excluded.day, minute = excluded.minute",
-            )?,
-            new_location: tx.prepare_cached("INSERT INTO locations (id, lon_e7, lat_e7, street, lsoa_code) VALUES (?1, ?2, ?3, ?4, ?5)")?,
         })
     }
 
-    fn location(&mut self, rec: &Record<'_>) -> rusqlite::Result<Option<i64>> {
+    fn location(&mut self, rec: &Record<'_>) -> DbResult<Option<i64>> {
         let Some((lon, lat)) = rec.point else {
             return Ok(None);
         };
@@ -306,13 +309,8 @@ impl<'t> TxWriter<'t> {
         }
         let id = self.next_location;
         self.next_location += 1;
-        self.new_location.execute(params![
-            id,
-            key.0,
-            key.1,
-            rec.location.decode().as_ref(),
-            code
-        ])?;
+        self.db
+            .insert_location(id, key.0, key.1, rec.location.decode().as_ref(), code)?;
         self.locations
             .entry(pack(key))
             .or_default()
@@ -322,7 +320,7 @@ impl<'t> TxWriter<'t> {
 
     /// The row id for the next record of a police.uk (force, month), replacing what an
     /// earlier ingest stored for it.
-    fn police_id(&mut self, force: &str, month: u16) -> rusqlite::Result<i64> {
+    fn police_id(&mut self, force: &str, month: u16) -> DbResult<i64> {
         // A file is almost always one (force, month): a linear scan of the open batches
         // finds it without allocating a key per row.
         let found = self
@@ -340,38 +338,16 @@ impl<'t> TxWriter<'t> {
     }
 
     /// Opens a batch for a police.uk (force, month), deleting an earlier ingest's rows.
-    fn open_police_batch(&mut self, force: &str, month: u16) -> rusqlite::Result<usize> {
-        {
-            let name = format!("police|{force}|{month}");
-            let old: Option<(i64, i64)> = self
-                .tx
-                .query_row(
-                    "SELECT id, rows FROM batches WHERE key = ?1",
-                    [&name],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .map(Some)
-                .or_else(|e| {
-                    if e == rusqlite::Error::QueryReturnedNoRows {
-                        Ok(None)
-                    } else {
-                        Err(e)
-                    }
-                })?;
-            if let Some((old_id, old_rows)) = old {
-                self.tx.execute(
-                    "DELETE FROM incidents WHERE id >= ?1 AND id < ?2",
-                    params![old_id << 32, (old_id + 1) << 32],
-                )?;
-                self.tx
-                    .execute("DELETE FROM batches WHERE id = ?1", [old_id])?;
-                self.replaced += old_rows as u64;
-            }
-            let id = self.next_batch;
-            self.next_batch += 1;
-            self.batches
-                .push((force.to_owned(), month, OpenBatch { id, rows: 0 }));
+    fn open_police_batch(&mut self, force: &str, month: u16) -> DbResult<usize> {
+        let name = format!("police|{force}|{month}");
+        if let Some((old_id, old_rows)) = self.db.batch(&name)? {
+            self.db.delete_batch(old_id)?;
+            self.replaced += old_rows as u64;
         }
+        let id = self.next_batch;
+        self.next_batch += 1;
+        self.batches
+            .push((force.to_owned(), month, OpenBatch { id, rows: 0 }));
         Ok(self.batches.len() - 1)
     }
 
@@ -386,53 +362,43 @@ impl<'t> TxWriter<'t> {
         id
     }
 
-    /// Records the batches opened and what the file covers; returns the rows replaced.
-    fn finish(self) -> rusqlite::Result<u64> {
+    /// Records the batches opened and what the file covers; returns the file's ingest id
+    /// and the rows replaced.
+    fn finish(self) -> DbResult<(i64, u64)> {
         use crate::coverage::Dataset;
-        let mut cover = self.tx.prepare_cached(
-            "INSERT INTO coverage (dataset, force, month, ingest_id) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (dataset, force, month) DO UPDATE SET ingest_id = excluded.ingest_id",
-        )?;
         for (force, month, _) in &self.batches {
-            cover.execute(params![
-                Dataset::PoliceUk.name(),
-                force,
-                month,
-                self.ingest_id
-            ])?;
+            self.db
+                .cover(Dataset::PoliceUk.name(), force, *month, self.ingest_id)?;
         }
         if let (Some(d @ (Dataset::Stats19 | Dataset::Generic)), Some((lo, hi))) =
             (self.dataset, self.span)
         {
             for month in lo..=hi {
-                cover.execute(params![d.name(), "", month, self.ingest_id])?;
+                self.db.cover(d.name(), "", month, self.ingest_id)?;
             }
         }
-        let mut ins = self.tx.prepare_cached(
-            "INSERT INTO batches (id, key, ingest_id, rows) VALUES (?1, ?2, ?3, ?4)",
-        )?;
         for (force, month, b) in &self.batches {
-            ins.execute(params![
+            self.db.insert_batch(
                 b.id,
-                format!("police|{force}|{month}"),
+                &format!("police|{force}|{month}"),
                 self.ingest_id,
-                b.rows
-            ])?;
+                b.rows,
+            )?;
         }
         if let Some(b) = &self.file_batch {
             // The ingest id keeps the key unique when a joining file (casualties,
             // outcomes) is applied again.
-            ins.execute(params![
+            self.db.insert_batch(
                 b.id,
-                format!("file|{}|{}|{}", self.sha256, self.file, self.ingest_id),
+                &format!("file|{}|{}|{}", self.sha256, self.file, self.ingest_id),
                 self.ingest_id,
-                b.rows
-            ])?;
+                b.rows,
+            )?;
         }
-        Ok(self.replaced)
+        Ok((self.ingest_id, self.replaced))
     }
 
-    fn write(&mut self, rec: &Record<'_>) -> rusqlite::Result<()> {
+    fn write(&mut self, rec: &Record<'_>) -> DbResult<()> {
         let loc = self.location(rec)?;
         let (month, ctype, sev) = (rec.month.index(), rec.ctype as u8, rec.severity as u8);
         let (id, key) = match &rec.identity {
@@ -449,161 +415,91 @@ impl<'t> TxWriter<'t> {
             });
         }
         let (crime_id, outcome) = (rec.crime_id.decode(), rec.outcome.decode());
-        let (crime_id, outcome) = (crime_id.as_ref(), outcome.as_ref());
-        let (day, minute) = (rec.day, rec.minute);
-        match key {
-            Some((source, key)) => self.keyed.execute(params![
-                id,
-                month,
-                ctype,
-                sev,
-                loc,
-                crime_id,
-                outcome,
-                source,
-                key.as_ref(),
-                day,
-                minute
-            ])?,
-            None => self.plain.execute(params![
-                id, month, ctype, sev, loc, crime_id, outcome, day, minute
-            ])?,
-        };
-        Ok(())
-    }
-
-    fn write_outcome(&mut self, o: &Outcome<'_>) -> rusqlite::Result<OutcomeMatch> {
-        if !self.crime_id_index {
-            self.tx.execute_batch(super::schema::CRIME_ID_INDEX)?;
-            self.crime_id_index = true;
-        }
-        let (id, outcome, month) = (o.crime_id.decode(), o.outcome.decode(), o.month.index());
-        let changed = self
-            .tx
-            .prepare_cached(
-                "UPDATE incidents SET outcome = ?2, outcome_month = ?3
-                 WHERE crime_id = ?1 AND crime_id <> '' AND coalesce(outcome_month, -1) <= ?3",
-            )?
-            .execute(params![id.as_ref(), outcome.as_ref(), month])?;
-        if changed > 0 {
-            return Ok(OutcomeMatch::Updated);
-        }
-        let known: bool = self
-            .tx
-            .prepare_cached(
-                "SELECT EXISTS(SELECT 1 FROM incidents WHERE crime_id = ?1 AND crime_id <> '')",
-            )?
-            .query_row([id.as_ref()], |r| r.get(0))?;
-        Ok(if known {
-            OutcomeMatch::Older
-        } else {
-            OutcomeMatch::Unmatched
+        self.db.insert_incident(&IncidentRow {
+            id,
+            month,
+            ctype,
+            severity: sev,
+            loc,
+            crime_id: crime_id.as_ref(),
+            outcome: outcome.as_ref(),
+            key: key.as_ref().map(|(s, k)| (*s, k.as_ref())),
+            day: rec.day,
+            minute: rec.minute,
         })
     }
 
-    fn write_search(&mut self, s: &StopSearch<'_>) -> rusqlite::Result<()> {
+    fn write_outcome(&mut self, o: &Outcome<'_>) -> DbResult<OutcomeMatch> {
+        let (id, outcome) = (o.crime_id.decode(), o.outcome.decode());
+        self.db
+            .set_outcome(id.as_ref(), outcome.as_ref(), o.month.index())
+    }
+
+    fn write_search(&mut self, s: &StopSearch<'_>) -> DbResult<()> {
         if !self.search_batches.contains(&s.batch) {
-            let n = self
-                .tx
-                .execute("DELETE FROM stop_searches WHERE batch = ?1", [&s.batch])?;
-            self.replaced += n as u64;
+            self.replaced += self.db.clear_searches(&s.batch)?;
             self.search_batches.push(s.batch.clone());
         }
-        let (lon, lat) = match s.point {
+        let (lon_e7, lat_e7) = match s.point {
             Some((lon, lat)) => {
                 let k = location_key(lon, lat);
                 (Some(k.0), Some(k.1))
             }
             None => (None, None),
         };
-        self.tx
-            .prepare_cached(
-                "INSERT INTO stop_searches (batch, ingest_id, month, day, minute, lon_e7, lat_e7, type, object, outcome, legislation)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?
-            .execute(params![
-                s.batch,
-                self.ingest_id,
-                s.when.month.index(),
-                s.when.day,
-                s.when.minute,
-                lon,
-                lat,
-                s.kind.decode().as_ref(),
-                s.object.decode().as_ref(),
-                s.outcome.decode().as_ref(),
-                s.legislation.decode().as_ref(),
-            ])?;
-        Ok(())
+        self.db.insert_search(&SearchRow {
+            batch: &s.batch,
+            ingest_id: self.ingest_id,
+            month: s.when.month.index(),
+            day: s.when.day,
+            minute: s.when.minute,
+            lon_e7,
+            lat_e7,
+            kind: s.kind.decode().as_ref(),
+            object: s.object.decode().as_ref(),
+            outcome: s.outcome.decode().as_ref(),
+            legislation: s.legislation.decode().as_ref(),
+        })
     }
 
-    fn write_casualty(&mut self, c: &Casualty<'_>) -> rusqlite::Result<Joined> {
+    fn write_casualty(&mut self, c: &Casualty<'_>) -> DbResult<Joined> {
         let index = c.collision_index.decode();
-        // month, day, minute, location of the collision.
-        type At = (i64, Option<i32>, Option<i64>, Option<i64>);
-        let collision: Option<At> = self
-            .tx
-            .prepare_cached(
-                "SELECT month, day, minute, loc FROM incidents WHERE source = 'stats19' AND ext_key = ?1",
-            )?
-            .query_row([index.as_ref()], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        let Some((month, day, minute, loc)) = collision else {
+        let Some(at) = self.db.collision(index.as_ref())? else {
             return Ok(Joined::UnknownCollision);
         };
         let key = format!("{index}|{}|{}", c.vehicle_reference, c.casualty_reference);
         let id = self.file_id();
         let (ctype, sev) = (c.group as u8, c.severity as u8);
-        self.keyed.execute(params![
-            id,
-            month,
-            ctype,
-            sev,
-            loc,
-            index.as_ref(),
-            "",
-            CASUALTY_SOURCE,
-            key,
-            day,
-            minute
-        ])?;
-        // The upsert keeps the row id of an earlier ingest of the same casualty.
-        let incident_id: i64 = self
-            .tx
-            .prepare_cached("SELECT id FROM incidents WHERE source = ?1 AND ext_key = ?2")?
-            .query_row(params![CASUALTY_SOURCE, key], |r| r.get(0))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO casualties (collision_index, vehicle_reference, casualty_reference, incident_id,
-                     casualty_class, casualty_severity, casualty_type, road_user, age, age_band, child,
-                     adjusted_serious, adjusted_slight)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
-                 ON CONFLICT (collision_index, vehicle_reference, casualty_reference) DO UPDATE SET
-                 incident_id = excluded.incident_id, casualty_class = excluded.casualty_class,
-                 casualty_severity = excluded.casualty_severity, casualty_type = excluded.casualty_type,
-                 road_user = excluded.road_user, age = excluded.age, age_band = excluded.age_band,
-                 child = excluded.child, adjusted_serious = excluded.adjusted_serious,
-                 adjusted_slight = excluded.adjusted_slight",
-            )?
-            .execute(params![
-                index.as_ref(),
-                c.vehicle_reference,
-                c.casualty_reference,
-                incident_id,
-                c.casualty_class,
-                sev,
-                c.casualty_type,
+        self.db.upsert_casualty(
+            &IncidentRow {
+                id,
+                month: at.month,
                 ctype,
-                c.age,
-                c.age_band,
-                c.child,
-                c.adjusted_serious,
-                c.adjusted_slight,
-            ])?;
+                severity: sev,
+                loc: at.loc,
+                crime_id: index.as_ref(),
+                outcome: "",
+                key: Some((CASUALTY_SOURCE, &key)),
+                day: at.day,
+                minute: at.minute,
+            },
+            &CasualtyRow {
+                collision_index: index.as_ref(),
+                vehicle_reference: c.vehicle_reference,
+                casualty_reference: c.casualty_reference,
+                casualty_class: c.casualty_class,
+                severity: sev,
+                casualty_type: c.casualty_type,
+                road_user: ctype,
+                age: c.age,
+                age_band: c.age_band,
+                child: c.child,
+                adjusted_serious: c.adjusted_serious,
+                adjusted_slight: c.adjusted_slight,
+            },
+        )?;
         Ok(Joined::Stored {
-            located: loc.is_some(),
+            located: at.loc.is_some(),
         })
     }
 }
@@ -612,7 +508,7 @@ impl<'t> TxWriter<'t> {
 pub const CASUALTY_SOURCE: &str = "stats19-casualty";
 
 impl TxWriter<'_> {
-    fn store_err(&self, e: &rusqlite::Error) -> IngestError {
+    fn store_err(&self, e: &DbError) -> IngestError {
         IngestError::Store {
             file: self.file.clone(),
             reason: e.to_string(),
