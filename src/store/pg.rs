@@ -78,9 +78,17 @@ pub fn connect_raw(url: &str) -> Result<Client, StoreError> {
 pub fn connect(url: &str) -> Result<Client, StoreError> {
     let mut client = connect_raw(url)?;
     let err = |e: postgres::Error| error(url, e);
+    // A store already set up is only read (so opening one never waits for a writer's
+    // lock); a new one is made under the lock, checked again inside it.
+    let marker: bool = client
+        .query_one("SELECT to_regclass('hotspot_schema') IS NOT NULL", &[])
+        .map_err(err)?
+        .get(0);
     let mut tx = client.transaction().map_err(err)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-        .map_err(err)?;
+    if !marker {
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .map_err(err)?;
+    }
     let marker: bool = tx
         .query_one("SELECT to_regclass('hotspot_schema') IS NOT NULL", &[])
         .map_err(err)?
@@ -253,7 +261,8 @@ struct PgTx<'c> {
     tx: Transaction<'c>,
     locations: Vec<(i64, i32, i32, String, String)>,
     plain: Vec<Plain>,
-    /// Keyed rows: (source, key) beside the row, in file order (the last of a key wins).
+    /// Keyed rows: (source, key) beside the row, in file order: as SQLite's upsert row by
+    /// row, a key repeated in the file keeps its first row's id and its last row's values.
     keyed: Vec<(Plain, String, String)>,
     crime_id_index: bool,
     ingest_id: Option<i64>,
@@ -320,7 +329,8 @@ impl<'c> PgTx<'c> {
             self.tx.batch_execute(
                 "INSERT INTO incidents (id, month, ctype, severity, loc, crime_id, outcome, day, minute, source, ext_key)
                  SELECT DISTINCT ON (source, ext_key)
-                        id, month, ctype, severity, loc, crime_id, outcome, day, minute, source, ext_key
+                        first_value(id) OVER (PARTITION BY source, ext_key ORDER BY seq),
+                        month, ctype, severity, loc, crime_id, outcome, day, minute, source, ext_key
                  FROM stage_keyed ORDER BY source, ext_key, seq DESC
                  ON CONFLICT (source, ext_key) WHERE ext_key IS NOT NULL DO UPDATE SET
                  month = excluded.month, ctype = excluded.ctype, severity = excluded.severity,
