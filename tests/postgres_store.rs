@@ -13,7 +13,7 @@
 //! - SIGKILL during an ingest: the file is wholly out, the store sound, and the file
 //!   then goes in whole.
 //! - Two replicas see one ingest; a replica restarted mid-ingest serves the old store,
-//!   then follows the commit.
+//!   then follows the commit; an admin ingest through one replica is served by both.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::path::{Path, PathBuf};
@@ -634,9 +634,22 @@ impl Drop for Server {
     }
 }
 
+const ADMIN_KEY: &str = "replica-test-admin-key";
+
 fn serve(url: &str, data: &Path) -> Server {
+    let config = data.join("hotspot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[keys]]\nname = \"replica-test\"\nrole = \"admin\"\nsha256 = \"{}\"\n",
+            hotspot::serve::auth::hash_key(ADMIN_KEY)
+        ),
+    )
+    .unwrap();
     let mut child = hotspot()
-        .args(["serve", "--bind", "127.0.0.1:0", "--store", url, "--data"])
+        .args(["serve", "--bind", "127.0.0.1:0", "--store", url, "--config"])
+        .arg(&config)
+        .arg("--data")
         .arg(data)
         .env("RUST_LOG", "warn")
         .env("HOTSPOT_LOG", "warn")
@@ -659,17 +672,31 @@ fn serve(url: &str, data: &Path) -> Server {
     Server { child, addr }
 }
 
-fn health(s: &Server) -> serde_json::Value {
+/// One request with the admin key (HTTP/1.0: the answer is not chunked).
+fn http(s: &Server, method: &str, path: &str, body: &[u8]) -> (u16, serde_json::Value) {
     let mut conn = std::net::TcpStream::connect(&s.addr).expect("connect");
     write!(
         conn,
-        "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nAuthorization: Bearer {ADMIN_KEY}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
     )
     .unwrap();
-    let mut out = String::new();
-    conn.read_to_string(&mut out).unwrap();
-    let body = out.split_once("\r\n\r\n").map(|x| x.1).unwrap_or_default();
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {out}"))
+    conn.write_all(body).unwrap();
+    let mut out = Vec::new();
+    conn.read_to_end(&mut out).unwrap();
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a head");
+    let status = String::from_utf8_lossy(&out[9..12])
+        .parse()
+        .expect("status");
+    let v = serde_json::from_slice(&out[split + 4..]).unwrap_or(serde_json::Value::Null);
+    (status, v)
+}
+
+fn health(s: &Server) -> serde_json::Value {
+    http(s, "GET", "/health", b"").1
 }
 
 fn expected_after(url: &str) -> (u64, usize) {
@@ -808,4 +835,38 @@ fn two_replicas_see_one_ingest_and_a_restarted_replica_follows_the_commit() {
     );
     assert!(done.1 > after.1);
     wait_serving(&[&a, &b], done);
+    // An admin ingest through one replica: the other serves it too.
+    let mar = zip_entry(
+        "fixtures/sample/police-lancashire.zip",
+        "2022-03/2022-03-lancashire-street.csv",
+    );
+    let (status, job) = http(
+        &b,
+        "POST",
+        "/admin/ingest?name=2022-03-lancashire-street.csv",
+        &mar,
+    );
+    assert_eq!(status, 202, "{job}");
+    let id = job["id"].as_str().expect("job id").to_owned();
+    let t = Instant::now();
+    loop {
+        let (_, j) = http(&b, "GET", &format!("/admin/ingest/{id}"), b"");
+        if j["state"] == "done" {
+            assert_eq!(j["status"], 200, "{j}");
+            break;
+        }
+        assert!(
+            j["state"] != "failed" && t.elapsed() < Duration::from_secs(120),
+            "{j}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let last = expected_after(&url);
+    assert!(last.1 > done.1);
+    wait_serving(&[&a, &b], last);
+    let matched = |s: &Server| {
+        http(s, "GET", "/collections/incidents/items?limit=1", b"").1["numberMatched"].as_u64()
+    };
+    assert_eq!(matched(&a), matched(&b));
+    assert!(matched(&a).is_some());
 }
