@@ -32,6 +32,7 @@ pub struct Guard {
     by_addr: Buckets,
     by_key: Buckets,
     max_query_bytes: usize,
+    trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Guard {
@@ -40,6 +41,7 @@ impl Guard {
             by_addr: Buckets::new(s.ip_rps, s.ip_burst, s.max_delay(), s.max_clients),
             by_key: Buckets::new(s.key_rps, s.key_burst, s.max_delay(), s.max_clients),
             max_query_bytes: s.max_query_bytes,
+            trusted_proxies: s.trusted_proxies.clone(),
         }
     }
 
@@ -80,7 +82,8 @@ pub fn api_key(h: &HeaderMap) -> Option<&[u8]> {
 }
 
 /// Checks the URI caps and the rate limits before anything else runs.
-pub async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+pub async fn check(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
+    forwarded_client(&g.trusted_proxies, &mut req);
     let query = req.uri().query().map_or(0, str::len);
     if query > g.max_query_bytes {
         return error(
@@ -116,6 +119,39 @@ pub async fn check(State(g): State<Arc<Guard>>, req: Request, next: Next) -> Res
         tokio::time::sleep(wait).await;
     }
     next.run(req).await
+}
+
+/// Behind a trusted proxy, the request's peer address (`ConnectInfo`, which the rate
+/// limits and the audit read) becomes the client the proxy names: the right-most
+/// `X-Forwarded-For` entry that is not itself a trusted proxy (entries to its left were
+/// written by the client and prove nothing). From any other peer the header is ignored.
+fn forwarded_client(trusted: &[std::net::IpAddr], req: &mut Request) {
+    let Some(ConnectInfo(peer)) = req.extensions().get::<ConnectInfo<SocketAddr>>().copied() else {
+        return;
+    };
+    if !trusted.contains(&peer.ip()) {
+        return;
+    }
+    let header: Vec<String> = req
+        .headers()
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect();
+    let header = header.join(",");
+    // From the right: the proxy appended the address it saw last; a malformed entry
+    // before any client ends the walk (the proxy's address stands).
+    for entry in header.rsplit(',') {
+        match entry.trim().parse::<std::net::IpAddr>() {
+            Ok(ip) if trusted.contains(&ip) => {}
+            Ok(ip) => {
+                req.extensions_mut()
+                    .insert(ConnectInfo(SocketAddr::new(ip, peer.port())));
+                return;
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// Gives error responses without a JSON body one that names only the status.
@@ -164,6 +200,78 @@ pub fn error(status: StatusCode, description: &str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The address the limits and the audit count a request against, after
+    /// `forwarded_client`: from `peer`, with these `X-Forwarded-For` lines.
+    fn counted(trusted: &[&str], peer: &str, lines: &[&str]) -> String {
+        let trusted: Vec<std::net::IpAddr> = trusted.iter().map(|t| t.parse().unwrap()).collect();
+        let mut b = Request::builder().uri("/");
+        for l in lines {
+            b = b.header("x-forwarded-for", *l);
+        }
+        let mut req = b.body(axum::body::Body::empty()).unwrap();
+        req.extensions_mut()
+            .insert(ConnectInfo(SocketAddr::new(peer.parse().unwrap(), 5000)));
+        forwarded_client(&trusted, &mut req);
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .unwrap()
+            .0
+            .ip()
+            .to_string()
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_a_trusted_proxy_and_only_its_own_entry() {
+        // No proxy trusted, or the peer is not one: the header is the client's own text.
+        assert_eq!(counted(&[], "127.0.0.1", &["203.0.113.9"]), "127.0.0.1");
+        assert_eq!(
+            counted(&["10.0.0.1"], "198.51.100.7", &["203.0.113.9"]),
+            "198.51.100.7"
+        );
+        // Behind nginx: the address nginx appended.
+        assert_eq!(
+            counted(&["127.0.0.1"], "127.0.0.1", &["203.0.113.9"]),
+            "203.0.113.9"
+        );
+        // A client forging entries to its left changes nothing: it stays in its own bucket.
+        assert_eq!(
+            counted(
+                &["127.0.0.1"],
+                "127.0.0.1",
+                &["1.1.1.1, 2.2.2.2, 203.0.113.9"]
+            ),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            counted(&["127.0.0.1"], "127.0.0.1", &["1.1.1.1", "203.0.113.9"]),
+            "203.0.113.9"
+        );
+        // Junk to the left cannot push the request into the proxy's shared bucket either.
+        assert_eq!(
+            counted(&["127.0.0.1"], "127.0.0.1", &["not-an-ip, 203.0.113.9"]),
+            "203.0.113.9"
+        );
+        // Two proxies in a row: past both.
+        assert_eq!(
+            counted(
+                &["127.0.0.1", "10.0.0.2"],
+                "127.0.0.1",
+                &["203.0.113.9, 10.0.0.2"]
+            ),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            counted(&["127.0.0.1"], "127.0.0.1", &["2001:db8::5"]),
+            "2001:db8::5"
+        );
+        // No header, or one nginx did not write whole: the proxy's address stands.
+        assert_eq!(counted(&["127.0.0.1"], "127.0.0.1", &[]), "127.0.0.1");
+        assert_eq!(
+            counted(&["127.0.0.1"], "127.0.0.1", &["203.0.113.9, junk"]),
+            "127.0.0.1"
+        );
+    }
 
     #[test]
     fn keys_from_either_header() {

@@ -16,6 +16,14 @@ pub struct LimitArgs {
     /// Largest `bbox` on items, in square degrees.
     #[arg(long, env = "HOTSPOT_MAX_BBOX_AREA")]
     pub max_bbox_area: Option<f64>,
+    /// Addresses of reverse proxies (nginx) whose `X-Forwarded-For` names the client,
+    /// comma-separated: rate limits and the audit count that client, not the proxy.
+    #[arg(
+        long = "trusted-proxy",
+        env = "HOTSPOT_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Option<Vec<std::net::IpAddr>>,
 }
 
 /// Resolved limits. The defaults leave a web map alone (a view fetches 20-40 tiles at
@@ -57,6 +65,10 @@ pub struct LimitSettings {
     /// An uploaded zip: largest uncompressed / compressed size of an entry (checked past
     /// 1 MiB of output).
     pub zip_max_ratio: u64,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request from one of these
+    /// addresses counts as from the right-most address in that header that is not itself
+    /// a listed proxy. Empty (the default): the header is ignored, as anyone can send it.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for LimitSettings {
@@ -74,6 +86,7 @@ impl Default for LimitSettings {
             zip_max_total_bytes: 2 << 30,
             zip_max_entries: 10_000,
             zip_max_ratio: 200,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -108,6 +121,9 @@ impl LimitSettings {
         }
         if let Some(v) = a.max_bbox_area {
             self.max_bbox_area_deg2 = v;
+        }
+        if let Some(v) = &a.trusted_proxies {
+            self.trusted_proxies.clone_from(v);
         }
         anyhow::ensure!(
             self.ip_rps == 0 || self.ip_burst > 0,
