@@ -187,17 +187,9 @@ fn from_postgres(url: &str, geography: Arc<Geography>) -> Result<AnalysisStore, 
         },
     )
     .map_err(err)?;
-    let unlocated = tx
-        .query(UNLOCATED, &[])
-        .map_err(err)?
-        .iter()
-        .map(|r| {
-            (
-                u8::try_from(r.get::<_, i32>(0)).unwrap_or(u8::MAX),
-                r.get::<_, i64>(1) as u64,
-            )
-        })
-        .collect();
+    // Unlocated incidents are counted in the parallel pass (loc -1), not by a scan of
+    // their own.
+    let unlocated = Vec::new();
     let batches = tx
         .query(BATCHES, &[])
         .map_err(err)?
@@ -222,32 +214,37 @@ fn from_postgres(url: &str, geography: Arc<Geography>) -> Result<AnalysisStore, 
             .map_err(err)?;
         tx.batch_execute(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
             .map_err(err)?;
-        pg::copy_rows(
-            &mut tx,
-            &format!(
-                "SELECT loc, month, ctype, severity, id FROM incidents
-                 WHERE id >= {lo} AND id < {hi} AND loc IS NOT NULL"
-            ),
-            &[Type::INT8, Type::INT4, Type::INT4, Type::INT4, Type::INT8],
-            |r| {
-                each(
-                    r.try_get(0)?,
-                    u16::try_from(r.try_get::<i32>(1)?).unwrap_or(u16::MAX),
-                    u8::try_from(r.try_get::<i32>(2)?).unwrap_or(u8::MAX),
-                    u8::try_from(r.try_get::<i32>(3)?).unwrap_or(0),
-                    r.try_get(4)?,
-                );
-                Ok(())
-            },
-        )
-        .map_err(err)
+        // Two 8-byte columns a row, packed by the server and read without a row object:
+        // the location (-1: none), and batch << 32 | month << 16 | type << 8 | severity
+        // (each column checked to fit first, so a foreign value cannot spill into its
+        // neighbour).
+        let reader = tx
+            .copy_out(&format!(
+                "COPY (SELECT coalesce(loc, -1), ((id >> 32) << 32) | (month::int8 << 16) | (ctype::int8 << 8) | severity::int8
+                 FROM incidents
+                 WHERE id >= {lo} AND id < {hi}
+                   AND month BETWEEN 0 AND 65535 AND ctype BETWEEN 0 AND 255 AND severity BETWEEN 0 AND 255)
+                 TO STDOUT (FORMAT binary)"
+            ))
+            .map_err(err)?;
+        pg::int8_rows(reader, |[loc, packed]| {
+            each(
+                loc,
+                (packed >> 16) as u16,
+                (packed >> 8) as u8,
+                packed as u8,
+                packed,
+            );
+        })
+        .map_err(|e| pg::error(url, e))
     })?;
     tx.commit().map_err(err)?;
     Ok(store)
 }
 
 /// Fills the builder from `meta`, then the incidents of each id range (`read(lo, hi,
-/// each)` calling `each(loc, month, ctype, severity, id)`), ranges in parallel.
+/// each)` calling `each(loc, month, ctype, severity, id)`, `loc` -1 for an incident
+/// without a location when the reader counts those itself), ranges in parallel.
 fn build(
     meta: Meta,
     geography: Arc<Geography>,
@@ -277,13 +274,19 @@ fn build(
         .collect();
     let batches: Vec<i64> = meta.batches.iter().map(|b| b.0).collect();
     let ranges = id_ranges(&batches, rayon::current_num_threads() * 2);
-    let parts: Vec<Result<(Builder, [u8; 32]), StoreError>> = ranges
+    type Part = (Builder, [u8; 32], [u64; 256]);
+    let parts: Vec<Result<Part, StoreError>> = ranges
         .par_iter()
         .map(|&(lo, hi)| {
             let mut part = Builder::new();
             let mut by_type = [0u8; 32];
+            let mut unlocated = [0u64; 256];
             let mut last = (i64::MIN, GENERIC_BIT);
             read(lo, hi, &mut |loc, month, ctype, severity, id| {
+                if loc < 0 {
+                    unlocated[usize::from(ctype)] += 1;
+                    return;
+                }
                 let dense = usize::try_from(loc)
                     .ok()
                     .and_then(|i| db_to_dense.get(i))
@@ -301,12 +304,17 @@ fn build(
                 }
                 part.incident(dense, month, ctype, severity);
             })?;
-            Ok((part, by_type))
+            Ok((part, by_type, unlocated))
         })
         .collect();
     let mut by_type = vec![0u8; 32];
     for p in parts {
-        let (part, bits) = p?;
+        let (part, bits, unlocated) = p?;
+        for (t, &n) in unlocated.iter().enumerate() {
+            if n > 0 {
+                builder.unlocated(t as u8, n);
+            }
+        }
         builder.append_incidents(part);
         for (m, b) in by_type.iter_mut().zip(bits) {
             *m |= b;

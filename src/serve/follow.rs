@@ -27,7 +27,7 @@ pub fn start(state: AppState, url: String) -> std::io::Result<()> {
             let mut backoff = Duration::from_millis(200);
             loop {
                 if let Err(e) = listen(&state, &url, &mut backoff) {
-                    tracing::warn!(store = %pg::redact(&url), error = %e, retry_in_ms = backoff.as_millis() as u64,
+                    tracing::warn!(store = %pg::redact(&url), error = %format!("{e:#}"), retry_in_ms = backoff.as_millis() as u64,
                         "following the store's ingests: connection lost");
                 }
                 std::thread::sleep(backoff);

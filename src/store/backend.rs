@@ -8,6 +8,21 @@ use crate::ingest::OutcomeMatch;
 pub(crate) type DbError = Box<dyn std::error::Error + Send + Sync>;
 pub(crate) type DbResult<T> = Result<T, DbError>;
 
+/// An error with its causes: postgres::Error's own text is only its kind ("db error",
+/// "error connecting to server"), the server's message or the refusal is its source.
+pub(crate) fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.contains(&text) {
+            out = format!("{out}: {text}");
+        }
+        cause = c.source();
+    }
+    out
+}
+
 /// One incident row (`key`: its (source, key) when it upserts).
 pub(crate) struct IncidentRow<'a> {
     pub id: i64,

@@ -333,7 +333,7 @@ impl Store {
     fn pg_err(&self, e: postgres::Error) -> StoreError {
         StoreError::Postgres {
             store: self.path.display().to_string(),
-            reason: e.to_string(),
+            reason: backend::chain(&e),
         }
     }
 

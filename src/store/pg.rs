@@ -54,10 +54,10 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-pub(crate) fn error(url: &str, e: impl std::fmt::Display) -> StoreError {
+pub(crate) fn error(url: &str, e: impl std::error::Error + 'static) -> StoreError {
     StoreError::Postgres {
         store: redact(url),
-        reason: e.to_string(),
+        reason: super::backend::chain(&e),
     }
 }
 
@@ -127,10 +127,52 @@ pub fn connect(url: &str) -> Result<Client, StoreError> {
             &[&(super::schema::SCHEMA_VERSION as i32)],
         )
         .map_err(err)?;
+        geometry(&mut tx, url)?;
     }
     tx.commit().map_err(err)?;
     Ok(client)
 }
+
+/// Where the server has PostGIS, a new store gets geometry for GIS clients (QGIS's and
+/// GDAL's PostgreSQL drivers open them as layers): `locations.geom`, a point generated
+/// from the stored coordinate, and the view `incident_points`, every located incident
+/// with its location's point, street and LSOA code. Without PostGIS (or without the
+/// right to create the extension) the store works the same, without them.
+fn geometry(tx: &mut Transaction<'_>, url: &str) -> Result<(), StoreError> {
+    let err = |e: postgres::Error| error(url, e);
+    let available: bool = tx
+        .query_one(
+            "SELECT EXISTS(SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')",
+            &[],
+        )
+        .map_err(err)?
+        .get(0);
+    if !available {
+        return Ok(());
+    }
+    // In a savepoint: a refusal (not allowed to create it) leaves the schema standing.
+    let mut sp = tx.transaction().map_err(err)?;
+    match sp.batch_execute("CREATE EXTENSION IF NOT EXISTS postgis") {
+        Ok(()) => {}
+        Err(e) => {
+            tracing::warn!(store = %redact(url), error = %super::backend::chain(&e),
+                "PostGIS is installed but cannot be enabled here: no geometry columns");
+            return Ok(());
+        }
+    }
+    sp.batch_execute(GEOMETRY).map_err(err)?;
+    sp.commit().map_err(err)
+}
+
+const GEOMETRY: &str = "
+ALTER TABLE locations ADD COLUMN geom geometry(Point, 4326)
+    GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon_e7 / 1e7, lat_e7 / 1e7), 4326)) STORED;
+CREATE INDEX locations_geom ON locations USING gist (geom);
+CREATE VIEW incident_points AS
+    SELECT i.id, i.month, i.ctype, i.severity, i.day, i.minute, i.crime_id, i.outcome,
+           i.source, i.ext_key, l.street, l.lsoa_code, l.geom
+    FROM incidents i JOIN locations l ON l.id = i.loc;
+";
 
 /// SQLite's schema (`schema.rs`) in PostgreSQL's types.
 const SCHEMA: &str = "
@@ -228,9 +270,9 @@ pub(crate) fn ingest(
     sha256: String,
     format: Option<Format>,
 ) -> Result<IngestSummary, IngestError> {
-    let sql = |e: &dyn std::fmt::Display| IngestError::Store {
+    let sql = |e: &postgres::Error| IngestError::Store {
         file: file.to_owned(),
-        reason: e.to_string(),
+        reason: super::backend::chain(e),
     };
     let mut tx = client.transaction().map_err(|e| sql(&e))?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
@@ -241,8 +283,18 @@ pub(crate) fn ingest(
         return Ok(summary);
     }
     t.commit().map_err(|e| sql(&e))?;
+    // Many new rows: vacuum them now (outside the transaction) so that the first load
+    // does not pay for setting every new row's hint bits, on every replica at once.
+    if summary.stored + summary.replaced >= VACUUM_ROWS
+        && let Err(e) = client.batch_execute("VACUUM (ANALYZE) incidents, locations")
+    {
+        tracing::warn!(file, error = %super::backend::chain(&e), "vacuum after the ingest failed");
+    }
     Ok(summary)
 }
+
+/// Rows a file stores or replaces past which the ingest vacuums the tables it wrote.
+const VACUUM_ROWS: u64 = 10_000;
 
 struct Plain {
     id: i64,
@@ -653,6 +705,83 @@ pub fn version(client: &mut Client) -> Result<i64, postgres::Error> {
         .get(0))
 }
 
+/// Reads the rows of a binary `COPY ... TO STDOUT` whose `N` columns are all `int8` and
+/// never NULL, calling `f` with each row: PostgreSQL's binary copy format (a signature,
+/// flags and header extension, then per row a field count and each field's length and
+/// big-endian bytes, then -1), parsed without a row object.
+///
+/// # Errors
+/// A read failure, or a stream that is not such rows.
+pub fn int8_rows<const N: usize>(
+    reader: impl std::io::Read,
+    mut f: impl FnMut([i64; N]),
+) -> std::io::Result<()> {
+    use std::io::{BufRead as _, Error, ErrorKind, Read as _};
+    let bad = |what: &str| Error::new(ErrorKind::InvalidData, format!("binary COPY: {what}"));
+    let mut r = std::io::BufReader::with_capacity(1 << 16, reader);
+    let mut head = [0u8; 19];
+    r.read_exact(&mut head)?;
+    if &head[..11] != b"PGCOPY\n\xff\r\n\0" {
+        return Err(bad("no signature"));
+    }
+    let ext = u32::from_be_bytes([head[15], head[16], head[17], head[18]]);
+    std::io::copy(&mut (&mut r).take(u64::from(ext)), &mut std::io::sink())?;
+    const FIELD: usize = 4 + 8;
+    let row_len = 2 + N * FIELD;
+    let mut row = [0i64; N];
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.len() >= row_len {
+            // Whole rows straight from the buffer.
+            let mut used = 0;
+            while buf.len() - used >= row_len {
+                let b = &buf[used..used + row_len];
+                let count = i16::from_be_bytes([b[0], b[1]]);
+                if count == -1 {
+                    return Ok(());
+                }
+                if count as usize != N {
+                    return Err(bad("unexpected field count"));
+                }
+                for (k, v) in row.iter_mut().enumerate() {
+                    let at = 2 + k * FIELD;
+                    if b[at..at + 4] != 8i32.to_be_bytes() {
+                        return Err(bad("a field that is not a non-null int8"));
+                    }
+                    let mut x = [0u8; 8];
+                    x.copy_from_slice(&b[at + 4..at + 12]);
+                    *v = i64::from_be_bytes(x);
+                }
+                f(row);
+                used += row_len;
+            }
+            r.consume(used);
+            continue;
+        }
+        // A row split across reads (or the trailer).
+        let mut count = [0u8; 2];
+        r.read_exact(&mut count)?;
+        let count = i16::from_be_bytes(count);
+        if count == -1 {
+            return Ok(());
+        }
+        if count as usize != N {
+            return Err(bad("unexpected field count"));
+        }
+        for v in &mut row {
+            let mut field = [0u8; FIELD];
+            r.read_exact(&mut field)?;
+            if field[..4] != 8i32.to_be_bytes() {
+                return Err(bad("a field that is not a non-null int8"));
+            }
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&field[4..]);
+            *v = i64::from_be_bytes(x);
+        }
+        f(row);
+    }
+}
+
 /// Reads a query's rows through binary `COPY`, `types` naming its columns' types.
 ///
 /// # Errors
@@ -673,7 +802,55 @@ pub(crate) fn copy_rows(
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{int8_rows, redact};
+
+    /// A reader that hands out at most `n` bytes a call, so rows split across reads.
+    struct Trickle<'a>(&'a [u8], usize);
+
+    impl std::io::Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(buf.len()).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    fn copy_stream(rows: &[[i64; 2]], ext: &[u8]) -> Vec<u8> {
+        let mut b = b"PGCOPY\n\xff\r\n\0".to_vec();
+        b.extend(0u32.to_be_bytes());
+        b.extend((ext.len() as u32).to_be_bytes());
+        b.extend(ext);
+        for r in rows {
+            b.extend(2i16.to_be_bytes());
+            for v in r {
+                b.extend(8i32.to_be_bytes());
+                b.extend(v.to_be_bytes());
+            }
+        }
+        b.extend((-1i16).to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn int8_rows_reads_every_row_however_the_stream_is_cut() {
+        let rows: Vec<[i64; 2]> = (0..5000i64)
+            .map(|i| [i * 7 - 3, i64::MIN + i * 1_000_003])
+            .collect();
+        let bytes = copy_stream(&rows, b"ext!");
+        for chunk in [1, 3, 25, 26, 27, 4096, usize::MAX] {
+            let mut got = Vec::new();
+            int8_rows(Trickle(&bytes, chunk), |r: [i64; 2]| got.push(r)).unwrap();
+            assert_eq!(got, rows, "chunk {chunk}");
+        }
+        // Not such a stream: refused, never misread.
+        let mut wrong = copy_stream(&rows[..2], b"");
+        wrong[19 + 2..19 + 6].copy_from_slice(&4i32.to_be_bytes());
+        assert!(int8_rows(&wrong[..], |_: [i64; 2]| {}).is_err());
+        assert!(int8_rows(&bytes[..bytes.len() - 2], |_: [i64; 2]| {}).is_err());
+        assert!(int8_rows(&b"PGCOPY"[..], |_: [i64; 2]| {}).is_err());
+        assert!(int8_rows(&bytes[..], |_: [i64; 3]| {}).is_err());
+    }
 
     #[test]
     fn redact_drops_the_password_only() {

@@ -160,7 +160,7 @@ pub(crate) fn write_file(
 ) -> Result<IngestSummary, IngestError> {
     let sql = |e: DbError| IngestError::Store {
         file: file.to_owned(),
-        reason: e.to_string(),
+        reason: super::backend::chain(e.as_ref()),
     };
     // Files that update or join rows of other files (police.uk outcomes, STATS19
     // casualties) are applied again even when seen: what they match depends on what
@@ -511,7 +511,7 @@ impl TxWriter<'_> {
     fn store_err(&self, e: &DbError) -> IngestError {
         IngestError::Store {
             file: self.file.clone(),
-            reason: e.to_string(),
+            reason: super::backend::chain(e.as_ref()),
         }
     }
 }
