@@ -870,3 +870,139 @@ fn two_replicas_see_one_ingest_and_a_restarted_replica_follows_the_commit() {
     assert_eq!(matched(&a), matched(&b));
     assert!(matched(&a).is_some());
 }
+
+/// The connection string GDAL's and QGIS's PostgreSQL drivers take, from a test URL.
+fn conninfo(url: &str) -> String {
+    let c: postgres::Config = url.parse().expect("a URL");
+    let host = match &c.get_hosts()[0] {
+        postgres::config::Host::Tcp(h) => h.clone(),
+        postgres::config::Host::Unix(p) => p.display().to_string(),
+    };
+    format!(
+        "host={host} port={} user={} dbname={}",
+        c.get_ports().first().copied().unwrap_or(5432),
+        c.get_user().unwrap_or("postgres"),
+        c.get_dbname().unwrap_or("postgres")
+    )
+}
+
+/// With PostGIS on the server, GDAL (ogrinfo, ogr2ogr) and QGIS open the store's
+/// `locations` and `incident_points` as point layers in WGS84: every located incident,
+/// each at its stored coordinate.
+#[test]
+fn gis_clients_open_the_postgis_store_as_point_layers() {
+    let Some(db) = database("gis") else {
+        return;
+    };
+    let url = db.url.clone();
+    let postgis: bool = pg(&url)
+        .query_one(
+            "SELECT EXISTS(SELECT 1 FROM pg_available_extensions WHERE name = 'postgis')",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    if !postgis {
+        assert!(
+            std::env::var("HOTSPOT_REQUIRE_PG").as_deref() != Ok("1"),
+            "the test server has no PostGIS (Debian: postgresql-NN-postgis-3)"
+        );
+        eprintln!("skipped: no PostGIS on the test server");
+        return;
+    }
+    let mut store = Store::open_at(&StoreAt::Postgres(url.clone())).unwrap();
+    for m in ["2022-01", "2022-02"] {
+        let bytes = zip_entry(
+            "fixtures/sample/police-lancashire.zip",
+            &format!("{m}/{m}-lancashire-street.csv"),
+        );
+        store
+            .ingest_bytes(&format!("{m}-lancashire-street.csv"), &bytes, None)
+            .unwrap();
+    }
+    let located = count(&url, "SELECT count(*) FROM incidents WHERE loc IS NOT NULL");
+    assert!(located > 2000);
+    let pgconn = format!("PG:{}", conninfo(&url));
+    if std::env::var("HOTSPOT_SKIP_GDAL").as_deref() != Ok("1") {
+        let info = Command::new("ogrinfo")
+            .args(["-ro", "-so", &pgconn, "incident_points"])
+            .output()
+            .expect("ogrinfo (gdal-bin) runs");
+        let text = String::from_utf8_lossy(&info.stdout);
+        assert!(
+            info.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&info.stderr)
+        );
+        assert!(text.contains("Geometry: Point"), "{text}");
+        assert!(
+            text.contains(&format!("Feature Count: {located}")),
+            "{text}"
+        );
+        assert!(text.contains("WGS 84"), "{text}");
+        // Every location's point is its stored coordinate.
+        let out = tempfile::tempdir()
+            .unwrap()
+            .keep()
+            .join("locations.geojson");
+        let st = Command::new("ogr2ogr")
+            .args(["-f", "GeoJSON", "-lco", "COORDINATE_PRECISION=7"])
+            .arg(&out)
+            .args([&pgconn, "locations"])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let fc: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+        let features = fc["features"].as_array().unwrap();
+        assert_eq!(
+            features.len() as i64,
+            count(&url, "SELECT count(*) FROM locations")
+        );
+        for f in features {
+            let p = &f["properties"];
+            let c = &f["geometry"]["coordinates"];
+            let got = (
+                (c[0].as_f64().unwrap() * 1e7).round() as i64,
+                (c[1].as_f64().unwrap() * 1e7).round() as i64,
+            );
+            assert_eq!(
+                got,
+                (p["lon_e7"].as_i64().unwrap(), p["lat_e7"].as_i64().unwrap()),
+                "{f}"
+            );
+        }
+    }
+    if std::env::var("HOTSPOT_SKIP_QGIS").as_deref() != Ok("1") {
+        let python =
+            std::env::var("HOTSPOT_QGIS_PYTHON").unwrap_or_else(|_| "/usr/bin/python3".into());
+        let script = format!(
+            "from qgis.core import QgsApplication, QgsVectorLayer\n\
+             app = QgsApplication([], False); app.initQgis()\n\
+             uri = \"{} key='id' srid=4326 type=Point table=\\\"public\\\".\\\"incident_points\\\" (geom)\"\n\
+             layer = QgsVectorLayer(uri, 'incidents', 'postgres')\n\
+             print(layer.isValid(), layer.featureCount(), layer.crs().authid(), layer.geometryType())\n",
+            conninfo(&url)
+                .replace("dbname=", "dbname=")
+                .replace('=', "=")
+        );
+        let out = Command::new(&python)
+            .args(["-c", &script])
+            .env("QT_QPA_PLATFORM", "offscreen")
+            .output()
+            .expect("python3 with PyQGIS runs");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let words: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(
+            words.first(),
+            Some(&"True"),
+            "QGIS could not open the layer: {text}"
+        );
+        assert_eq!(words.get(1), Some(&located.to_string().as_str()), "{text}");
+        assert_eq!(words.get(2), Some(&"EPSG:4326"), "{text}");
+    }
+}
