@@ -982,8 +982,6 @@ fn gis_clients_open_the_postgis_store_as_point_layers() {
              layer = QgsVectorLayer(uri, 'incidents', 'postgres')\n\
              print(layer.isValid(), layer.featureCount(), layer.crs().authid(), layer.geometryType())\n",
             conninfo(&url)
-                .replace("dbname=", "dbname=")
-                .replace('=', "=")
         );
         let out = Command::new(&python)
             .args(["-c", &script])

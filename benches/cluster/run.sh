@@ -70,27 +70,34 @@ r=$ROWS; s=$sq; p=$pq
 print(f'SQLite      {s:8.2f} s  {r/s:12,.0f} rows/s')
 print(f'PostgreSQL  {p:8.2f} s  {r/p:12,.0f} rows/s   (PostgreSQL / SQLite time: {p/s:.2f}x)')"
 
-# Starts `hotspot serve ARGS` on a free port; prints "port seconds" once /health
-# reports every incident loaded.
+# Starts `hotspot serve ARGS` on a free port (in this shell, so that cleanup stops it);
+# sets $port and $took (seconds) once /health answers, which is after the load.
 start() {
-    local port t0 t1
+    local t0 t1
     port=$(free_port)
     t0=$(now)
     HOTSPOT_LOG=warn "$BIN" serve --bind "127.0.0.1:$port" "$@" > "$dir/serve-$port.log" 2>&1 &
     pids+=($!)
     until curl -fs "http://127.0.0.1:$port/health" >/dev/null 2>&1; do sleep 0.02; done
     t1=$(now)
-    echo "$port $(secs "$t0" "$t1")"
+    took=$(secs "$t0" "$t1")
 }
 
 echo "== start-up (until /health answers)"
-read -r _ s_sq < <(start --data "$dir/sqlite")
-echo "from SQLite      $s_sq s"
-read -r p1 s_pg < <(start --data "$dir/r1" --store "$STORE")
-echo "from PostgreSQL  $s_pg s"
-read -r p2 _ < <(start --data "$dir/r2" --store "$STORE")
+start --data "$dir/sqlite"
+echo "from SQLite      $took s"
+kill "${pids[-1]}"
+start --data "$dir/r1" --store "$STORE"
+echo "from PostgreSQL  $took s"
+p1=$port
+start --data "$dir/r2" --store "$STORE"
+p2=$port
 
-echo "== commit to both replicas serving (one more month, 20,000 rows, by the CLI)"
+# A new server warms its caches (H3 covers, the default patrol list's backtest) in the
+# background for a while after it answers; the ingest waits for that (SETTLE seconds),
+# as a replica that has been up for a while would be idle.
+sleep "${SETTLE:-30}"
+echo "== commit to both replicas serving (one more month, 20,000 rows, by the CLI; replicas idle)"
 version() { curl -fs "http://127.0.0.1:$1/health" | python3 -c 'import json, sys; print(json.load(sys.stdin)["store_version"])'; }
 "$BIN" ingest --data "$dir/ingest" --store "$STORE" "$extra/police" >/dev/null 2>&1
 t0=$(now)

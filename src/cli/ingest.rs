@@ -84,6 +84,7 @@ pub fn run(a: &IngestArgs) -> anyhow::Result<()> {
         done += 1;
         job.progress(done);
     });
+    store.settle();
     bar.finish_and_clear();
     let errors: Vec<String> = failures.iter().map(ToString::to_string).collect();
     let result = serde_json::json!({

@@ -226,6 +226,7 @@ pub fn load_at(at: &crate::store::StoreAt, demo: Option<Demo>) -> anyhow::Result
             }
         }
     }
+    store.settle();
     drop(store);
     Ok(analysis::from_store_at(
         at,

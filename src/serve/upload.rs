@@ -310,6 +310,7 @@ fn ingest_file(
             Err(e) => errors.push(public(e.to_string())),
         }
     }
+    store.settle();
     progress(sources.len(), sources.len());
     if sources.is_empty() {
         errors.push(format!("{name}: no incident files in it"));

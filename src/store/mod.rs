@@ -234,6 +234,8 @@ pub struct CasualtyCounts {
 pub struct Store {
     pub(crate) db: Db,
     path: PathBuf,
+    /// Rows stored or replaced since [`Store::settle`] last ran.
+    pub(crate) written: u64,
 }
 
 impl Store {
@@ -263,6 +265,7 @@ impl Store {
         Ok(Store {
             db: Db::Sqlite(conn),
             path,
+            written: 0,
         })
     }
 
@@ -276,8 +279,24 @@ impl Store {
             StoreAt::Postgres(url) => Ok(Store {
                 db: Db::Postgres(Box::new(std::sync::Mutex::new(pg::connect(url)?))),
                 path: PathBuf::from(pg::redact(url)),
+                written: 0,
             }),
         }
+    }
+
+    /// Ends an ingest run: a PostgreSQL store that took many rows is vacuumed (see
+    /// `pg::settle`); nothing for SQLite.
+    pub fn settle(&mut self) {
+        if let Db::Postgres(client) = &mut self.db
+            && self.written >= pg::VACUUM_ROWS
+        {
+            pg::settle(
+                client
+                    .get_mut()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+        }
+        self.written = 0;
     }
 
     /// Opens an existing store `at` names for reading.
@@ -316,6 +335,7 @@ impl Store {
         Ok(Store {
             db: Db::Sqlite(conn),
             path,
+            written: 0,
         })
     }
 

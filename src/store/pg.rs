@@ -283,18 +283,20 @@ pub(crate) fn ingest(
         return Ok(summary);
     }
     t.commit().map_err(|e| sql(&e))?;
-    // Many new rows: vacuum them now (outside the transaction) so that the first load
-    // does not pay for setting every new row's hint bits, on every replica at once.
-    if summary.stored + summary.replaced >= VACUUM_ROWS
-        && let Err(e) = client.batch_execute("VACUUM (ANALYZE) incidents, locations")
-    {
-        tracing::warn!(file, error = %super::backend::chain(&e), "vacuum after the ingest failed");
-    }
     Ok(summary)
 }
 
-/// Rows a file stores or replaces past which the ingest vacuums the tables it wrote.
-const VACUUM_ROWS: u64 = 10_000;
+/// Rows an ingest run stores or replaces past which [`settle`] vacuums.
+pub(crate) const VACUUM_ROWS: u64 = 10_000;
+
+/// After an ingest run that wrote many rows: vacuums what it wrote (outside any
+/// transaction), so that the replicas' next load, all at once, does not each pay for
+/// setting every new row's hint bits. A failure is only logged: the data are committed.
+pub(crate) fn settle(client: &mut Client) {
+    if let Err(e) = client.batch_execute("VACUUM (ANALYZE) incidents, locations") {
+        tracing::warn!(error = %super::backend::chain(&e), "vacuum after the ingest failed");
+    }
+}
 
 struct Plain {
     id: i64,

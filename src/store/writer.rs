@@ -124,7 +124,7 @@ impl Store {
             file: file.to_owned(),
             reason: e.to_string(),
         };
-        match &mut self.db {
+        let summary = match &mut self.db {
             super::Db::Sqlite(conn) => {
                 let tx = conn.transaction().map_err(|e| sql(&e))?;
                 let summary = {
@@ -145,7 +145,9 @@ impl Store {
                 sha256,
                 format,
             ),
-        }
+        }?;
+        self.written += summary.stored + summary.replaced;
+        Ok(summary)
     }
 }
 
